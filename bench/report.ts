@@ -1,0 +1,163 @@
+/**
+ * The benchmark's results and their markdown rendering: one row per step,
+ * one column per tool, and bendsave÷peer ratio columns.
+ *
+ * @module
+ */
+
+import type { ToolName } from "./tools.ts";
+import type { TreeComparison } from "./tree.ts";
+
+/** The steps measured for every tool, in table order. */
+export const STEPS = [
+  { id: "init", label: "init repository" },
+  { id: "first", label: "backup (first)" },
+  { id: "unchanged", label: "backup (unchanged)" },
+  { id: "changed", label: "backup (after ~1% change)" },
+  { id: "restore", label: "restore latest into empty dir" },
+  { id: "verify", label: "verify, reading all data" },
+] as const;
+
+/** One of the step ids of {@linkcode STEPS}. */
+export type StepId = typeof STEPS[number]["id"];
+
+/** How a step ended. */
+export type StepStatus = "ok" | "failed" | "skipped" | "n/a" | "not installed";
+
+/** The outcome of one step of one tool. */
+export interface StepResult {
+  /** How it ended. */
+  status: StepStatus;
+  /** Wall-clock seconds (for `ok` and `failed`). */
+  seconds?: number;
+  /** Why it was skipped or not applicable, or the failure's exit status and output tail. */
+  detail?: string;
+}
+
+/** Everything measured for one tool. */
+export interface ToolResult {
+  /** The tool. */
+  name: ToolName;
+  /** Version line, or null when not installed. */
+  version: string | null;
+  /** Per-step outcomes. */
+  steps: Partial<Record<StepId, StepResult>>;
+  /** Apparent bytes of the repository after all backups, if it exists. */
+  repoBytes?: number;
+  /** The restore check against the source, when a restore succeeded. */
+  check?: TreeComparison;
+  /** Which corpus state the restore was compared with. */
+  checkAgainst?: string;
+  /** Extra lines for the report (for example the listing check). */
+  notes: string[];
+}
+
+/** Formats a count with thousands separators. */
+export function formatCount(n: number): string {
+  return n.toLocaleString("en-US");
+}
+
+/** Formats bytes as decimal megabytes with one decimal (kilobytes below 1 MB). */
+export function formatMB(bytes: number): string {
+  return bytes < 1e6 ? `${(bytes / 1e3).toFixed(1)} kB` : `${(bytes / 1e6).toFixed(1)} MB`;
+}
+
+function cell(result: StepResult | undefined): string {
+  if (result === undefined) return "—";
+  switch (result.status) {
+    case "ok":
+      return (result.seconds ?? 0).toFixed(2);
+    case "failed":
+      return "FAILED";
+    default:
+      return result.status;
+  }
+}
+
+function ratio(a: number | undefined, b: number | undefined): string {
+  if (a === undefined || b === undefined || b <= 0) return "—";
+  return `${(a / b).toFixed(2)}`;
+}
+
+function okSeconds(result: StepResult | undefined): number | undefined {
+  return result?.status === "ok" ? result.seconds : undefined;
+}
+
+/**
+ * Renders the results table: rows are steps (plus repository size), columns
+ * are the tools' seconds and, when bendsave and a peer were both run,
+ * bendsave÷peer ratios (below 1 means bendsave is faster or smaller).
+ */
+export function renderTable(results: readonly ToolResult[]): string {
+  const bendsave = results.find((r) => r.name === "bendsave");
+  const peers = bendsave === undefined ? [] : results.filter((r) => r.name !== "bendsave");
+  const header = [
+    "step",
+    ...results.map((r) => `${r.name} (s)`),
+    ...peers.map((p) => `bendsave÷${p.name}`),
+  ];
+  const lines = [
+    `| ${header.join(" | ")} |`,
+    `|${header.map((_, i) => (i === 0 ? "---" : "---:")).join("|")}|`,
+  ];
+  for (const step of STEPS) {
+    const row = [step.label, ...results.map((r) => cell(r.steps[step.id]))];
+    for (const peer of peers) {
+      row.push(ratio(okSeconds(bendsave?.steps[step.id]), okSeconds(peer.steps[step.id])));
+    }
+    lines.push(`| ${row.join(" | ")} |`);
+  }
+  const sizeRow = [
+    "repository size (MB)",
+    ...results.map((r) => (r.repoBytes === undefined ? "—" : (r.repoBytes / 1e6).toFixed(1))),
+    ...peers.map((p) => ratio(bendsave?.repoBytes, p.repoBytes)),
+  ];
+  lines.push(`| ${sizeRow.join(" | ")} |`);
+  return lines.join("\n");
+}
+
+/** Renders one line per tool saying whether its restored tree matched the source. */
+export function renderChecks(results: readonly ToolResult[]): string[] {
+  const lines: string[] = [];
+  for (const r of results) {
+    const c = r.check;
+    if (c === undefined) {
+      if (r.version !== null) {
+        lines.push(`- ${r.name}: restore not checked (no successful restore)`);
+      }
+      continue;
+    }
+    const against = r.checkAgainst ? ` (${r.checkAgainst})` : "";
+    const meta = `${c.modeDiffers} mode and ${c.mtimeDiffers} file-mtime differences`;
+    if (c.identical) {
+      lines.push(
+        `- ${r.name}: restored tree is byte-identical to the source${against}: same file list, ` +
+          `SHA-256 of all ${formatCount(c.files)} files (${formatMB(c.bytes)}) match; ${meta}`,
+      );
+    } else {
+      const sample = [
+        ...c.missing.slice(0, 3).map((p) => `missing ${p}`),
+        ...c.extra.slice(0, 3).map((p) => `extra ${p}`),
+        ...c.differing.slice(0, 3).map((p) => `differs ${p}`),
+      ].join(", ");
+      lines.push(
+        `- ${r.name}: restored tree DIFFERS from the source${against}: ${c.missing.length} missing, ` +
+          `${c.extra.length} extra, ${c.differing.length} differing entries (e.g. ${sample}); ${meta}`,
+      );
+    }
+  }
+  return lines;
+}
+
+/** Renders the failures with their output tails, as markdown. */
+export function renderFailures(results: readonly ToolResult[]): string[] {
+  const lines: string[] = [];
+  for (const r of results) {
+    for (const step of STEPS) {
+      const s = r.steps[step.id];
+      if (s?.status !== "failed") continue;
+      lines.push(`#### ${r.name}: ${step.label} FAILED`, "", "```", s.detail ?? "", "```", "");
+    }
+  }
+  return lines;
+}

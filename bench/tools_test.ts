@@ -1,0 +1,60 @@
+import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
+import { BendsaveTool, BorgTool, ResticTool, runTimed } from "./tools.ts";
+
+const ctx = { stateDir: "/tmp/state", probeTimeoutMs: 10_000 };
+
+Deno.test("runTimed reports a missing executable without throwing", async () => {
+  const r = await runTimed({ cmd: "no-such-tool-bendsave-bench", args: [] }, 5_000);
+  ok(!r.ok);
+  strictEqual(r.code, null);
+  ok(r.error?.includes("could not run"));
+});
+
+Deno.test("runTimed captures output and exit code", async () => {
+  const r = await runTimed({ cmd: "sh", args: ["-c", "echo out; echo err >&2; exit 3"] }, 5_000);
+  strictEqual(r.code, 3);
+  strictEqual(r.stdout, "out\n");
+  strictEqual(r.stderr, "err\n");
+  ok(r.seconds > 0);
+});
+
+Deno.test("runTimed kills a command at its time limit", async () => {
+  const r = await runTimed({ cmd: "sleep", args: ["10"] }, 300);
+  ok(!r.ok);
+  ok(r.timedOut);
+  ok(r.seconds < 5);
+});
+
+Deno.test("BendsaveTool follows the CLI contract", () => {
+  const tool = new BendsaveTool(ctx, "/opt/bendsave");
+  deepStrictEqual(tool.backup("/r", "/s").args, ["backup", "--from", "/s", "--to", "/r"]);
+  deepStrictEqual(tool.restore("/r", "/t").args, [
+    "restore",
+    "--from",
+    "/r",
+    "--to",
+    "/t",
+    "--confirm",
+  ]);
+  deepStrictEqual(tool.verify("/r")?.args, ["verify", "/r", "--read-data"]);
+  deepStrictEqual(tool.list("/r").args, ["list", "/r", "--json"]);
+  strictEqual(tool.init(), null);
+  ok(tool.unsupported({
+    ok: false,
+    code: 2,
+    seconds: 0,
+    stdout: "",
+    stderr: 'error: unknown command "verify"',
+    timedOut: false,
+  }));
+});
+
+Deno.test("peers back up the corpus from inside it", () => {
+  const restic = new ResticTool(ctx).backup("/r", "/s");
+  strictEqual(restic.cwd, "/s");
+  strictEqual(restic.args.at(-1), ".");
+  const borg = new BorgTool(ctx);
+  deepStrictEqual(borg.backup("/r", "/s", "first").args.slice(-2), ["/r::first", "."]);
+  strictEqual(borg.restore("/r", "/t", "first").cwd, "/t");
+  strictEqual(borg.init("/r").env?.BORG_BASE_DIR, "/tmp/state/borg-base");
+});

@@ -1,0 +1,41 @@
+/**
+ * Exit codes, and the one place where error classes map to them.
+ *
+ * | code | meaning |
+ * |---|---|
+ * | 0 | success |
+ * | 1 | failure (damage found, locked, storage error, disk full, internal error) |
+ * | 2 | usage error or bad input (unknown flag, missing source, not a repository, newer format) |
+ * | 3 | backup finished but some source files could not be read (manifest written, marked incomplete) |
+ *
+ * @module
+ */
+import {
+  BendsaveError,
+  InvalidInput,
+  RepositoryNotFound,
+  UnsupportedFormat,
+} from "../store/errors.ts";
+
+/** The documented exit codes. */
+export const ExitCode = { ok: 0, failure: 1, usage: 2, partial: 3 } as const;
+/** An exit code. */
+export type ExitCode = typeof ExitCode[keyof typeof ExitCode];
+
+/** A wrong command line (unknown flag, missing argument). */
+export class UsageError extends BendsaveError {
+  override readonly code = "usage";
+}
+
+/** The exit code for an error, and whether it is an internal bug (print a stack). */
+export function classify(e: unknown): { code: ExitCode; bug: boolean } {
+  if (e instanceof UsageError || e instanceof InvalidInput || e instanceof RepositoryNotFound) {
+    return { code: ExitCode.usage, bug: false };
+  }
+  if (e instanceof UnsupportedFormat) return { code: ExitCode.usage, bug: false };
+  if (e instanceof BendsaveError) return { code: ExitCode.failure, bug: false };
+  if ((e as { code?: string })?.code?.startsWith?.("ERR_PARSE_ARGS")) {
+    return { code: ExitCode.usage, bug: false };
+  }
+  return { code: ExitCode.failure, bug: true };
+}

@@ -1,0 +1,289 @@
+/**
+ * Manifests: one protobuf `bendsave.v1.Manifest` per backup (FORMAT.md,
+ * "Manifests"). A manifest's id is the SHA-256 of its bytes; writing it is a
+ * backup's commit point.
+ *
+ * @module
+ */
+import { ManifestType, toNumber } from "../proto/mod.ts";
+import { FORMAT_VERSION } from "./version.ts";
+import { type ChunkerParams, validateChunkerParams } from "./chunker.ts";
+import { sha256 } from "./hash.ts";
+
+/** Statistics of a backup or of one part. */
+export interface ManifestStats {
+  files: number;
+  dirs: number;
+  symlinks: number;
+  bytes: number;
+  addedBytes: number;
+  newBlocks: number;
+  filesNew: number;
+  filesChanged: number;
+  filesUnchanged: number;
+  bytesRead: number;
+  newBytes: number;
+  errors: number;
+  skipped: number;
+}
+
+/** A zeroed statistics record. */
+export function emptyStats(): ManifestStats {
+  return {
+    files: 0,
+    dirs: 0,
+    symlinks: 0,
+    bytes: 0,
+    addedBytes: 0,
+    newBlocks: 0,
+    filesNew: 0,
+    filesChanged: 0,
+    filesUnchanged: 0,
+    bytesRead: 0,
+    newBytes: 0,
+    errors: 0,
+    skipped: 0,
+  };
+}
+
+/** What was backed up, with every secret removed. */
+export interface ManifestSource {
+  type: string;
+  key: string;
+  description: string;
+  settings: Record<string, string>;
+}
+
+/** One part of a backup (a tree, or a stream stored as a one-file tree). */
+export interface ManifestPart {
+  name: string;
+  kind: "tree" | "stream";
+  root: Uint8Array;
+  stats: ManifestStats;
+  /** Chunker that cut this part's files (null: the repository's). */
+  chunker: ChunkerParams | null;
+}
+
+/** Databases and tables of a cluster (reserved for table-level restore). */
+export interface Catalog {
+  tenant: string;
+  clusterId: string;
+  databases: { name: string; id: number; tables: { name: string; id: number; storagePrefix: string }[] }[];
+}
+
+/** An archived log segment (reserved for point-in-time recovery). */
+export interface LogSegment {
+  name: string;
+  startTimeMs: number;
+  endTimeMs: number;
+  startPosition: string;
+  endPosition: string;
+  root: Uint8Array;
+}
+
+/** A decoded manifest. */
+export interface Manifest {
+  formatVersion: number;
+  formatMinor: number;
+  timeMs: number;
+  endTimeMs: number;
+  kind: "full" | "incremental";
+  parentName: string | null;
+  parentId: Uint8Array | null;
+  source: ManifestSource;
+  parts: ManifestPart[];
+  stats: ManifestStats;
+  toolVersion: string;
+  host: string;
+  incomplete: boolean;
+  warnings: string[];
+  labels: Record<string, string>;
+  logSegments: LogSegment[];
+  catalog: Catalog | null;
+}
+
+const KIND = { full: 1, incremental: 2 } as const;
+const PART_KIND = { tree: 1, stream: 2 } as const;
+
+/** Encodes a manifest. */
+export function encodeManifest(m: Manifest): Uint8Array {
+  const obj = {
+    formatVersion: m.formatVersion,
+    formatMinor: m.formatMinor,
+    timeMs: m.timeMs,
+    endTimeMs: m.endTimeMs,
+    kind: KIND[m.kind],
+    parentName: m.parentName ?? "",
+    parentId: m.parentId ?? new Uint8Array(0),
+    source: m.source,
+    parts: m.parts.map((p) => ({
+      name: p.name,
+      kind: PART_KIND[p.kind],
+      root: p.root,
+      stats: p.stats,
+      chunker: p.chunker ? JSON.stringify(p.chunker) : "",
+    })),
+    stats: m.stats,
+    toolVersion: m.toolVersion,
+    host: m.host,
+    incomplete: m.incomplete,
+    warnings: m.warnings,
+    labels: m.labels,
+    logSegments: m.logSegments,
+    ...(m.catalog ? { catalog: m.catalog } : {}),
+  };
+  return ManifestType.encode(ManifestType.fromObject(obj)).finish();
+}
+
+function stats(raw: Record<string, unknown> | undefined): ManifestStats {
+  const s = emptyStats();
+  if (!raw) return s;
+  for (const k of Object.keys(s) as (keyof ManifestStats)[]) s[k] = toNumber(raw[k]);
+  return s;
+}
+
+function bytes(v: unknown): Uint8Array {
+  return v instanceof Uint8Array ? new Uint8Array(v) : new Uint8Array(0);
+}
+
+/**
+ * Decodes a manifest. Throws SyntaxError when the bytes are not a manifest
+ * (truncated, garbled). Fields written by a newer minor version are ignored;
+ * the major version is checked by the caller (see `checkFormatVersion`).
+ */
+export function decodeManifest(buf: Uint8Array): Manifest {
+  // deno-lint-ignore no-explicit-any
+  let r: any;
+  try {
+    r = ManifestType.toObject(ManifestType.decode(buf), { defaults: false, arrays: true });
+  } catch (e) {
+    throw new SyntaxError(`manifest does not decode (${(e as Error).message})`);
+  }
+  if (!r.formatVersion || !r.timeMs || !r.source) {
+    throw new SyntaxError("manifest lacks its format version, time or source (truncated?)");
+  }
+  // deno-lint-ignore no-explicit-any
+  const parts: ManifestPart[] = (r.parts ?? []).map((p: any) => ({
+    name: p.name ?? "",
+    kind: p.kind === PART_KIND.stream ? "stream" : "tree",
+    root: bytes(p.root),
+    stats: stats(p.stats),
+    chunker: p.chunker ? validateChunkerParams(JSON.parse(p.chunker)) : null,
+  }));
+  for (const p of parts) {
+    if (p.root.length !== 32) throw new SyntaxError(`manifest part "${p.name}" has no root tree id`);
+  }
+  const parentId = bytes(r.parentId);
+  return {
+    formatVersion: r.formatVersion,
+    formatMinor: r.formatMinor ?? 0,
+    timeMs: toNumber(r.timeMs),
+    endTimeMs: toNumber(r.endTimeMs),
+    kind: r.kind === KIND.incremental ? "incremental" : "full",
+    parentName: r.parentName || null,
+    parentId: parentId.length ? parentId : null,
+    source: {
+      type: r.source.type ?? "",
+      key: r.source.key ?? "",
+      description: r.source.description ?? "",
+      settings: { ...(r.source.settings ?? {}) },
+    },
+    parts,
+    stats: stats(r.stats),
+    toolVersion: r.toolVersion ?? "",
+    host: r.host ?? "",
+    incomplete: r.incomplete ?? false,
+    warnings: r.warnings ?? [],
+    labels: { ...(r.labels ?? {}) },
+    // deno-lint-ignore no-explicit-any
+    logSegments: (r.logSegments ?? []).map((l: any) => ({
+      name: l.name ?? "",
+      startTimeMs: toNumber(l.startTimeMs),
+      endTimeMs: toNumber(l.endTimeMs),
+      startPosition: l.startPosition ?? "",
+      endPosition: l.endPosition ?? "",
+      root: bytes(l.root),
+    })),
+    catalog: r.catalog
+      ? {
+        tenant: r.catalog.tenant ?? "",
+        clusterId: r.catalog.clusterId ?? "",
+        // deno-lint-ignore no-explicit-any
+        databases: (r.catalog.databases ?? []).map((d: any) => ({
+          name: d.name ?? "",
+          id: toNumber(d.id),
+          // deno-lint-ignore no-explicit-any
+          tables: (d.tables ?? []).map((t: any) => ({
+            name: t.name ?? "",
+            id: toNumber(t.id),
+            storagePrefix: t.storagePrefix ?? "",
+          })),
+        })),
+      }
+      : null,
+  };
+}
+
+/** True when this code can read a manifest or repository of major version `v`. */
+export function isReadableVersion(v: number): boolean {
+  return Number.isInteger(v) && v >= 1 && v <= FORMAT_VERSION;
+}
+
+/**
+ * Manifest file name for a backup at `timeMs`: `YYYYMMDD_HHMMSS` in UTC, with
+ * `_N` appended (N = 2, 3, ...) when `taken` already holds the name.
+ */
+export function manifestName(timeMs: number, taken: (name: string) => boolean): string {
+  const d = new Date(timeMs);
+  const p = (n: number, w = 2) => String(n).padStart(w, "0");
+  const base = `${p(d.getUTCFullYear(), 4)}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}_` +
+    `${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}`;
+  if (!taken(`${base}.manifest`)) return `${base}.manifest`;
+  for (let i = 2;; i++) if (!taken(`${base}_${i}.manifest`)) return `${base}_${i}.manifest`;
+}
+
+/** True when `name` has the form of a manifest file name. */
+export function isManifestName(name: string): boolean {
+  return /^\d{8}_\d{6}(_\d+)?\.manifest$/.test(name);
+}
+
+const MANIFEST_MAGIC = [0x42, 0x53, 0x4d, 0x46]; // "BSMF"
+const ENVELOPE_HEADER = 8;
+const ENVELOPE_CHECKSUM = 32;
+
+/**
+ * The bytes of a manifest file: an 8-byte header (`"BSMF"`, the major format
+ * version, three zero bytes), the protobuf message, and the SHA-256 of
+ * everything before it, so a truncated or garbled manifest is always
+ * detected. The manifest's id is the SHA-256 of the whole file.
+ */
+export function encodeManifestFile(m: Manifest): Uint8Array {
+  const body = encodeManifest(m);
+  const out = new Uint8Array(ENVELOPE_HEADER + body.length + ENVELOPE_CHECKSUM);
+  out.set([...MANIFEST_MAGIC, m.formatVersion, 0, 0, 0]);
+  out.set(body, ENVELOPE_HEADER);
+  out.set(sha256(out.subarray(0, ENVELOPE_HEADER + body.length)), ENVELOPE_HEADER + body.length);
+  return out;
+}
+
+/** The envelope check result: the major version in the header and the protobuf body. */
+export interface ManifestEnvelope {
+  readonly version: number;
+  readonly body: Uint8Array;
+}
+
+/**
+ * Checks a manifest file's envelope (header and checksum) and returns the
+ * protobuf body. Throws SyntaxError when truncated or garbled.
+ */
+export function openManifestFile(buf: Uint8Array): ManifestEnvelope {
+  if (buf.length < ENVELOPE_HEADER + ENVELOPE_CHECKSUM || MANIFEST_MAGIC.some((b, i) => buf[i] !== b)) {
+    throw new SyntaxError("not a bendsave manifest (no BSMF header, or truncated)");
+  }
+  const end = buf.length - ENVELOPE_CHECKSUM;
+  const sum = sha256(buf.subarray(0, end));
+  for (let i = 0; i < ENVELOPE_CHECKSUM; i++) {
+    if (sum[i] !== buf[end + i]) throw new SyntaxError("manifest checksum mismatch (truncated or garbled)");
+  }
+  return { version: buf[4]!, body: buf.subarray(ENVELOPE_HEADER, end) };
+}

@@ -1,0 +1,117 @@
+/**
+ * Trees: content-addressed directory listings (FORMAT.md, "Trees"). A tree
+ * is the protobuf `bendsave.v1.Tree`; its id is the SHA-256 of the encoded
+ * bytes, so an unchanged directory encodes to the same id and costs nothing
+ * in the next backup.
+ *
+ * @module
+ */
+import { toNumber, TreeType } from "../proto/mod.ts";
+
+/** Node types. Never renumber. */
+export const NodeType = { file: 1, dir: 2, symlink: 3 } as const;
+/** A node type number. */
+export type NodeType = typeof NodeType[keyof typeof NodeType];
+
+/** One entry of a directory. */
+export interface TreeNode {
+  name: string;
+  type: NodeType;
+  /** Permission bits (mode & 0o7777). */
+  mode: number;
+  /** Modification time in milliseconds since the epoch (may be fractional). */
+  mtimeMs: number;
+  /** File size in bytes (0 for others). */
+  size: number;
+  /** File block ids, in order. */
+  blocks: Uint8Array[];
+  /** Directory subtree id. */
+  subtree?: Uint8Array;
+  /** Symlink target. */
+  linkTarget?: string;
+  inode: number;
+  device: number;
+  uid: number;
+  gid: number;
+}
+
+function compareNames(a: TreeNode, b: TreeNode): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+/** Sorts nodes by name and encodes them; throws TypeError on a duplicate or invalid name. */
+export function encodeTree(nodes: TreeNode[]): Uint8Array {
+  const sorted = [...nodes].sort(compareNames);
+  for (let i = 0; i < sorted.length; i++) {
+    const n = sorted[i]!;
+    if (n.name === "" || n.name === "." || n.name === ".." || n.name.includes("/")) {
+      throw new TypeError(`invalid file name "${n.name}" in a tree`);
+    }
+    if (i > 0 && sorted[i - 1]!.name === n.name) {
+      throw new TypeError(`duplicate file name "${n.name}" in a tree`);
+    }
+  }
+  const msg = TreeType.fromObject({
+    nodes: sorted.map((n) => ({
+      name: n.name,
+      type: n.type,
+      mode: n.mode,
+      mtimeMs: n.mtimeMs,
+      size: n.size,
+      blocks: n.blocks,
+      subtree: n.subtree ?? new Uint8Array(0),
+      linkTarget: n.linkTarget ?? "",
+      inode: n.inode,
+      device: n.device,
+      uid: n.uid,
+      gid: n.gid,
+    })),
+  });
+  return TreeType.encode(msg).finish();
+}
+
+interface RawNode {
+  name?: string;
+  type?: number;
+  mode?: number;
+  mtimeMs?: number;
+  size?: unknown;
+  blocks?: Uint8Array[];
+  subtree?: Uint8Array;
+  linkTarget?: string;
+  inode?: unknown;
+  device?: unknown;
+  uid?: number;
+  gid?: number;
+}
+
+/** Decodes a tree; throws SyntaxError when the bytes are not a valid tree. */
+export function decodeTree(bytes: Uint8Array): TreeNode[] {
+  let raw: { nodes?: RawNode[] };
+  try {
+    raw = TreeType.decode(bytes) as unknown as { nodes?: RawNode[] };
+  } catch (e) {
+    throw new SyntaxError(`tree does not decode (${(e as Error).message})`);
+  }
+  return (raw.nodes ?? []).map((r) => {
+    const type = r.type ?? 0;
+    if (type !== NodeType.file && type !== NodeType.dir && type !== NodeType.symlink) {
+      throw new SyntaxError(`tree node "${r.name}" has unknown type ${type}`);
+    }
+    const node: TreeNode = {
+      name: r.name ?? "",
+      type,
+      mode: r.mode ?? 0,
+      mtimeMs: r.mtimeMs ?? 0,
+      size: toNumber(r.size),
+      blocks: (r.blocks ?? []).map((b) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength)),
+      inode: toNumber(r.inode),
+      device: toNumber(r.device),
+      uid: r.uid ?? 0,
+      gid: r.gid ?? 0,
+    };
+    if (r.subtree && r.subtree.length > 0) node.subtree = new Uint8Array(r.subtree);
+    if (type === NodeType.symlink) node.linkTarget = r.linkTarget ?? "";
+    return node;
+  });
+}

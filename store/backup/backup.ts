@@ -1,0 +1,458 @@
+/**
+ * The backup operation: walks each part of a source, stores new blocks in
+ * packs, writes trees bottom-up, then the index, then the manifest (the
+ * commit point).
+ *
+ * @module
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { hostname } from "node:os";
+import type { BlobStore } from "../drivers/types.ts";
+import { AlreadyExists } from "../errors.ts";
+import { type InitOptions, type ManifestRecord, Repository } from "../repository.ts";
+import { RepositoryLock } from "../lock.ts";
+import { PackWriter } from "../pack_writer.ts";
+import type { DirPart, Source, SourcePart, StreamPart } from "../../sources/types.ts";
+import { createChunker } from "../../formats/chunker.ts";
+import { encodeBlock } from "../../formats/codec.ts";
+import { sha256, toHex } from "../../formats/hash.ts";
+import {
+  emptyStats,
+  encodeManifestFile,
+  type Manifest,
+  manifestName,
+  type ManifestPart,
+  type ManifestStats,
+} from "../../formats/manifest.ts";
+import { BlobKind } from "../../formats/pack.ts";
+import { encodeTree, NodeType, type TreeNode } from "../../formats/tree.ts";
+import { FORMAT_MINOR, FORMAT_VERSION, TOOL_VERSION } from "../../formats/version.ts";
+import type { FileJob, FileResult } from "./file_blocks.ts";
+import { ReaderPool } from "./reader_pool.ts";
+import type { EventSink } from "./events.ts";
+
+/** Options of {@linkcode backup}. */
+export interface BackupOptions {
+  /** Settings for a repository created by this backup. */
+  readonly init?: InitOptions;
+  /** Reader workers (default: one per core; 0 reads in-process). */
+  readonly workers?: number;
+  readonly onEvent?: EventSink;
+  /** Clock (tests). */
+  readonly now?: () => number;
+  readonly labels?: Record<string, string>;
+}
+
+/** What a backup did. */
+export interface BackupResult {
+  readonly name: string;
+  readonly id: Uint8Array;
+  readonly manifest: Manifest;
+  readonly parent: string | null;
+  readonly created: boolean;
+  readonly durationMs: number;
+}
+
+interface DirNode {
+  readonly rel: string;
+  readonly nodes: TreeNode[];
+  readonly dirs: { node: TreeNode; dir: DirNode }[];
+}
+
+interface Ctx {
+  readonly repo: Repository;
+  readonly writer: PackWriter;
+  readonly stats: ManifestStats;
+  readonly warnings: string[];
+  readonly emit: EventSink;
+  readonly start: number;
+  readonly now: () => number;
+  readonly workers: number | undefined;
+}
+
+const MAX_WARNINGS_IN_MANIFEST = 1000;
+
+function warn(ctx: Ctx, p: string, message: string): void {
+  ctx.stats.errors++;
+  if (ctx.warnings.length < MAX_WARNINGS_IN_MANIFEST) ctx.warnings.push(`${p}: ${message}`);
+  ctx.emit({ type: "warning", path: p, message });
+}
+
+/**
+ * Backs up `source` into the repository in `store` (created on first use).
+ *
+ * @example
+ * ```ts ignore
+ * import { backup } from "./backup.ts";
+ * import { FsStore } from "../drivers/fs.ts";
+ * import { dirSource } from "../../sources/dir/dir_source.ts";
+ * const store = await FsStore.open("/backups/repo", { create: true });
+ * const r = await backup(store, dirSource("/var/lib/app"));
+ * console.log(r.name);
+ * ```
+ */
+export async function backup(
+  store: BlobStore,
+  source: Source,
+  options: BackupOptions = {},
+): Promise<BackupResult> {
+  const now = options.now ?? Date.now;
+  const start = now();
+  let created = false;
+  let repo: Repository;
+  try {
+    repo = await Repository.open(store);
+  } catch (e) {
+    if ((e as Error).name !== "RepositoryNotFound") throw e;
+    repo = await Repository.init(store, options.init ?? {});
+    created = true;
+  }
+  const emit: EventSink = options.onEvent ?? (() => {});
+  const lock = await RepositoryLock.acquire(store, "shared", {
+    operation: "backup",
+    onStale: (s) => emit({ type: "warning", message: `removed stale lock ${s.name}: ${s.reason}` }),
+  });
+  const writer = new PackWriter(store, repo.index, { targetSize: repo.config.packSize });
+  try {
+    await repo.loadIndex();
+    const parent = await findParent(repo, source.info.key, emit);
+    const ctx: Ctx = {
+      repo,
+      writer,
+      stats: emptyStats(),
+      warnings: [],
+      emit,
+      start,
+      now,
+      workers: options.workers,
+    };
+    const parts: ManifestPart[] = [];
+    for (const part of await source.parts()) {
+      const parentPart = parent?.manifest.parts.find((p) => p.name === part.name);
+      parts.push(await backupPart(ctx, part, parentPart?.root ?? null));
+    }
+    // Commit: packs are saved; now the index, then the manifest.
+    await writer.writeIndex();
+    ctx.stats.addedBytes = writer.stats.packBytes;
+    ctx.stats.newBlocks = writer.stats.blocks;
+    ctx.stats.newBytes = writer.stats.rawBytes;
+    const manifest: Manifest = {
+      formatVersion: FORMAT_VERSION,
+      formatMinor: FORMAT_MINOR,
+      timeMs: start,
+      endTimeMs: now(),
+      kind: parent ? "incremental" : "full",
+      parentName: parent?.name ?? null,
+      parentId: parent?.id ?? null,
+      source: { ...source.info, settings: { ...source.info.settings } },
+      parts,
+      stats: ctx.stats,
+      toolVersion: TOOL_VERSION,
+      host: hostname(),
+      incomplete: ctx.stats.errors > 0,
+      warnings: ctx.warnings,
+      labels: { ...(options.labels ?? {}) },
+      logSegments: [],
+      catalog: null,
+    };
+    const bytes = encodeManifestFile(manifest);
+    const name = await saveManifest(repo, start, bytes);
+    return {
+      name,
+      id: sha256(bytes),
+      manifest,
+      parent: parent?.name ?? null,
+      created,
+      durationMs: now() - start,
+    };
+  } catch (e) {
+    // Packs already saved are complete: index them so the next backup reuses them.
+    await writer.writeIndex().catch(() => {});
+    throw e;
+  } finally {
+    await lock.release().catch(() => {});
+  }
+}
+
+async function saveManifest(repo: Repository, timeMs: number, bytes: Uint8Array): Promise<string> {
+  const taken = new Set(await repo.manifestNames());
+  for (;;) {
+    const name = manifestName(timeMs, (n) => taken.has(n));
+    try {
+      await repo.store.save({ kind: "manifest", name }, bytes, { exclusive: true });
+      return name;
+    } catch (e) {
+      if (!(e instanceof AlreadyExists)) throw e;
+      taken.add(name);
+    }
+  }
+}
+
+async function findParent(
+  repo: Repository,
+  key: string,
+  emit: EventSink,
+): Promise<ManifestRecord | null> {
+  const all = await repo.listManifests((name, err) =>
+    emit({ type: "warning", message: `skipping manifest ${name}: ${err.message}` })
+  );
+  for (let i = all.length - 1; i >= 0; i--) if (all[i]!.manifest.source.key === key) return all[i]!;
+  return null;
+}
+
+async function backupPart(ctx: Ctx, part: SourcePart, parentRoot: Uint8Array | null): Promise<ManifestPart> {
+  const before = { ...ctx.stats };
+  const root = part.kind === "tree"
+    ? await backupDir(ctx, part, parentRoot)
+    : await backupStream(ctx, part);
+  const stats = emptyStats();
+  for (const k of Object.keys(stats) as (keyof ManifestStats)[]) stats[k] = ctx.stats[k] - before[k];
+  const chunker = part.kind === "tree" && part.chunker ? part.chunker : null;
+  return { name: part.name, kind: part.kind, root, stats, chunker };
+}
+
+async function storeTree(ctx: Ctx, nodes: TreeNode[]): Promise<Uint8Array> {
+  const bytes = encodeTree(nodes);
+  const id = sha256(bytes);
+  if (!ctx.writer.has(id)) {
+    const enc = encodeBlock(bytes, ctx.repo.config.compression);
+    await ctx.writer.add(id, BlobKind.tree, { codec: enc.codec, data: enc.data, rawLength: bytes.length });
+  }
+  return id;
+}
+
+async function backupStream(ctx: Ctx, part: StreamPart): Promise<Uint8Array> {
+  const chunker = createChunker(ctx.repo.config.chunker);
+  const blocks: Uint8Array[] = [];
+  let pending: Uint8Array[] = [];
+  let size = 0;
+  const cutFrom = async (len: number) => {
+    // Gather `len` bytes from the front of `pending`.
+    const block = new Uint8Array(len);
+    let pos = 0;
+    while (pos < len) {
+      const head = pending[0]!;
+      const take = Math.min(head.length, len - pos);
+      block.set(head.subarray(0, take), pos);
+      pos += take;
+      if (take === head.length) pending.shift();
+      else pending[0] = head.subarray(take);
+    }
+    const id = sha256(block);
+    blocks.push(id);
+    if (!ctx.writer.has(id)) {
+      const enc = encodeBlock(block, ctx.repo.config.compression);
+      await ctx.writer.add(id, BlobKind.data, { codec: enc.codec, data: enc.data.slice(), rawLength: len });
+    }
+  };
+  for await (const chunk of await part.open()) {
+    const copy = chunk.slice();
+    pending.push(copy);
+    size += copy.length;
+    ctx.stats.bytesRead += copy.length;
+    for (const len of chunker.push(copy)) await cutFrom(len);
+  }
+  const last = chunker.finish();
+  if (last > 0) await cutFrom(last);
+  pending = [];
+  ctx.stats.files++;
+  ctx.stats.filesNew++;
+  ctx.stats.bytes += size;
+  const t = ctx.now();
+  return await storeTree(ctx, [{
+    name: part.fileName,
+    type: NodeType.file,
+    mode: 0o600,
+    mtimeMs: t,
+    size,
+    blocks,
+    inode: 0,
+    device: 0,
+    uid: 0,
+    gid: 0,
+  }]);
+}
+
+async function backupDir(ctx: Ctx, part: DirPart, parentRoot: Uint8Array | null): Promise<Uint8Array> {
+  // Phase 1: walk, reusing unchanged files from the parent.
+  const jobs: FileJob[] = [];
+  const sizes: number[] = [];
+  const jobNodes: TreeNode[] = [];
+  const root = await walk(ctx, part.path, "", parentRoot, jobs, sizes, jobNodes);
+  const totalBytes = sizes.reduce((a, b) => a + b, 0);
+
+  // Phase 2: read changed and new files on the reader workers.
+  const pool = new ReaderPool(
+    { chunker: part.chunker ?? ctx.repo.config.chunker, compression: ctx.repo.config.compression },
+    ctx.workers === undefined ? {} : { workers: ctx.workers },
+  );
+  let filesDone = 0;
+  let bytesDone = 0;
+  let lastEmit = 0;
+  const failed = new Set<number>();
+  try {
+    await pool.run(jobs, sizes, async (r: FileResult) => {
+      const node = jobNodes[r.job]!;
+      if (r.error !== undefined) {
+        failed.add(r.job);
+        warn(ctx, path.join(part.path, jobs[r.job]!.path.slice(part.path.length + 1)), `cannot read: ${r.error}`);
+      } else {
+        for (const b of r.blocks) {
+          if (b.data) {
+            await ctx.writer.add(b.id, BlobKind.data, { codec: b.codec, data: b.data, rawLength: b.rawLength });
+          } else if (!ctx.writer.has(b.id)) {
+            throw new Error(`internal error: block ${toHex(b.id)} of ${jobs[r.job]!.path} has no data`);
+          }
+          node.blocks.push(b.id);
+        }
+      }
+      if (r.done) {
+        filesDone++;
+        bytesDone += r.bytesRead;
+        ctx.stats.bytesRead += r.bytesRead;
+        node.size = r.bytesRead;
+      }
+      const t = ctx.now();
+      if (t - lastEmit >= 200 || filesDone === jobs.length) {
+        lastEmit = t;
+        ctx.emit({
+          type: "progress",
+          operation: "backup",
+          phase: "read",
+          files: filesDone,
+          totalFiles: jobs.length,
+          bytes: bytesDone,
+          totalBytes,
+          elapsedMs: t - ctx.start,
+        });
+      }
+    });
+  } finally {
+    pool.close();
+  }
+  for (const j of failed) {
+    ctx.stats.files--;
+    ctx.stats.bytes -= sizes[j]!;
+  }
+
+  // Phase 3: trees, bottom-up.
+  const finish = async (d: DirNode): Promise<Uint8Array> => {
+    for (const c of d.dirs) c.node.subtree = await finish(c.dir);
+    const nodes = d.nodes.filter((n) => !(n.type === NodeType.file && failedNode.has(n)));
+    return await storeTree(ctx, nodes);
+  };
+  const failedNode = new Set<TreeNode>([...failed].map((j) => jobNodes[j]!));
+  return await finish(root);
+}
+
+async function walk(
+  ctx: Ctx,
+  base: string,
+  rel: string,
+  parentTree: Uint8Array | null,
+  jobs: FileJob[],
+  sizes: number[],
+  jobNodes: TreeNode[],
+): Promise<DirNode> {
+  const abs = rel === "" ? base : path.join(base, rel);
+  const dir: DirNode = { rel, nodes: [], dirs: [] };
+  const old = new Map<string, TreeNode>();
+  if (parentTree) {
+    try {
+      for (const n of await ctx.repo.loadTree(parentTree, `parent tree of ${abs}`)) old.set(n.name, n);
+    } catch (e) {
+      ctx.emit({ type: "warning", path: abs, message: `parent tree unreadable, reading all files: ${(e as Error).message}` });
+    }
+  }
+  let names: string[];
+  try {
+    names = fs.readdirSync(abs);
+  } catch (e) {
+    warn(ctx, abs, `cannot list directory: ${(e as Error).message}`);
+    return dir;
+  }
+  names.sort();
+  for (const name of names) {
+    const p = path.join(abs, name);
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(p);
+    } catch (e) {
+      warn(ctx, p, `cannot stat: ${(e as Error).message}`);
+      continue;
+    }
+    const common = {
+      name,
+      mode: st.mode & 0o7777,
+      mtimeMs: st.mtimeMs,
+      inode: st.ino,
+      device: st.dev,
+      uid: st.uid,
+      gid: st.gid,
+      blocks: [] as Uint8Array[],
+    };
+    const prev = old.get(name);
+    if (st.isFile()) {
+      const node: TreeNode = { ...common, type: NodeType.file, size: st.size };
+      dir.nodes.push(node);
+      ctx.stats.files++;
+      ctx.stats.bytes += st.size;
+      if (
+        prev && prev.type === NodeType.file && prev.size === st.size && prev.mtimeMs === st.mtimeMs &&
+        prev.inode === st.ino && prev.blocks.every((b) => ctx.writer.has(b))
+      ) {
+        node.blocks = prev.blocks;
+        ctx.stats.filesUnchanged++;
+        continue;
+      }
+      if (prev && prev.type === NodeType.file) ctx.stats.filesChanged++;
+      else ctx.stats.filesNew++;
+      const known = prev?.type === NodeType.file ? prev.blocks.filter((b) => ctx.writer.has(b)) : [];
+      const packed = new Uint8Array(known.length * 32);
+      known.forEach((b, i) => packed.set(b, i * 32));
+      jobs.push({ job: jobs.length, path: p, ...(known.length ? { known: packed } : {}) });
+      sizes.push(st.size);
+      jobNodes.push(node);
+    } else if (st.isDirectory()) {
+      const node: TreeNode = { ...common, type: NodeType.dir, size: 0 };
+      dir.nodes.push(node);
+      ctx.stats.dirs++;
+      const sub = await walk(
+        ctx,
+        base,
+        rel === "" ? name : `${rel}/${name}`,
+        prev?.type === NodeType.dir && prev.subtree ? prev.subtree : null,
+        jobs,
+        sizes,
+        jobNodes,
+      );
+      dir.dirs.push({ node, dir: sub });
+    } else if (st.isSymbolicLink()) {
+      let target: string;
+      try {
+        target = fs.readlinkSync(p);
+      } catch (e) {
+        warn(ctx, p, `cannot read symlink: ${(e as Error).message}`);
+        continue;
+      }
+      dir.nodes.push({ ...common, type: NodeType.symlink, size: 0, linkTarget: target });
+      ctx.stats.symlinks++;
+    } else {
+      ctx.stats.skipped++;
+      ctx.emit({ type: "warning", path: p, message: "skipped: not a regular file, directory or symlink" });
+    }
+  }
+  const t = ctx.now();
+  ctx.emit({
+    type: "progress",
+    operation: "backup",
+    phase: "scan",
+    files: ctx.stats.files,
+    totalFiles: 0,
+    bytes: ctx.stats.bytes,
+    totalBytes: 0,
+    elapsedMs: t - ctx.start,
+  });
+  return dir;
+}

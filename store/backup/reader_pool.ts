@@ -1,0 +1,124 @@
+/**
+ * Runs file jobs on reader workers (both cores) or, when workers cannot be
+ * started, in-process. Results reach the handler one at a time, in order
+ * per file; the handler's promise is awaited before the next result, and
+ * workers pause when too much data is unconsumed, so memory stays flat.
+ *
+ * @module
+ */
+import { availableParallelism } from "node:os";
+import { type FileJob, type FileResult, readFileBlocks, type ReaderSettings } from "./file_blocks.ts";
+import type { FromWorker, ToWorker } from "./worker_protocol.ts";
+
+/** Options of {@linkcode ReaderPool}. */
+export interface ReaderPoolOptions {
+  /** Number of workers; 0 reads in-process. Default: the number of cores. */
+  readonly workers?: number;
+}
+
+const BATCH_FILES = 64;
+const BATCH_BYTES = 8 * 1024 * 1024;
+
+/** A pool of file readers. */
+export class ReaderPool {
+  readonly #settings: ReaderSettings;
+  readonly #workers: Worker[] = [];
+
+  constructor(settings: ReaderSettings, options: ReaderPoolOptions = {}) {
+    this.#settings = settings;
+    const n = options.workers ?? Math.max(1, Math.min(availableParallelism(), 8));
+    for (let i = 0; i < n; i++) {
+      try {
+        const w = new Worker(new URL("./worker.ts", import.meta.url).href, { type: "module" });
+        w.postMessage({ type: "init", settings } satisfies ToWorker);
+        this.#workers.push(w);
+      } catch {
+        break; // fall back to fewer workers, or in-process reading
+      }
+    }
+  }
+
+  /** Number of workers in use (0: in-process). */
+  get workerCount(): number {
+    return this.#workers.length;
+  }
+
+  /**
+   * Reads every job; `sizes` are the expected sizes (for batching).
+   * Resolves when every result has been handled.
+   */
+  async run(
+    jobs: readonly FileJob[],
+    sizes: readonly number[],
+    handle: (r: FileResult) => Promise<void> | void,
+  ): Promise<void> {
+    if (this.#workers.length === 0) {
+      const seen = new Set<string>();
+      for (const job of jobs) for (const r of readFileBlocks(job, this.#settings, seen)) await handle(r);
+      return;
+    }
+    // Batches of neighbouring files keep per-message overhead low.
+    const batches: FileJob[][] = [];
+    let cur: FileJob[] = [];
+    let curBytes = 0;
+    jobs.forEach((j, i) => {
+      cur.push(j);
+      curBytes += sizes[i] ?? 0;
+      if (cur.length >= BATCH_FILES || curBytes >= BATCH_BYTES) {
+        batches.push(cur);
+        cur = [];
+        curBytes = 0;
+      }
+    });
+    if (cur.length) batches.push(cur);
+
+    let next = 0;
+    let failed: unknown = null;
+    let chain: Promise<void> = Promise.resolve();
+    await Promise.all(this.#workers.map((w) =>
+      new Promise<void>((resolve, reject) => {
+        let inFlight = 0;
+        const feed = () => {
+          while (inFlight < 2 && next < batches.length && failed === null) {
+            inFlight++;
+            w.postMessage({ type: "jobs", jobs: batches[next++]! } satisfies ToWorker);
+          }
+          if (inFlight === 0) resolve();
+        };
+        w.onmessage = (ev: MessageEvent<FromWorker>) => {
+          const m = ev.data;
+          if (m.type === "result") {
+            chain = chain.then(async () => {
+              if (failed !== null) return;
+              try {
+                await handle(m.result);
+              } catch (e) {
+                failed = e;
+              }
+              w.postMessage({ type: "ack", bytes: m.bytes } satisfies ToWorker);
+            });
+          } else {
+            chain = chain.then(() => {
+              inFlight--;
+              if (failed !== null) reject(failed);
+              else feed();
+            });
+          }
+        };
+        w.onerror = (ev) => {
+          ev.preventDefault();
+          reject(new Error(`reader worker failed: ${ev.message}`));
+        };
+        feed();
+      })
+    ));
+    await chain;
+    if (failed !== null) throw failed;
+  }
+
+  /** Stops the workers. */
+  close(): void {
+    for (const w of this.#workers) w.terminate();
+    this.#workers.length = 0;
+  }
+}

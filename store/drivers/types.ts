@@ -1,0 +1,74 @@
+/**
+ * The blob-store interface every storage driver implements.
+ *
+ * A driver is a small key/value store over typed names. It knows nothing
+ * about backups: the repository engine in `store/` decides what the names
+ * mean. Cross-cutting concerns (retry, logging, concurrency limits) are
+ * wrappers of the shape `(inner: BlobStore) => BlobStore`.
+ *
+ * @module
+ */
+
+/** The kinds of file a repository holds; `raw` is a plain relative path (cluster storage). */
+export type FileKind = "config" | "guide" | "manifest" | "pack" | "index" | "lock" | "raw";
+
+/** A typed name: a kind and a name within that kind (for `raw`, a relative path with `/`). */
+export interface Handle {
+  readonly kind: FileKind;
+  readonly name: string;
+}
+
+/** What a driver can do. */
+export interface Capabilities {
+  /** Writes are possible (false for the read-only tape-staged driver). */
+  readonly writable: boolean;
+  /** `save` with `{ exclusive: true }` fails with `AlreadyExists` atomically (needed for locks). */
+  readonly exclusiveCreate: boolean;
+  /** `load` with a range reads only that range (not the whole object). */
+  readonly rangedRead: boolean;
+  /** Human name of the driver, for messages ("fs", "mem", "s3", "staged"). */
+  readonly name: string;
+}
+
+/** Metadata of a stored object. */
+export interface FileInfo {
+  readonly kind: FileKind;
+  readonly name: string;
+  readonly size: number;
+  /** Modification time in milliseconds since the epoch, when the driver knows it. */
+  readonly mtimeMs?: number;
+}
+
+/** A byte range: `length` bytes starting at `offset`. */
+export interface ByteRange {
+  readonly offset: number;
+  readonly length: number;
+}
+
+/** Options of {@linkcode BlobStore.save}. */
+export interface SaveOptions {
+  /** Fail with `AlreadyExists` when the name exists, atomically. */
+  readonly exclusive?: boolean;
+}
+
+/**
+ * A blob store. Every `save` is atomic: a reader sees either nothing or the
+ * whole object, never a prefix, even if the process dies during the call.
+ */
+export interface BlobStore {
+  readonly capabilities: Capabilities;
+  /** A description of where the store is, without secrets (for messages). */
+  readonly location: string;
+  /** Stores `data` under `h`, atomically and durably. */
+  save(h: Handle, data: Uint8Array, options?: SaveOptions): Promise<void>;
+  /** Reads the whole object, or `range` of it. Throws `NotFound` when absent. */
+  load(h: Handle, range?: ByteRange): Promise<Uint8Array>;
+  /** Metadata of one object. Throws `NotFound` when absent. */
+  stat(h: Handle): Promise<FileInfo>;
+  /** Every object of a kind (for `raw`, every object below the root), in no set order. */
+  list(kind: FileKind): AsyncIterable<FileInfo>;
+  /** Removes an object. Removing an absent object is not an error. */
+  remove(h: Handle): Promise<void>;
+  /** Releases resources held by the store. */
+  close?(): Promise<void>;
+}

@@ -1,0 +1,67 @@
+/**
+ * Domain errors that callers are expected to react to. Messages are one
+ * sentence: what failed, the offending value, and what to do. They never
+ * contain secrets.
+ *
+ * @module
+ */
+
+/** Base class of every bendsave domain error. */
+export class BendsaveError extends Error {
+  /** Stable machine-readable code, used in `--json` output. */
+  readonly code: string = "error";
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** An object the caller asked for does not exist in a store. */
+export class NotFound extends BendsaveError {
+  override readonly code = "not_found";
+}
+
+/** An exclusive create found the name taken. */
+export class AlreadyExists extends BendsaveError {
+  override readonly code = "already_exists";
+}
+
+/** A write was attempted on a read-only store (for example tape-staged files). */
+export class ReadOnlyError extends BendsaveError {
+  override readonly code = "read_only";
+}
+
+/** The storage ran out of space. */
+export class StorageFull extends BendsaveError {
+  override readonly code = "storage_full";
+}
+
+/** The storage refused access (permissions, credentials). */
+export class AccessDenied extends BendsaveError {
+  override readonly code = "access_denied";
+}
+
+/** There is no repository at the given location. */
+export class RepositoryNotFound extends BendsaveError {
+  override readonly code = "repository_not_found";
+}
+
+/** The repository (or one of its files) was written by a newer, incompatible format. */
+export class UnsupportedFormat extends BendsaveError {
+  override readonly code = "unsupported_format";
+}
+
+/** Stored bytes do not match their id or cannot be decoded: damage. */
+export class IntegrityError extends BendsaveError {
+  override readonly code = "integrity";
+}
+
+/** Another process holds a conflicting lock. */
+export class LockedError extends BendsaveError {
+  override readonly code = "locked";
+}
+
+/** Input that cannot be used (a missing source, a file where a directory was expected...). */
+export class InvalidInput extends BendsaveError {
+  override readonly code = "invalid_input";
+}

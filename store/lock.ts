@@ -1,0 +1,172 @@
+/**
+ * Repository locks (FORMAT.md, "Locks"): a small JSON file per holder in
+ * `locks/`. Backups take a shared lock, vacuum and repair an exclusive one.
+ * A lock is stale when its process is gone (same host) or when it has not
+ * been refreshed for {@linkcode STALE_AFTER_MS}; stale locks are removed
+ * and reported.
+ *
+ * @module
+ */
+import { hostname } from "node:os";
+import { randomBytes } from "node:crypto";
+import type { BlobStore } from "./drivers/types.ts";
+import { LockedError, NotFound } from "./errors.ts";
+
+/** A lock is refreshed this often while held. */
+export const REFRESH_MS = 5 * 60 * 1000;
+/** A lock not refreshed for this long is stale (six missed refreshes). */
+export const STALE_AFTER_MS = 30 * 60 * 1000;
+
+/** The content of a lock file. */
+export interface LockInfo {
+  readonly kind: "shared" | "exclusive";
+  readonly operation: string;
+  readonly host: string;
+  readonly pid: number;
+  /** When taken, RFC 3339. */
+  readonly time: string;
+  /** When last refreshed, RFC 3339. */
+  readonly refreshed: string;
+}
+
+/** Why a lock was judged stale. */
+export interface StaleLock {
+  readonly name: string;
+  readonly info: LockInfo | null;
+  readonly reason: string;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    Deno.kill(pid, "SIGCONT");
+    return true;
+  } catch (e) {
+    return !(e instanceof Deno.errors.NotFound) && !/ESRCH|No such process/i.test(String(e));
+  }
+}
+
+/** Decides whether a lock is stale; returns the reason or null. */
+export function staleReason(info: LockInfo, now: number, host = hostname()): string | null {
+  const refreshed = Date.parse(info.refreshed);
+  if (info.host === host && info.pid !== Deno.pid && !isAlive(info.pid)) {
+    return `process ${info.pid} on ${info.host} is no longer running`;
+  }
+  if (!Number.isFinite(refreshed) || now - refreshed > STALE_AFTER_MS) {
+    return `it was last refreshed at ${info.refreshed}, more than ${STALE_AFTER_MS / 60000} minutes ago`;
+  }
+  return null;
+}
+
+function parseLock(bytes: Uint8Array): LockInfo | null {
+  try {
+    const j = JSON.parse(new TextDecoder().decode(bytes));
+    if ((j.kind === "shared" || j.kind === "exclusive") && typeof j.pid === "number") return j;
+  } catch {
+    // a damaged lock file is treated as stale below
+  }
+  return null;
+}
+
+/** A held lock; call `release` when done. */
+export class RepositoryLock {
+  readonly #store: BlobStore;
+  readonly #name: string;
+  #info: LockInfo;
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  private constructor(store: BlobStore, name: string, info: LockInfo) {
+    this.#store = store;
+    this.#name = name;
+    this.#info = info;
+    const timer = setInterval(() => void this.refresh().catch(() => {}), REFRESH_MS);
+    Deno.unrefTimer(timer as unknown as number);
+    this.#timer = timer;
+  }
+
+  /** The lock file name. */
+  get name(): string {
+    return this.#name;
+  }
+
+  /**
+   * Takes a lock. Removes stale locks (reported through `onStale`) and
+   * throws LockedError when a live conflicting lock exists.
+   */
+  static async acquire(
+    store: BlobStore,
+    kind: "shared" | "exclusive",
+    options: { operation: string; onStale?: (s: StaleLock) => void; now?: () => number },
+  ): Promise<RepositoryLock> {
+    const now = options.now ?? Date.now;
+    await checkConflicts(store, kind, null, now(), options.onStale);
+    const name = `${randomBytes(16).toString("hex")}.lock`;
+    const time = new Date(now()).toISOString();
+    const info: LockInfo = {
+      kind,
+      operation: options.operation,
+      host: hostname(),
+      pid: Deno.pid,
+      time,
+      refreshed: time,
+    };
+    await store.save({ kind: "lock", name }, new TextEncoder().encode(JSON.stringify(info)), {
+      exclusive: true,
+    });
+    try {
+      // Another process may have written its lock between our check and our write.
+      await checkConflicts(store, kind, name, now(), options.onStale);
+    } catch (e) {
+      await store.remove({ kind: "lock", name });
+      throw e;
+    }
+    return new RepositoryLock(store, name, info);
+  }
+
+  /** Rewrites the lock with a new refresh time. */
+  async refresh(): Promise<void> {
+    this.#info = { ...this.#info, refreshed: new Date().toISOString() };
+    await this.#store.save(
+      { kind: "lock", name: this.#name },
+      new TextEncoder().encode(JSON.stringify(this.#info)),
+    );
+  }
+
+  /** Removes the lock. */
+  async release(): Promise<void> {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.#store.remove({ kind: "lock", name: this.#name });
+  }
+}
+
+async function checkConflicts(
+  store: BlobStore,
+  kind: "shared" | "exclusive",
+  own: string | null,
+  now: number,
+  onStale?: (s: StaleLock) => void,
+): Promise<void> {
+  for await (const f of store.list("lock")) {
+    if (f.name === own) continue;
+    let info: LockInfo | null;
+    try {
+      info = parseLock(await store.load({ kind: "lock", name: f.name }));
+    } catch (e) {
+      if (e instanceof NotFound) continue; // released meanwhile
+      throw e;
+    }
+    const reason = info ? staleReason(info, now) : "the lock file is damaged";
+    if (reason) {
+      onStale?.({ name: f.name, info, reason });
+      await store.remove({ kind: "lock", name: f.name });
+      continue;
+    }
+    if (kind === "exclusive" || info!.kind === "exclusive") {
+      throw new LockedError(
+        `repository is locked by ${info!.operation} (${info!.kind} lock, process ${info!.pid} on ${
+          info!.host
+        }, since ${info!.time}): wait for it to finish and run again`,
+      );
+    }
+  }
+}

@@ -1,0 +1,300 @@
+/**
+ * The repository: config, index, blocks, trees and manifests over a blob
+ * store. Operations (backup, restore, list) are built on it in their own
+ * files.
+ *
+ * @module
+ */
+import { randomBytes } from "node:crypto";
+import type { BlobStore } from "./drivers/types.ts";
+import {
+  BendsaveError,
+  IntegrityError,
+  InvalidInput,
+  NotFound,
+  RepositoryNotFound,
+  UnsupportedFormat,
+} from "./errors.ts";
+import { BlockIndex, type BlobLocation } from "./block_index.ts";
+import { type ChunkerParams, DEFAULT_FIXED } from "../formats/chunker.ts";
+import { type CompressionOptions, decodeBlock, DEFAULT_COMPRESSION } from "../formats/codec.ts";
+import { equalBytes, sha256, toHex } from "../formats/hash.ts";
+import {
+  decodeManifest,
+  isManifestName,
+  isReadableVersion,
+  type Manifest,
+  openManifestFile,
+} from "../formats/manifest.ts";
+import { BlobKind } from "../formats/pack.ts";
+import {
+  DEFAULT_PACK_SIZE,
+  encodeRepoConfig,
+  NewerFormatError,
+  newRepoConfig,
+  parseRepoConfig,
+  type RepoConfig,
+} from "../formats/repo_config.ts";
+import { decodeTree, type TreeNode } from "../formats/tree.ts";
+import { FORMAT_VERSION } from "../formats/version.ts";
+import { repositoryGuide } from "./guide.ts";
+
+/** Options for creating a repository. */
+export interface InitOptions {
+  readonly chunker?: ChunkerParams;
+  readonly compression?: CompressionOptions;
+  readonly packSize?: number;
+  readonly now?: Date;
+}
+
+/** A manifest with its file name and id. */
+export interface ManifestRecord {
+  /** File name, `YYYYMMDD_HHMMSS[_N].manifest`. */
+  readonly name: string;
+  /** SHA-256 of the manifest file. */
+  readonly id: Uint8Array;
+  readonly manifest: Manifest;
+  /** Size of the manifest file. */
+  readonly size: number;
+}
+
+/** An open repository. */
+export class Repository {
+  readonly store: BlobStore;
+  readonly config: RepoConfig;
+  readonly index: BlockIndex = new BlockIndex();
+  #indexLoaded = false;
+
+  private constructor(store: BlobStore, config: RepoConfig) {
+    this.store = store;
+    this.config = config;
+  }
+
+  /** Opens an existing repository; RepositoryNotFound when there is none. */
+  static async open(store: BlobStore): Promise<Repository> {
+    let bytes: Uint8Array;
+    try {
+      bytes = await store.load({ kind: "config", name: "config" });
+    } catch (e) {
+      if (e instanceof NotFound) {
+        throw new RepositoryNotFound(
+          `no bendsave repository at ${store.location} (no config file): check the path, or back up to it to create one`,
+        );
+      }
+      throw e;
+    }
+    try {
+      return new Repository(store, parseRepoConfig(bytes));
+    } catch (e) {
+      if (e instanceof NewerFormatError) {
+        throw new UnsupportedFormat(
+          `repository ${store.location} has format version ${e.version}, newer than this bendsave reads (${FORMAT_VERSION}): use a newer bendsave`,
+        );
+      }
+      throw new IntegrityError(
+        `repository config at ${store.location} is damaged (${(e as Error).message}): restore the config file from a copy of the repository`,
+      );
+    }
+  }
+
+  /** Creates a repository in an empty store. */
+  static async init(store: BlobStore, options: InitOptions = {}): Promise<Repository> {
+    const config = newRepoConfig(randomBytes(32).toString("hex"), {
+      chunker: options.chunker ?? DEFAULT_FIXED,
+      compression: options.compression ?? DEFAULT_COMPRESSION,
+      packSize: options.packSize ?? DEFAULT_PACK_SIZE,
+      now: options.now ?? new Date(),
+    });
+    for await (const _ of store.list("manifest")) {
+      throw new InvalidInput(
+        `${store.location} holds manifests but no config: it is a damaged repository, not an empty directory; restore its config file`,
+      );
+    }
+    await store.save({ kind: "config", name: "config" }, encodeRepoConfig(config), { exclusive: true });
+    await store.save(
+      { kind: "guide", name: "bendsave.md" },
+      new TextEncoder().encode(repositoryGuide(config)),
+    );
+    return new Repository(store, config);
+  }
+
+  /** Opens the repository, creating it when the store holds none. */
+  static async openOrInit(store: BlobStore, options: InitOptions = {}): Promise<Repository> {
+    try {
+      return await Repository.open(store);
+    } catch (e) {
+      if (!(e instanceof RepositoryNotFound)) throw e;
+    }
+    return await Repository.init(store, options);
+  }
+
+  /** Loads every index file into memory (once). Returns the number of index files read. */
+  async loadIndex(): Promise<number> {
+    if (this.#indexLoaded) return 0;
+    let files = 0;
+    for await (const f of this.store.list("index")) {
+      const bytes = await this.store.load({ kind: "index", name: f.name });
+      if (toHex(sha256(bytes)) !== f.name) {
+        throw new IntegrityError(
+          `index file ${f.name} does not match its name (damaged): run bendsave verify, then bendsave repair index`,
+        );
+      }
+      try {
+        this.index.loadIndexFile(bytes);
+      } catch (e) {
+        throw new IntegrityError(
+          `index file ${f.name} is damaged (${(e as Error).message}): run bendsave repair index`,
+        );
+      }
+      files++;
+    }
+    this.#indexLoaded = true;
+    return files;
+  }
+
+  /** Where a block is, or an IntegrityError naming what needs it. */
+  locate(id: Uint8Array, what: string): BlobLocation {
+    const loc = this.index.lookup(id);
+    if (!loc) {
+      throw new IntegrityError(
+        `block ${toHex(id)} needed by ${what} is not in the index: run bendsave verify to see which backups are affected`,
+      );
+    }
+    return loc;
+  }
+
+  /** Reads the stored bytes of a range of a pack; missing packs become IntegrityError. */
+  async loadPackRange(packId: Uint8Array, offset: number, length: number, what: string): Promise<Uint8Array> {
+    const name = toHex(packId);
+    let data: Uint8Array;
+    try {
+      data = await this.store.load({ kind: "pack", name }, { offset, length });
+    } catch (e) {
+      if (e instanceof NotFound) {
+        throw new IntegrityError(
+          `pack ${name} needed by ${what} is missing from the repository: copy it back from another copy of the repository (bendsave verify lists every affected backup)`,
+        );
+      }
+      throw e;
+    }
+    if (data.length !== length) {
+      throw new IntegrityError(`pack ${name} needed by ${what} is truncated: restore it from another copy`);
+    }
+    return data;
+  }
+
+  /**
+   * Decodes and checks one stored block: it must decompress to its raw
+   * length and hash to its id.
+   */
+  decodeStored(id: Uint8Array, loc: BlobLocation, stored: Uint8Array, what: string): Uint8Array {
+    let raw: Uint8Array;
+    try {
+      raw = decodeBlock(loc.codec, stored, loc.rawLength);
+    } catch (e) {
+      throw new IntegrityError(
+        `block ${toHex(id)} in pack ${toHex(loc.packId)} needed by ${what} is damaged (${(e as Error).message})`,
+      );
+    }
+    if (!equalBytes(sha256(raw), id)) {
+      throw new IntegrityError(
+        `block ${toHex(id)} in pack ${toHex(loc.packId)} needed by ${what} does not match its hash (damaged)`,
+      );
+    }
+    return raw;
+  }
+
+  /** Reads, decompresses and checks one block. */
+  async readBlob(id: Uint8Array, what: string): Promise<Uint8Array> {
+    const loc = this.locate(id, what);
+    const stored = await this.loadPackRange(loc.packId, loc.offset, loc.storedLength, what);
+    return this.decodeStored(id, loc, stored, what);
+  }
+
+  /** Reads and decodes a tree. */
+  async loadTree(id: Uint8Array, what = "a tree"): Promise<TreeNode[]> {
+    const loc = this.locate(id, what);
+    if (loc.kind !== BlobKind.tree) throw new IntegrityError(`block ${toHex(id)} is not a tree (${what})`);
+    const bytes = await this.readBlob(id, what);
+    try {
+      return decodeTree(bytes);
+    } catch (e) {
+      throw new IntegrityError(`tree ${toHex(id)} (${what}) is damaged (${(e as Error).message})`);
+    }
+  }
+
+  /** Names of every manifest, oldest first. */
+  async manifestNames(): Promise<string[]> {
+    const names: string[] = [];
+    for await (const f of this.store.list("manifest")) if (isManifestName(f.name)) names.push(f.name);
+    return names.sort(compareManifestNames);
+  }
+
+  /** Loads and checks one manifest by file name. */
+  async loadManifest(name: string): Promise<ManifestRecord> {
+    if (!isManifestName(name)) {
+      throw new InvalidInput(`"${name}" is not a manifest name: use a name such as 20260101_120000.manifest`);
+    }
+    let bytes: Uint8Array;
+    try {
+      bytes = await this.store.load({ kind: "manifest", name });
+    } catch (e) {
+      if (e instanceof NotFound) {
+        throw new InvalidInput(
+          `no manifest ${name} in ${this.store.location}: run bendsave list ${this.store.location} to see the backups`,
+        );
+      }
+      throw e;
+    }
+    return parseManifestRecord(name, bytes);
+  }
+
+  /** Every manifest, oldest first. Damaged manifests are passed to `onDamaged` and skipped. */
+  async listManifests(onDamaged?: (name: string, error: BendsaveError) => void): Promise<ManifestRecord[]> {
+    const out: ManifestRecord[] = [];
+    for (const name of await this.manifestNames()) {
+      try {
+        out.push(await this.loadManifest(name));
+      } catch (e) {
+        if (onDamaged && (e instanceof IntegrityError || e instanceof UnsupportedFormat)) {
+          onDamaged(name, e);
+        } else throw e;
+      }
+    }
+    return out;
+  }
+}
+
+/** Checks and decodes manifest file bytes. */
+export function parseManifestRecord(name: string, bytes: Uint8Array): ManifestRecord {
+  let manifest: Manifest;
+  try {
+    const env = openManifestFile(bytes);
+    if (env.version > FORMAT_VERSION) {
+      throw new UnsupportedFormat(
+        `manifest ${name} has format version ${env.version}, newer than this bendsave reads (${FORMAT_VERSION}): use a newer bendsave`,
+      );
+    }
+    manifest = decodeManifest(env.body);
+    if (!isReadableVersion(manifest.formatVersion) || manifest.formatVersion !== env.version) {
+      throw new SyntaxError(`format version ${manifest.formatVersion} does not match its header`);
+    }
+  } catch (e) {
+    if (e instanceof BendsaveError) throw e;
+    throw new IntegrityError(
+      `manifest ${name} is damaged (${(e as Error).message}): restore it from another copy, or restore an older manifest`,
+    );
+  }
+  return { name, id: sha256(bytes), manifest, size: bytes.length };
+}
+
+/** Orders manifest names by time, then by same-second suffix. */
+export function compareManifestNames(a: string, b: string): number {
+  const key = (n: string) => {
+    const m = /^(\d{8}_\d{6})(?:_(\d+))?/.exec(n);
+    return [m?.[1] ?? n, Number(m?.[2] ?? 1)] as const;
+  };
+  const [ta, sa] = key(a);
+  const [tb, sb] = key(b);
+  return ta < tb ? -1 : ta > tb ? 1 : sa - sb;
+}

@@ -1,0 +1,356 @@
+/**
+ * The restore operation for directory trees: a plan (the dry run) and its
+ * execution. Every block is checked against its SHA-256 as it is written;
+ * every file is written under a temporary name and renamed when complete,
+ * so no half-written file ever carries its final name.
+ *
+ * @module
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { randomBytes } from "node:crypto";
+import type { BlobStore } from "../drivers/types.ts";
+import { IntegrityError, InvalidInput, StorageFull } from "../errors.ts";
+import { type ManifestRecord, Repository } from "../repository.ts";
+import type { BlobLocation } from "../block_index.ts";
+import type { EventSink } from "../backup/events.ts";
+import { splitAll } from "../../formats/chunker.ts";
+import { equalBytes, sha256, toHex } from "../../formats/hash.ts";
+import { NodeType, type TreeNode } from "../../formats/tree.ts";
+import { includeMatcher } from "./glob.ts";
+
+/** Options of {@linkcode planRestore} and {@linkcode restore}. */
+export interface RestoreOptions {
+  /** Manifest file name; default: the newest. */
+  readonly manifest?: string | null;
+  /** Part of the backup to restore; default: the only tree part, or "files". */
+  readonly part?: string;
+  /** Restore into a non-empty target, rewriting only files that differ. */
+  readonly overwrite?: boolean;
+  /** Globs selecting what to restore (default: everything). */
+  readonly include?: readonly string[];
+  readonly onEvent?: EventSink;
+}
+
+/** What a restore will do (the dry run's report). */
+export interface RestorePlan {
+  readonly manifest: string;
+  readonly manifestId: string;
+  readonly target: string;
+  readonly files: number;
+  readonly dirs: number;
+  readonly symlinks: number;
+  readonly bytes: number;
+  /** Existing paths under the target that the restore would replace. */
+  readonly replaced: string[];
+  /** True when the target exists and is not empty. */
+  readonly targetNotEmpty: boolean;
+  /** Pack files the restore reads, with their sizes. */
+  readonly packs: { id: string; size: number }[];
+}
+
+/** What a restore did. */
+export interface RestoreResult extends RestorePlan {
+  readonly filesWritten: number;
+  readonly filesUnchanged: number;
+  readonly bytesWritten: number;
+  readonly durationMs: number;
+}
+
+interface Entry {
+  readonly rel: string;
+  readonly node: TreeNode;
+}
+
+interface Collected {
+  readonly record: ManifestRecord;
+  readonly files: Entry[];
+  readonly dirs: Entry[];
+  readonly symlinks: Entry[];
+}
+
+async function collect(repo: Repository, options: RestoreOptions): Promise<Collected> {
+  const names = await repo.manifestNames();
+  if (names.length === 0) {
+    throw new InvalidInput(`repository ${repo.store.location} holds no backups: nothing to restore`);
+  }
+  const record = await repo.loadManifest(options.manifest ?? names[names.length - 1]!);
+  const trees = record.manifest.parts.filter((p) => p.kind === "tree");
+  const part = options.part
+    ? record.manifest.parts.find((p) => p.name === options.part)
+    : trees.length === 1
+    ? trees[0]
+    : record.manifest.parts.find((p) => p.name === "files");
+  if (!part) {
+    throw new InvalidInput(
+      `backup ${record.name} has no part ${options.part ?? "files"} (it has ${
+        record.manifest.parts.map((p) => p.name).join(", ")
+      }): name one with --part`,
+    );
+  }
+  const include = includeMatcher(options.include ?? []);
+  const out: Collected = { record, files: [], dirs: [], symlinks: [] };
+  const visit = async (id: Uint8Array, rel: string): Promise<boolean> => {
+    let any = false;
+    for (const node of await repo.loadTree(id, rel === "" ? `backup ${record.name}` : rel)) {
+      const r = rel === "" ? node.name : `${rel}/${node.name}`;
+      if (node.type === NodeType.dir) {
+        const at = out.dirs.length;
+        out.dirs.push({ rel: r, node });
+        const inner = node.subtree ? await visit(node.subtree, r) : false;
+        if (!inner && !include(r)) out.dirs.splice(at, 1);
+        else any = true;
+      } else if (include(r)) {
+        (node.type === NodeType.file ? out.files : out.symlinks).push({ rel: r, node });
+        any = true;
+      }
+    }
+    return any;
+  };
+  await visit(part.root, "");
+  return out;
+}
+
+function lstatOrNull(p: string): fs.Stats | null {
+  try {
+    return fs.lstatSync(p);
+  } catch {
+    return null;
+  }
+}
+
+function targetState(target: string): boolean {
+  const st = lstatOrNull(target);
+  if (!st) return false;
+  if (!st.isDirectory()) {
+    throw new InvalidInput(`restore target "${target}" exists and is not a directory: give a directory path`);
+  }
+  return fs.readdirSync(target).length > 0;
+}
+
+function packsOf(repo: Repository, files: Entry[]): { id: string; size: number }[] {
+  const seen = new Map<number, { id: string; size: number }>();
+  for (const f of files) {
+    for (const b of f.node.blocks) {
+      const loc = repo.locate(b, f.rel);
+      if (!seen.has(loc.packIndex)) {
+        const p = repo.index.pack(loc.packIndex);
+        seen.set(loc.packIndex, { id: toHex(p.id), size: p.size });
+      }
+    }
+  }
+  return [...seen.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
+}
+
+function buildPlan(repo: Repository, c: Collected, target: string): RestorePlan {
+  const notEmpty = targetState(target);
+  const replaced: string[] = [];
+  if (notEmpty) {
+    for (const e of [...c.files, ...c.symlinks]) if (lstatOrNull(path.join(target, e.rel))) replaced.push(e.rel);
+  }
+  return {
+    manifest: c.record.name,
+    manifestId: toHex(c.record.id),
+    target,
+    files: c.files.length,
+    dirs: c.dirs.length,
+    symlinks: c.symlinks.length,
+    bytes: c.files.reduce((a, f) => a + f.node.size, 0),
+    replaced,
+    targetNotEmpty: notEmpty,
+    packs: packsOf(repo, c.files),
+  };
+}
+
+/** Works out what a restore would do, writing nothing (the dry run). */
+export async function planRestore(store: BlobStore, target: string, options: RestoreOptions = {}): Promise<RestorePlan> {
+  const repo = await Repository.open(store);
+  await repo.loadIndex();
+  return buildPlan(repo, await collect(repo, options), path.resolve(target));
+}
+
+/** Keeps the most recently used whole packs in memory. */
+class PackCache {
+  readonly #repo: Repository;
+  readonly #packs = new Map<number, Uint8Array>();
+  readonly #whole: Set<number>;
+  constructor(repo: Repository, whole: Set<number>) {
+    this.#repo = repo;
+    this.#whole = whole;
+  }
+  async stored(id: Uint8Array, loc: BlobLocation, what: string): Promise<Uint8Array> {
+    if (!this.#whole.has(loc.packIndex)) {
+      return await this.#repo.loadPackRange(loc.packId, loc.offset, loc.storedLength, what);
+    }
+    let pack = this.#packs.get(loc.packIndex);
+    if (!pack) {
+      const size = this.#repo.index.pack(loc.packIndex).size;
+      pack = await this.#repo.loadPackRange(loc.packId, 0, size, what);
+      if (this.#packs.size >= 2) this.#packs.delete(this.#packs.keys().next().value!);
+      this.#packs.set(loc.packIndex, pack);
+    }
+    void id;
+    return pack.subarray(loc.offset, loc.offset + loc.storedLength);
+  }
+}
+
+function fsError(e: unknown, p: string): Error {
+  const code = (e as { code?: string }).code;
+  if (code === "ENOSPC" || code === "EDQUOT") {
+    return new StorageFull(`the disk holding "${p}" is full: free space (or restore elsewhere) and run the restore again`);
+  }
+  return e as Error;
+}
+
+/** True when the existing file at `p` has exactly the content of `node`. */
+function sameContent(p: string, node: TreeNode, repo: Repository): boolean {
+  const st = lstatOrNull(p);
+  if (!st || !st.isFile() || st.size !== node.size) return false;
+  const data = fs.readFileSync(p);
+  const lens = splitAll(repo.config.chunker, data);
+  if (lens.length !== node.blocks.length) return false;
+  let pos = 0;
+  for (let i = 0; i < lens.length; i++) {
+    if (!equalBytes(sha256(data.subarray(pos, pos + lens[i]!)), node.blocks[i]!)) return false;
+    pos += lens[i]!;
+  }
+  return true;
+}
+
+/**
+ * Restores a backup into `target`. Refuses a non-empty target unless
+ * `overwrite` is set; then only files whose content differs are rewritten.
+ */
+export async function restore(store: BlobStore, target: string, options: RestoreOptions = {}): Promise<RestoreResult> {
+  const started = Date.now();
+  const emit: EventSink = options.onEvent ?? (() => {});
+  const repo = await Repository.open(store);
+  await repo.loadIndex();
+  const abs = path.resolve(target);
+  const c = await collect(repo, options);
+  const plan = buildPlan(repo, c, abs);
+  if (plan.targetNotEmpty && !options.overwrite) {
+    throw new InvalidInput(
+      `restore target "${abs}" is not empty: restore into an empty directory, or pass --overwrite to rewrite files that differ`,
+    );
+  }
+  try {
+    fs.mkdirSync(abs, { recursive: true });
+    for (const d of c.dirs) fs.mkdirSync(path.join(abs, d.rel), { recursive: true, mode: 0o700 });
+  } catch (e) {
+    throw fsError(e, abs);
+  }
+
+  // Read packs in order: sort files by where their first block lives.
+  const order = c.files.map((f) => {
+    const loc = f.node.blocks.length ? repo.locate(f.node.blocks[0]!, f.rel) : null;
+    return { f, key: loc ? loc.packIndex * 2 ** 32 + loc.offset : -1 };
+  }).sort((a, b) => a.key - b.key).map((x) => x.f);
+  const needed = new Map<number, number>();
+  const counted = new Set<string>();
+  for (const f of c.files) {
+    for (const b of f.node.blocks) {
+      const hex = toHex(b);
+      if (counted.has(hex)) continue;
+      counted.add(hex);
+      const loc = repo.locate(b, f.rel);
+      needed.set(loc.packIndex, (needed.get(loc.packIndex) ?? 0) + loc.storedLength);
+    }
+  }
+  const whole = new Set<number>();
+  for (const [p, bytes] of needed) if (bytes > repo.index.pack(p).size / 2) whole.add(p);
+  const cache = new PackCache(repo, whole);
+
+  let filesWritten = 0;
+  let filesUnchanged = 0;
+  let bytesWritten = 0;
+  let done = 0;
+  let lastEmit = 0;
+  for (const f of order) {
+    const final = path.join(abs, f.rel);
+    if (plan.targetNotEmpty && sameContent(final, f.node, repo)) {
+      filesUnchanged++;
+      setMeta(final, f.node);
+    } else {
+      bytesWritten += await writeFile(repo, cache, final, f);
+      filesWritten++;
+    }
+    done++;
+    const t = Date.now();
+    if (t - lastEmit >= 200) {
+      lastEmit = t;
+      emit({
+        type: "progress",
+        operation: "restore",
+        phase: "write",
+        files: done,
+        totalFiles: c.files.length,
+        bytes: bytesWritten,
+        totalBytes: plan.bytes,
+        elapsedMs: t - started,
+      });
+    }
+  }
+  for (const s of c.symlinks) {
+    const final = path.join(abs, s.rel);
+    const tmp = tempName(final);
+    try {
+      fs.symlinkSync(s.node.linkTarget ?? "", tmp);
+      fs.renameSync(tmp, final);
+    } catch (e) {
+      fs.rmSync(tmp, { force: true });
+      throw fsError(e, final);
+    }
+    try {
+      fs.lutimesSync(final, s.node.mtimeMs / 1000, s.node.mtimeMs / 1000);
+    } catch {
+      // some file systems cannot set symlink times; the link itself is restored
+    }
+  }
+  // Directory metadata last, deepest first (writing into a directory changes its mtime).
+  for (const d of [...c.dirs].reverse()) setMeta(path.join(abs, d.rel), d.node);
+  return { ...plan, filesWritten, filesUnchanged, bytesWritten, durationMs: Date.now() - started };
+}
+
+function tempName(final: string): string {
+  return path.join(path.dirname(final), `.${path.basename(final).slice(0, 100)}.${randomBytes(6).toString("hex")}.bendsave-tmp`);
+}
+
+function setMeta(p: string, node: TreeNode): void {
+  fs.chmodSync(p, node.mode);
+  fs.utimesSync(p, node.mtimeMs / 1000, node.mtimeMs / 1000);
+}
+
+async function writeFile(repo: Repository, cache: PackCache, final: string, f: Entry): Promise<number> {
+  const tmp = tempName(final);
+  let fd: number | null = null;
+  let written = 0;
+  try {
+    fd = fs.openSync(tmp, "wx", 0o600);
+    for (const id of f.node.blocks) {
+      const loc = repo.locate(id, f.rel);
+      const stored = await cache.stored(id, loc, f.rel);
+      const raw = repo.decodeStored(id, loc, stored, `file ${f.rel}`);
+      let pos = 0;
+      while (pos < raw.length) pos += fs.writeSync(fd, raw, pos, raw.length - pos);
+      written += raw.length;
+    }
+    if (written !== f.node.size) {
+      throw new IntegrityError(`file ${f.rel} restored to ${written} bytes but the backup recorded ${f.node.size}`);
+    }
+    fs.fchmodSync(fd, f.node.mode);
+    fs.futimesSync(fd, f.node.mtimeMs / 1000, f.node.mtimeMs / 1000);
+    fs.closeSync(fd);
+    fd = null;
+    const st = lstatOrNull(final);
+    if (st?.isDirectory()) {
+      throw new InvalidInput(`cannot restore file ${f.rel}: a directory is in its place in the target; move it away`);
+    }
+    fs.renameSync(tmp, final);
+    return written;
+  } catch (e) {
+    if (fd !== null) fs.closeSync(fd);
+    fs.rmSync(tmp, { force: true });
+    throw fsError(e, final);
+  }
+}
