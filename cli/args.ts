@@ -1,0 +1,43 @@
+/**
+ * Command-line parsing on node:util's parseArgs, with bendsave's usage
+ * errors.
+ *
+ * @module
+ */
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { UsageError } from "./exit_codes.ts";
+
+/** Option specs as parseArgs takes them. */
+export type Options = NonNullable<ParseArgsConfig["options"]>;
+
+/** Options every command accepts. */
+export const COMMON: Options = {
+  help: { type: "boolean", short: "h" },
+  json: { type: "boolean" },
+};
+
+/** Parses `args` for `command`; unknown flags become UsageError naming the command's help. */
+export function parse(command: string, args: string[], options: Options) {
+  try {
+    return parseArgs({ args, options: { ...COMMON, ...options }, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message.split("\n")[0]}: see bendsave ${command} --help`);
+  }
+}
+
+/** The value of a required string option. */
+export function required(command: string, values: Record<string, unknown>, name: string): string {
+  const v = values[name];
+  if (typeof v !== "string" || v === "") {
+    throw new UsageError(`bendsave ${command} needs --${name}: see bendsave ${command} --help`);
+  }
+  return v;
+}
+
+/** The single positional argument. */
+export function onePositional(command: string, positionals: string[], what: string): string {
+  if (positionals.length !== 1) {
+    throw new UsageError(`bendsave ${command} takes one ${what}: see bendsave ${command} --help`);
+  }
+  return positionals[0]!;
+}

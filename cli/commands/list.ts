@@ -1,0 +1,67 @@
+/**
+ * `bendsave list <repo>`
+ *
+ * @module
+ */
+import { listBackups } from "../../store/list.ts";
+import { openStore } from "../../store/open_store.ts";
+import { onePositional, parse } from "../args.ts";
+import { ExitCode } from "../exit_codes.ts";
+import { formatBytes, type Output, table } from "../output.ts";
+
+/** Help text. */
+export const LIST_HELP = `Usage: bendsave list <repo> [--json]
+
+Lists the backups in a repository, oldest first.
+
+Options:
+  --json       a JSON array of objects: name, id, time (RFC 3339), parent (name or null),
+               parent_present, kind, files, bytes, added_bytes, incomplete, source, host
+  -h, --help   this help`;
+
+/** Runs the command. */
+export async function listCommand(args: string[], out: Output): Promise<number> {
+  const { values, positionals } = parse("list", args, {});
+  if (values.help) {
+    console.log(LIST_HELP);
+    return ExitCode.ok;
+  }
+  const repo = onePositional("list", positionals, "repository");
+  const { backups, damaged } = await listBackups(await openStore(repo));
+  if (out.json) {
+    console.log(JSON.stringify(
+      backups.map((b) => ({
+        name: b.name,
+        id: b.id,
+        time: b.time,
+        parent: b.parent,
+        parent_present: b.parentPresent,
+        kind: b.kind,
+        files: b.files,
+        bytes: b.bytes,
+        added_bytes: b.added_bytes,
+        incomplete: b.incomplete,
+        source: b.source,
+        host: b.host,
+      })),
+      null,
+      2,
+    ));
+  } else {
+    out.print(table(
+      ["name", "time", "kind", "parent", "files", "size", "added"],
+      backups.map((b) => [
+        b.name.replace(/\.manifest$/, "") + (b.incomplete ? " (incomplete)" : ""),
+        b.time.replace(/\.\d+Z$/, "Z"),
+        b.kind,
+        b.parent ? b.parent.replace(/\.manifest$/, "") + (b.parentPresent ? "" : " (vacuumed)") : "-",
+        String(b.files),
+        formatBytes(b.bytes),
+        formatBytes(b.added_bytes),
+      ]),
+    ));
+    out.print(`${backups.length} backup(s)`);
+  }
+  for (const d of damaged) console.error(`error: ${d.error}`);
+  return damaged.length ? ExitCode.failure : ExitCode.ok;
+}

@@ -1,0 +1,40 @@
+/**
+ * bendsave: disaster-recovery backups for databases and directories.
+ *
+ * The library behind the `bendsave` command: everything the CLI does is
+ * reachable from here.
+ *
+ * @example
+ * ```ts ignore
+ * import { backup, dirSource, listBackups, openStore, restore } from "./mod.ts";
+ * const store = await openStore("/backups/repo", { create: true });
+ * const r = await backup(store, dirSource("/var/lib/app"));
+ * console.log(r.name, (await listBackups(store)).backups.length);
+ * await restore(store, "/tmp/restored", { manifest: r.name });
+ * ```
+ *
+ * @module
+ */
+export * from "./store/errors.ts";
+export * from "./store/drivers/mod.ts";
+export { openStore, splitManifestLocation } from "./store/open_store.ts";
+export { type InitOptions, type ManifestRecord, Repository } from "./store/repository.ts";
+export { BlockIndex, type BlobLocation } from "./store/block_index.ts";
+export { type LockInfo, RepositoryLock } from "./store/lock.ts";
+export { backup, type BackupOptions, type BackupResult } from "./store/backup/backup.ts";
+export type { EventSink, OperationEvent, ProgressEvent, WarningEvent } from "./store/backup/events.ts";
+export {
+  planRestore,
+  restore,
+  type RestoreOptions,
+  type RestorePlan,
+  type RestoreResult,
+} from "./store/restore/restore.ts";
+export { type BackupSummary, listBackups } from "./store/list.ts";
+export { dirSource } from "./sources/dir/dir_source.ts";
+export type { DirPart, Source, SourceInfo, SourcePart, StreamPart } from "./sources/types.ts";
+export { type ChunkerParams, DEFAULT_FASTCDC, DEFAULT_FIXED } from "./formats/chunker.ts";
+export { type CompressionOptions, DEFAULT_COMPRESSION } from "./formats/codec.ts";
+export type { Manifest, ManifestPart, ManifestStats } from "./formats/manifest.ts";
+export { parseRepoUri, type RepoUri } from "./formats/uri.ts";
+export { FORMAT_VERSION, TOOL_VERSION } from "./formats/version.ts";
