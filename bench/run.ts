@@ -394,8 +394,12 @@ async function benchIn(work: string, options: BenchOptions): Promise<string> {
       } else {
         try {
           const parsed: unknown = JSON.parse(list.stdout);
+          const backups = (["first", "unchanged", "changed"] as const)
+            .filter((id) => r.steps[id]?.status === "ok").length;
           const count = Array.isArray(parsed) ? `${parsed.length} entries` : "an object";
-          r.notes.push(`- bendsave: \`list --json\` returned ${count}`);
+          r.notes.push(
+            `- bendsave: \`list --json\` returned ${count}; ${backups} backups succeeded`,
+          );
         } catch {
           r.notes.push("- bendsave: `list --json` printed something that is not one JSON value");
         }

@@ -92,7 +92,10 @@ export function decodeBlock(codec: number, data: Uint8Array, rawLength: number):
         out = view(zlib.zstdDecompressSync(data, { maxOutputLength: Math.max(rawLength, 1) }));
         break;
       case Codec.deflate:
-        out = inflateSync(data, { out: new Uint8Array(rawLength) });
+        // One spare byte: fflate silently drops output past the end of `out`
+        // and returns `out` whole for empty input, so only a longer buffer
+        // lets the length check below catch both.
+        out = inflateSync(data, { out: new Uint8Array(rawLength + 1) });
         break;
       default:
         throw new SyntaxError(`unknown codec ${codec}`);

@@ -9,6 +9,7 @@
  */
 import type { BlobStore } from "./drivers/types.ts";
 import type { BlockIndex } from "./block_index.ts";
+import { crashPoint } from "./crash_point.ts";
 import { encodeIndexFile, type IndexedPack } from "../formats/index_file.ts";
 import { type BlobKind, PACK_HEADER_SIZE, type PackEntry, packHeader, packTrailer } from "../formats/pack.ts";
 import { sha256, toHex } from "../formats/hash.ts";
@@ -94,6 +95,7 @@ export class PackWriter {
     }
     const packId = sha256(bytes);
     await this.#store.save({ kind: "pack", name: toHex(packId) }, bytes);
+    crashPoint("pack");
     const p = this.#index.addPack(packId, total);
     for (const e of entries) {
       this.#index.add(p, e);
@@ -120,6 +122,7 @@ export class PackWriter {
     const bytes = encodeIndexFile(this.#written);
     const name = toHex(sha256(bytes));
     await this.#store.save({ kind: "index", name }, bytes);
+    crashPoint("index");
     this.#written = [];
     return name;
   }

@@ -13,6 +13,7 @@ import { AlreadyExists } from "../errors.ts";
 import { type InitOptions, type ManifestRecord, Repository } from "../repository.ts";
 import { RepositoryLock } from "../lock.ts";
 import { PackWriter } from "../pack_writer.ts";
+import { crashPoint } from "../crash_point.ts";
 import type { DirPart, Source, SourcePart, StreamPart } from "../../sources/types.ts";
 import { createChunker } from "../../formats/chunker.ts";
 import { encodeBlock } from "../../formats/codec.ts";
@@ -157,7 +158,9 @@ export async function backup(
       catalog: null,
     };
     const bytes = encodeManifestFile(manifest);
+    crashPoint("before-manifest");
     const name = await saveManifest(repo, start, bytes);
+    crashPoint("manifest");
     return {
       name,
       id: sha256(bytes),

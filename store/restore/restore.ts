@@ -302,7 +302,7 @@ export async function restore(store: BlobStore, target: string, options: Restore
       throw fsError(e, final);
     }
     try {
-      fs.lutimesSync(final, s.node.mtimeMs / 1000, s.node.mtimeMs / 1000);
+      fs.lutimesSync(final, timeArg(s.node.mtimeMs), timeArg(s.node.mtimeMs));
     } catch {
       // some file systems cannot set symlink times; the link itself is restored
     }
@@ -316,9 +316,18 @@ function tempName(final: string): string {
   return path.join(path.dirname(final), `.${path.basename(final).slice(0, 100)}.${randomBytes(6).toString("hex")}.bendsave-tmp`);
 }
 
+/**
+ * Seconds for the utimes calls, which keep millisecond precision: half a
+ * millisecond is added so that float truncation cannot land on the
+ * millisecond before. Sub-millisecond parts are not restored.
+ */
+function timeArg(ms: number): number {
+  return (Math.floor(ms) + 0.5) / 1000;
+}
+
 function setMeta(p: string, node: TreeNode): void {
   fs.chmodSync(p, node.mode);
-  fs.utimesSync(p, node.mtimeMs / 1000, node.mtimeMs / 1000);
+  fs.utimesSync(p, timeArg(node.mtimeMs), timeArg(node.mtimeMs));
 }
 
 async function writeFile(repo: Repository, cache: PackCache, final: string, f: Entry): Promise<number> {
@@ -339,7 +348,7 @@ async function writeFile(repo: Repository, cache: PackCache, final: string, f: E
       throw new IntegrityError(`file ${f.rel} restored to ${written} bytes but the backup recorded ${f.node.size}`);
     }
     fs.fchmodSync(fd, f.node.mode);
-    fs.futimesSync(fd, f.node.mtimeMs / 1000, f.node.mtimeMs / 1000);
+    fs.futimesSync(fd, timeArg(f.node.mtimeMs), timeArg(f.node.mtimeMs));
     fs.closeSync(fd);
     fd = null;
     const st = lstatOrNull(final);
