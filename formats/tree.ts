@@ -35,8 +35,24 @@ export interface TreeNode {
   gid: number;
 }
 
+/**
+ * Byte-wise UTF-8 order (bendsave.proto), which is code point order. `<` on
+ * strings compares UTF-16 code units, which puts U+10000 and above before
+ * U+E000-U+FFFF; shifting those units fixes that at the first difference.
+ */
 function compareNames(a: TreeNode, b: TreeNode): number {
-  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+  const x = a.name;
+  const y = b.name;
+  const n = Math.min(x.length, y.length);
+  for (let i = 0; i < n; i++) {
+    let cx = x.charCodeAt(i);
+    let cy = y.charCodeAt(i);
+    if (cx === cy) continue;
+    if (cx >= 0xd800) cx += cx >= 0xe000 ? -0x800 : 0x2000;
+    if (cy >= 0xd800) cy += cy >= 0xe000 ? -0x800 : 0x2000;
+    return cx - cy;
+  }
+  return x.length - y.length;
 }
 
 /** Sorts nodes by name and encodes them; throws TypeError on a duplicate or invalid name. */

@@ -61,7 +61,13 @@ function describeTree(root: string): ExpectedEntry[] {
         visit(r);
       } else if (st.isSymbolicLink()) {
         const target = fs.readlinkSync(p);
-        out.push({ ...common, type: "symlink", size: 0, sha256: sha256Hex(target), linkTarget: target });
+        out.push({
+          ...common,
+          type: "symlink",
+          size: 0,
+          sha256: sha256Hex(target),
+          linkTarget: target,
+        });
       } else {
         out.push({ ...common, type: "file", size: st.size, sha256: sha256Hex(fs.readFileSync(p)) });
       }
@@ -103,11 +109,15 @@ function compareEntry(manifest: string, want: ExpectedEntry, got: ExpectedEntry 
 
 for (const version of fixtureVersions()) {
   const fixture = path.join(HERE, version);
-  const expected: Expected = JSON.parse(fs.readFileSync(path.join(fixture, "expected.json"), "utf8"));
+  const expected: Expected = JSON.parse(
+    fs.readFileSync(path.join(fixture, "expected.json"), "utf8"),
+  );
   const names = Object.keys(expected.manifests).sort();
 
   Deno.test(`golden ${version} restores every manifest as recorded`, async (t) => {
-    const tmp = fs.mkdtempSync(path.join(Deno.env.get("TMPDIR") ?? "/tmp", `bendsave-golden-${version}-`));
+    const tmp = fs.mkdtempSync(
+      path.join(Deno.env.get("TMPDIR") ?? "/tmp", `bendsave-golden-${version}-`),
+    );
     const before = fingerprint(path.join(fixture, "repo"));
     try {
       const repoDir = path.join(tmp, "repo");
@@ -123,24 +133,34 @@ for (const version of fixtureVersions()) {
         assert.equal(repo.config.version, expected.formatVersion);
       });
 
-      await t.step("listBackups lists every manifest, undamaged, with the parent chain", async () => {
-        const { backups, damaged } = await listBackups(store);
-        assert.deepEqual(damaged, []);
-        assert.deepEqual(backups.map((b) => b.name), names);
-        assert.equal(backups[0]!.kind, "full");
-        assert.equal(backups[0]!.parent, null);
-        for (let i = 1; i < backups.length; i++) {
-          assert.equal(backups[i]!.kind, "incremental");
-          assert.equal(backups[i]!.parent, backups[i - 1]!.name);
-          assert.equal(backups[i]!.parentPresent, true);
-        }
-        for (const b of backups) {
-          assert.equal(b.incomplete, false);
-          const bytes = fs.readFileSync(path.join(repoDir, "manifests", b.name));
-          assert.equal(b.id, sha256Hex(bytes), `${b.name}: id is the SHA-256 of the manifest file`);
-          assert.equal(b.files, expected.manifests[b.name]!.filter((e) => e.type === "file").length);
-        }
-      });
+      await t.step(
+        "listBackups lists every manifest, undamaged, with the parent chain",
+        async () => {
+          const { backups, damaged } = await listBackups(store);
+          assert.deepEqual(damaged, []);
+          assert.deepEqual(backups.map((b) => b.name), names);
+          assert.equal(backups[0]!.kind, "full");
+          assert.equal(backups[0]!.parent, null);
+          for (let i = 1; i < backups.length; i++) {
+            assert.equal(backups[i]!.kind, "incremental");
+            assert.equal(backups[i]!.parent, backups[i - 1]!.name);
+            assert.equal(backups[i]!.parentPresent, true);
+          }
+          for (const b of backups) {
+            assert.equal(b.incomplete, false);
+            const bytes = fs.readFileSync(path.join(repoDir, "manifests", b.name));
+            assert.equal(
+              b.id,
+              sha256Hex(bytes),
+              `${b.name}: id is the SHA-256 of the manifest file`,
+            );
+            assert.equal(
+              b.files,
+              expected.manifests[b.name]!.filter((e) => e.type === "file").length,
+            );
+          }
+        },
+      );
 
       for (const name of names) {
         await t.step(`restore ${name}`, async () => {
@@ -150,15 +170,27 @@ for (const version of fixtureVersions()) {
           const want = expected.manifests[name]!;
           const got = new Map(describeTree(target).map((e) => [e.path, e]));
           for (const w of want) compareEntry(name, w, got.get(w.path));
-          assert.deepEqual([...got.keys()].sort(), want.map((w) => w.path).sort(), `${name}: restored paths`);
-          const emptyDirs = want.filter((w) => w.type === "dir" && !want.some((x) => x.path.startsWith(`${w.path}/`)));
+          assert.deepEqual(
+            [...got.keys()].sort(),
+            want.map((w) => w.path).sort(),
+            `${name}: restored paths`,
+          );
+          const emptyDirs = want.filter((w) =>
+            w.type === "dir" && !want.some((x) => x.path.startsWith(`${w.path}/`))
+          );
           assert.ok(emptyDirs.length > 0, `${name}: the fixture has an empty directory`);
-          for (const d of emptyDirs) assert.deepEqual(fs.readdirSync(path.join(target, d.path)), []);
+          for (const d of emptyDirs) {
+            assert.deepEqual(fs.readdirSync(path.join(target, d.path)), []);
+          }
         });
       }
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
     }
-    assert.deepEqual(fingerprint(path.join(fixture, "repo")), before, "the fixture must never be written to");
+    assert.deepEqual(
+      fingerprint(path.join(fixture, "repo")),
+      before,
+      "the fixture must never be written to",
+    );
   });
 }

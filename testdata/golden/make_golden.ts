@@ -58,7 +58,12 @@ export interface Expected {
  * fixture holds files of several content-defined blocks and the incremental
  * backup shares blocks with the full one.
  */
-export const GOLDEN_CHUNKER: ChunkerParams = { kind: "fastcdc", min: 16384, avg: 65536, max: 262144 };
+export const GOLDEN_CHUNKER: ChunkerParams = {
+  kind: "fastcdc",
+  min: 16384,
+  avg: 65536,
+  max: 262144,
+};
 
 const KiB = 1024;
 /** Backup start times (UTC) of the two backups; also the manifest names. */
@@ -116,9 +121,24 @@ function files(): FileSpec[] {
     { path: "empty.txt", data: new Uint8Array(0), mode: 0o644, mtime: MTIME + 10_001 },
     { path: "one-byte.bin", data: new Uint8Array([0x42]), mode: 0o644, mtime: MTIME + 10_002 },
     { path: "text/lorem.txt", data: text(100 * KiB), mode: 0o644, mtime: MTIME + 10_003 },
-    { path: "data/random.bin", data: seededBytes(300 * KiB, 0x6b656e64), mode: 0o644, mtime: MTIME + 10_004 },
-    { path: "bin/run.sh", data: enc("#!/bin/sh\necho bendsave golden\n"), mode: 0o755, mtime: MTIME + 10_005 },
-    { path: "private/key.txt", data: enc("not a real secret\n"), mode: 0o600, mtime: MTIME + 10_006 },
+    {
+      path: "data/random.bin",
+      data: seededBytes(300 * KiB, 0x6b656e64),
+      mode: 0o644,
+      mtime: MTIME + 10_004,
+    },
+    {
+      path: "bin/run.sh",
+      data: enc("#!/bin/sh\necho bendsave golden\n"),
+      mode: 0o755,
+      mtime: MTIME + 10_005,
+    },
+    {
+      path: "private/key.txt",
+      data: enc("not a real secret\n"),
+      mode: 0o600,
+      mtime: MTIME + 10_006,
+    },
     { path: "nested/a/b/deep.txt", data: enc("deep\n"), mode: 0o644, mtime: MTIME + 10_007 },
     { path: "données été.txt", data: enc("UTF-8 file name\n"), mode: 0o644, mtime: MTIME + 10_008 },
   ];
@@ -152,8 +172,12 @@ function createSource(src: string): void {
     fs.chmodSync(p, f.mode);
   }
   for (const l of LINKS) fs.symlinkSync(l.target, path.join(src, l.path));
-  for (const f of files()) fs.utimesSync(path.join(src, f.path), new Date(f.mtime), new Date(f.mtime));
-  for (const l of LINKS) fs.lutimesSync(path.join(src, l.path), new Date(l.mtime), new Date(l.mtime));
+  for (const f of files()) {
+    fs.utimesSync(path.join(src, f.path), new Date(f.mtime), new Date(f.mtime));
+  }
+  for (const l of LINKS) {
+    fs.lutimesSync(path.join(src, l.path), new Date(l.mtime), new Date(l.mtime));
+  }
   setDirMeta(src);
 }
 
@@ -185,7 +209,13 @@ export function describeTree(root: string): ExpectedEntry[] {
         visit(r);
       } else if (st.isSymbolicLink()) {
         const target = fs.readlinkSync(p);
-        out.push({ ...common, type: "symlink", size: 0, sha256: sha256Hex(target), linkTarget: target });
+        out.push({
+          ...common,
+          type: "symlink",
+          size: 0,
+          sha256: sha256Hex(target),
+          linkTarget: target,
+        });
       } else if (st.isFile()) {
         out.push({ ...common, type: "file", size: st.size, sha256: sha256Hex(fs.readFileSync(p)) });
       }
@@ -238,7 +268,10 @@ async function main(): Promise<void> {
       labels: { fixture: `golden-v${FORMAT_VERSION}` },
     });
     expected.manifests[incr.name] = describeTree(src);
-    if (full.manifest.kind !== "full" || incr.manifest.kind !== "incremental" || incr.parent !== full.name) {
+    if (
+      full.manifest.kind !== "full" || incr.manifest.kind !== "incremental" ||
+      incr.parent !== full.name
+    ) {
       throw new Error("internal: the second backup is not an incremental child of the first");
     }
     const removed = await store.cleanTemporaryFiles({ olderThanMs: 0 });

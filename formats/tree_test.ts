@@ -1,0 +1,194 @@
+import assert from "node:assert/strict";
+import { sha256 } from "./hash.ts";
+import { decodeTree, encodeTree, NodeType, type TreeNode } from "./tree.ts";
+
+const enc = (s: string) => new TextEncoder().encode(s);
+
+function file(name: string, size: number, blocks: Uint8Array[] = []): TreeNode {
+  return {
+    name,
+    type: NodeType.file,
+    mode: 0o644,
+    mtimeMs: 1_700_000_000_123.25,
+    size,
+    blocks,
+    inode: 12345,
+    device: 2049,
+    uid: 1000,
+    gid: 1000,
+  };
+}
+
+function dir(name: string, subtree: Uint8Array): TreeNode {
+  return {
+    name,
+    type: NodeType.dir,
+    mode: 0o755,
+    mtimeMs: 1_600_000_000_000,
+    size: 0,
+    blocks: [],
+    subtree,
+    inode: 2,
+    device: 2049,
+    uid: 0,
+    gid: 0,
+  };
+}
+
+function symlink(name: string, linkTarget: string): TreeNode {
+  return {
+    name,
+    type: NodeType.symlink,
+    mode: 0o777,
+    mtimeMs: 0.5,
+    size: 0,
+    blocks: [],
+    linkTarget,
+    inode: 3,
+    device: 2049,
+    uid: 1,
+    gid: 2,
+  };
+}
+
+/** UTF-8 byte-wise order, as bendsave.proto documents for tree nodes. */
+function utf8Compare(a: string, b: string): number {
+  const x = enc(a);
+  const y = enc(b);
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    if (x[i] !== y[i]) return x[i]! - y[i]!;
+  }
+  return x.length - y.length;
+}
+
+const NODES: TreeNode[] = [
+  file("report.parquet", 2 ** 40 + 7, [sha256(enc("b0")), sha256(enc("b1")), sha256(enc("b2"))]),
+  file("empty", 0),
+  dir("sub", sha256(enc("subtree"))),
+  symlink("link", "../target with spaces/ü"),
+  file("日本語.txt", 3, [sha256(enc("abc"))]),
+  file("emoji-\u{1F600}", 1, [sha256(enc("x"))]),
+  { ...file("odd", 5, [sha256(enc("hello"))]), mode: 0o4755, mtimeMs: -1.75, uid: 0xffff_fffe },
+  { ...file("big-inode", 0), inode: 2 ** 53 - 1, device: 2 ** 40 },
+];
+
+Deno.test("decodeTree round trips file, dir and symlink nodes sorted by name", () => {
+  const got = decodeTree(encodeTree(NODES));
+  const want = [...NODES].sort((a, b) => utf8Compare(a.name, b.name));
+  assert.deepEqual(got, want);
+});
+
+Deno.test("decodeTree keeps empty files with no blocks", () => {
+  const [n] = decodeTree(encodeTree([file("empty", 0)]));
+  assert.equal(n?.size, 0);
+  assert.deepEqual(n?.blocks, []);
+  assert.equal(n?.type, NodeType.file);
+  assert.equal("subtree" in n!, false);
+  assert.equal("linkTarget" in n!, false);
+});
+
+Deno.test("decodeTree keeps fractional and negative mtimes exactly", () => {
+  for (const mtimeMs of [1_700_000_000_123.456, 0.001, -1.75, 1e15 + 0.5]) {
+    const [n] = decodeTree(encodeTree([{ ...file("f", 0), mtimeMs }]));
+    assert.equal(n?.mtimeMs, mtimeMs);
+  }
+});
+
+Deno.test("decodeTree keeps sizes, inodes and devices above 2^32", () => {
+  for (const v of [2 ** 32, 2 ** 32 + 1, 2 ** 40 + 7, Number.MAX_SAFE_INTEGER]) {
+    const [n] = decodeTree(encodeTree([{ ...file("f", v), inode: v, device: v }]));
+    assert.equal(n?.size, v);
+    assert.equal(n?.inode, v);
+    assert.equal(n?.device, v);
+  }
+});
+
+Deno.test("decodeTree keeps unicode names and symlink targets byte-exact", () => {
+  const names = ["日本語.txt", "Ünïcödé", "emoji-\u{1F600}", "tab\tname", "new\nline", "\u00e9", "e\u0301"];
+  const got = decodeTree(encodeTree(names.map((n) => symlink(n, `→${n}`))));
+  assert.deepEqual(
+    got.map((n) => [n.name, n.linkTarget]).sort(),
+    names.map((n) => [n, `→${n}`]).sort(),
+  );
+});
+
+Deno.test("decodeTree returns block ids as plain 32-byte Uint8Arrays", () => {
+  const blocks = [sha256(enc("1")), sha256(enc("2"))];
+  const [n] = decodeTree(encodeTree([file("f", 10, blocks)]));
+  assert.equal(n?.blocks.length, 2);
+  for (const b of n!.blocks) assert.equal(Object.getPrototypeOf(b), Uint8Array.prototype);
+  assert.deepEqual(n?.blocks, blocks);
+});
+
+Deno.test("decodeTree round trips an empty tree", () => {
+  const bytes = encodeTree([]);
+  assert.equal(bytes.length, 0);
+  assert.deepEqual(decodeTree(bytes), []);
+});
+
+Deno.test("encodeTree gives identical bytes for the same nodes in any order", () => {
+  const a = encodeTree(NODES);
+  const b = encodeTree([...NODES].reverse());
+  const c = encodeTree([NODES[3]!, NODES[0]!, ...NODES.slice(4), NODES[2]!, NODES[1]!]);
+  assert.deepEqual(b, a);
+  assert.deepEqual(c, a);
+  assert.deepEqual(encodeTree(decodeTree(a)), a, "re-encoding a decoded tree keeps its id");
+});
+
+Deno.test("encodeTree does not reorder the caller's array", () => {
+  const nodes = [file("b", 0), file("a", 0)];
+  encodeTree(nodes);
+  assert.deepEqual(nodes.map((n) => n.name), ["b", "a"]);
+});
+
+Deno.test("encodeTree sorts names byte-wise on UTF-8 as bendsave.proto documents", () => {
+  // U+FF21 is EF BC A1 in UTF-8 and U+1F600 is F0 9F 98 80: UTF-8 puts U+FF21
+  // first, while UTF-16 code units (D83D DE00 < FF21) would put the emoji first.
+  const names = ["\u{1F600}", "\uFF21", "z", "Z", "a", "\u00e9", "\u{10000}", "\uE000", "\uFFFF"];
+  const got = decodeTree(encodeTree(names.map((n) => file(n, 0)))).map((n) => n.name);
+  assert.deepEqual(got, [...names].sort(utf8Compare));
+  assert.deepEqual(got, ["Z", "a", "z", "\u00e9", "\uE000", "\uFF21", "\uFFFF", "\u{10000}", "\u{1F600}"]);
+});
+
+Deno.test("encodeTree throws TypeError on a duplicate name", () => {
+  assert.throws(
+    () => encodeTree([file("a", 0), dir("b", sha256(enc("t"))), symlink("a", "x")]),
+    (e: unknown) => e instanceof TypeError && e.message.includes(`"a"`),
+  );
+});
+
+Deno.test("encodeTree throws TypeError on empty, '.', '..' and names containing '/'", () => {
+  for (const name of ["", ".", "..", "a/b", "/", "/abs", "trailing/"]) {
+    assert.throws(
+      () => encodeTree([file("ok", 0), file(name, 0)]),
+      (e: unknown) => e instanceof TypeError && e.message.includes(`"${name}"`),
+      JSON.stringify(name),
+    );
+  }
+});
+
+Deno.test("encodeTree accepts names that only look like dots", () => {
+  const names = ["...", ".hidden", "a.", "..b"];
+  const got = decodeTree(encodeTree(names.map((n) => file(n, 0)))).map((n) => n.name);
+  assert.deepEqual(got, [...names].sort(utf8Compare));
+});
+
+Deno.test("decodeTree throws SyntaxError on garbage bytes", () => {
+  const garbage = [
+    [0xff, 0xff, 0xff], // wire type 7 does not exist
+    [0x0a, 0x10], // node field claims 16 bytes, none follow
+    [0x0a, 0x02, 0x10], // node truncated inside
+    [0x0a, 0x02, 0x10, 0x09], // node type 9 is unknown
+    [0x0a, 0x00], // node with no type
+  ];
+  for (const g of garbage) {
+    assert.throws(() => decodeTree(new Uint8Array(g)), SyntaxError, JSON.stringify(g));
+  }
+});
+
+Deno.test("decodeTree throws SyntaxError on a truncated tree", () => {
+  const bytes = encodeTree(NODES);
+  for (const n of [1, 2, 10, bytes.length >> 1, bytes.length - 1]) {
+    assert.throws(() => decodeTree(bytes.subarray(0, n)), SyntaxError, `first ${n} bytes`);
+  }
+});
