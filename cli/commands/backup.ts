@@ -24,6 +24,7 @@ Options:
   --to <repo>           repository: a path or fs:///path
   --chunker <kind>      fastcdc (default for directories) or fixed (8 MiB blocks)
   --compression <c>     for a new repository: zstd (default), deflate or none
+  --pack-size <MiB>     for a new repository: target pack size (default 32, 1 to 1024)
   --workers <n>         reader threads (default: one per core)
   --json                NDJSON progress events and a final summary object
   -h, --help            this help
@@ -38,6 +39,7 @@ export async function backupCommand(args: string[], out: Output): Promise<number
     chunker: { type: "string" },
     compression: { type: "string" },
     workers: { type: "string" },
+    "pack-size": { type: "string" },
   });
   if (values.help) {
     console.log(BACKUP_HELP);
@@ -62,10 +64,14 @@ export async function backupCommand(args: string[], out: Output): Promise<number
   if (workers !== undefined && (!Number.isInteger(workers) || workers < 0 || workers > 64)) {
     throw new UsageError(`--workers must be a whole number from 0 to 64, not "${values.workers}"`);
   }
+  const packMiB = values["pack-size"] === undefined ? undefined : Number(values["pack-size"]);
+  if (packMiB !== undefined && (!Number.isInteger(packMiB) || packMiB < 1 || packMiB > 1024)) {
+    throw new UsageError(`--pack-size must be a whole number of MiB from 1 to 1024, not "${values["pack-size"]}"`);
+  }
   const source = dirSource(from, { chunker });
   const store = await openStore(to, { create: true });
   const r = await backup(store, source, {
-    init: { compression },
+    init: { compression, ...(packMiB ? { packSize: packMiB * 1024 * 1024 } : {}) },
     onEvent: (e) => out.event(e),
     ...(workers === undefined ? {} : { workers }),
   });
