@@ -19,10 +19,15 @@ export * from "./store/errors.ts";
 export * from "./store/drivers/mod.ts";
 export { openStore, splitManifestLocation } from "./store/open_store.ts";
 export { type InitOptions, type ManifestRecord, Repository } from "./store/repository.ts";
-export { BlockIndex, type BlobLocation } from "./store/block_index.ts";
+export { type BlobLocation, BlockIndex } from "./store/block_index.ts";
 export { type LockInfo, RepositoryLock } from "./store/lock.ts";
 export { backup, type BackupOptions, type BackupResult } from "./store/backup/backup.ts";
-export type { EventSink, OperationEvent, ProgressEvent, WarningEvent } from "./store/backup/events.ts";
+export type {
+  EventSink,
+  OperationEvent,
+  ProgressEvent,
+  WarningEvent,
+} from "./store/backup/events.ts";
 export {
   planRestore,
   restore,

@@ -32,6 +32,10 @@ export interface StepResult {
   seconds?: number;
   /** Why it was skipped or not applicable, or the failure's exit status and output tail. */
   detail?: string;
+  /** CPU seconds (user + system) of the tool and its descendants. */
+  cpuSeconds?: number;
+  /** Set when other processes or steal time competed with the tool during the step. */
+  contended?: string;
 }
 
 /** Everything measured for one tool. */
@@ -66,7 +70,7 @@ function cell(result: StepResult | undefined): string {
   if (result === undefined) return "—";
   switch (result.status) {
     case "ok":
-      return (result.seconds ?? 0).toFixed(2);
+      return (result.seconds ?? 0).toFixed(2) + (result.contended ? "*" : "");
     case "failed":
       return "FAILED";
     default:
@@ -114,6 +118,44 @@ export function renderTable(results: readonly ToolResult[]): string {
   ];
   lines.push(`| ${sizeRow.join(" | ")} |`);
   return lines.join("\n");
+}
+
+/**
+ * Renders the CPU table: CPU seconds (user + system, all threads and child
+ * processes) of each tool per step, and CPU÷wall, the average cores it kept busy.
+ */
+export function renderCpuTable(results: readonly ToolResult[]): string {
+  const header = ["step", ...results.map((r) => `${r.name} CPU s (cores)`)];
+  const lines = [
+    `| ${header.join(" | ")} |`,
+    `|${header.map((_, i) => (i === 0 ? "---" : "---:")).join("|")}|`,
+  ];
+  for (const step of STEPS) {
+    const row: string[] = [step.label];
+    for (const r of results) {
+      const s = r.steps[step.id];
+      if (s?.status !== "ok" || s.cpuSeconds === undefined || s.seconds === undefined) {
+        row.push("—");
+        continue;
+      }
+      const cores = s.seconds > 0 ? s.cpuSeconds / s.seconds : 0;
+      row.push(`${s.cpuSeconds.toFixed(2)} (${cores.toFixed(2)})`);
+    }
+    lines.push(`| ${row.join(" | ")} |`);
+  }
+  return lines.join("\n");
+}
+
+/** Renders the footnotes of steps marked `*` (contended by other processes). */
+export function renderContention(results: readonly ToolResult[]): string[] {
+  const lines: string[] = [];
+  for (const r of results) {
+    for (const step of STEPS) {
+      const s = r.steps[step.id];
+      if (s?.contended) lines.push(`- \\* ${r.name}, ${step.label}: ${s.contended}`);
+    }
+  }
+  return lines;
 }
 
 /** Renders one line per tool saying whether its restored tree matched the source. */

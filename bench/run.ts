@@ -23,10 +23,13 @@ import {
   mutateCorpus,
   type MutationSummary,
 } from "./corpus.ts";
+import { cpuDelta, type CpuTimes, readCpuTimes, waitForQuiet } from "./cpu.ts";
 import {
   formatCount,
   formatMB,
   renderChecks,
+  renderContention,
+  renderCpuTable,
   renderFailures,
   renderTable,
   type StepId,
@@ -71,6 +74,8 @@ export interface BenchOptions {
   workdir?: string;
   /** Time limit of one step in seconds. */
   timeoutS: number;
+  /** Longest wait for a quiet machine before a step, in seconds (0: no wait). */
+  waitQuietS: number;
 }
 
 const USAGE = `Usage: deno task bench -- [options]
@@ -83,6 +88,8 @@ const USAGE = `Usage: deno task bench -- [options]
   --keep             keep the work dir (corpus, repositories) after the run
   --workdir DIR      work dir (default bench/out/run-<time>)
   --timeout-s N      time limit of one step in seconds (default 1800)
+  --wait-quiet-s N   before each step, wait up to N s for other processes to go
+                     quiet (default 120; 0: do not wait)
   -h, --help         show this help
 
 Environment: BENDSAVE_BIN runs that executable instead of deno run cli/main.ts.`;
@@ -104,6 +111,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | "help" {
       keep: { type: "boolean" },
       workdir: { type: "string" },
       "timeout-s": { type: "string" },
+      "wait-quiet-s": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -111,10 +119,10 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | "help" {
   if (positionals.length > 0) {
     throw new TypeError(`Unexpected argument "${positionals[0]}"; see --help.`);
   }
-  const number = (name: string, raw: string | undefined, fallback: number): number => {
+  const number = (name: string, raw: string | undefined, fallback: number, min = 0): number => {
     if (raw === undefined) return fallback;
     const n = Number(raw);
-    if (!Number.isFinite(n) || n <= 0) {
+    if (raw.trim() === "" || !Number.isFinite(n) || n < min || (min === 0 && n <= 0)) {
       throw new TypeError(`--${name} must be a positive number, got "${raw}".`);
     }
     return n;
@@ -135,6 +143,9 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | "help" {
     only: TOOL_NAMES.filter((t) => only.includes(t)),
     keep: values.keep ?? false,
     timeoutS: number("timeout-s", values["timeout-s"], 1800),
+    waitQuietS: values["wait-quiet-s"] === "0"
+      ? 0
+      : number("wait-quiet-s", values["wait-quiet-s"], 120),
   };
   if (values.corpus !== undefined) options.corpus = resolve(values.corpus);
   if (values.out !== undefined) options.out = resolve(values.out);
@@ -183,19 +194,44 @@ async function step(
   tool: Tool,
   id: StepId,
   spec: CommandSpec | null,
-  timeoutS: number,
+  options: Pick<BenchOptions, "timeoutS" | "waitQuietS">,
 ): Promise<StepResult> {
+  const { timeoutS, waitQuietS } = options;
   const label = STEPS.find((s) => s.id === id)?.label ?? id;
   if (spec === null) {
     log(`${tool.name}: ${label}: n/a`);
     return { status: "n/a", detail: "the tool has no such command" };
   }
   await sync();
+  let quiet = true;
+  if (waitQuietS > 0) {
+    const q = await waitForQuiet({ maxBusyCores: QUIET_CORES, maxWaitS: waitQuietS });
+    quiet = q.quiet;
+    if (q.waitedS > 2) {
+      log(
+        q.quiet
+          ? `waited ${q.waitedS.toFixed(0)} s for other processes to go quiet`
+          : `other processes still use ${q.busyCores.toFixed(1)} cores after ` +
+            `${q.waitedS.toFixed(0)} s; measuring anyway`,
+      );
+    }
+  }
   log(`${tool.name}: ${label} …`);
-  const r = await runTimed(spec, timeoutS * 1000, { signal: interrupt.signal });
+  const before = readCpuTimes();
+  const r = await runTimed(spec, timeoutS * 1000, { signal: interrupt.signal, measureCpu: true });
+  const after = readCpuTimes();
+  const contended = contention(r, before, after, quiet);
   if (r.ok) {
-    log(`${tool.name}: ${label}: ${r.seconds.toFixed(2)} s`);
-    return { status: "ok", seconds: r.seconds };
+    const cpu = r.cpuSeconds === undefined ? "" : `, ${r.cpuSeconds.toFixed(2)} CPU-s`;
+    log(
+      `${tool.name}: ${label}: ${r.seconds.toFixed(2)} s${cpu}${
+        contended ? ` (* ${contended})` : ""
+      }`,
+    );
+    const result: StepResult = { status: "ok", seconds: r.seconds };
+    if (r.cpuSeconds !== undefined) result.cpuSeconds = r.cpuSeconds;
+    if (contended) result.contended = contended;
+    return result;
   }
   if (tool.unsupported(r)) {
     log(`${tool.name}: ${label}: n/a (command not available)`);
@@ -216,6 +252,37 @@ async function step(
       ...(stdout ? [`stdout:\n${stdout}`] : []),
     ].join("\n"),
   };
+}
+
+/** Other processes may use at most this many cores for the machine to count as quiet. */
+const QUIET_CORES = 0.2;
+
+/**
+ * Says why a step was contended, or returns "" when it was not: other
+ * processes (machine busy time less the tool's own CPU) or hypervisor steal
+ * used more than 0.2 cores on average, or the machine was not quiet before.
+ */
+function contention(
+  r: { seconds: number; cpuSeconds?: number },
+  before: CpuTimes | null,
+  after: CpuTimes | null,
+  quiet: boolean,
+): string {
+  const reasons: string[] = [];
+  if (!quiet) reasons.push("the machine was busy when the step started");
+  if (before !== null && after !== null && r.cpuSeconds !== undefined) {
+    const d = cpuDelta(before, after);
+    const others = Math.max(0, d.busy - r.cpuSeconds);
+    const limit = Math.max(0.1, QUIET_CORES * r.seconds);
+    if (others > limit) {
+      reasons.push(
+        `other processes used ${others.toFixed(2)} CPU-s ` +
+          `(${(others / r.seconds).toFixed(2)} cores) during its ${r.seconds.toFixed(2)} s`,
+      );
+    }
+    if (d.steal > limit) reasons.push(`hypervisor steal ${d.steal.toFixed(2)} s`);
+  }
+  return reasons.join("; ");
 }
 
 function skipped(reason: string): StepResult {
@@ -325,7 +392,7 @@ async function benchIn(work: string, options: BenchOptions): Promise<string> {
     const repo = repoOf(tool.name);
     const init = tool.init(repo);
     if (init === null) r.steps.init = { status: "n/a", detail: "backup creates the repository" };
-    else r.steps.init = await step(tool, "init", init, options.timeoutS);
+    else r.steps.init = await step(tool, "init", init, options);
     if (r.steps.init.status === "failed") {
       r.steps.first = skipped("init failed");
     } else {
@@ -333,7 +400,7 @@ async function benchIn(work: string, options: BenchOptions): Promise<string> {
         tool,
         "first",
         tool.backup(repo, source, "first"),
-        options.timeoutS,
+        options,
       );
     }
     if (r.steps.first.status !== "ok") {
@@ -347,7 +414,7 @@ async function benchIn(work: string, options: BenchOptions): Promise<string> {
       tool,
       "unchanged",
       tool.backup(repo, source, "unchanged"),
-      options.timeoutS,
+      options,
     );
     if (r.steps.unchanged.status === "ok") labelOf.set(tool.name, "unchanged");
   }
@@ -373,7 +440,7 @@ async function benchIn(work: string, options: BenchOptions): Promise<string> {
       tool,
       "changed",
       tool.backup(repoOf(tool.name), source, "changed"),
-      options.timeoutS,
+      options,
     );
     if (r.steps.changed.status === "ok") labelOf.set(tool.name, "changed");
   }
@@ -411,7 +478,7 @@ async function benchIn(work: string, options: BenchOptions): Promise<string> {
       tool,
       "restore",
       tool.restore(repo, target, label),
-      options.timeoutS,
+      options,
     );
     if (r.steps.restore.status === "ok") {
       log(`${tool.name}: comparing the restored tree with the source …`);
@@ -425,11 +492,23 @@ async function benchIn(work: string, options: BenchOptions): Promise<string> {
       log(`${tool.name}: restored tree ${r.check.identical ? "identical" : "DIFFERS"}`);
     }
     rmSync(target, { recursive: true, force: true });
-    r.steps.verify = await step(tool, "verify", tool.verify(repo), options.timeoutS);
+    r.steps.verify = await step(tool, "verify", tool.verify(repo), options);
     if (existsSync(repo)) r.repoBytes = treeBytes(repo);
   }
 
   return await render(options, results, tools, summary, generated, generationSeconds, mutation);
+}
+
+function contentionLines(results: readonly ToolResult[]): string[] {
+  const lines = renderContention(results);
+  if (lines.length === 0) return [];
+  return [
+    "Steps marked * ran while other processes or the hypervisor used the CPU, so their " +
+    "times are not reliable; rerun on a quiet machine:",
+    "",
+    ...lines,
+    "",
+  ];
 }
 
 async function render(
@@ -466,6 +545,11 @@ async function render(
     "size of the repository's files",
     "",
     renderTable(results),
+    "",
+    ...contentionLines(results),
+    "CPU seconds (user + system, all threads and child processes) and average cores used:",
+    "",
+    renderCpuTable(results),
     "",
     "Restore checks (file list and SHA-256 of every file against the source):",
     "",

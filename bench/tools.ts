@@ -44,12 +44,44 @@ export interface RunResult {
   timedOut: boolean;
   /** Why it could not start, if it could not. */
   error?: string;
+  /** CPU seconds (user + system) of the command and its descendants, when measured. */
+  cpuSeconds?: number;
 }
 
 /** Options of {@linkcode runTimed}. */
 export interface RunOptions {
   /** Kills the command when aborted (for example on Ctrl-C). */
   signal?: AbortSignal;
+  /**
+   * Runs the command under `bash` to learn the CPU time (user + system) of
+   * the command and all its descendants, from bash's `times` builtin.
+   */
+  measureCpu?: boolean;
+}
+
+/**
+ * Runs "$@" in the background so a TERM (time-out, Ctrl-C) reaches it, then
+ * prints `times` (shell, then children: user and system) to stderr.
+ */
+const CPU_WRAPPER = [
+  `trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid"; exit 143' TERM INT`,
+  `"$@" &`,
+  `pid=$!`,
+  `wait "$pid"`,
+  `rc=$?`,
+  `times >&2`,
+  `exit "$rc"`,
+].join("\n");
+
+const TIMES = /(\d+)m([\d.]+)s (\d+)m([\d.]+)s\n(\d+)m([\d.]+)s (\d+)m([\d.]+)s\n?$/;
+
+/** Splits bash's `times` output off the end of stderr; returns children's CPU seconds. */
+function splitTimes(stderr: string): { stderr: string; cpu?: number } {
+  const m = TIMES.exec(stderr);
+  if (m === null) return { stderr };
+  const n = (i: number) => Number(m[i]);
+  const cpu = n(5) * 60 + n(6) + n(7) * 60 + n(8);
+  return { stderr: stderr.slice(0, m.index), cpu };
 }
 
 /**
@@ -71,30 +103,39 @@ export async function runTimed(
   const decoder = new TextDecoder();
   const timeout = AbortSignal.timeout(timeoutMs);
   const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
+  const cmd = options.measureCpu ? "bash" : spec.cmd;
+  const args = options.measureCpu
+    ? ["-c", CPU_WRAPPER, "bench", spec.cmd, ...spec.args]
+    : spec.args;
   const start = performance.now();
   try {
-    const options: Deno.CommandOptions = {
-      args: spec.args,
+    const commandOptions: Deno.CommandOptions = {
+      args,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
       env: { NO_COLOR: "1", ...spec.env },
       signal,
     };
-    if (spec.cwd !== undefined) options.cwd = spec.cwd;
-    const out = await new Deno.Command(spec.cmd, options).output();
+    if (spec.cwd !== undefined) commandOptions.cwd = spec.cwd;
+    const out = await new Deno.Command(cmd, commandOptions).output();
     const seconds = (performance.now() - start) / 1000;
     const timedOut = timeout.aborted;
-    return {
-      ok: out.success,
+    const split = options.measureCpu
+      ? splitTimes(decoder.decode(out.stderr))
+      : { stderr: decoder.decode(out.stderr) };
+    const result: RunResult = {
+      ok: out.success && !timedOut,
       code: out.signal === null ? out.code : null,
       seconds,
       stdout: decoder.decode(out.stdout),
-      stderr: decoder.decode(out.stderr) +
+      stderr: split.stderr +
         (timedOut ? `\n(timed out after ${(timeoutMs / 1000).toFixed(0)} s)` : "") +
         (out.signal ? `\n(killed by ${out.signal})` : ""),
       timedOut,
     };
+    if (split.cpu !== undefined) result.cpuSeconds = split.cpu;
+    return result;
   } catch (error) {
     const seconds = (performance.now() - start) / 1000;
     const timedOut = timeout.aborted;

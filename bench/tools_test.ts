@@ -58,3 +58,24 @@ Deno.test("peers back up the corpus from inside it", () => {
   strictEqual(borg.restore("/r", "/t", "first").cwd, "/t");
   strictEqual(borg.init("/r").env?.BORG_BASE_DIR, "/tmp/state/borg-base");
 });
+
+Deno.test("runTimed measures the CPU time of a command and its children", async () => {
+  const r = await runTimed(
+    { cmd: "sh", args: ["-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; echo done >&2"] },
+    30_000,
+    { measureCpu: true },
+  );
+  ok(r.ok);
+  strictEqual(r.stderr, "done\n");
+  ok(r.cpuSeconds !== undefined && r.cpuSeconds > 0.05, `cpu ${r.cpuSeconds}`);
+  ok(r.cpuSeconds <= r.seconds * 2 + 0.05);
+});
+
+Deno.test("runTimed with CPU measurement keeps the exit code and kills on time-out", async () => {
+  const failed = await runTimed({ cmd: "sh", args: ["-c", "exit 4"] }, 5_000, { measureCpu: true });
+  strictEqual(failed.code, 4);
+  const start = performance.now();
+  const slow = await runTimed({ cmd: "sleep", args: ["20"] }, 300, { measureCpu: true });
+  ok(!slow.ok && slow.timedOut);
+  ok(performance.now() - start < 5_000);
+});

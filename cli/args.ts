@@ -19,7 +19,12 @@ export const COMMON: Options = {
 /** Parses `args` for `command`; unknown flags become UsageError naming the command's help. */
 export function parse(command: string, args: string[], options: Options) {
   try {
-    return parseArgs({ args, options: { ...COMMON, ...options }, allowPositionals: true, strict: true });
+    return parseArgs({
+      args,
+      options: { ...COMMON, ...options },
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (e) {
     throw new UsageError(`${(e as Error).message.split("\n")[0]}: see bendsave ${command} --help`);
   }

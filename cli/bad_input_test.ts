@@ -22,7 +22,10 @@ Deno.test("backup from a missing source exits 2 with one clear line and creates 
   const repo = path.join(t.dir, "repo");
   const r = await cli(["backup", "--from", path.join(t.dir, "nope"), "--to", repo]);
   assert.equal(r.code, 2);
-  assert.match(oneLine(r.stderr), /source directory ".*nope" does not exist: check the path given to --from/);
+  assert.match(
+    oneLine(r.stderr),
+    /source directory ".*nope" does not exist: check the path given to --from/,
+  );
   assert.equal(fs.existsSync(repo), false);
 });
 
@@ -57,10 +60,21 @@ Deno.test("a repository of a newer format version is refused with exit 2 and not
   cfg.version = 2;
   fs.writeFileSync(cfgPath, JSON.stringify(cfg));
   const before = filesUnder(repo);
-  for (const args of [["list", repo], ["backup", "--from", src, "--to", repo], ["restore", "--from", repo, "--to", path.join(t.dir, "d")]]) {
+  for (
+    const args of [["list", repo], ["backup", "--from", src, "--to", repo], [
+      "restore",
+      "--from",
+      repo,
+      "--to",
+      path.join(t.dir, "d"),
+    ]]
+  ) {
     const r = await cli(args);
     assert.equal(r.code, 2, args.join(" "));
-    assert.match(oneLine(r.stderr), /format version 2, newer than this bendsave reads \(1\): use a newer bendsave/);
+    assert.match(
+      oneLine(r.stderr),
+      /format version 2, newer than this bendsave reads \(1\): use a newer bendsave/,
+    );
   }
   assert.deepEqual(filesUnder(repo), before);
 });
@@ -84,14 +98,31 @@ Deno.test("a truncated or garbled manifest is reported as damaged; other backups
     const list = await cli(["list", repo, "--json"]);
     assert.equal(list.code, 1, damage);
     assert.equal(JSON.parse(list.stdout).length, 1);
-    assert.match(oneLine(list.stderr), new RegExp(`manifest ${second} is damaged .*restore it from another copy`));
-    const r = await cli(["restore", "--from", `${repo}/manifests/${second}`, "--to", path.join(t.dir, `x-${damage}`), "--confirm"]);
+    assert.match(
+      oneLine(list.stderr),
+      new RegExp(`manifest ${second} is damaged .*restore it from another copy`),
+    );
+    const r = await cli([
+      "restore",
+      "--from",
+      `${repo}/manifests/${second}`,
+      "--to",
+      path.join(t.dir, `x-${damage}`),
+      "--confirm",
+    ]);
     assert.equal(r.code, 1);
     assert.match(oneLine(r.stderr), /is damaged/);
     assert.equal(fs.existsSync(path.join(t.dir, `x-${damage}`)), false);
   }
   const dest = path.join(t.dir, "dest");
-  const ok = await cli(["restore", "--from", `${repo}/manifests/${first}`, "--to", dest, "--confirm"]);
+  const ok = await cli([
+    "restore",
+    "--from",
+    `${repo}/manifests/${first}`,
+    "--to",
+    dest,
+    "--confirm",
+  ]);
   assert.equal(ok.code, 0, ok.stderr);
   assert.deepEqual(describeTree(dest), expected);
 });
@@ -108,7 +139,10 @@ Deno.test("a pack missing during restore names the pack and leaves no half-writt
   const r = await cli(["restore", "--from", repo, "--to", dest, "--confirm"]);
   assert.equal(r.code, 1);
   const line = oneLine(r.stderr);
-  assert.match(line, new RegExp(`pack ${path.basename(biggest)} needed by .* is missing from the repository`));
+  assert.match(
+    line,
+    new RegExp(`pack ${path.basename(biggest)} needed by .* is missing from the repository`),
+  );
   const leftovers = filesUnder(dest).filter((f) => f.includes("bendsave-tmp"));
   assert.deepEqual(leftovers, []);
   assert.equal(fs.existsSync(path.join(dest, "data/large.bin")), false);
@@ -157,12 +191,17 @@ Deno.test("disk full during restore leaves no half-written file under its final 
   assert.equal((await cli(["backup", "--from", src, "--to", repo])).code, 0);
   const mnt = path.join(t.dir, "small-disk");
   fs.mkdirSync(mnt);
-  const mount = await new Deno.Command("mount", { args: ["-t", "tmpfs", "-o", "size=2m", "tmpfs", mnt] }).output();
+  const mount = await new Deno.Command("mount", {
+    args: ["-t", "tmpfs", "-o", "size=2m", "tmpfs", mnt],
+  }).output();
   assert.equal(mount.code, 0, new TextDecoder().decode(mount.stderr));
   try {
     const r = await cli(["restore", "--from", repo, "--to", mnt, "--confirm"]);
     assert.equal(r.code, 1);
-    assert.match(oneLine(r.stderr), /disk holding ".*z-big\.bin" is full: free space .* and run the restore again/);
+    assert.match(
+      oneLine(r.stderr),
+      /disk holding ".*z-big\.bin" is full: free space .* and run the restore again/,
+    );
     assert.equal(fs.existsSync(path.join(mnt, "z-big.bin")), false);
     assert.deepEqual(fs.readdirSync(mnt).filter((f) => f.includes("bendsave-tmp")), []);
   } finally {

@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { cli, describeTree, filesUnder, lastOfType, makeTree, randomBytes, tempDir } from "../testing/mod.ts";
+import {
+  cli,
+  describeTree,
+  filesUnder,
+  lastOfType,
+  makeTree,
+  randomBytes,
+  tempDir,
+} from "../testing/mod.ts";
 
 Deno.test("backup and restore round-trip a tree with its metadata", async () => {
   await using t = await tempDir();
@@ -48,7 +56,10 @@ Deno.test("backup of one flipped byte in a large file adds about one block", asy
   const big = randomBytes(40 * 1024 * 1024, 7);
   fs.writeFileSync(path.join(src, "big.bin"), big);
   const repo = path.join(t.dir, "repo");
-  const first = lastOfType((await cli(["backup", "--from", src, "--to", repo, "--json"])).stdout, "summary");
+  const first = lastOfType(
+    (await cli(["backup", "--from", src, "--to", repo, "--json"])).stdout,
+    "summary",
+  );
   big[20 * 1024 * 1024] = big[20 * 1024 * 1024]! ^ 0xff;
   fs.writeFileSync(path.join(src, "big.bin"), big);
   const b = await cli(["backup", "--from", src, "--to", repo, "--json"]);
@@ -118,7 +129,14 @@ Deno.test("restore by manifest path restores that generation", async () => {
   await cli(["backup", "--from", src, "--to", repo]);
   const [first] = JSON.parse((await cli(["list", repo, "--json"])).stdout);
   const dest = path.join(t.dir, "dest");
-  const r = await cli(["restore", "--from", `${repo}/manifests/${first.name}`, "--to", dest, "--confirm"]);
+  const r = await cli([
+    "restore",
+    "--from",
+    `${repo}/manifests/${first.name}`,
+    "--to",
+    dest,
+    "--confirm",
+  ]);
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(describeTree(dest), before);
 });
@@ -130,15 +148,29 @@ Deno.test("restore --include restores only matching paths", async () => {
   await cli(["backup", "--from", src, "--to", repo]);
   const dest = path.join(t.dir, "dest");
   const r = await cli([
-    "restore", "--from", repo, "--to", dest, "--confirm", "--include", "docs", "--include", "many/f1*.txt",
+    "restore",
+    "--from",
+    repo,
+    "--to",
+    dest,
+    "--confirm",
+    "--include",
+    "docs",
+    "--include",
+    "many/f1*.txt",
   ]);
   assert.equal(r.code, 0, r.stderr);
   const got = filesUnder(dest);
-  assert.deepEqual(got, [
-    "docs/deep/er/notes.txt",
-    "docs/readme.md",
-    ...Array.from({ length: 40 }, (_, i) => `many/f${i}.txt`).filter((f) => /^many\/f1[^/]*\.txt$/.test(f)).sort(),
-  ].sort());
+  assert.deepEqual(
+    got,
+    [
+      "docs/deep/er/notes.txt",
+      "docs/readme.md",
+      ...Array.from({ length: 40 }, (_, i) => `many/f${i}.txt`).filter((f) =>
+        /^many\/f1[^/]*\.txt$/.test(f)
+      ).sort(),
+    ].sort(),
+  );
 });
 
 Deno.test("restore refuses a non-empty target without --overwrite, then rewrites only what differs", async () => {
@@ -156,12 +188,30 @@ Deno.test("restore refuses a non-empty target without --overwrite, then rewrites
   assert.equal(fs.readFileSync(path.join(dest, "one.bin"), "utf8"), "local edit");
   const dry = await cli(["restore", "--from", repo, "--to", dest, "--overwrite", "--json"]);
   assert.deepEqual(lastOfType(dry.stdout, "plan").replaced, ["one.bin"]);
-  const first = await cli(["restore", "--from", repo, "--to", dest, "--confirm", "--overwrite", "--json"]);
+  const first = await cli([
+    "restore",
+    "--from",
+    repo,
+    "--to",
+    dest,
+    "--confirm",
+    "--overwrite",
+    "--json",
+  ]);
   assert.equal(first.code, 0, first.stderr);
   assert.equal(lastOfType(first.stdout, "summary").filesWritten, 48);
   // Second time: everything is identical, nothing is rewritten.
   fs.writeFileSync(path.join(dest, "one.bin"), "x");
-  const again = await cli(["restore", "--from", repo, "--to", dest, "--confirm", "--overwrite", "--json"]);
+  const again = await cli([
+    "restore",
+    "--from",
+    repo,
+    "--to",
+    dest,
+    "--confirm",
+    "--overwrite",
+    "--json",
+  ]);
   const s = lastOfType(again.stdout, "summary");
   assert.equal(s.filesWritten, 1);
   assert.equal(s.filesUnchanged, 47);

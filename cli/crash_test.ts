@@ -40,7 +40,10 @@ Deno.test("backup killed with SIGKILL at any point leaves every earlier backup r
   let generation = 0;
   const mutate = () => {
     generation++;
-    fs.writeFileSync(path.join(src, `gen-${generation}.bin`), randomBytes(5 * 1024 * 1024, 100 + generation));
+    fs.writeFileSync(
+      path.join(src, `gen-${generation}.bin`),
+      randomBytes(5 * 1024 * 1024, 100 + generation),
+    );
     fs.writeFileSync(path.join(src, "one.bin"), `generation ${generation}`);
   };
   for (const ms of delays) {
@@ -54,7 +57,9 @@ Deno.test("backup killed with SIGKILL at any point leaves every earlier backup r
   for (const point of points) {
     mutate();
     const before = new Set(filesUnder(path.join(repo, "manifests")));
-    const r = await cli(["backup", "--from", src, "--to", repo], { env: { BENDSAVE_CRASH_AT: point } });
+    const r = await cli(["backup", "--from", src, "--to", repo], {
+      env: { BENDSAVE_CRASH_AT: point },
+    });
     assert.equal(r.code, 137, `backup should have been killed at ${point}: ${r.stderr}`);
     const after = filesUnder(path.join(repo, "manifests"));
     if (point === "manifest") {
@@ -68,13 +73,23 @@ Deno.test("backup killed with SIGKILL at any point leaves every earlier backup r
   // Every completed backup restores byte-identical.
   for (const [name, expected] of completed) {
     const dest = path.join(t.dir, `restore-${name}`);
-    const r = await cli(["restore", "--from", `${repo}/manifests/${name}`, "--to", dest, "--confirm"]);
+    const r = await cli([
+      "restore",
+      "--from",
+      `${repo}/manifests/${name}`,
+      "--to",
+      dest,
+      "--confirm",
+    ]);
     assert.equal(r.code, 0, `${name}: ${r.stderr}`);
     assert.deepEqual(describeTree(dest), expected, name);
   }
   // The next backup completes (stale locks of the killed processes are cleared) and restores.
   mutate();
-  assert.ok(filesUnder(path.join(repo, "locks")).length >= 1, "the last killed backup left its lock");
+  assert.ok(
+    filesUnder(path.join(repo, "locks")).length >= 1,
+    "the last killed backup left its lock",
+  );
   const next = await cli(["backup", "--from", src, "--to", repo]);
   assert.equal(next.code, 0, next.stderr);
   assert.match(next.stderr, /removed stale lock .*no longer running/);

@@ -53,7 +53,12 @@ export async function main(args: string[]): Promise<number> {
     const { code, bug } = classify(e);
     const message = (e as Error)?.message ?? String(e);
     if (json) {
-      out.result({ type: "error", error: (e as { code?: string }).code ?? "internal", message, exit_code: code });
+      out.result({
+        type: "error",
+        error: (e as { code?: string }).code ?? "internal",
+        message,
+        exit_code: code,
+      });
     }
     if (bug) {
       console.error(`bendsave: internal error (please report it): ${message}`);

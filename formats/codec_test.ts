@@ -107,7 +107,11 @@ Deno.test("decodeBlock throws SyntaxError on garbage for zstd and deflate", () =
   ];
   for (const codec of [Codec.zstd, Codec.deflate]) {
     for (const g of garbage) {
-      assert.throws(() => decodeBlock(codec, g, 1000), SyntaxError, `codec ${codec}, ${g.length} bytes`);
+      assert.throws(
+        () => decodeBlock(codec, g, 1000),
+        SyntaxError,
+        `codec ${codec}, ${g.length} bytes`,
+      );
     }
   }
 });

@@ -19,8 +19,9 @@ export const ID_LENGTH = 32;
  * ```
  */
 export function sha256(data: Uint8Array): Uint8Array {
-  const d = createHash("sha256").update(data).digest();
-  return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+  // A copy: the digest Buffer may view a shared pool, which would be
+  // cloned whole when the id is posted to another thread.
+  return new Uint8Array(createHash("sha256").update(data).digest());
 }
 
 /** SHA-256 of `data` as 64 lowercase hex characters. */
@@ -38,8 +39,7 @@ export class Sha256 {
   }
   /** The digest as 32 bytes; the object cannot be used afterwards. */
   digest(): Uint8Array {
-    const d = this.#h.digest();
-    return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+    return new Uint8Array(this.#h.digest());
   }
 }
 

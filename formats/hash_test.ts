@@ -1,5 +1,14 @@
 import assert from "node:assert/strict";
-import { equalBytes, fromHex, ID_LENGTH, isHexId, Sha256, sha256, sha256Hex, toHex } from "./hash.ts";
+import {
+  equalBytes,
+  fromHex,
+  ID_LENGTH,
+  isHexId,
+  Sha256,
+  sha256,
+  sha256Hex,
+  toHex,
+} from "./hash.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 

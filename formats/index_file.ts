@@ -59,7 +59,9 @@ export function scanIndexFile(
     throw new SyntaxError("not a bendsave index file (no BSIX header)");
   }
   if (buf[4] !== INDEX_VERSION) {
-    throw new SyntaxError(`index format version ${buf[4]} is not supported (this reads ${INDEX_VERSION})`);
+    throw new SyntaxError(
+      `index format version ${buf[4]} is not supported (this reads ${INDEX_VERSION})`,
+    );
   }
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   let pos = 8;

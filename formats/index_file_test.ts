@@ -126,7 +126,10 @@ Deno.test("decodeIndexFile throws SyntaxError on an index version it does not re
   for (const v of [0, 2]) {
     const bad = buf.slice();
     bad[4] = v;
-    assert.throws(() => decodeIndexFile(bad), { name: "SyntaxError", message: new RegExp(`version ${v}`) });
+    assert.throws(() => decodeIndexFile(bad), {
+      name: "SyntaxError",
+      message: new RegExp(`version ${v}`),
+    });
   }
 });
 
@@ -134,6 +137,9 @@ Deno.test("scanIndexFile throws SyntaxError when a count runs past the end of th
   const buf = encodeIndexFile([samplePack(0, 2, 500)]);
   new DataView(buf.buffer).setUint32(8 + 32 + 8, 3, true);
   let calls = 0;
-  assert.throws(() => scanIndexFile(buf, () => calls++), { name: "SyntaxError", message: /truncated/ });
+  assert.throws(() => scanIndexFile(buf, () => calls++), {
+    name: "SyntaxError",
+    message: /truncated/,
+  });
   assert.equal(calls, 0);
 });

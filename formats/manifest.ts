@@ -68,7 +68,11 @@ export interface ManifestPart {
 export interface Catalog {
   tenant: string;
   clusterId: string;
-  databases: { name: string; id: number; tables: { name: string; id: number; storagePrefix: string }[] }[];
+  databases: {
+    name: string;
+    id: number;
+    tables: { name: string; id: number; storagePrefix: string }[];
+  }[];
 }
 
 /** An archived log segment (reserved for point-in-time recovery). */
@@ -168,10 +172,12 @@ export function decodeManifest(buf: Uint8Array): Manifest {
     kind: p.kind === PART_KIND.stream ? "stream" : "tree",
     root: bytes(p.root),
     stats: stats(p.stats),
-    chunker: p.chunker ? validateChunkerParams(JSON.parse(p.chunker)) : null,
+    chunker: p.chunker ? parsePartChunker(p.name ?? "", p.chunker) : null,
   }));
   for (const p of parts) {
-    if (p.root.length !== 32) throw new SyntaxError(`manifest part "${p.name}" has no root tree id`);
+    if (p.root.length !== 32) {
+      throw new SyntaxError(`manifest part "${p.name}" has no root tree id`);
+    }
   }
   const parentId = bytes(r.parentId);
   return {
@@ -222,6 +228,16 @@ export function decodeManifest(buf: Uint8Array): Manifest {
       }
       : null,
   };
+}
+
+function parsePartChunker(name: string, json: string): ChunkerParams {
+  try {
+    return validateChunkerParams(JSON.parse(json));
+  } catch (e) {
+    throw new SyntaxError(
+      `manifest part "${name}" has an invalid chunker (${(e as Error).message})`,
+    );
+  }
 }
 
 /** True when this code can read a manifest or repository of major version `v`. */
@@ -277,13 +293,17 @@ export interface ManifestEnvelope {
  * protobuf body. Throws SyntaxError when truncated or garbled.
  */
 export function openManifestFile(buf: Uint8Array): ManifestEnvelope {
-  if (buf.length < ENVELOPE_HEADER + ENVELOPE_CHECKSUM || MANIFEST_MAGIC.some((b, i) => buf[i] !== b)) {
+  if (
+    buf.length < ENVELOPE_HEADER + ENVELOPE_CHECKSUM || MANIFEST_MAGIC.some((b, i) => buf[i] !== b)
+  ) {
     throw new SyntaxError("not a bendsave manifest (no BSMF header, or truncated)");
   }
   const end = buf.length - ENVELOPE_CHECKSUM;
   const sum = sha256(buf.subarray(0, end));
   for (let i = 0; i < ENVELOPE_CHECKSUM; i++) {
-    if (sum[i] !== buf[end + i]) throw new SyntaxError("manifest checksum mismatch (truncated or garbled)");
+    if (sum[i] !== buf[end + i]) {
+      throw new SyntaxError("manifest checksum mismatch (truncated or garbled)");
+    }
   }
   return { version: buf[4]!, body: buf.subarray(ENVELOPE_HEADER, end) };
 }

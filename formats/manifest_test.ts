@@ -8,8 +8,8 @@ import {
   isManifestName,
   isReadableVersion,
   type Manifest,
-  type ManifestStats,
   manifestName,
+  type ManifestStats,
   openManifestFile,
 } from "./manifest.ts";
 import { FORMAT_VERSION } from "./version.ts";
@@ -61,9 +61,21 @@ function fullManifest(): Manifest {
         kind: "tree",
         root: sha256(enc("storage root")),
         stats: stats(2 ** 33),
-        chunker: { kind: "fastcdc", min: 512 * 1024, avg: 2 * 1024 * 1024, max: 8 * 1024 * 1024, seed: 7 },
+        chunker: {
+          kind: "fastcdc",
+          min: 512 * 1024,
+          avg: 2 * 1024 * 1024,
+          max: 8 * 1024 * 1024,
+          seed: 7,
+        },
       },
-      { name: "files", kind: "tree", root: sha256(enc("files root")), stats: emptyStats(), chunker: null },
+      {
+        name: "files",
+        kind: "tree",
+        root: sha256(enc("files root")),
+        stats: emptyStats(),
+        chunker: null,
+      },
     ],
     stats: stats(2 ** 40),
     toolVersion: "0.1.0",
@@ -154,7 +166,7 @@ Deno.test("decodeManifest round trips a minimal full backup with null parent and
 
 Deno.test("encodeManifestFile wraps the body in BSMF, the version, and a SHA-256", () => {
   const m = fullManifest();
-  const body = encodeManifest(m);
+  const body = new Uint8Array(encodeManifest(m));
   const file = encodeManifestFile(m);
   assert.equal(file.length, 8 + body.length + 32);
   assert.deepEqual(file.subarray(0, 8), new Uint8Array([0x42, 0x53, 0x4d, 0x46, 1, 0, 0, 0]));
@@ -207,7 +219,10 @@ Deno.test("decodeManifest throws SyntaxError on a truncated or garbled body", ()
 Deno.test("decodeManifest throws SyntaxError on a part whose root is not a 32-byte id", () => {
   const m = fullManifest();
   const bad = { ...m, parts: [{ ...m.parts[0]!, root: new Uint8Array(31) }] };
-  assert.throws(() => decodeManifest(encodeManifest(bad)), { name: "SyntaxError", message: /"meta"/ });
+  assert.throws(() => decodeManifest(encodeManifest(bad)), {
+    name: "SyntaxError",
+    message: /"meta"/,
+  });
 });
 
 Deno.test("decodeManifest ignores unknown fields from a newer minor version", () => {
@@ -249,7 +264,10 @@ Deno.test("isReadableVersion accepts 1 to FORMAT_VERSION only", () => {
 Deno.test("manifestName formats the time as YYYYMMDD_HHMMSS in UTC", () => {
   const none = () => false;
   assert.equal(manifestName(Date.UTC(2024, 0, 2, 3, 4, 5, 678), none), "20240102_030405.manifest");
-  assert.equal(manifestName(Date.UTC(2024, 11, 31, 23, 59, 59, 999), none), "20241231_235959.manifest");
+  assert.equal(
+    manifestName(Date.UTC(2024, 11, 31, 23, 59, 59, 999), none),
+    "20241231_235959.manifest",
+  );
   assert.equal(manifestName(0, none), "19700101_000000.manifest");
   assert.equal(manifestName(Date.UTC(999, 5, 6, 7, 8, 9), none), "09990606_070809.manifest");
 });
@@ -299,7 +317,13 @@ Deno.test("manifestName fills the first free suffix", () => {
 });
 
 Deno.test("isManifestName accepts only YYYYMMDD_HHMMSS[_N].manifest", () => {
-  for (const ok of ["20240102_030405.manifest", "20240102_030405_2.manifest", "20240102_030405_12.manifest"]) {
+  for (
+    const ok of [
+      "20240102_030405.manifest",
+      "20240102_030405_2.manifest",
+      "20240102_030405_12.manifest",
+    ]
+  ) {
     assert.equal(isManifestName(ok), true, ok);
   }
   for (

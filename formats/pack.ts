@@ -139,7 +139,9 @@ export function checkHeader(header: Uint8Array): void {
     throw new SyntaxError("not a bendsave pack (no BSPK header)");
   }
   if (header[4] !== PACK_VERSION) {
-    throw new SyntaxError(`pack format version ${header[4]} is not supported (this reads ${PACK_VERSION})`);
+    throw new SyntaxError(
+      `pack format version ${header[4]} is not supported (this reads ${PACK_VERSION})`,
+    );
   }
 }
 

@@ -96,7 +96,14 @@ Deno.test("readEntry and writeEntry round trip at an offset inside a subarray vi
 Deno.test("readEntry copies the id so later writes to the buffer do not change it", () => {
   const buf = new Uint8Array(ENTRY_SIZE);
   const id = sha256(enc("y"));
-  writeEntry(buf, 0, { id, kind: BlobKind.data, codec: 0, offset: 8, storedLength: 1, rawLength: 1 });
+  writeEntry(buf, 0, {
+    id,
+    kind: BlobKind.data,
+    codec: 0,
+    offset: 8,
+    storedLength: 1,
+    rawLength: 1,
+  });
   const e = readEntry(buf, 0);
   buf.fill(0);
   assert.deepEqual(e.id, id);
@@ -105,7 +112,10 @@ Deno.test("readEntry copies the id so later writes to the buffer do not change i
 Deno.test("writeEntry throws RangeError on an id that is not 32 bytes", () => {
   const e = { kind: BlobKind.data, codec: 0, offset: 8, storedLength: 1, rawLength: 1 };
   for (const n of [0, 31, 33]) {
-    assert.throws(() => writeEntry(new Uint8Array(100), 0, { ...e, id: new Uint8Array(n) }), RangeError);
+    assert.throws(
+      () => writeEntry(new Uint8Array(100), 0, { ...e, id: new Uint8Array(n) }),
+      RangeError,
+    );
   }
 });
 
@@ -145,7 +155,11 @@ Deno.test("parsePack reads back a pack with many entries, including empty blocks
   assert.equal(got.length, 1000);
   assert.deepEqual(got, entries);
   got.forEach((e, i) => {
-    assert.deepEqual(sha256(pack.subarray(e.offset, e.offset + e.storedLength)), e.id, `block ${i}`);
+    assert.deepEqual(
+      sha256(pack.subarray(e.offset, e.offset + e.storedLength)),
+      e.id,
+      `block ${i}`,
+    );
   });
 });
 
@@ -220,7 +234,11 @@ Deno.test("parsePack throws SyntaxError on entries pointing outside the block ar
   ];
   for (const [what, entries] of cases) {
     const pack = concat([packHeader(), ...blocks, packTrailer(entries)]);
-    assert.throws(() => parsePack(pack), { name: "SyntaxError", message: /outside the block area/ }, what);
+    assert.throws(
+      () => parsePack(pack),
+      { name: "SyntaxError", message: /outside the block area/ },
+      what,
+    );
   }
 });
 

@@ -34,7 +34,9 @@ export const CONFIG_FORMAT = "bendsave-repository";
 /** Thrown by `parseRepoConfig` when the config is of a newer major version. */
 export class NewerFormatError extends Error {
   constructor(readonly version: number) {
-    super(`repository format version ${version} is newer than this bendsave reads (${FORMAT_VERSION})`);
+    super(
+      `repository format version ${version} is newer than this bendsave reads (${FORMAT_VERSION})`,
+    );
   }
 }
 
@@ -75,12 +77,20 @@ export function parseRepoConfig(bytes: Uint8Array): RepoConfig {
   if (typeof j !== "object" || j === null || j.format !== CONFIG_FORMAT) {
     throw new SyntaxError(`config does not say format "${CONFIG_FORMAT}"`);
   }
-  if (typeof j.version !== "number") throw new SyntaxError("config has no format version");
+  if (typeof j.version !== "number" || !Number.isInteger(j.version)) {
+    throw new SyntaxError("config has no valid format version");
+  }
   if (j.version > FORMAT_VERSION) throw new NewerFormatError(j.version);
-  if (!isReadableVersion(j.version)) throw new SyntaxError(`config has invalid version ${j.version}`);
-  if (typeof j.id !== "string" || !/^[0-9a-f]{64}$/.test(j.id)) throw new SyntaxError("config has no valid id");
+  if (!isReadableVersion(j.version)) {
+    throw new SyntaxError(`config has invalid version ${j.version}`);
+  }
+  if (typeof j.id !== "string" || !/^[0-9a-f]{64}$/.test(j.id)) {
+    throw new SyntaxError("config has no valid id");
+  }
   const c = j.compression;
-  if (typeof c !== "object" || c === null) throw new SyntaxError("config has no compression settings");
+  if (typeof c !== "object" || c === null) {
+    throw new SyntaxError("config has no compression settings");
+  }
   const packSize = j.packSize;
   if (!Number.isInteger(packSize) || packSize < 1024 * 1024 || packSize > 1024 * 1024 * 1024) {
     throw new SyntaxError(`config has an invalid pack size ${packSize}`);
@@ -96,6 +106,12 @@ export function parseRepoConfig(bytes: Uint8Array): RepoConfig {
     };
   } catch (e) {
     throw new SyntaxError(`config is invalid: ${(e as Error).message}`);
+  }
+  if (!Number.isInteger(compression.level) || compression.level < 0 || compression.level > 22) {
+    throw new SyntaxError(`config has an invalid compression level ${c.level}`);
+  }
+  if (!(compression.minSaving >= 0 && compression.minSaving < 1)) {
+    throw new SyntaxError(`config has an invalid compression minSaving ${c.minSaving}`);
   }
   return {
     format: CONFIG_FORMAT,

@@ -104,7 +104,15 @@ Deno.test("decodeTree keeps sizes, inodes and devices above 2^32", () => {
 });
 
 Deno.test("decodeTree keeps unicode names and symlink targets byte-exact", () => {
-  const names = ["日本語.txt", "Ünïcödé", "emoji-\u{1F600}", "tab\tname", "new\nline", "\u00e9", "e\u0301"];
+  const names = [
+    "日本語.txt",
+    "Ünïcödé",
+    "emoji-\u{1F600}",
+    "tab\tname",
+    "new\nline",
+    "\u00e9",
+    "e\u0301",
+  ];
   const got = decodeTree(encodeTree(names.map((n) => symlink(n, `→${n}`))));
   assert.deepEqual(
     got.map((n) => [n.name, n.linkTarget]).sort(),
@@ -147,7 +155,42 @@ Deno.test("encodeTree sorts names byte-wise on UTF-8 as bendsave.proto documents
   const names = ["\u{1F600}", "\uFF21", "z", "Z", "a", "\u00e9", "\u{10000}", "\uE000", "\uFFFF"];
   const got = decodeTree(encodeTree(names.map((n) => file(n, 0)))).map((n) => n.name);
   assert.deepEqual(got, [...names].sort(utf8Compare));
-  assert.deepEqual(got, ["Z", "a", "z", "\u00e9", "\uE000", "\uFF21", "\uFFFF", "\u{10000}", "\u{1F600}"]);
+  assert.deepEqual(got, [
+    "Z",
+    "a",
+    "z",
+    "\u00e9",
+    "\uE000",
+    "\uFF21",
+    "\uFFFF",
+    "\u{10000}",
+    "\u{1F600}",
+  ]);
+});
+
+Deno.test("encodeTree sorts random names from every plane in UTF-8 byte order", () => {
+  // Code points from ASCII, the BMP below and above the surrogates, and the astral planes.
+  const ranges = [[0x20, 0x7e], [0x80, 0xd7ff], [0xe000, 0xfffd], [0x10000, 0x10ffff]] as const;
+  let s = 12345;
+  const next = () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return s >>> 0;
+  };
+  const names = new Set<string>();
+  while (names.size < 500) {
+    let name = "";
+    for (let k = 1 + next() % 4; k > 0; k--) {
+      const [lo, hi] = ranges[next() % ranges.length]!;
+      const cp = lo + next() % (hi - lo + 1);
+      if (cp === 0x2f) continue; // "/"
+      name += String.fromCodePoint(cp);
+    }
+    if (name !== "" && name !== "." && name !== "..") names.add(name);
+  }
+  const got = decodeTree(encodeTree([...names].map((n) => file(n, 0)))).map((n) => n.name);
+  assert.deepEqual(got, [...names].sort(utf8Compare));
 });
 
 Deno.test("encodeTree throws TypeError on a duplicate name", () => {

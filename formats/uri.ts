@@ -33,7 +33,14 @@ export const S3_OPTIONS = ["region", "endpoint", "force_path_style", "storage_cl
 export function parseRepoUri(s: string): RepoUri {
   if (s === "") throw new TypeError("empty repository location: give a directory path or a URI");
   if (s.startsWith("fs://")) {
-    const path = decodeURIComponent(s.slice(5));
+    let path: string;
+    try {
+      path = decodeURIComponent(s.slice(5));
+    } catch {
+      throw new TypeError(
+        `repository URI "${s}" has a malformed %-escape: write a literal % as %25`,
+      );
+    }
     if (path === "") throw new TypeError(`repository URI "${s}" has no path: use fs:///abs/path`);
     return { scheme: "fs", path };
   }
@@ -45,12 +52,17 @@ export function parseRepoUri(s: string): RepoUri {
     const bucket = slash >= 0 ? loc.slice(0, slash) : loc;
     const prefix = slash >= 0 ? loc.slice(slash + 1).replace(/^\/+|\/+$/g, "") : "";
     if (!/^[a-z0-9][a-z0-9.\-_]{1,253}$/i.test(bucket)) {
-      throw new TypeError(`"${bucket}" in "${s}" is not a valid bucket name: use s3://bucket/prefix`);
+      throw new TypeError(
+        `"${bucket}" in "s3://${loc}" is not a valid bucket name: use s3://bucket/prefix`,
+      );
     }
     const options: Record<string, string> = {};
     for (const [k, v] of new URLSearchParams(query)) {
       if (!S3_OPTIONS.includes(k)) {
-        throw new TypeError(`unknown S3 option "${k}" in "${s}": use one of ${S3_OPTIONS.join(", ")}`);
+        // Quote the location without the query: an unknown option may hold a secret.
+        throw new TypeError(
+          `unknown S3 option "${k}" in "s3://${loc}": use one of ${S3_OPTIONS.join(", ")}`,
+        );
       }
       options[k] = v;
     }
@@ -65,7 +77,9 @@ export function parseRepoUri(s: string): RepoUri {
   }
   const m = /^([a-z][a-z0-9+.-]*):\/\//i.exec(s);
   if (m) {
-    throw new TypeError(`unsupported repository scheme "${m[1]}" in "${s}": use a path, fs://, s3:// or staged:`);
+    throw new TypeError(
+      `unsupported repository scheme "${m[1]}" in "${s}": use a path, fs://, s3:// or staged:`,
+    );
   }
   return { scheme: "fs", path: s };
 }

@@ -7,7 +7,7 @@
  * @module
  */
 import { ID_LENGTH, toHex } from "../formats/hash.ts";
-import { ENTRY_SIZE, type BlobKind, type PackEntry } from "../formats/pack.ts";
+import { type BlobKind, ENTRY_SIZE, type PackEntry } from "../formats/pack.ts";
 import { scanIndexFile } from "../formats/index_file.ts";
 
 /** Where a block is stored. */
@@ -62,13 +62,16 @@ export class BlockIndex {
   /** Bytes of memory held by the block arrays and the hash table. */
   memoryBytes(): number {
     return this.#ids.byteLength + this.#pack.byteLength + this.#offset.byteLength +
-      this.#stored.byteLength + this.#raw.byteLength + this.#meta.byteLength + this.#table.byteLength +
+      this.#stored.byteLength + this.#raw.byteLength + this.#meta.byteLength +
+      this.#table.byteLength +
       this.#packIds.length * (ID_LENGTH + 64);
   }
 
   /** Makes room for `n` more blocks without further reallocation. */
   reserve(n: number): void {
-    if (this.#count + n > this.#cap) this.#grow(this.#count + n);
+    if (this.#count + n > this.#cap) {
+      this.#grow(Math.max(this.#count + n, Math.floor(this.#cap * 1.25)));
+    }
   }
 
   #grow(min: number): void {
@@ -150,7 +153,7 @@ export class BlockIndex {
 
   #addRaw(src: Uint8Array, pos: number, packIndex: number, e: Omit<PackEntry, "id">): boolean {
     if (this.#find(src, pos) >= 0) return false;
-    if (this.#count === this.#cap) this.#grow(this.#cap * 2);
+    if (this.#count === this.#cap) this.#grow(Math.floor(this.#cap * 1.25) + 16);
     const i = this.#count++;
     this.#ids.set(src.subarray(pos, pos + ID_LENGTH), i * ID_LENGTH);
     this.#pack[i] = packIndex;
@@ -191,7 +194,9 @@ export class BlockIndex {
   }
 
   /** Every block id with its pack number. */
-  *entries(): Iterable<{ id: Uint8Array; packIndex: number; kind: BlobKind; storedLength: number }> {
+  *entries(): Iterable<
+    { id: Uint8Array; packIndex: number; kind: BlobKind; storedLength: number }
+  > {
     for (let i = 0; i < this.#count; i++) {
       yield {
         id: this.#ids.subarray(i * ID_LENGTH, (i + 1) * ID_LENGTH),

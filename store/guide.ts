@@ -36,6 +36,8 @@ Never edit or rename files here by hand: every name is a checksum.
 Without bendsave: the byte format is described in FORMAT.md of the bendsave
 source; a SHA-256, a zstd decoder and a protobuf decoder are enough.
 
-Chunker: ${JSON.stringify(c.chunker)}; compression: ${c.compression.codec} level ${c.compression.level}.
+Chunker: ${
+    JSON.stringify(c.chunker)
+  }; compression: ${c.compression.codec} level ${c.compression.level}.
 `;
 }

@@ -52,7 +52,9 @@ export function staleReason(info: LockInfo, now: number, host = hostname()): str
     return `process ${info.pid} on ${info.host} is no longer running`;
   }
   if (!Number.isFinite(refreshed) || now - refreshed > STALE_AFTER_MS) {
-    return `it was last refreshed at ${info.refreshed}, more than ${STALE_AFTER_MS / 60000} minutes ago`;
+    return `it was last refreshed at ${info.refreshed}, more than ${
+      STALE_AFTER_MS / 60000
+    } minutes ago`;
   }
   return null;
 }

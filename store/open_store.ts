@@ -13,7 +13,10 @@ import { parseRepoUri } from "../formats/uri.ts";
  * Opens a store for `location`. With `create`, a missing local directory is
  * created; without it, RepositoryNotFound is thrown.
  */
-export async function openStore(location: string, options: { create?: boolean } = {}): Promise<BlobStore> {
+export async function openStore(
+  location: string,
+  options: { create?: boolean } = {},
+): Promise<BlobStore> {
   let uri;
   try {
     uri = parseRepoUri(location);
@@ -30,17 +33,23 @@ export async function openStore(location: string, options: { create?: boolean } 
         }
       })();
       if (st && !st.isDirectory()) {
-        throw new InvalidInput(`repository location "${uri.path}" is a file, not a directory: give a directory path`);
+        throw new InvalidInput(
+          `repository location "${uri.path}" is a file, not a directory: give a directory path`,
+        );
       }
       if (!st && !options.create) {
-        throw new RepositoryNotFound(`no repository at "${uri.path}" (the directory does not exist): check the path`);
+        throw new RepositoryNotFound(
+          `no repository at "${uri.path}" (the directory does not exist): check the path`,
+        );
       }
       return await FsStore.open(uri.path, { create: options.create ?? false });
     }
     case "s3":
     case "staged":
       throw new InvalidInput(
-        `${uri.scheme === "s3" ? "s3://" : "staged:"} repositories are not supported by this version yet: use a local path`,
+        `${
+          uri.scheme === "s3" ? "s3://" : "staged:"
+        } repositories are not supported by this version yet: use a local path`,
       );
   }
 }

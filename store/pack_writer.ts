@@ -11,7 +11,13 @@ import type { BlobStore } from "./drivers/types.ts";
 import type { BlockIndex } from "./block_index.ts";
 import { crashPoint } from "./crash_point.ts";
 import { encodeIndexFile, type IndexedPack } from "../formats/index_file.ts";
-import { type BlobKind, PACK_HEADER_SIZE, type PackEntry, packHeader, packTrailer } from "../formats/pack.ts";
+import {
+  type BlobKind,
+  PACK_HEADER_SIZE,
+  type PackEntry,
+  packHeader,
+  packTrailer,
+} from "../formats/pack.ts";
 import { sha256, toHex } from "../formats/hash.ts";
 
 /** Counters of what a writer stored. */
@@ -36,7 +42,13 @@ export class PackWriter {
   #size = PACK_HEADER_SIZE;
   #pending = new Set<string>();
   #written: IndexedPack[] = [];
-  readonly stats: PackWriterStats = { packs: 0, blocks: 0, storedBytes: 0, rawBytes: 0, packBytes: 0 };
+  readonly stats: PackWriterStats = {
+    packs: 0,
+    blocks: 0,
+    storedBytes: 0,
+    rawBytes: 0,
+    packBytes: 0,
+  };
 
   constructor(store: BlobStore, index: BlockIndex, options: { targetSize: number }) {
     this.#store = store;

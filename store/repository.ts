@@ -15,7 +15,7 @@ import {
   RepositoryNotFound,
   UnsupportedFormat,
 } from "./errors.ts";
-import { BlockIndex, type BlobLocation } from "./block_index.ts";
+import { type BlobLocation, BlockIndex } from "./block_index.ts";
 import { type ChunkerParams, DEFAULT_FIXED } from "../formats/chunker.ts";
 import { type CompressionOptions, decodeBlock, DEFAULT_COMPRESSION } from "../formats/codec.ts";
 import { equalBytes, sha256, toHex } from "../formats/hash.ts";
@@ -92,7 +92,9 @@ export class Repository {
         );
       }
       throw new IntegrityError(
-        `repository config at ${store.location} is damaged (${(e as Error).message}): restore the config file from a copy of the repository`,
+        `repository config at ${store.location} is damaged (${
+          (e as Error).message
+        }): restore the config file from a copy of the repository`,
       );
     }
   }
@@ -110,7 +112,9 @@ export class Repository {
         `${store.location} holds manifests but no config: it is a damaged repository, not an empty directory; restore its config file`,
       );
     }
-    await store.save({ kind: "config", name: "config" }, encodeRepoConfig(config), { exclusive: true });
+    await store.save({ kind: "config", name: "config" }, encodeRepoConfig(config), {
+      exclusive: true,
+    });
     await store.save(
       { kind: "guide", name: "bendsave.md" },
       new TextEncoder().encode(repositoryGuide(config)),
@@ -157,14 +161,21 @@ export class Repository {
     const loc = this.index.lookup(id);
     if (!loc) {
       throw new IntegrityError(
-        `block ${toHex(id)} needed by ${what} is not in the index: run bendsave verify to see which backups are affected`,
+        `block ${
+          toHex(id)
+        } needed by ${what} is not in the index: run bendsave verify to see which backups are affected`,
       );
     }
     return loc;
   }
 
   /** Reads the stored bytes of a range of a pack; missing packs become IntegrityError. */
-  async loadPackRange(packId: Uint8Array, offset: number, length: number, what: string): Promise<Uint8Array> {
+  async loadPackRange(
+    packId: Uint8Array,
+    offset: number,
+    length: number,
+    what: string,
+  ): Promise<Uint8Array> {
     const name = toHex(packId);
     let data: Uint8Array;
     try {
@@ -178,7 +189,9 @@ export class Repository {
       throw e;
     }
     if (data.length !== length) {
-      throw new IntegrityError(`pack ${name} needed by ${what} is truncated: restore it from another copy`);
+      throw new IntegrityError(
+        `pack ${name} needed by ${what} is truncated: restore it from another copy`,
+      );
     }
     return data;
   }
@@ -193,12 +206,16 @@ export class Repository {
       raw = decodeBlock(loc.codec, stored, loc.rawLength);
     } catch (e) {
       throw new IntegrityError(
-        `block ${toHex(id)} in pack ${toHex(loc.packId)} needed by ${what} is damaged (${(e as Error).message})`,
+        `block ${toHex(id)} in pack ${toHex(loc.packId)} needed by ${what} is damaged (${
+          (e as Error).message
+        })`,
       );
     }
     if (!equalBytes(sha256(raw), id)) {
       throw new IntegrityError(
-        `block ${toHex(id)} in pack ${toHex(loc.packId)} needed by ${what} does not match its hash (damaged)`,
+        `block ${toHex(id)} in pack ${
+          toHex(loc.packId)
+        } needed by ${what} does not match its hash (damaged)`,
       );
     }
     return raw;
@@ -214,7 +231,9 @@ export class Repository {
   /** Reads and decodes a tree. */
   async loadTree(id: Uint8Array, what = "a tree"): Promise<TreeNode[]> {
     const loc = this.locate(id, what);
-    if (loc.kind !== BlobKind.tree) throw new IntegrityError(`block ${toHex(id)} is not a tree (${what})`);
+    if (loc.kind !== BlobKind.tree) {
+      throw new IntegrityError(`block ${toHex(id)} is not a tree (${what})`);
+    }
     const bytes = await this.readBlob(id, what);
     try {
       return decodeTree(bytes);
@@ -226,14 +245,18 @@ export class Repository {
   /** Names of every manifest, oldest first. */
   async manifestNames(): Promise<string[]> {
     const names: string[] = [];
-    for await (const f of this.store.list("manifest")) if (isManifestName(f.name)) names.push(f.name);
+    for await (const f of this.store.list("manifest")) {
+      if (isManifestName(f.name)) names.push(f.name);
+    }
     return names.sort(compareManifestNames);
   }
 
   /** Loads and checks one manifest by file name. */
   async loadManifest(name: string): Promise<ManifestRecord> {
     if (!isManifestName(name)) {
-      throw new InvalidInput(`"${name}" is not a manifest name: use a name such as 20260101_120000.manifest`);
+      throw new InvalidInput(
+        `"${name}" is not a manifest name: use a name such as 20260101_120000.manifest`,
+      );
     }
     let bytes: Uint8Array;
     try {
@@ -250,7 +273,9 @@ export class Repository {
   }
 
   /** Every manifest, oldest first. Damaged manifests are passed to `onDamaged` and skipped. */
-  async listManifests(onDamaged?: (name: string, error: BendsaveError) => void): Promise<ManifestRecord[]> {
+  async listManifests(
+    onDamaged?: (name: string, error: BendsaveError) => void,
+  ): Promise<ManifestRecord[]> {
     const out: ManifestRecord[] = [];
     for (const name of await this.manifestNames()) {
       try {
@@ -282,7 +307,9 @@ export function parseManifestRecord(name: string, bytes: Uint8Array): ManifestRe
   } catch (e) {
     if (e instanceof BendsaveError) throw e;
     throw new IntegrityError(
-      `manifest ${name} is damaged (${(e as Error).message}): restore it from another copy, or restore an older manifest`,
+      `manifest ${name} is damaged (${
+        (e as Error).message
+      }): restore it from another copy, or restore an older manifest`,
     );
   }
   return { name, id: sha256(bytes), manifest, size: bytes.length };

@@ -439,7 +439,7 @@ class MetaSim {
     timeMs: number,
     key: string,
     data: number[],
-    opts: { expireAt?: number; asIs?: boolean } = {},
+    opts: { expireAt?: number; asIs?: boolean; anySeq?: boolean } = {},
   ): number {
     const prev = this.kv.get(key);
     const value = opts.asIs && prev ? prev.data : data;
@@ -447,7 +447,7 @@ class MetaSim {
     this.#append(timeMs, {
       UpsertKV: {
         key,
-        seq: opts.asIs ? { GE: 1 } : prev ? "Any" : { Exact: 0 },
+        seq: opts.asIs ? { GE: 1 } : opts.anySeq ? "Any" : { Exact: 0 },
         value: opts.asIs ? "AsIs" : { Update: data },
         value_meta: opts.expireAt === undefined ? null : { expire_at: opts.expireAt },
       },
@@ -456,7 +456,12 @@ class MetaSim {
   }
 
   /** A `Transaction` command whose conditions all hold. */
-  txn(timeMs: number, conditionKeys: readonly string[], puts: readonly PutOp[], deletes: readonly string[] = []): void {
+  txn(
+    timeMs: number,
+    conditionKeys: readonly string[],
+    puts: readonly PutOp[],
+    deletes: readonly string[] = [],
+  ): void {
     const condition = conditionKeys.map((key) => ({
       key,
       expected: 0,
@@ -512,7 +517,7 @@ export interface SampleTableInfo {
   readonly storagePrefix: string;
   /** "live", "dropped" (still in meta, data kept), "vacuumed" (gone from meta) or "attached". */
   readonly state: "live" | "dropped" | "vacuumed" | "attached";
-  /** Location of the latest snapshot, relative to the storage root, if any. */
+  /** Location of the latest snapshot, relative to the storage root; null if none exists. */
   readonly snapshotLocation: string | null;
 }
 
@@ -559,8 +564,8 @@ function fakeZstd(size: number, rng: SeededRandom): number[] {
  * LE each), then the block metas and the summary. The payloads are opaque.
  */
 function fakeSegment(blocks: number, columns: number, rng: SeededRandom): Uint8Array {
-  const blocksPart = fakeZstd(120 + blocks * (90 + columns * 38), rng);
-  const summaryPart = fakeZstd(80 + columns * 34, rng);
+  const blocksPart = fakeZstd(120 + blocks * (90 + columns * 38) + rng.int(0, 63), rng);
+  const summaryPart = fakeZstd(80 + columns * 34 + rng.int(0, 31), rng);
   return new Uint8Array([
     ...u64le(4),
     2,
@@ -577,7 +582,7 @@ function fakeSegment(blocks: number, columns: number, rng: SeededRandom): Uint8A
  * size of the compressed payload (u64 LE), then the payload (opaque here).
  */
 function fakeSnapshot(segments: number, columns: number, rng: SeededRandom): Uint8Array {
-  const payload = fakeZstd(260 + segments * 64 + columns * 46, rng);
+  const payload = fakeZstd(260 + segments * 64 + columns * 46 + rng.int(0, 47), rng);
   return new Uint8Array([...u64le(4), 2, 1, ...u64le(payload.length), ...payload]);
 }
 
@@ -590,6 +595,7 @@ class FuseTableStorage {
   readonly #rng: SeededRandom;
   segments: string[] = [];
   snapshotLocation: string | null = null;
+  snapshotId: Uint8Array | null = null;
   stats: TableStats = { rows: 0, dataBytes: 0, compressedBytes: 0, indexBytes: 0 };
 
   constructor(
@@ -639,7 +645,8 @@ class FuseTableStorage {
     this.segments.push(segment);
 
     const snapshotMs = timeMs + 5;
-    const snapshot = `${this.prefix}/_ss/h${uuidSimple(uuidV7(snapshotMs, rng))}_v4.mpk`;
+    this.snapshotId = uuidV7(snapshotMs, rng);
+    const snapshot = `${this.prefix}/_ss/h${uuidSimple(this.snapshotId)}_v4.mpk`;
     this.#put(snapshot, fakeSnapshot(this.segments.length, ncols, rng), snapshotMs);
     this.snapshotLocation = snapshot;
 
@@ -656,20 +663,22 @@ class FuseTableStorage {
 
   /**
    * `ANALYZE TABLE`: a table statistics file under `_ts/` for the latest
-   * snapshot (JSON; HLL sketches and histograms left empty).
+   * snapshot (JSON; HLL sketches and histograms left empty, see the README).
    */
   analyze(timeMs: number): string {
     const rng = this.#rng;
-    const snapshotUuid = uuidV7(timeMs - 1, rng);
+    if (this.snapshotId === null) throw new Error(`${this.prefix}: nothing to analyze`);
     const path = `${this.prefix}/_ts/${uuidSimple(uuidV7(timeMs, rng))}_ts_v4.json`;
-    const json = JSON.stringify({
+    const stats = {
       format_version: 4,
-      snapshot_id: uuidHyphenated(snapshotUuid),
+      snapshot_id: uuidHyphenated(this.snapshotId),
       row_count: this.stats.rows,
       hll: {},
       histograms: {},
-    });
-    this.#put(path, te.encode(json), timeMs);
+    };
+    // Pretty-printed, as `deno fmt` would leave it, so that formatting the
+    // repository never rewrites this file.
+    this.#put(path, te.encode(JSON.stringify(stats, null, 2) + "\n"), timeMs);
     return path;
   }
 
@@ -751,6 +760,7 @@ interface Tbl {
 /** Builds the whole sample cluster in memory; pure and deterministic. */
 export function buildSampleCluster(): SampleCluster {
   const rng = new SeededRandom(SEED);
+  /** Files under the storage root, keyed by their path relative to it. */
   const files = new Map<string, SampleFile>();
   const emptyDirs = new Set<string>();
   const sim = new MetaSim(3);
@@ -763,21 +773,20 @@ export function buildSampleCluster(): SampleCluster {
     `__fd_clusters_v6/${t}/online_nodes/${nodeId}`,
     `__fd_clusters_v6/${t}/online_clusters/${SAMPLE_CLUSTER}/${SAMPLE_CLUSTER}/${nodeId}`,
   ];
-  const nodeInfo = (binaryVersion: string) =>
-    [
-      ...te.encode(JSON.stringify({
-        id: nodeId,
-        secret: "",
-        cpu_nums: 8,
-        version: 0,
-        http_address: "127.0.0.1:8000",
-        flight_address: "127.0.0.1:9090",
-        discovery_address: "127.0.0.1:9090",
-        binary_version: binaryVersion,
-        cluster_id: SAMPLE_CLUSTER,
-        warehouse_id: SAMPLE_CLUSTER,
-      })),
-    ];
+  const nodeInfo = (binaryVersion: string) => [
+    ...te.encode(JSON.stringify({
+      id: nodeId,
+      secret: "",
+      cpu_nums: 8,
+      version: 0,
+      http_address: "127.0.0.1:8000",
+      flight_address: "127.0.0.1:9090",
+      discovery_address: "127.0.0.1:9090",
+      binary_version: binaryVersion,
+      cluster_id: SAMPLE_CLUSTER,
+      warehouse_id: SAMPLE_CLUSTER,
+    })),
+  ];
   const registerNode = (ms: number, binaryVersion: string) => {
     const expireAt = Math.floor(ms / MS_PER_SECOND) + NODE_TTL_SECONDS;
     for (const key of nodeKeys) sim.upsert(ms, key, nodeInfo(binaryVersion), { expireAt });
@@ -788,12 +797,16 @@ export function buildSampleCluster(): SampleCluster {
   };
 
   const createDb = (ms: number, name: string, engine: string): Db => {
-    const id = sim.upsert(ms, "__fd_id_gen/database_id", []);
+    const id = sim.upsert(ms, "__fd_id_gen/database_id", [], { anySeq: true });
     const createdOn = stamp(ms);
     const db: Db = { name, id, createdOn, engine };
     sim.txn(
       ms + 4,
-      [`__fd_database/${t}/${name}`, `__fd_database_id_to_name/${id}`, `__fd_db_id_list/${t}/${name}`],
+      [
+        `__fd_database/${t}/${name}`,
+        `__fd_database_id_to_name/${id}`,
+        `__fd_db_id_list/${t}/${name}`,
+      ],
       [
         { key: `__fd_database/${t}/${name}`, value: idValue(id) },
         { key: `__fd_database_by_id/${id}`, value: dbMeta(db, createdOn) },
@@ -834,7 +847,7 @@ export function buildSampleCluster(): SampleCluster {
     columns: readonly Column[],
     opts: { comment?: string; prefix?: string; extraOptions?: Record<string, string> } = {},
   ): Tbl => {
-    const id = sim.upsert(ms, "__fd_id_gen/table_id", []);
+    const id = sim.upsert(ms, "__fd_id_gen/table_id", [], { anySeq: true });
     const createdOn = stamp(ms);
     const prefix = opts.prefix ?? `${db.id}/${id}`;
     const tbl: Tbl = {
@@ -912,7 +925,8 @@ export function buildSampleCluster(): SampleCluster {
   };
 
   // --- The timeline ---------------------------------------------------------
-  const day = (n: number, h = 0, m = 0) => T_BOOTSTRAP + n * MS_PER_DAY + h * MS_PER_HOUR + m * MS_PER_MINUTE;
+  const day = (n: number, h = 0, m = 0) =>
+    T_BOOTSTRAP + n * MS_PER_DAY + h * MS_PER_HOUR + m * MS_PER_MINUTE;
 
   const dflt = createDb(day(0, 0, 0) + 1200, "default", "");
   registerNode(day(0, 0, 0) + 2600, "v1.2.725-nightly-sample");
@@ -952,7 +966,8 @@ export function buildSampleCluster(): SampleCluster {
   pageViews.storage.analyze(day(7, 10, 0));
 
   // After the upgrade: values get `proposed_at_ms` in their meta.
-  const up = (n: number, h = 0, m = 0) => T_UPGRADE + n * MS_PER_DAY + h * MS_PER_HOUR + m * MS_PER_MINUTE;
+  const up = (n: number, h = 0, m = 0) =>
+    T_UPGRADE + n * MS_PER_DAY + h * MS_PER_HOUR + m * MS_PER_MINUTE;
   registerNode(up(0, 0, 5), "v1.2.830-nightly-sample");
   insert(up(1, 9, 0), pageViews, 2_950, [15_104]);
   dropTable(up(2, 11, 0), orders2023);
@@ -977,28 +992,20 @@ export function buildSampleCluster(): SampleCluster {
   heartbeat(tEnd);
 
   // --- The export -------------------------------------------------------------
-  files.set("meta-export.jsonl", {
-    path: "meta-export.jsonl",
-    bytes: te.encode(metaExport(sim, 6)),
-    mtimeMs: tEnd + 30 * MS_PER_SECOND,
-  });
   const configTime = T_BOOTSTRAP - MS_PER_HOUR;
-  files.set("query-node.toml", {
-    path: "query-node.toml",
-    bytes: te.encode(queryNodeToml()),
-    mtimeMs: configTime,
-  });
-  files.set("databend-meta.toml", {
-    path: "databend-meta.toml",
-    bytes: te.encode(metaToml()),
-    mtimeMs: configTime,
-  });
-
-  const fileList = [...files.values()].sort((a, b) => (a.path < b.path ? -1 : 1)).map((f) =>
-    f.path.startsWith("meta-export") || f.path.endsWith(".toml") ? f : { ...f, path: `storage/${f.path}` }
-  );
+  const top: SampleFile[] = [
+    { path: "databend-meta.toml", bytes: te.encode(metaToml()), mtimeMs: configTime },
+    {
+      path: "meta-export.jsonl",
+      bytes: te.encode(metaExport(sim, 6)),
+      mtimeMs: tEnd + 30 * MS_PER_SECOND,
+    },
+    { path: "query-node.toml", bytes: te.encode(queryNodeToml()), mtimeMs: configTime },
+  ];
+  const stored = [...files.values()].map((f) => ({ ...f, path: `storage/${f.path}` }));
+  const fileList = [...top, ...stored].sort((a, b) => (a.path < b.path ? -1 : 1));
   return {
-    files: fileList.sort((a, b) => (a.path < b.path ? -1 : 1)),
+    files: fileList,
     emptyDirs: [...emptyDirs].map((d) => `storage/${d}`).sort(),
     tables: tables.map((tbl) => ({
       database: tbl.db.name,
@@ -1007,7 +1014,9 @@ export function buildSampleCluster(): SampleCluster {
       tableId: tbl.id,
       storagePrefix: tbl.storage.prefix,
       state: tbl.state,
-      snapshotLocation: tbl.state === "attached" ? null : tbl.storage.snapshotLocation,
+      snapshotLocation: tbl.state === "attached" || tbl.state === "vacuumed"
+        ? null
+        : tbl.storage.snapshotLocation,
     })),
   };
 }
@@ -1071,7 +1080,9 @@ function metaExport(sim: MetaSim, keepLogs: number): string {
     a[1].timeMs - b[1].timeMs || a[1].seq - b[1].seq
   );
   for (const [key, e] of expiries) {
-    lines.push([sm, { Expire: { key: { time_ms: e.timeMs, seq: e.seq }, value: { seq: 1, key } } }]);
+    lines.push([sm, {
+      Expire: { key: { time_ms: e.timeMs, seq: e.seq }, value: { seq: 1, key } },
+    }]);
   }
   for (const key of [...sim.kv.keys()].sort()) {
     const v = sim.kv.get(key)!;

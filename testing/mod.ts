@@ -48,7 +48,10 @@ export function textBytes(n: number, seed: number): Uint8Array {
  * a large file, nested and empty directories, symlinks, various modes and
  * fixed mtimes. Returns the root.
  */
-export function makeTree(root: string, options: { largeSize?: number; seed?: number } = {}): string {
+export function makeTree(
+  root: string,
+  options: { largeSize?: number; seed?: number } = {},
+): string {
   const seed = options.seed ?? 1;
   fs.mkdirSync(root, { recursive: true });
   const w = (rel: string, data: Uint8Array, mode = 0o644, mtime = 1_700_000_000) => {
@@ -146,7 +149,9 @@ export function filesUnder(dir: string): string[] {
 }
 
 /** A temporary directory removed by the returned function. */
-export async function tempDir(prefix = "bendsave-test-"): Promise<{ dir: string; [Symbol.asyncDispose](): Promise<void> }> {
+export async function tempDir(
+  prefix = "bendsave-test-",
+): Promise<{ dir: string; [Symbol.asyncDispose](): Promise<void> }> {
   const dir = await Deno.makeTempDir({ prefix });
   return {
     dir,

@@ -7,11 +7,11 @@ import { backup } from "../../store/backup/backup.ts";
 import { openStore } from "../../store/open_store.ts";
 import { dirSource } from "../../sources/dir/dir_source.ts";
 import { type ChunkerParams, DEFAULT_FASTCDC, DEFAULT_FIXED } from "../../formats/chunker.ts";
-import { parseCompressionName, DEFAULT_COMPRESSION } from "../../formats/codec.ts";
+import { DEFAULT_COMPRESSION, parseCompressionName } from "../../formats/codec.ts";
 import { toHex } from "../../formats/hash.ts";
 import { parse, required } from "../args.ts";
 import { ExitCode, UsageError } from "../exit_codes.ts";
-import { formatBytes, formatDuration, formatRate, Output } from "../output.ts";
+import { formatBytes, formatDuration, formatRate, type Output } from "../output.ts";
 
 /** Help text. */
 export const BACKUP_HELP = `Usage: bendsave backup --from <dir> --to <repo> [options]
@@ -55,7 +55,10 @@ export async function backupCommand(args: string[], out: Output): Promise<number
   let compression = DEFAULT_COMPRESSION;
   if (values.compression !== undefined) {
     try {
-      compression = { ...DEFAULT_COMPRESSION, codec: parseCompressionName(String(values.compression)) };
+      compression = {
+        ...DEFAULT_COMPRESSION,
+        codec: parseCompressionName(String(values.compression)),
+      };
     } catch (e) {
       throw new UsageError((e as Error).message);
     }
@@ -66,7 +69,9 @@ export async function backupCommand(args: string[], out: Output): Promise<number
   }
   const packMiB = values["pack-size"] === undefined ? undefined : Number(values["pack-size"]);
   if (packMiB !== undefined && (!Number.isInteger(packMiB) || packMiB < 1 || packMiB > 1024)) {
-    throw new UsageError(`--pack-size must be a whole number of MiB from 1 to 1024, not "${values["pack-size"]}"`);
+    throw new UsageError(
+      `--pack-size must be a whole number of MiB from 1 to 1024, not "${values["pack-size"]}"`,
+    );
   }
   const source = dirSource(from, { chunker });
   const store = await openStore(to, { create: true });

@@ -54,7 +54,9 @@ export async function listCommand(args: string[], out: Output): Promise<number> 
         b.name.replace(/\.manifest$/, "") + (b.incomplete ? " (incomplete)" : ""),
         b.time.replace(/\.\d+Z$/, "Z"),
         b.kind,
-        b.parent ? b.parent.replace(/\.manifest$/, "") + (b.parentPresent ? "" : " (vacuumed)") : "-",
+        b.parent
+          ? b.parent.replace(/\.manifest$/, "") + (b.parentPresent ? "" : " (vacuumed)")
+          : "-",
         String(b.files),
         formatBytes(b.bytes),
         formatBytes(b.added_bytes),

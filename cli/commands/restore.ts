@@ -10,7 +10,8 @@ import { ExitCode } from "../exit_codes.ts";
 import { formatBytes, formatDuration, formatRate, type Output } from "../output.ts";
 
 /** Help text. */
-export const RESTORE_HELP = `Usage: bendsave restore --from <repo>[/manifests/<name>.manifest] --to <dir> [options]
+export const RESTORE_HELP =
+  `Usage: bendsave restore --from <repo>[/manifests/<name>.manifest] --to <dir> [options]
 
 Restores a backup into a directory. Without --confirm it is a dry run: it
 prints what would be written and writes nothing. --from <repo> alone means
@@ -29,13 +30,19 @@ Options:
 function describePlan(plan: RestorePlan, limit = 20): string {
   const lines = [
     `backup ${plan.manifest} -> ${plan.target}`,
-    `  files      ${plan.files} (${formatBytes(plan.bytes)}), ${plan.dirs} dirs, ${plan.symlinks} symlinks`,
-    `  packs      ${plan.packs.length} (${formatBytes(plan.packs.reduce((a, p) => a + p.size, 0))}) to read`,
+    `  files      ${plan.files} (${
+      formatBytes(plan.bytes)
+    }), ${plan.dirs} dirs, ${plan.symlinks} symlinks`,
+    `  packs      ${plan.packs.length} (${
+      formatBytes(plan.packs.reduce((a, p) => a + p.size, 0))
+    }) to read`,
   ];
   if (plan.replaced.length) {
     lines.push(`  replaces   ${plan.replaced.length} existing path(s) in the target:`);
     for (const r of plan.replaced.slice(0, limit)) lines.push(`             ${r}`);
-    if (plan.replaced.length > limit) lines.push(`             ... and ${plan.replaced.length - limit} more`);
+    if (plan.replaced.length > limit) {
+      lines.push(`             ... and ${plan.replaced.length - limit} more`);
+    }
   }
   return lines.join("\n");
 }
@@ -70,7 +77,9 @@ export async function restoreCommand(args: string[], out: Output): Promise<numbe
     out.result({ type: "plan", dry_run: true, ...plan });
     out.print(`dry run: nothing was written\n${describePlan(plan)}`);
     if (plan.targetNotEmpty && !options.overwrite) {
-      out.print(`  note: the target is not empty; --confirm will refuse unless --overwrite is given`);
+      out.print(
+        `  note: the target is not empty; --confirm will refuse unless --overwrite is given`,
+      );
     }
     out.print(`run again with --confirm to restore`);
     return ExitCode.ok;
@@ -82,7 +91,9 @@ export async function restoreCommand(args: string[], out: Output): Promise<numbe
     `restored ${describePlan(r)}\n` +
       `  written    ${r.filesWritten} files, ${formatBytes(r.bytesWritten)}` +
       (r.filesUnchanged ? `; ${r.filesUnchanged} unchanged files left as they were` : "") +
-      `\n  duration   ${formatDuration(r.durationMs)} (${formatRate(r.bytesWritten, r.durationMs)})`,
+      `\n  duration   ${formatDuration(r.durationMs)} (${
+        formatRate(r.bytesWritten, r.durationMs)
+      })`,
   );
   return ExitCode.ok;
 }

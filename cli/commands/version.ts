@@ -3,7 +3,12 @@
  *
  * @module
  */
-import { FORMAT_MINOR, FORMAT_VERSION, OLDEST_READABLE_FORMAT, TOOL_VERSION } from "../../formats/version.ts";
+import {
+  FORMAT_MINOR,
+  FORMAT_VERSION,
+  OLDEST_READABLE_FORMAT,
+  TOOL_VERSION,
+} from "../../formats/version.ts";
 
 /** How this executable was built; replaced by the build scripts. */
 export const BUILD_INFO: { how: string } = { how: "from source" };

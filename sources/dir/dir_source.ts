@@ -29,7 +29,9 @@ export function dirSource(
   try {
     real = fs.realpathSync(path.resolve(dir));
   } catch {
-    throw new InvalidInput(`source directory "${dir}" does not exist: check the path given to --from`);
+    throw new InvalidInput(
+      `source directory "${dir}" does not exist: check the path given to --from`,
+    );
   }
   if (!fs.statSync(real).isDirectory()) {
     throw new InvalidInput(`source "${dir}" is not a directory: give a directory to --from`);
@@ -45,6 +47,11 @@ export function dirSource(
     // Content-defined chunking by default: an edit inside a large file then
     // adds about one block instead of the rest of the file (bench/CHUNKERS.md).
     parts: () =>
-      Promise.resolve([{ name: "files", kind: "tree", path: real, chunker: options.chunker ?? DEFAULT_FASTCDC }]),
+      Promise.resolve([{
+        name: "files",
+        kind: "tree",
+        path: real,
+        chunker: options.chunker ?? DEFAULT_FASTCDC,
+      }]),
   };
 }

@@ -204,13 +204,19 @@ async function findParent(
   return null;
 }
 
-async function backupPart(ctx: Ctx, part: SourcePart, parentRoot: Uint8Array | null): Promise<ManifestPart> {
+async function backupPart(
+  ctx: Ctx,
+  part: SourcePart,
+  parentRoot: Uint8Array | null,
+): Promise<ManifestPart> {
   const before = { ...ctx.stats };
   const root = part.kind === "tree"
     ? await backupDir(ctx, part, parentRoot)
     : await backupStream(ctx, part);
   const stats = emptyStats();
-  for (const k of Object.keys(stats) as (keyof ManifestStats)[]) stats[k] = ctx.stats[k] - before[k];
+  for (const k of Object.keys(stats) as (keyof ManifestStats)[]) {
+    stats[k] = ctx.stats[k] - before[k];
+  }
   const chunker = part.kind === "tree" && part.chunker ? part.chunker : null;
   return { name: part.name, kind: part.kind, root, stats, chunker };
 }
@@ -220,7 +226,11 @@ async function storeTree(ctx: Ctx, nodes: TreeNode[]): Promise<Uint8Array> {
   const id = sha256(bytes);
   if (!ctx.writer.has(id)) {
     const enc = encodeBlock(bytes, ctx.repo.config.compression);
-    await ctx.writer.add(id, BlobKind.tree, { codec: enc.codec, data: enc.data, rawLength: bytes.length });
+    await ctx.writer.add(id, BlobKind.tree, {
+      codec: enc.codec,
+      data: enc.data,
+      rawLength: bytes.length,
+    });
   }
   return id;
 }
@@ -246,7 +256,11 @@ async function backupStream(ctx: Ctx, part: StreamPart): Promise<Uint8Array> {
     blocks.push(id);
     if (!ctx.writer.has(id)) {
       const enc = encodeBlock(block, ctx.repo.config.compression);
-      await ctx.writer.add(id, BlobKind.data, { codec: enc.codec, data: enc.data.slice(), rawLength: len });
+      await ctx.writer.add(id, BlobKind.data, {
+        codec: enc.codec,
+        data: enc.data.slice(),
+        rawLength: len,
+      });
     }
   };
   for await (const chunk of await part.open()) {
@@ -277,7 +291,11 @@ async function backupStream(ctx: Ctx, part: StreamPart): Promise<Uint8Array> {
   }]);
 }
 
-async function backupDir(ctx: Ctx, part: DirPart, parentRoot: Uint8Array | null): Promise<Uint8Array> {
+async function backupDir(
+  ctx: Ctx,
+  part: DirPart,
+  parentRoot: Uint8Array | null,
+): Promise<Uint8Array> {
   // Phase 1: walk, reusing unchanged files from the parent.
   const jobs: FileJob[] = [];
   const sizes: number[] = [];
@@ -299,13 +317,23 @@ async function backupDir(ctx: Ctx, part: DirPart, parentRoot: Uint8Array | null)
       const node = jobNodes[r.job]!;
       if (r.error !== undefined) {
         failed.add(r.job);
-        warn(ctx, path.join(part.path, jobs[r.job]!.path.slice(part.path.length + 1)), `cannot read: ${r.error}`);
+        warn(
+          ctx,
+          path.join(part.path, jobs[r.job]!.path.slice(part.path.length + 1)),
+          `cannot read: ${r.error}`,
+        );
       } else {
         for (const b of r.blocks) {
           if (b.data) {
-            await ctx.writer.add(b.id, BlobKind.data, { codec: b.codec, data: b.data, rawLength: b.rawLength });
+            await ctx.writer.add(b.id, BlobKind.data, {
+              codec: b.codec,
+              data: b.data,
+              rawLength: b.rawLength,
+            });
           } else if (!ctx.writer.has(b.id)) {
-            throw new Error(`internal error: block ${toHex(b.id)} of ${jobs[r.job]!.path} has no data`);
+            throw new Error(
+              `internal error: block ${toHex(b.id)} of ${jobs[r.job]!.path} has no data`,
+            );
           }
           node.blocks.push(b.id);
         }
@@ -363,9 +391,15 @@ async function walk(
   const old = new Map<string, TreeNode>();
   if (parentTree) {
     try {
-      for (const n of await ctx.repo.loadTree(parentTree, `parent tree of ${abs}`)) old.set(n.name, n);
+      for (const n of await ctx.repo.loadTree(parentTree, `parent tree of ${abs}`)) {
+        old.set(n.name, n);
+      }
     } catch (e) {
-      ctx.emit({ type: "warning", path: abs, message: `parent tree unreadable, reading all files: ${(e as Error).message}` });
+      ctx.emit({
+        type: "warning",
+        path: abs,
+        message: `parent tree unreadable, reading all files: ${(e as Error).message}`,
+      });
     }
   }
   let names: string[];
@@ -402,7 +436,8 @@ async function walk(
       ctx.stats.files++;
       ctx.stats.bytes += st.size;
       if (
-        prev && prev.type === NodeType.file && prev.size === st.size && prev.mtimeMs === st.mtimeMs &&
+        prev && prev.type === NodeType.file && prev.size === st.size &&
+        prev.mtimeMs === st.mtimeMs &&
         prev.inode === st.ino && prev.blocks.every((b) => ctx.writer.has(b))
       ) {
         node.blocks = prev.blocks;
@@ -411,7 +446,9 @@ async function walk(
       }
       if (prev && prev.type === NodeType.file) ctx.stats.filesChanged++;
       else ctx.stats.filesNew++;
-      const known = prev?.type === NodeType.file ? prev.blocks.filter((b) => ctx.writer.has(b)) : [];
+      const known = prev?.type === NodeType.file
+        ? prev.blocks.filter((b) => ctx.writer.has(b))
+        : [];
       const packed = new Uint8Array(known.length * 32);
       known.forEach((b, i) => packed.set(b, i * 32));
       jobs.push({ job: jobs.length, path: p, ...(known.length ? { known: packed } : {}) });
@@ -443,7 +480,11 @@ async function walk(
       ctx.stats.symlinks++;
     } else {
       ctx.stats.skipped++;
-      ctx.emit({ type: "warning", path: p, message: "skipped: not a regular file, directory or symlink" });
+      ctx.emit({
+        type: "warning",
+        path: p,
+        message: "skipped: not a regular file, directory or symlink",
+      });
     }
   }
   const t = ctx.now();

@@ -68,7 +68,9 @@ export function* readFileBlocks(
 ): Generator<FileResult> {
   const known = new Set<string>();
   if (job.known) {
-    for (let i = 0; i + 32 <= job.known.length; i += 32) known.add(toHex(job.known.subarray(i, i + 32)));
+    for (let i = 0; i + 32 <= job.known.length; i += 32) {
+      known.add(toHex(job.known.subarray(i, i + 32)));
+    }
   }
   let fd: number;
   try {
@@ -80,7 +82,9 @@ export function* readFileBlocks(
   const chunker = createChunker(settings.chunker);
   const cap = maxBlock(settings.chunker) + READ_SIZE;
   // One read buffer per thread, reused across files (blocks are copied out).
-  if (sharedBuffer.length < Math.min(cap, READ_SIZE)) sharedBuffer = new Uint8Array(Math.min(cap, READ_SIZE));
+  if (sharedBuffer.length < Math.min(cap, READ_SIZE)) {
+    sharedBuffer = new Uint8Array(Math.min(cap, READ_SIZE));
+  }
   let buf = sharedBuffer;
   let start = 0;
   let end = 0;

@@ -7,7 +7,12 @@
  * @module
  */
 import { availableParallelism } from "node:os";
-import { type FileJob, type FileResult, readFileBlocks, type ReaderSettings } from "./file_blocks.ts";
+import {
+  type FileJob,
+  type FileResult,
+  type ReaderSettings,
+  readFileBlocks,
+} from "./file_blocks.ts";
 import type { FromWorker, ToWorker } from "./worker_protocol.ts";
 
 /** Options of {@linkcode ReaderPool}. */
@@ -16,7 +21,7 @@ export interface ReaderPoolOptions {
   readonly workers?: number;
 }
 
-const BATCH_FILES = 64;
+const BATCH_FILES = 256;
 const BATCH_BYTES = 8 * 1024 * 1024;
 
 /** A pool of file readers. */
@@ -54,7 +59,9 @@ export class ReaderPool {
   ): Promise<void> {
     if (this.#workers.length === 0) {
       const seen = new Set<string>();
-      for (const job of jobs) for (const r of readFileBlocks(job, this.#settings, seen)) await handle(r);
+      for (const job of jobs) {
+        for (const r of readFileBlocks(job, this.#settings, seen)) await handle(r);
+      }
       return;
     }
     // Batches of neighbouring files keep per-message overhead low.
@@ -87,11 +94,11 @@ export class ReaderPool {
         };
         w.onmessage = (ev: MessageEvent<FromWorker>) => {
           const m = ev.data;
-          if (m.type === "result") {
+          if (m.type === "results") {
             chain = chain.then(async () => {
               if (failed !== null) return;
               try {
-                await handle(m.result);
+                for (const r of m.results) await handle(r);
               } catch (e) {
                 failed = e;
               }

@@ -14,5 +14,5 @@ export type ToWorker =
 
 /** Messages from a reader worker. */
 export type FromWorker =
-  | { type: "result"; result: FileResult; bytes: number }
+  | { type: "results"; results: FileResult[]; bytes: number }
   | { type: "batchDone" };

@@ -9,7 +9,11 @@
 /** Compiles a glob to a RegExp over a relative `/`-separated path. */
 export function globToRegExp(glob: string): RegExp {
   const g = glob.replace(/^\.?\/+/, "").replace(/\/+$/, "");
-  if (g === "") throw new TypeError(`include pattern "${glob}" is empty: give a path or a glob such as "etc/*.conf"`);
+  if (g === "") {
+    throw new TypeError(
+      `include pattern "${glob}" is empty: give a path or a glob such as "etc/*.conf"`,
+    );
+  }
   let re = "";
   for (let i = 0; i < g.length; i++) {
     const c = g[i]!;

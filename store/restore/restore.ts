@@ -72,7 +72,9 @@ interface Collected {
 async function collect(repo: Repository, options: RestoreOptions): Promise<Collected> {
   const names = await repo.manifestNames();
   if (names.length === 0) {
-    throw new InvalidInput(`repository ${repo.store.location} holds no backups: nothing to restore`);
+    throw new InvalidInput(
+      `repository ${repo.store.location} holds no backups: nothing to restore`,
+    );
   }
   const record = await repo.loadManifest(options.manifest ?? names[names.length - 1]!);
   const trees = record.manifest.parts.filter((p) => p.kind === "tree");
@@ -123,7 +125,9 @@ function targetState(target: string): boolean {
   const st = lstatOrNull(target);
   if (!st) return false;
   if (!st.isDirectory()) {
-    throw new InvalidInput(`restore target "${target}" exists and is not a directory: give a directory path`);
+    throw new InvalidInput(
+      `restore target "${target}" exists and is not a directory: give a directory path`,
+    );
   }
   return fs.readdirSync(target).length > 0;
 }
@@ -146,7 +150,9 @@ function buildPlan(repo: Repository, c: Collected, target: string): RestorePlan 
   const notEmpty = targetState(target);
   const replaced: string[] = [];
   if (notEmpty) {
-    for (const e of [...c.files, ...c.symlinks]) if (lstatOrNull(path.join(target, e.rel))) replaced.push(e.rel);
+    for (const e of [...c.files, ...c.symlinks]) {
+      if (lstatOrNull(path.join(target, e.rel))) replaced.push(e.rel);
+    }
   }
   return {
     manifest: c.record.name,
@@ -163,7 +169,11 @@ function buildPlan(repo: Repository, c: Collected, target: string): RestorePlan 
 }
 
 /** Works out what a restore would do, writing nothing (the dry run). */
-export async function planRestore(store: BlobStore, target: string, options: RestoreOptions = {}): Promise<RestorePlan> {
+export async function planRestore(
+  store: BlobStore,
+  target: string,
+  options: RestoreOptions = {},
+): Promise<RestorePlan> {
   const repo = await Repository.open(store);
   await repo.loadIndex();
   return buildPlan(repo, await collect(repo, options), path.resolve(target));
@@ -197,7 +207,9 @@ class PackCache {
 function fsError(e: unknown, p: string): Error {
   const code = (e as { code?: string }).code;
   if (code === "ENOSPC" || code === "EDQUOT") {
-    return new StorageFull(`the disk holding "${p}" is full: free space (or restore elsewhere) and run the restore again`);
+    return new StorageFull(
+      `the disk holding "${p}" is full: free space (or restore elsewhere) and run the restore again`,
+    );
   }
   return e as Error;
 }
@@ -221,7 +233,11 @@ function sameContent(p: string, node: TreeNode, repo: Repository): boolean {
  * Restores a backup into `target`. Refuses a non-empty target unless
  * `overwrite` is set; then only files whose content differs are rewritten.
  */
-export async function restore(store: BlobStore, target: string, options: RestoreOptions = {}): Promise<RestoreResult> {
+export async function restore(
+  store: BlobStore,
+  target: string,
+  options: RestoreOptions = {},
+): Promise<RestoreResult> {
   const started = Date.now();
   const emit: EventSink = options.onEvent ?? (() => {});
   const repo = await Repository.open(store);
@@ -313,7 +329,10 @@ export async function restore(store: BlobStore, target: string, options: Restore
 }
 
 function tempName(final: string): string {
-  return path.join(path.dirname(final), `.${path.basename(final).slice(0, 100)}.${randomBytes(6).toString("hex")}.bendsave-tmp`);
+  return path.join(
+    path.dirname(final),
+    `.${path.basename(final).slice(0, 100)}.${randomBytes(6).toString("hex")}.bendsave-tmp`,
+  );
 }
 
 /**
@@ -330,7 +349,12 @@ function setMeta(p: string, node: TreeNode): void {
   fs.utimesSync(p, timeArg(node.mtimeMs), timeArg(node.mtimeMs));
 }
 
-async function writeFile(repo: Repository, cache: PackCache, final: string, f: Entry): Promise<number> {
+async function writeFile(
+  repo: Repository,
+  cache: PackCache,
+  final: string,
+  f: Entry,
+): Promise<number> {
   const tmp = tempName(final);
   let fd: number | null = null;
   let written = 0;
@@ -345,7 +369,9 @@ async function writeFile(repo: Repository, cache: PackCache, final: string, f: E
       written += raw.length;
     }
     if (written !== f.node.size) {
-      throw new IntegrityError(`file ${f.rel} restored to ${written} bytes but the backup recorded ${f.node.size}`);
+      throw new IntegrityError(
+        `file ${f.rel} restored to ${written} bytes but the backup recorded ${f.node.size}`,
+      );
     }
     fs.fchmodSync(fd, f.node.mode);
     fs.futimesSync(fd, timeArg(f.node.mtimeMs), timeArg(f.node.mtimeMs));
@@ -353,7 +379,9 @@ async function writeFile(repo: Repository, cache: PackCache, final: string, f: E
     fd = null;
     const st = lstatOrNull(final);
     if (st?.isDirectory()) {
-      throw new InvalidInput(`cannot restore file ${f.rel}: a directory is in its place in the target; move it away`);
+      throw new InvalidInput(
+        `cannot restore file ${f.rel}: a directory is in its place in the target; move it away`,
+      );
     }
     fs.renameSync(tmp, final);
     return written;
