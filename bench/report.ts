@@ -36,6 +36,8 @@ export interface StepResult {
   cpuSeconds?: number;
   /** Set when other processes or steal time competed with the tool during the step. */
   contended?: string;
+  /** Each round's seconds, when several rounds were merged (`seconds` is their median). */
+  samples?: number[];
 }
 
 /** Everything measured for one tool. */
@@ -69,8 +71,13 @@ export function formatMB(bytes: number): string {
 function cell(result: StepResult | undefined): string {
   if (result === undefined) return "—";
   switch (result.status) {
-    case "ok":
-      return (result.seconds ?? 0).toFixed(2) + (result.contended ? "*" : "");
+    case "ok": {
+      const star = result.contended ? "*" : "";
+      const samples = result.samples ?? [];
+      if (samples.length < 2) return (result.seconds ?? 0).toFixed(2) + star;
+      const range = `${Math.min(...samples).toFixed(2)}–${Math.max(...samples).toFixed(2)}`;
+      return `${(result.seconds ?? 0).toFixed(2)}${star} (${range})`;
+    }
     case "failed":
       return "FAILED";
     default:

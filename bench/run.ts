@@ -76,6 +76,8 @@ export interface BenchOptions {
   timeoutS: number;
   /** Longest wait for a quiet machine before a step, in seconds (0: no wait). */
   waitQuietS: number;
+  /** How many times to run everything; the report shows medians. */
+  rounds: number;
 }
 
 const USAGE = `Usage: deno task bench -- [options]
@@ -85,6 +87,8 @@ const USAGE = `Usage: deno task bench -- [options]
   --corpus DIR       back up this real directory instead (read only: no change step)
   --only LIST        comma-separated tools among bendsave,restic,borg (default all)
   --out FILE         append the report, with a header, to FILE
+  --rounds N         run everything N times (fresh corpus and repositories, tool
+                     order rotated) and report medians (default 1)
   --keep             keep the work dir (corpus, repositories) after the run
   --workdir DIR      work dir (default bench/out/run-<time>)
   --timeout-s N      time limit of one step in seconds (default 1800)
@@ -112,6 +116,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | "help" {
       workdir: { type: "string" },
       "timeout-s": { type: "string" },
       "wait-quiet-s": { type: "string" },
+      rounds: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -143,6 +148,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | "help" {
     only: TOOL_NAMES.filter((t) => only.includes(t)),
     keep: values.keep ?? false,
     timeoutS: number("timeout-s", values["timeout-s"], 1800),
+    rounds: Math.max(1, Math.floor(number("rounds", values.rounds, 1))),
     waitQuietS: values["wait-quiet-s"] === "0"
       ? 0
       : number("wait-quiet-s", values["wait-quiet-s"], 120),
@@ -317,6 +323,16 @@ function mutationLine(m: MutationSummary): string {
     `4 KiB pages; ${formatMB(m.bytesWritten)} written`;
 }
 
+/** Everything one round measured. */
+interface RoundOutcome {
+  results: ToolResult[];
+  tools: Tool[];
+  summary: TreeSummary;
+  generated?: CorpusSummary;
+  generationSeconds: number;
+  mutation?: MutationSummary;
+}
+
 /** Runs the benchmark and returns the markdown report. */
 export async function runBench(options: BenchOptions): Promise<string> {
   const benchDir = fileURLToPath(new URL(".", import.meta.url));
@@ -337,7 +353,16 @@ export async function runBench(options: BenchOptions): Promise<string> {
   };
   Deno.addSignalListener("SIGINT", onInterrupt);
   try {
-    return await benchIn(work, options);
+    const rounds: RoundOutcome[] = [];
+    for (let round = 1; round <= options.rounds; round++) {
+      const dir = options.rounds === 1 ? work : join(work, `round-${round}`);
+      if (options.rounds > 1) log(`round ${round} of ${options.rounds}`);
+      rounds.push(await runRound(dir, options, round));
+      if (options.rounds > 1 && !options.keep) rmSync(dir, { recursive: true, force: true });
+    }
+    const first = rounds[0] as RoundOutcome;
+    const merged = mergeRounds(rounds.map((r) => r.results));
+    return await render(options, { ...first, results: merged });
   } finally {
     Deno.removeSignalListener("SIGINT", onInterrupt);
     if (options.keep) log(`work dir kept at ${work}`);
@@ -345,18 +370,79 @@ export async function runBench(options: BenchOptions): Promise<string> {
   }
 }
 
-async function benchIn(work: string, options: BenchOptions): Promise<string> {
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? sorted[mid] as number
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+/**
+ * Merges the rounds' results per tool and step: medians of the times, CPU and
+ * repository sizes when every round succeeded, otherwise the first failure;
+ * the worst restore check; contention notes prefixed with their round.
+ */
+export function mergeRounds(rounds: readonly ToolResult[][]): ToolResult[] {
+  const first = rounds[0];
+  if (first === undefined) return [];
+  if (rounds.length === 1) return first;
+  return first.map((base, i) => {
+    const per = rounds.map((r) => r[i] as ToolResult);
+    const merged: ToolResult = { name: base.name, version: base.version, steps: {}, notes: [] };
+    for (const { id } of STEPS) {
+      const list = per.map((r) => r.steps[id]);
+      const defined = list.filter((x): x is StepResult => x !== undefined);
+      if (defined.length === 0) continue;
+      if (defined.length === list.length && defined.every((x) => x.status === "ok")) {
+        const seconds = defined.map((x) => x.seconds ?? 0);
+        const result: StepResult = { status: "ok", seconds: median(seconds), samples: seconds };
+        const cpu = defined.map((x) => x.cpuSeconds).filter((x) => x !== undefined);
+        if (cpu.length === defined.length) result.cpuSeconds = median(cpu);
+        const contended = defined
+          .map((x, k) => (x.contended ? `round ${k + 1}: ${x.contended}` : ""))
+          .filter((x) => x !== "");
+        if (contended.length > 0) result.contended = contended.join("; ");
+        merged.steps[id] = result;
+        continue;
+      }
+      const failedAt = list.findIndex((x) => x?.status === "failed");
+      const pick = failedAt >= 0 ? list[failedAt] as StepResult : defined[0] as StepResult;
+      merged.steps[id] = failedAt >= 0
+        ? { ...pick, detail: `round ${failedAt + 1} of ${rounds.length}: ${pick.detail ?? ""}` }
+        : pick;
+    }
+    const sizes = per.map((r) => r.repoBytes).filter((x) => x !== undefined);
+    if (sizes.length > 0) merged.repoBytes = median(sizes);
+    const checked = per.filter((r) => r.check !== undefined);
+    const bad = checked.find((r) => !r.check?.identical);
+    const shown = bad ?? checked[0];
+    if (shown?.check !== undefined) {
+      merged.check = shown.check;
+      const rounds = `${checked.length - (bad ? 1 : 0)} of ${per.length} rounds identical`;
+      merged.checkAgainst = shown.checkAgainst ? `${shown.checkAgainst}; ${rounds}` : rounds;
+    }
+    merged.notes = [...new Set(per.flatMap((r) => r.notes))];
+    return merged;
+  });
+}
+
+async function runRound(work: string, options: BenchOptions, round: number): Promise<RoundOutcome> {
+  mkdirSync(work, { recursive: true });
   const ctx = { stateDir: join(work, "state"), probeTimeoutMs: 120_000 };
   mkdirSync(ctx.stateDir);
   const tools = options.only.map((name) => createTool(name, ctx));
   const results: ToolResult[] = [];
-  const available = new Map<ToolName, Tool>();
+  const available: Tool[] = [];
   for (const tool of tools) {
     const version = await tool.probe();
-    log(`${tool.name}: ${version ?? "not installed"}`);
+    if (round === 1) log(`${tool.name}: ${version ?? "not installed"}`);
     results.push({ name: tool.name, version, steps: {}, notes: [] });
-    if (version !== null) available.set(tool.name, tool);
+    if (version !== null) available.push(tool);
   }
+  // Rotate the order each round so no tool always goes first.
+  const shift = (round - 1) % Math.max(1, available.length);
+  const ordered = [...available.slice(shift), ...available.slice(0, shift)];
   const resultOf = (name: ToolName) => results.find((r) => r.name === name) as ToolResult;
   for (const r of results) {
     if (r.version === null) {
@@ -386,7 +472,7 @@ async function benchIn(work: string, options: BenchOptions): Promise<string> {
   const labelOf = new Map<ToolName, string>();
 
   // Phase 1: first and unchanged backups, each tool on a warm corpus.
-  for (const tool of available.values()) {
+  for (const tool of ordered) {
     const r = resultOf(tool.name);
     warmTree(source);
     const repo = repoOf(tool.name);
@@ -396,12 +482,7 @@ async function benchIn(work: string, options: BenchOptions): Promise<string> {
     if (r.steps.init.status === "failed") {
       r.steps.first = skipped("init failed");
     } else {
-      r.steps.first = await step(
-        tool,
-        "first",
-        tool.backup(repo, source, "first"),
-        options,
-      );
+      r.steps.first = await step(tool, "first", tool.backup(repo, source, "first"), options);
     }
     if (r.steps.first.status !== "ok") {
       for (const id of ["unchanged", "changed", "restore", "verify"] as const) {
@@ -418,7 +499,7 @@ async function benchIn(work: string, options: BenchOptions): Promise<string> {
     );
     if (r.steps.unchanged.status === "ok") labelOf.set(tool.name, "unchanged");
   }
-  const ready = [...available.values()].filter((t) => labelOf.has(t.name));
+  const ready = ordered.filter((t) => labelOf.has(t.name));
 
   // Phase 2: change ~1% of the files, then the incremental backup.
   let before: Map<string, TreeEntry> | undefined;
@@ -452,34 +533,10 @@ async function benchIn(work: string, options: BenchOptions): Promise<string> {
     const r = resultOf(tool.name);
     const repo = repoOf(tool.name);
     const label = labelOf.get(tool.name) as string;
-    if (tool instanceof BendsaveTool) {
-      const list = await runTimed(tool.list(repo), options.timeoutS * 1000);
-      if (!list.ok) {
-        r.notes.push(
-          `- bendsave: \`list --json\` failed: ${tail(list.stderr || list.error || "", 1)}`,
-        );
-      } else {
-        try {
-          const parsed: unknown = JSON.parse(list.stdout);
-          const backups = (["first", "unchanged", "changed"] as const)
-            .filter((id) => r.steps[id]?.status === "ok").length;
-          const count = Array.isArray(parsed) ? `${parsed.length} entries` : "an object";
-          r.notes.push(
-            `- bendsave: \`list --json\` returned ${count}; ${backups} backups succeeded`,
-          );
-        } catch {
-          r.notes.push("- bendsave: `list --json` printed something that is not one JSON value");
-        }
-      }
-    }
+    if (tool instanceof BendsaveTool) r.notes.push(await listNote(tool, repo, r, options));
     const target = join(work, `restore-${tool.name}`);
     mkdirSync(target);
-    r.steps.restore = await step(
-      tool,
-      "restore",
-      tool.restore(repo, target, label),
-      options,
-    );
+    r.steps.restore = await step(tool, "restore", tool.restore(repo, target, label), options);
     if (r.steps.restore.status === "ok") {
       log(`${tool.name}: comparing the restored tree with the source …`);
       const expected = label === "changed" || before === undefined ? after : before;
@@ -496,7 +553,32 @@ async function benchIn(work: string, options: BenchOptions): Promise<string> {
     if (existsSync(repo)) r.repoBytes = treeBytes(repo);
   }
 
-  return await render(options, results, tools, summary, generated, generationSeconds, mutation);
+  const outcome: RoundOutcome = { results, tools, summary, generationSeconds };
+  if (generated !== undefined) outcome.generated = generated;
+  if (mutation !== undefined) outcome.mutation = mutation;
+  return outcome;
+}
+
+/** Runs `list REPO --json` (untimed) and describes what it returned. */
+async function listNote(
+  tool: BendsaveTool,
+  repo: string,
+  r: ToolResult,
+  options: BenchOptions,
+): Promise<string> {
+  const list = await runTimed(tool.list(repo), options.timeoutS * 1000);
+  if (!list.ok) {
+    return `- bendsave: \`list --json\` failed: ${tail(list.stderr || list.error || "", 1)}`;
+  }
+  try {
+    const parsed: unknown = JSON.parse(list.stdout);
+    const backups = (["first", "unchanged", "changed"] as const)
+      .filter((id) => r.steps[id]?.status === "ok").length;
+    const count = Array.isArray(parsed) ? `${parsed.length} entries` : "an object";
+    return `- bendsave: \`list --json\` returned ${count}; ${backups} backups succeeded`;
+  } catch {
+    return "- bendsave: `list --json` printed something that is not one JSON value";
+  }
 }
 
 function contentionLines(results: readonly ToolResult[]): string[] {
@@ -511,15 +593,8 @@ function contentionLines(results: readonly ToolResult[]): string[] {
   ];
 }
 
-async function render(
-  options: BenchOptions,
-  results: ToolResult[],
-  tools: Tool[],
-  summary: TreeSummary,
-  generated: CorpusSummary | undefined,
-  generationSeconds: number,
-  mutation: MutationSummary | undefined,
-): Promise<string> {
+async function render(options: BenchOptions, outcome: RoundOutcome): Promise<string> {
+  const { results, tools, summary, generated, generationSeconds, mutation } = outcome;
   const versions = results.map((r) => `${r.name}: ${r.version ?? "not installed"}`);
   const corpusName = generated === undefined
     ? `\`${options.corpus}\` (real directory, read only)`
@@ -543,6 +618,11 @@ async function render(
     "- times are wall-clock seconds of the child process (performance.now); ratios are " +
     "bendsave÷peer (below 1: bendsave faster or smaller); repository size is the apparent " +
     "size of the repository's files",
+    options.rounds > 1
+      ? `- ${options.rounds} rounds, each on a freshly generated corpus with fresh repositories ` +
+        "and the tools' order rotated; cells show the median (min–max)"
+      : "- one round; the VM's file-creation cost varies between runs, so use --rounds 3 " +
+        "for figures that count",
     "",
     renderTable(results),
     "",

@@ -9,6 +9,8 @@ import { backupCommand } from "./commands/backup.ts";
 import { listCommand } from "./commands/list.ts";
 import { restoreCommand } from "./commands/restore.ts";
 import { versionText } from "./commands/version.ts";
+import { verifyCommand } from "./commands/verify.ts";
+import { repairCommand } from "./commands/repair.ts";
 
 /** Top-level help. */
 export const HELP = `bendsave: disaster-recovery backups for databases and directories
@@ -19,6 +21,8 @@ Commands:
   backup    back up a directory into a repository (created on first use)
   list      list the backups in a repository
   restore   restore a backup (a dry run unless --confirm)
+  verify    audit a repository (--read-data re-hashes every byte)
+  repair    repair index: rebuild the index from the packs
 
 Run bendsave <command> --help for a command's options.
   --version   print the version, the repository formats it reads and writes, and how it was built
@@ -29,6 +33,8 @@ const COMMANDS: Record<string, (args: string[], out: Output) => Promise<number>>
   backup: backupCommand,
   list: listCommand,
   restore: restoreCommand,
+  verify: verifyCommand,
+  repair: repairCommand,
 };
 
 /** Runs the CLI and returns the exit code. */

@@ -114,8 +114,12 @@ export function decodeTree(bytes: Uint8Array): TreeNode[] {
     if (type !== NodeType.file && type !== NodeType.dir && type !== NodeType.symlink) {
       throw new SyntaxError(`tree node "${r.name}" has unknown type ${type}`);
     }
+    const name = r.name ?? "";
+    if (name === "" || name === "." || name === ".." || name.includes("/") || name.includes("\0")) {
+      throw new SyntaxError(`tree holds an unsafe file name ${JSON.stringify(name)}`);
+    }
     const node: TreeNode = {
-      name: r.name ?? "",
+      name,
       type,
       mode: r.mode ?? 0,
       mtimeMs: r.mtimeMs ?? 0,

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import process from "node:process";
 
 let target: { name: string; count: number } | null | undefined;
 const seen = new Map<string, number>();
@@ -14,7 +15,7 @@ function configured(): { name: string; count: number } | null {
   if (target !== undefined) return target;
   let v: string | undefined;
   try {
-    v = Deno.env.get("BENDSAVE_CRASH_AT");
+    v = process.env.BENDSAVE_CRASH_AT;
   } catch {
     v = undefined; // no env permission: never crash
   }
@@ -29,5 +30,5 @@ export function crashPoint(name: string): void {
   if (!t || t.name !== name) return;
   const n = (seen.get(name) ?? 0) + 1;
   seen.set(name, n);
-  if (n === t.count) Deno.kill(Deno.pid, "SIGKILL");
+  if (n === t.count) process.kill(process.pid, "SIGKILL");
 }

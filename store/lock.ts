@@ -8,6 +8,7 @@
  * @module
  */
 import { hostname } from "node:os";
+import process from "node:process";
 import { randomBytes } from "node:crypto";
 import type { BlobStore } from "./drivers/types.ts";
 import { LockedError, NotFound } from "./errors.ts";
@@ -38,17 +39,17 @@ export interface StaleLock {
 
 function isAlive(pid: number): boolean {
   try {
-    Deno.kill(pid, "SIGCONT");
+    process.kill(pid, 0); // signal 0: existence check only, nothing is delivered
     return true;
   } catch (e) {
-    return !(e instanceof Deno.errors.NotFound) && !/ESRCH|No such process/i.test(String(e));
+    return (e as { code?: string }).code !== "ESRCH";
   }
 }
 
 /** Decides whether a lock is stale; returns the reason or null. */
 export function staleReason(info: LockInfo, now: number, host = hostname()): string | null {
   const refreshed = Date.parse(info.refreshed);
-  if (info.host === host && info.pid !== Deno.pid && !isAlive(info.pid)) {
+  if (info.host === host && info.pid !== process.pid && !isAlive(info.pid)) {
     return `process ${info.pid} on ${info.host} is no longer running`;
   }
   if (!Number.isFinite(refreshed) || now - refreshed > STALE_AFTER_MS) {
@@ -81,7 +82,7 @@ export class RepositoryLock {
     this.#name = name;
     this.#info = info;
     const timer = setInterval(() => void this.refresh().catch(() => {}), REFRESH_MS);
-    Deno.unrefTimer(timer as unknown as number);
+    (timer as unknown as { unref?: () => void }).unref?.();
     this.#timer = timer;
   }
 
@@ -107,7 +108,7 @@ export class RepositoryLock {
       kind,
       operation: options.operation,
       host: hostname(),
-      pid: Deno.pid,
+      pid: process.pid,
       time,
       refreshed: time,
     };
@@ -170,5 +171,28 @@ async function checkConflicts(
         }, since ${info!.time}): wait for it to finish and run again`,
       );
     }
+  }
+}
+
+/**
+ * Runs `fn` under a lock of `kind`; a read-only store (tape-staged files)
+ * cannot hold locks and runs `fn` without one.
+ */
+export async function withLock<T>(
+  store: BlobStore,
+  kind: "shared" | "exclusive",
+  operation: string,
+  onStale: ((s: StaleLock) => void) | undefined,
+  fn: () => Promise<T>,
+): Promise<T> {
+  if (!store.capabilities.writable) return await fn();
+  const lock = await RepositoryLock.acquire(store, kind, {
+    operation,
+    ...(onStale ? { onStale } : {}),
+  });
+  try {
+    return await fn();
+  } finally {
+    await lock.release().catch(() => {});
   }
 }

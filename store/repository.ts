@@ -18,7 +18,7 @@ import {
 import { type BlobLocation, BlockIndex } from "./block_index.ts";
 import { type ChunkerParams, DEFAULT_FIXED } from "../formats/chunker.ts";
 import { type CompressionOptions, decodeBlock, DEFAULT_COMPRESSION } from "../formats/codec.ts";
-import { equalBytes, sha256, toHex } from "../formats/hash.ts";
+import { equalBytes, isHexId, sha256, toHex } from "../formats/hash.ts";
 import {
   decodeManifest,
   isManifestName,
@@ -26,7 +26,6 @@ import {
   type Manifest,
   openManifestFile,
 } from "../formats/manifest.ts";
-import { BlobKind } from "../formats/pack.ts";
 import {
   DEFAULT_PACK_SIZE,
   encodeRepoConfig,
@@ -132,23 +131,35 @@ export class Repository {
     return await Repository.init(store, options);
   }
 
-  /** Loads every index file into memory (once). Returns the number of index files read. */
-  async loadIndex(): Promise<number> {
+  /**
+   * Loads every index file into memory (once). Returns the number of index
+   * files read. A damaged index file throws IntegrityError, unless
+   * `onDamaged` is given: then it is reported there and skipped.
+   */
+  async loadIndex(onDamaged?: (name: string, error: IntegrityError) => void): Promise<number> {
     if (this.#indexLoaded) return 0;
     let files = 0;
     for await (const f of this.store.list("index")) {
+      if (!isHexId(f.name)) continue; // not an index file (a stray file someone put there)
       const bytes = await this.store.load({ kind: "index", name: f.name });
+      let problem: IntegrityError | null = null;
       if (toHex(sha256(bytes)) !== f.name) {
-        throw new IntegrityError(
-          `index file ${f.name} does not match its name (damaged): run bendsave verify, then bendsave repair index`,
+        problem = new IntegrityError(
+          `index file ${f.name} does not match its name (damaged): run bendsave repair index`,
         );
+      } else {
+        try {
+          this.index.loadIndexFile(bytes);
+        } catch (e) {
+          problem = new IntegrityError(
+            `index file ${f.name} is damaged (${(e as Error).message}): run bendsave repair index`,
+          );
+        }
       }
-      try {
-        this.index.loadIndexFile(bytes);
-      } catch (e) {
-        throw new IntegrityError(
-          `index file ${f.name} is damaged (${(e as Error).message}): run bendsave repair index`,
-        );
+      if (problem) {
+        if (!onDamaged) throw problem;
+        onDamaged(f.name, problem);
+        continue;
       }
       files++;
     }
@@ -230,10 +241,7 @@ export class Repository {
 
   /** Reads and decodes a tree. */
   async loadTree(id: Uint8Array, what = "a tree"): Promise<TreeNode[]> {
-    const loc = this.locate(id, what);
-    if (loc.kind !== BlobKind.tree) {
-      throw new IntegrityError(`block ${toHex(id)} is not a tree (${what})`);
-    }
+    // The kind is not checked: identical bytes are stored once, whatever their kind.
     const bytes = await this.readBlob(id, what);
     try {
       return decodeTree(bytes);

@@ -9,7 +9,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { hostname } from "node:os";
 import type { BlobStore } from "../drivers/types.ts";
-import { AlreadyExists } from "../errors.ts";
+import { AlreadyExists, RepositoryNotFound } from "../errors.ts";
 import { type InitOptions, type ManifestRecord, Repository } from "../repository.ts";
 import { RepositoryLock } from "../lock.ts";
 import { PackWriter } from "../pack_writer.ts";
@@ -105,7 +105,7 @@ export async function backup(
   try {
     repo = await Repository.open(store);
   } catch (e) {
-    if ((e as Error).name !== "RepositoryNotFound") throw e;
+    if (!(e instanceof RepositoryNotFound)) throw e;
     repo = await Repository.init(store, options.init ?? {});
     created = true;
   }
@@ -304,9 +304,10 @@ async function backupDir(
   const totalBytes = sizes.reduce((a, b) => a + b, 0);
 
   // Phase 2: read changed and new files on the reader workers.
-  const pool = new ReaderPool(
+  const pool = await ReaderPool.start(
     { chunker: part.chunker ?? ctx.repo.config.chunker, compression: ctx.repo.config.compression },
     ctx.workers === undefined ? {} : { workers: ctx.workers },
+    (message) => ctx.emit({ type: "warning", message }),
   );
   let filesDone = 0;
   let bytesDone = 0;

@@ -8,7 +8,7 @@
 /** Progress of a backup or restore. */
 export interface ProgressEvent {
   readonly type: "progress";
-  readonly operation: "backup" | "restore";
+  readonly operation: "backup" | "restore" | "verify" | "repair" | "vacuum";
   readonly phase: "scan" | "read" | "write" | "finish";
   readonly files: number;
   readonly totalFiles: number;

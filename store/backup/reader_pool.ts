@@ -24,23 +24,66 @@ export interface ReaderPoolOptions {
 const BATCH_FILES = 256;
 const BATCH_BYTES = 8 * 1024 * 1024;
 
+const START_TIMEOUT_MS = 30_000;
+
+function startWorker(settings: ReaderSettings): Promise<Worker | Error> {
+  let w: Worker;
+  try {
+    w = new Worker(new URL("./worker.ts", import.meta.url).href, { type: "module" });
+  } catch (e) {
+    return Promise.resolve(e as Error);
+  }
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      w.terminate();
+      resolve(new Error("no answer from the worker"));
+    }, START_TIMEOUT_MS);
+    w.onmessage = (ev: MessageEvent<FromWorker>) => {
+      if (ev.data.type !== "ready") return;
+      clearTimeout(timer);
+      w.postMessage({ type: "init", settings } satisfies ToWorker);
+      resolve(w);
+    };
+    w.onerror = (ev) => {
+      ev.preventDefault();
+      clearTimeout(timer);
+      w.terminate();
+      resolve(new Error(ev.message || "the worker failed to load"));
+    };
+  });
+}
+
 /** A pool of file readers. */
 export class ReaderPool {
   readonly #settings: ReaderSettings;
   readonly #workers: Worker[] = [];
 
-  constructor(settings: ReaderSettings, options: ReaderPoolOptions = {}) {
+  private constructor(settings: ReaderSettings, workers: Worker[]) {
     this.#settings = settings;
+    this.#workers.push(...workers);
+  }
+
+  /**
+   * Starts the workers and waits until each has loaded. A worker that
+   * cannot start (for example a runtime without worker support) is dropped
+   * with a warning; with none left, files are read in-process.
+   */
+  static async start(
+    settings: ReaderSettings,
+    options: ReaderPoolOptions = {},
+    onWarning: (message: string) => void = () => {},
+  ): Promise<ReaderPool> {
     const n = options.workers ?? Math.max(1, Math.min(availableParallelism(), 8));
-    for (let i = 0; i < n; i++) {
-      try {
-        const w = new Worker(new URL("./worker.ts", import.meta.url).href, { type: "module" });
-        w.postMessage({ type: "init", settings } satisfies ToWorker);
-        this.#workers.push(w);
-      } catch {
-        break; // fall back to fewer workers, or in-process reading
-      }
+    const started = await Promise.all(Array.from({ length: n }, () => startWorker(settings)));
+    const workers = started.filter((w): w is Worker => w instanceof Worker);
+    const failed = started.find((w): w is Error => w instanceof Error);
+    if (failed) {
+      onWarning(
+        `${n - workers.length} of ${n} reader threads could not start (${failed.message}); ` +
+          (workers.length ? "continuing with fewer" : "reading files on the main thread"),
+      );
     }
+    return new ReaderPool(settings, workers);
   }
 
   /** Number of workers in use (0: in-process). */
@@ -104,7 +147,7 @@ export class ReaderPool {
               }
               w.postMessage({ type: "ack", bytes: m.bytes } satisfies ToWorker);
             });
-          } else {
+          } else if (m.type === "batchDone") {
             chain = chain.then(() => {
               inFlight--;
               if (failed !== null) reject(failed);

@@ -82,3 +82,5 @@ self.onmessage = (ev: MessageEvent<ToWorker>) => {
     seen.clear();
   }
 };
+
+post({ type: "ready" });

@@ -15,4 +15,5 @@ export type ToWorker =
 /** Messages from a reader worker. */
 export type FromWorker =
   | { type: "results"; results: FileResult[]; bytes: number }
-  | { type: "batchDone" };
+  | { type: "batchDone" }
+  | { type: "ready" };

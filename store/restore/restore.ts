@@ -14,7 +14,8 @@ import { IntegrityError, InvalidInput, StorageFull } from "../errors.ts";
 import { type ManifestRecord, Repository } from "../repository.ts";
 import type { BlobLocation } from "../block_index.ts";
 import type { EventSink } from "../backup/events.ts";
-import { splitAll } from "../../formats/chunker.ts";
+import { withLock } from "../lock.ts";
+import { type ChunkerParams, splitAll } from "../../formats/chunker.ts";
 import { equalBytes, sha256, toHex } from "../../formats/hash.ts";
 import { NodeType, type TreeNode } from "../../formats/tree.ts";
 import { includeMatcher } from "./glob.ts";
@@ -64,6 +65,7 @@ interface Entry {
 
 interface Collected {
   readonly record: ManifestRecord;
+  readonly chunker: ChunkerParams;
   readonly files: Entry[];
   readonly dirs: Entry[];
   readonly symlinks: Entry[];
@@ -91,7 +93,14 @@ async function collect(repo: Repository, options: RestoreOptions): Promise<Colle
     );
   }
   const include = includeMatcher(options.include ?? []);
-  const out: Collected = { record, files: [], dirs: [], symlinks: [] };
+  // decodeTree refuses unsafe names ("..", "/", NUL), so every path stays under the target.
+  const out: Collected = {
+    record,
+    chunker: part.chunker ?? repo.config.chunker,
+    files: [],
+    dirs: [],
+    symlinks: [],
+  };
   const visit = async (id: Uint8Array, rel: string): Promise<boolean> => {
     let any = false;
     for (const node of await repo.loadTree(id, rel === "" ? `backup ${record.name}` : rel)) {
@@ -215,11 +224,11 @@ function fsError(e: unknown, p: string): Error {
 }
 
 /** True when the existing file at `p` has exactly the content of `node`. */
-function sameContent(p: string, node: TreeNode, repo: Repository): boolean {
+function sameContent(p: string, node: TreeNode, chunker: ChunkerParams): boolean {
   const st = lstatOrNull(p);
   if (!st || !st.isFile() || st.size !== node.size) return false;
   const data = fs.readFileSync(p);
-  const lens = splitAll(repo.config.chunker, data);
+  const lens = splitAll(chunker, data);
   if (lens.length !== node.blocks.length) return false;
   let pos = 0;
   for (let i = 0; i < lens.length; i++) {
@@ -238,8 +247,25 @@ export async function restore(
   target: string,
   options: RestoreOptions = {},
 ): Promise<RestoreResult> {
-  const started = Date.now();
   const emit: EventSink = options.onEvent ?? (() => {});
+  await Repository.open(store); // a missing or newer repository fails before any lock is written
+  // A shared lock keeps a vacuum from deleting packs this restore reads.
+  return await withLock(
+    store,
+    "shared",
+    "restore",
+    (s) => emit({ type: "warning", message: `removed stale lock ${s.name}: ${s.reason}` }),
+    () => restoreLocked(store, target, options, emit),
+  );
+}
+
+async function restoreLocked(
+  store: BlobStore,
+  target: string,
+  options: RestoreOptions,
+  emit: EventSink,
+): Promise<RestoreResult> {
+  const started = Date.now();
   const repo = await Repository.open(store);
   await repo.loadIndex();
   const abs = path.resolve(target);
@@ -284,7 +310,7 @@ export async function restore(
   let lastEmit = 0;
   for (const f of order) {
     const final = path.join(abs, f.rel);
-    if (plan.targetNotEmpty && sameContent(final, f.node, repo)) {
+    if (plan.targetNotEmpty && sameContent(final, f.node, c.chunker)) {
       filesUnchanged++;
       setMeta(final, f.node);
     } else {

@@ -1,0 +1,99 @@
+/**
+ * `repair index`: rebuilds the index from the pack trailers alone, under
+ * the exclusive lock. The new index file is written before the old ones
+ * are removed, so a crash leaves at worst duplicate (harmless) entries.
+ *
+ * @module
+ */
+import type { BlobStore } from "./drivers/types.ts";
+import { Repository } from "./repository.ts";
+import { RepositoryLock } from "./lock.ts";
+import type { EventSink } from "./backup/events.ts";
+import { fromHex, sha256, toHex } from "../formats/hash.ts";
+import { encodeIndexFile, type IndexedPack } from "../formats/index_file.ts";
+import {
+  ENTRY_SIZE,
+  PACK_FOOTER_SIZE,
+  parseFooter,
+  parsePack,
+  parseTrailer,
+} from "../formats/pack.ts";
+
+/** What a repair did. */
+export interface RepairResult {
+  readonly packs: number;
+  readonly blocks: number;
+  /** Packs whose trailer (and content) could not be read: their blocks are not indexed. */
+  readonly damagedPacks: { id: string; reason: string }[];
+  readonly indexFile: string | null;
+  readonly removedIndexFiles: number;
+}
+
+/** Rebuilds the index of the repository in `store` from its packs. */
+export async function repairIndex(
+  store: BlobStore,
+  options: { onEvent?: EventSink } = {},
+): Promise<RepairResult> {
+  const emit: EventSink = options.onEvent ?? (() => {});
+  await Repository.open(store); // checks config and format version
+  const lock = await RepositoryLock.acquire(store, "exclusive", {
+    operation: "repair index",
+    onStale: (s) => emit({ type: "warning", message: `removed stale lock ${s.name}: ${s.reason}` }),
+  });
+  try {
+    const oldIndex: string[] = [];
+    for await (const f of store.list("index")) oldIndex.push(f.name);
+    const packs: IndexedPack[] = [];
+    const damagedPacks: { id: string; reason: string }[] = [];
+    let blocks = 0;
+    for await (const f of store.list("pack")) {
+      const h = { kind: "pack" as const, name: f.name };
+      try {
+        let entries;
+        try {
+          const footer = parseFooter(
+            await store.load(h, { offset: f.size - PACK_FOOTER_SIZE, length: PACK_FOOTER_SIZE }),
+          );
+          const tlen = footer.count * ENTRY_SIZE;
+          entries = parseTrailer(
+            await store.load(h, { offset: f.size - PACK_FOOTER_SIZE - tlen, length: tlen }),
+            footer,
+            f.size,
+          );
+        } catch {
+          // Read the whole pack: a hash mismatch tells damage from a trailer-only problem.
+          const bytes = await store.load(h);
+          if (toHex(sha256(bytes)) !== f.name) {
+            throw new SyntaxError("content does not match its name");
+          }
+          entries = parsePack(bytes);
+        }
+        packs.push({ packId: fromHex(f.name), packSize: f.size, entries });
+        blocks += entries.length;
+      } catch (e) {
+        damagedPacks.push({ id: f.name, reason: (e as Error).message });
+        emit({
+          type: "warning",
+          message: `pack ${f.name} is damaged and was left out of the index: ${
+            (e as Error).message
+          }`,
+        });
+      }
+    }
+    let indexFile: string | null = null;
+    if (packs.length > 0) {
+      const bytes = encodeIndexFile(packs);
+      indexFile = toHex(sha256(bytes));
+      await store.save({ kind: "index", name: indexFile }, bytes);
+    }
+    let removed = 0;
+    for (const name of oldIndex) {
+      if (name === indexFile) continue;
+      await store.remove({ kind: "index", name });
+      removed++;
+    }
+    return { packs: packs.length, blocks, damagedPacks, indexFile, removedIndexFiles: removed };
+  } finally {
+    await lock.release().catch(() => {});
+  }
+}

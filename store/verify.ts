@@ -1,0 +1,502 @@
+/**
+ * The verify operation: an integrity audit of a repository.
+ *
+ * The structural check (always) parses the config and every manifest,
+ * checks parent pointers, walks every tree of the selected manifests
+ * (reading and hashing each tree), checks that every referenced block is
+ * indexed, that every indexed pack exists with its indexed size, and that
+ * each pack's trailer agrees with the index. `readData` also reads packs,
+ * re-hashes them and every decompressed block. Every problem names what is
+ * damaged and which manifests and files it affects.
+ *
+ * @module
+ */
+import type { BlobStore } from "./drivers/types.ts";
+import { BendsaveError, InvalidInput } from "./errors.ts";
+import { type ManifestRecord, parseManifestRecord, Repository } from "./repository.ts";
+import type { EventSink } from "./backup/events.ts";
+import { withLock } from "./lock.ts";
+import { decodeBlock } from "../formats/codec.ts";
+import { equalBytes, isHexId, sha256, toHex } from "../formats/hash.ts";
+import { decodeIndexFile } from "../formats/index_file.ts";
+import {
+  ENTRY_SIZE,
+  PACK_FOOTER_SIZE,
+  type PackEntry,
+  parseFooter,
+  parsePack,
+  parseTrailer,
+} from "../formats/pack.ts";
+import { NodeType } from "../formats/tree.ts";
+
+/** Which packs `--read-data-subset` selects. */
+export type DataSubset = { kind: "slice"; n: number; t: number } | {
+  kind: "percent";
+  percent: number;
+};
+
+/** Options of {@linkcode verify}. */
+export interface VerifyOptions {
+  /** Manifest names to check (default: all). */
+  readonly manifests?: readonly string[];
+  /** Read and re-hash pack contents. */
+  readonly readData?: boolean;
+  /** Read only a subset of the packs (implies reading data). */
+  readonly subset?: DataSubset;
+  readonly onEvent?: EventSink;
+  /** Random source for percentage subsets (tests). */
+  readonly random?: () => number;
+}
+
+/** What kind of thing is damaged. */
+export type ProblemKind = "config" | "manifest" | "index" | "pack" | "tree" | "block";
+
+/** One problem found by verify. */
+export interface Problem {
+  readonly kind: ProblemKind;
+  /** Name or hex id of the damaged thing. */
+  readonly id: string;
+  readonly message: string;
+  /** Manifests affected (cannot restore in full). */
+  manifests: string[];
+  /** Some affected files, as `<manifest>:<path>`. */
+  files: string[];
+  /** Number of affected files in all. */
+  filesTotal: number;
+}
+
+/** The audit report. */
+export interface VerifyReport {
+  readonly repositoryId: string;
+  readonly time: string;
+  readonly scope: { manifests: string[]; readData: string };
+  readonly checked: {
+    manifests: number;
+    trees: number;
+    files: number;
+    blocks: number;
+    indexFiles: number;
+    packs: number;
+    packsRead: number;
+    bytesRead: number;
+  };
+  readonly problems: Problem[];
+  /** Manifests whose parent is no longer in the repository (not a problem). */
+  readonly vacuumedParents: { manifest: string; parent: string }[];
+  /** Packs nothing references (space a vacuum can free; not damage). */
+  readonly reclaimable: { packs: number; bytes: number } | null;
+  readonly ok: boolean;
+}
+
+const FILES_PER_PROBLEM = 20;
+
+/** Parses `n/t` or `N%` (throws InvalidInput). */
+export function parseSubset(s: string): DataSubset {
+  const slice = /^(\d+)\/(\d+)$/.exec(s);
+  if (slice) {
+    const n = Number(slice[1]);
+    const t = Number(slice[2]);
+    if (t >= 1 && n >= 1 && n <= t) return { kind: "slice", n, t };
+  }
+  const pct = /^(\d+(?:\.\d+)?)%$/.exec(s);
+  if (pct) {
+    const percent = Number(pct[1]);
+    if (percent > 0 && percent <= 100) return { kind: "percent", percent };
+  }
+  throw new InvalidInput(
+    `"${s}" is not a subset: use n/t (for example 2/7) or a percentage (for example 10%)`,
+  );
+}
+
+function inSubset(packHex: string, s: DataSubset, random: () => number): boolean {
+  if (s.kind === "percent") return random() * 100 < s.percent;
+  return parseInt(packHex.slice(0, 8), 16) % s.t === s.n - 1;
+}
+
+/**
+ * Audits a repository under a shared lock (so a vacuum cannot remove what
+ * is being checked). Never throws for damage: damage is reported.
+ */
+export async function verify(store: BlobStore, options: VerifyOptions = {}): Promise<VerifyReport> {
+  const emit: EventSink = options.onEvent ?? (() => {});
+  await Repository.open(store); // a missing or newer repository fails before any lock is written
+  return await withLock(
+    store,
+    "shared",
+    "verify",
+    (s) => emit({ type: "warning", message: `removed stale lock ${s.name}: ${s.reason}` }),
+    () => verifyLocked(store, options, emit),
+  );
+}
+
+async function verifyLocked(
+  store: BlobStore,
+  options: VerifyOptions,
+  emit: EventSink,
+): Promise<VerifyReport> {
+  const repo = await Repository.open(store);
+  const problems: Problem[] = [];
+  const add = (kind: ProblemKind, id: string, message: string): Problem => {
+    const p: Problem = { kind, id, message, manifests: [], files: [], filesTotal: 0 };
+    problems.push(p);
+    return p;
+  };
+  const checked = {
+    manifests: 0,
+    trees: 0,
+    files: 0,
+    blocks: 0,
+    indexFiles: 0,
+    packs: 0,
+    packsRead: 0,
+    bytesRead: 0,
+  };
+
+  // Index files: each must match its name and parse; keep their pack records.
+  const indexed = new Map<string, { size: number; entries: PackEntry[] }>();
+  for await (const f of store.list("index")) {
+    if (!isHexId(f.name)) continue;
+    const bytes = await store.load({ kind: "index", name: f.name });
+    checked.indexFiles++;
+    if (toHex(sha256(bytes)) !== f.name) {
+      add(
+        "index",
+        f.name,
+        `index file ${f.name} does not match its name (damaged): run bendsave repair index`,
+      );
+      continue;
+    }
+    try {
+      for (const p of decodeIndexFile(bytes)) {
+        const hex = toHex(p.packId);
+        if (!indexed.has(hex)) indexed.set(hex, { size: p.packSize, entries: [...p.entries] });
+      }
+    } catch (e) {
+      add(
+        "index",
+        f.name,
+        `index file ${f.name} is damaged (${(e as Error).message}): run bendsave repair index`,
+      );
+    }
+  }
+  await repo.loadIndex(() => {}); // same files; damaged ones were reported above
+
+  // Manifests.
+  const allNames = await repo.manifestNames();
+  const wanted = options.manifests?.length ? [...options.manifests] : allNames;
+  for (const n of wanted) {
+    if (!allNames.includes(n)) {
+      throw new InvalidInput(
+        `no manifest ${n} in ${store.location}: run bendsave list to see the backups`,
+      );
+    }
+  }
+  const records: ManifestRecord[] = [];
+  const vacuumedParents: { manifest: string; parent: string }[] = [];
+  for (const name of wanted) {
+    checked.manifests++;
+    let bytes: Uint8Array;
+    try {
+      bytes = await store.load({ kind: "manifest", name });
+      const r = parseManifestRecord(name, bytes);
+      records.push(r);
+      const parent = r.manifest.parentName;
+      if (parent && !allNames.includes(parent)) vacuumedParents.push({ manifest: name, parent });
+    } catch (e) {
+      if (!(e instanceof BendsaveError)) throw e;
+      add("manifest", name, e.message).manifests.push(name);
+    }
+  }
+  // Parent ids must match the parent's bytes when the parent is present.
+  for (const r of records) {
+    const parent = r.manifest.parentName;
+    const parentRec = parent ? records.find((x) => x.name === parent) : undefined;
+    if (parentRec && r.manifest.parentId && !equalBytes(parentRec.id, r.manifest.parentId)) {
+      add(
+        "manifest",
+        parent!,
+        `manifest ${parent} does not match the id its child ${r.name} recorded (replaced or damaged)`,
+      )
+        .manifests.push(parent!);
+    }
+  }
+
+  // Trees: walk every selected manifest, reading (and so hashing) each tree once.
+  const badTrees = new Map<string, Problem>();
+  const badBlocks = new Map<string, Problem>();
+  const seenTrees = new Set<string>();
+  const referencedPacks = new Set<number>();
+  const referencedBlocks = new Set<string>();
+  const treeChildren = new Map<string, { blocks: Uint8Array[]; path: string }[]>();
+  const subtrees = new Map<string, { id: string; name: string }[]>();
+  const walk = async (id: Uint8Array, what: string): Promise<void> => {
+    const hex = toHex(id);
+    if (seenTrees.has(hex)) return;
+    seenTrees.add(hex);
+    checked.trees++;
+    const loc = repo.index.lookup(id);
+    if (!loc) {
+      badTrees.set(
+        hex,
+        add(
+          "tree",
+          hex,
+          `tree ${hex} (${what}) is not in the index: run bendsave repair index, then verify again`,
+        ),
+      );
+      return;
+    }
+    referencedPacks.add(loc.packIndex);
+    let nodes;
+    try {
+      nodes = await repo.loadTree(id, what);
+    } catch (e) {
+      if (!(e instanceof BendsaveError)) throw e;
+      badTrees.set(hex, add("tree", hex, e.message));
+      return;
+    }
+    const files: { blocks: Uint8Array[]; path: string }[] = [];
+    const dirs: { id: string; name: string }[] = [];
+    for (const n of nodes) {
+      if (n.type === NodeType.file) {
+        checked.files++;
+        files.push({ blocks: n.blocks, path: n.name });
+        for (const b of n.blocks) {
+          const bh = toHex(b);
+          if (referencedBlocks.has(bh)) continue;
+          referencedBlocks.add(bh);
+          checked.blocks++;
+          const bl = repo.index.lookup(b);
+          if (!bl) {
+            badBlocks.set(
+              bh,
+              add("block", bh, `block ${bh} is not in the index (its pack or index file is lost)`),
+            );
+          } else referencedPacks.add(bl.packIndex);
+        }
+      } else if (n.type === NodeType.dir && n.subtree) {
+        dirs.push({ id: toHex(n.subtree), name: n.name });
+        await walk(n.subtree, `${what}/${n.name}`);
+      }
+    }
+    treeChildren.set(hex, files);
+    subtrees.set(hex, dirs);
+  };
+  for (const r of records) {
+    for (const part of r.manifest.parts) await walk(part.root, `${r.name}:${part.name}`);
+    emit({
+      type: "progress",
+      operation: "verify",
+      phase: "scan",
+      files: checked.files,
+      totalFiles: 0,
+      bytes: 0,
+      totalBytes: 0,
+      elapsedMs: 0,
+    });
+  }
+
+  // Packs: existence, size, trailer against index.
+  const present = new Map<string, number>();
+  for await (const f of store.list("pack")) present.set(f.name, f.size);
+  const badPacks = new Map<string, Problem>();
+  const packProblem = (hex: string, message: string) => {
+    if (!badPacks.has(hex)) badPacks.set(hex, add("pack", hex, message));
+  };
+  for (const [hex, rec] of indexed) {
+    checked.packs++;
+    const size = present.get(hex);
+    if (size === undefined) {
+      packProblem(hex, `pack ${hex} is missing: copy it back from another copy of the repository`);
+      continue;
+    }
+    if (size !== rec.size) {
+      packProblem(
+        hex,
+        `pack ${hex} has ${size} bytes, the index says ${rec.size} (truncated or replaced)`,
+      );
+      continue;
+    }
+    try {
+      const footer = parseFooter(
+        await store.load({ kind: "pack", name: hex }, {
+          offset: size - PACK_FOOTER_SIZE,
+          length: PACK_FOOTER_SIZE,
+        }),
+      );
+      const tlen = footer.count * ENTRY_SIZE;
+      const trailer = await store.load({ kind: "pack", name: hex }, {
+        offset: size - PACK_FOOTER_SIZE - tlen,
+        length: tlen,
+      });
+      const entries = parseTrailer(trailer, footer, size);
+      if (!sameEntries(entries, rec.entries)) {
+        throw new SyntaxError("its trailer disagrees with the index");
+      }
+    } catch (e) {
+      packProblem(
+        hex,
+        `pack ${hex} is damaged (${(e as Error).message}): restore it from another copy`,
+      );
+    }
+  }
+
+  // Read data.
+  const readData = options.readData || options.subset !== undefined;
+  const random = options.random ?? Math.random;
+  if (readData) {
+    const packNumber = new Map<string, number>();
+    for (const p of repo.index.packs()) packNumber.set(toHex(p.id), p.index);
+    const selected = [...indexed.keys()].filter((hex) => {
+      if (badPacks.has(hex)) return false;
+      if (options.manifests?.length && !referencedPacks.has(packNumber.get(hex) ?? -1)) {
+        return false;
+      }
+      return options.subset ? inSubset(hex, options.subset, random) : true;
+    }).sort();
+    let done = 0;
+    for (const hex of selected) {
+      const bytes = await store.load({ kind: "pack", name: hex });
+      checked.packsRead++;
+      checked.bytesRead += bytes.length;
+      if (toHex(sha256(bytes)) !== hex) {
+        packProblem(
+          hex,
+          `pack ${hex} does not match its name (damaged): restore it from another copy`,
+        );
+      }
+      let entries: PackEntry[];
+      try {
+        entries = parsePack(bytes);
+      } catch (e) {
+        packProblem(hex, `pack ${hex} is damaged (${(e as Error).message})`);
+        continue;
+      }
+      for (const e of entries) {
+        const bh = toHex(e.id);
+        try {
+          const raw = decodeBlock(
+            e.codec,
+            bytes.subarray(e.offset, e.offset + e.storedLength),
+            e.rawLength,
+          );
+          if (!equalBytes(sha256(raw), e.id)) {
+            throw new SyntaxError("content does not match its hash");
+          }
+        } catch (err) {
+          const p = add(
+            "block",
+            bh,
+            `block ${bh} in pack ${hex} is damaged (${(err as Error).message})`,
+          );
+          badBlocks.set(bh, p);
+          if (seenTrees.has(bh)) badTrees.set(bh, p);
+        }
+      }
+      done++;
+      emit({
+        type: "progress",
+        operation: "verify",
+        phase: "read",
+        files: done,
+        totalFiles: selected.length,
+        bytes: checked.bytesRead,
+        totalBytes: 0,
+        elapsedMs: 0,
+      });
+    }
+  }
+
+  // Blocks of bad packs are bad blocks.
+  for (const [hex, p] of badPacks) {
+    for (const e of indexed.get(hex)?.entries ?? []) {
+      const bh = toHex(e.id);
+      if (!badBlocks.has(bh)) badBlocks.set(bh, p);
+      if (seenTrees.has(bh) && !badTrees.has(bh)) badTrees.set(bh, p);
+    }
+  }
+
+  // Attribution: which manifests and files each problem affects.
+  const attach = (p: Problem, manifest: string, file: string | null) => {
+    if (!p.manifests.includes(manifest)) p.manifests.push(manifest);
+    if (file !== null) {
+      p.filesTotal++;
+      if (p.files.length < FILES_PER_PROBLEM) p.files.push(`${manifest}:${file}`);
+    }
+  };
+  const attribute = (treeHex: string, prefix: string, manifest: string, seen: Set<string>) => {
+    const key = `${treeHex}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    const tp = badTrees.get(treeHex);
+    if (tp) attach(tp, manifest, prefix === "" ? "/" : prefix);
+    for (const f of treeChildren.get(treeHex) ?? []) {
+      const fpath = prefix === "" ? f.path : `${prefix}/${f.path}`;
+      const hit = new Set<Problem>();
+      for (const b of f.blocks) {
+        const p = badBlocks.get(toHex(b));
+        if (p) hit.add(p);
+      }
+      for (const p of hit) attach(p, manifest, fpath);
+    }
+    for (const d of subtrees.get(treeHex) ?? []) {
+      attribute(d.id, prefix === "" ? d.name : `${prefix}/${d.name}`, manifest, seen);
+    }
+  };
+  if (badBlocks.size > 0 || badTrees.size > 0) {
+    for (const r of records) {
+      for (const part of r.manifest.parts) {
+        attribute(
+          toHex(part.root),
+          r.manifest.parts.length > 1 ? part.name : "",
+          r.name,
+          new Set(),
+        );
+      }
+    }
+  }
+
+  // Reclaimable: packs no selected manifest references (only meaningful for a full check).
+  let reclaimable: { packs: number; bytes: number } | null = null;
+  if (!options.manifests?.length) {
+    reclaimable = { packs: 0, bytes: 0 };
+    const indexedByHex = new Map<string, number>();
+    for (const p of repo.index.packs()) indexedByHex.set(toHex(p.id), p.index);
+    for (const [hex, size] of present) {
+      const i = indexedByHex.get(hex);
+      if (i === undefined || !referencedPacks.has(i)) {
+        reclaimable.packs++;
+        reclaimable.bytes += size;
+      }
+    }
+  }
+
+  return {
+    repositoryId: repo.config.id,
+    time: new Date().toISOString(),
+    scope: {
+      manifests: wanted,
+      readData: !readData
+        ? "none"
+        : options.subset
+        ? options.subset.kind === "slice"
+          ? `subset ${options.subset.n}/${options.subset.t}`
+          : `subset ${options.subset.percent}%`
+        : "all",
+    },
+    checked,
+    problems,
+    vacuumedParents,
+    reclaimable,
+    ok: problems.length === 0,
+  };
+}
+
+function sameEntries(a: readonly PackEntry[], b: readonly PackEntry[]): boolean {
+  if (a.length !== b.length) return false;
+  const key = (e: PackEntry) =>
+    `${toHex(e.id)}:${e.kind}:${e.codec}:${e.offset}:${e.storedLength}:${e.rawLength}`;
+  const sa = a.map(key).sort();
+  const sb = b.map(key).sort();
+  return sa.every((k, i) => k === sb[i]);
+}
