@@ -11,6 +11,7 @@ import { restoreCommand } from "./commands/restore.ts";
 import { versionText } from "./commands/version.ts";
 import { verifyCommand } from "./commands/verify.ts";
 import { repairCommand } from "./commands/repair.ts";
+import { vacuumCommand } from "./commands/vacuum.ts";
 
 /** Top-level help. */
 export const HELP = `bendsave: disaster-recovery backups for databases and directories
@@ -22,6 +23,7 @@ Commands:
   list      list the backups in a repository
   restore   restore a backup (a dry run unless --confirm)
   verify    audit a repository (--read-data re-hashes every byte)
+  vacuum    delete old backups by retention rules and collect garbage
   repair    repair index: rebuild the index from the packs
 
 Run bendsave <command> --help for a command's options.
@@ -35,6 +37,7 @@ const COMMANDS: Record<string, (args: string[], out: Output) => Promise<number>>
   restore: restoreCommand,
   verify: verifyCommand,
   repair: repairCommand,
+  vacuum: vacuumCommand,
 };
 
 /** Runs the CLI and returns the exit code. */

@@ -207,6 +207,27 @@ export class BlockIndex {
     }
   }
 
+  /** Every block grouped by pack number, as full entries in offset order. */
+  packEntries(): Map<number, PackEntry[]> {
+    const out = new Map<number, PackEntry[]>();
+    for (let i = 0; i < this.#count; i++) {
+      const p = this.#pack[i]!;
+      const l = out.get(p) ?? [];
+      const m = this.#meta[i]!;
+      l.push({
+        id: this.#ids.slice(i * ID_LENGTH, (i + 1) * ID_LENGTH),
+        kind: (m & 0x0f) as BlobKind,
+        codec: m >> 4,
+        offset: this.#offset[i]!,
+        storedLength: this.#stored[i]!,
+        rawLength: this.#raw[i]!,
+      });
+      out.set(p, l);
+    }
+    for (const l of out.values()) l.sort((a, b) => a.offset - b.offset);
+    return out;
+  }
+
   /**
    * Adds every block of an index file (throws SyntaxError when malformed).
    * Returns the number of blocks in the file.

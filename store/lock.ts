@@ -98,9 +98,39 @@ export class RepositoryLock {
   static async acquire(
     store: BlobStore,
     kind: "shared" | "exclusive",
-    options: { operation: string; onStale?: (s: StaleLock) => void; now?: () => number },
+    options: {
+      operation: string;
+      onStale?: (s: StaleLock) => void;
+      now?: () => number;
+      /** Wait up to this long for a conflicting lock to go away (default 0: fail at once). */
+      waitMs?: number;
+      /** Called once when the lock has to be waited for. */
+      onWait?: (message: string) => void;
+    },
   ): Promise<RepositoryLock> {
     const now = options.now ?? Date.now;
+    const deadline = Date.now() + (options.waitMs ?? 0);
+    for (let waited = false;; waited = true) {
+      try {
+        return await RepositoryLock.#tryAcquire(store, kind, options, now);
+      } catch (e) {
+        if (!(e instanceof LockedError) || Date.now() >= deadline) throw e;
+        if (!waited) {
+          options.onWait?.(`${e.message.replace(/: wait for it.*$/, "")}; waiting for it`);
+        }
+        await new Promise((r) =>
+          setTimeout(r, Math.min(2000, Math.max(50, deadline - Date.now())))
+        );
+      }
+    }
+  }
+
+  static async #tryAcquire(
+    store: BlobStore,
+    kind: "shared" | "exclusive",
+    options: { operation: string; onStale?: (s: StaleLock) => void },
+    now: () => number,
+  ): Promise<RepositoryLock> {
     await checkConflicts(store, kind, null, now(), options.onStale);
     const name = `${randomBytes(16).toString("hex")}.lock`;
     const time = new Date(now()).toISOString();

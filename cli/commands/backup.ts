@@ -26,6 +26,7 @@ Options:
   --compression <c>     for a new repository: zstd (default), deflate or none
   --pack-size <MiB>     for a new repository: target pack size (default 32, 1 to 1024)
   --workers <n>         reader threads (default: one per core)
+  --lock-wait <min>     wait up to this many minutes for a running vacuum (default 10)
   --json                NDJSON progress events and a final summary object
   -h, --help            this help
 
@@ -40,6 +41,7 @@ export async function backupCommand(args: string[], out: Output): Promise<number
     compression: { type: "string" },
     workers: { type: "string" },
     "pack-size": { type: "string" },
+    "lock-wait": { type: "string" },
   });
   if (values.help) {
     console.log(BACKUP_HELP);
@@ -73,9 +75,16 @@ export async function backupCommand(args: string[], out: Output): Promise<number
       `--pack-size must be a whole number of MiB from 1 to 1024, not "${values["pack-size"]}"`,
     );
   }
+  const lockWait = values["lock-wait"] === undefined ? 10 : Number(values["lock-wait"]);
+  if (!(lockWait >= 0 && lockWait <= 24 * 60)) {
+    throw new UsageError(
+      `--lock-wait must be a number of minutes from 0 to 1440, not "${values["lock-wait"]}"`,
+    );
+  }
   const source = dirSource(from, { chunker });
   const store = await openStore(to, { create: true });
   const r = await backup(store, source, {
+    lockWaitMs: lockWait * 60_000,
     init: { compression, ...(packMiB ? { packSize: packMiB * 1024 * 1024 } : {}) },
     onEvent: (e) => out.event(e),
     ...(workers === undefined ? {} : { workers }),

@@ -43,6 +43,8 @@ export interface BackupOptions {
   /** Clock (tests). */
   readonly now?: () => number;
   readonly labels?: Record<string, string>;
+  /** Wait up to this long for a vacuum's exclusive lock (default 0: fail with LockedError). */
+  readonly lockWaitMs?: number;
 }
 
 /** What a backup did. */
@@ -112,6 +114,8 @@ export async function backup(
   const emit: EventSink = options.onEvent ?? (() => {});
   const lock = await RepositoryLock.acquire(store, "shared", {
     operation: "backup",
+    waitMs: options.lockWaitMs ?? 0,
+    onWait: (message) => emit({ type: "warning", message }),
     onStale: (s) => emit({ type: "warning", message: `removed stale lock ${s.name}: ${s.reason}` }),
   });
   const writer = new PackWriter(store, repo.index, { targetSize: repo.config.packSize });

@@ -1,0 +1,295 @@
+/**
+ * The vacuum operation: retention, then garbage collection, under the
+ * exclusive lock.
+ *
+ * Order (FORMAT.md, "Vacuum"), chosen so a crash at any instant leaves every
+ * kept manifest restorable and the next vacuum finishes the job:
+ * 1. delete the manifests retention drops (the reverse of a backup's commit);
+ * 2. copy the live blocks of sparse packs into new packs;
+ * 3. write one new index file listing every surviving pack and the new ones;
+ * 4. delete the old index files;
+ * 5. delete packs with no live block, the repacked packs, and packs no
+ *    index lists (left by interrupted backups);
+ * 6. remove stray temporary files.
+ *
+ * @module
+ */
+import type { BlobStore } from "./drivers/types.ts";
+import { FsStore } from "./drivers/fs.ts";
+import { IntegrityError } from "./errors.ts";
+import { type ManifestRecord, Repository } from "./repository.ts";
+import { RepositoryLock } from "./lock.ts";
+import { BlockIndex } from "./block_index.ts";
+import { PackWriter } from "./pack_writer.ts";
+import { crashPoint } from "./crash_point.ts";
+import type { EventSink } from "./backup/events.ts";
+import { planRetention, type RetentionDecision, type RetentionRules } from "./retention.ts";
+import { isHexId, sha256, toHex } from "../formats/hash.ts";
+import { encodeIndexFile, type IndexedPack } from "../formats/index_file.ts";
+import {
+  ENTRY_SIZE,
+  PACK_FOOTER_SIZE,
+  PACK_HEADER_SIZE,
+  type PackEntry,
+  parsePack,
+} from "../formats/pack.ts";
+import { NodeType } from "../formats/tree.ts";
+
+/** Options of {@linkcode vacuum}. */
+export interface VacuumOptions extends RetentionRules {
+  /** Only plan: change nothing. */
+  readonly dryRun?: boolean;
+  /** Packs whose live fraction (by bytes) is below this are repacked. */
+  readonly repackBelow?: number;
+  readonly onEvent?: EventSink;
+  /** Clock (tests). */
+  readonly now?: () => number;
+}
+
+/** Default live fraction under which a pack is repacked (bench/RESULTS.md, "vacuum"). */
+export const DEFAULT_REPACK_BELOW = 0.5;
+
+/** What a vacuum will do or did. */
+export interface VacuumPlan {
+  readonly dryRun: boolean;
+  readonly manifests: RetentionDecision[];
+  readonly deleteManifests: string[];
+  /** Packs with no live block. */
+  readonly deletePacks: string[];
+  /** Packs whose live blocks are copied into new packs, then deleted. */
+  readonly repackPacks: string[];
+  /** Packs no index file lists (left by an interrupted backup). */
+  readonly unindexedPacks: string[];
+  /** Stored bytes copied by repacking. */
+  readonly repackBytes: number;
+  /** Bytes the packs and manifests shrink by (exact for a clean repository). */
+  readonly freeBytes: number;
+  readonly packsBefore: number;
+  readonly packBytesBefore: number;
+}
+
+/** What a vacuum did. */
+export interface VacuumResult extends VacuumPlan {
+  readonly newPacks: number;
+  readonly indexFile: string | null;
+  readonly removedIndexFiles: number;
+  readonly temporaryFilesRemoved: number;
+  readonly durationMs: number;
+}
+
+/** Hex ids of every block (trees included) the kept manifests reach. */
+async function markLive(repo: Repository, kept: ManifestRecord[]): Promise<Set<string>> {
+  const live = new Set<string>();
+  const walk = async (id: Uint8Array, what: string): Promise<void> => {
+    const hex = toHex(id);
+    if (live.has(hex)) return;
+    live.add(hex);
+    for (const n of await repo.loadTree(id, what)) {
+      if (n.type === NodeType.file) { for (const b of n.blocks) live.add(toHex(b)); }
+      else if (n.type === NodeType.dir && n.subtree) await walk(n.subtree, `${what}/${n.name}`);
+    }
+  };
+  for (const r of kept) {
+    for (const p of r.manifest.parts) await walk(p.root, `backup ${r.name}`);
+    for (const l of r.manifest.logSegments) {
+      if (l.root.length === 32) await walk(l.root, `backup ${r.name}`);
+    }
+  }
+  return live;
+}
+
+/** Bytes of a pack holding blocks of these stored lengths, packed greedily to `target`. */
+function packedSize(lengths: number[], target: number): { packs: number; bytes: number } {
+  let packs = 0;
+  let bytes = 0;
+  let size = PACK_HEADER_SIZE;
+  let entries = 0;
+  const close = () => {
+    if (entries === 0) return;
+    packs++;
+    bytes += size + entries * ENTRY_SIZE + PACK_FOOTER_SIZE;
+    size = PACK_HEADER_SIZE;
+    entries = 0;
+  };
+  for (const l of lengths) {
+    size += l;
+    entries++;
+    if (size >= target) close();
+  }
+  close();
+  return { packs, bytes };
+}
+
+/**
+ * Applies retention and collects garbage. With `dryRun`, returns the plan
+ * and changes nothing (it still takes the exclusive lock briefly, so the
+ * plan is consistent).
+ */
+export async function vacuum(store: BlobStore, options: VacuumOptions = {}): Promise<VacuumResult> {
+  const started = Date.now();
+  const now = options.now ?? Date.now;
+  const emit: EventSink = options.onEvent ?? (() => {});
+  const repo = await Repository.open(store);
+  const lock = await RepositoryLock.acquire(store, "exclusive", {
+    operation: options.dryRun ? "vacuum --dry-run" : "vacuum",
+    onStale: (s) => emit({ type: "warning", message: `removed stale lock ${s.name}: ${s.reason}` }),
+  });
+  try {
+    await repo.loadIndex(); // a damaged index file stops the vacuum: repair it first
+    const damaged: string[] = [];
+    const records = await repo.listManifests((name) => damaged.push(name));
+    if (damaged.length > 0) {
+      throw new IntegrityError(
+        `manifest ${
+          damaged[0]
+        } is damaged, so vacuum cannot tell which blocks it needs: restore it from another copy or delete it, then run vacuum again`,
+      );
+    }
+    const decisions = planRetention(
+      records.map((r) => ({ name: r.name, timeMs: r.manifest.timeMs })),
+      options,
+      now(),
+    );
+    const deleteSet = new Set(decisions.filter((d) => d.delete).map((d) => d.name));
+    const kept = records.filter((r) => !deleteSet.has(r.name));
+    const live = await markLive(repo, kept);
+
+    // Classify packs.
+    const entriesOf = repo.index.packEntries();
+    const present = new Map<string, number>();
+    for await (const f of store.list("pack")) present.set(f.name, f.size);
+    const threshold = options.repackBelow ?? DEFAULT_REPACK_BELOW;
+    const deletePacks: string[] = [];
+    const repackPacks: string[] = [];
+    const keepPacks = new Set<number>();
+    const repackLengths: number[] = [];
+    let repackBytes = 0;
+    const indexed = new Set<string>();
+    for (const p of repo.index.packs()) {
+      const hex = toHex(p.id);
+      indexed.add(hex);
+      if (!present.has(hex)) continue; // missing pack: verify reports it; nothing to delete
+      const es = entriesOf.get(p.index) ?? [];
+      const isLive = (e: PackEntry) => live.has(toHex(e.id));
+      const liveBytes = es.reduce((a, e) => a + (isLive(e) ? e.storedLength : 0), 0);
+      const allBytes = es.reduce((a, e) => a + e.storedLength, 0);
+      if (liveBytes === 0) deletePacks.push(hex);
+      else if (allBytes > 0 && liveBytes / allBytes < threshold) {
+        repackPacks.push(hex);
+        for (const e of es) {
+          if (isLive(e)) {
+            repackLengths.push(e.storedLength);
+            repackBytes += e.storedLength;
+          }
+        }
+      } else keepPacks.add(p.index);
+    }
+    const unindexedPacks = [...present.keys()].filter((h) => !indexed.has(h));
+    const sizeOf = (h: string) => present.get(h) ?? 0;
+    let manifestBytes = 0;
+    for (const r of records) if (deleteSet.has(r.name)) manifestBytes += r.size;
+    const newPacks = packedSize(repackLengths, repo.config.packSize);
+    const freeBytes = [...deletePacks, ...repackPacks, ...unindexedPacks].reduce((a, h) =>
+      a + sizeOf(h), 0) -
+      newPacks.bytes + manifestBytes;
+    const plan: VacuumPlan = {
+      dryRun: options.dryRun === true,
+      manifests: decisions,
+      deleteManifests: [...deleteSet],
+      deletePacks,
+      repackPacks,
+      unindexedPacks,
+      repackBytes,
+      freeBytes,
+      packsBefore: present.size,
+      packBytesBefore: [...present.values()].reduce((a, b) => a + b, 0),
+    };
+    const result = (x: Partial<VacuumResult>): VacuumResult => ({
+      ...plan,
+      newPacks: 0,
+      indexFile: null,
+      removedIndexFiles: 0,
+      temporaryFilesRemoved: 0,
+      durationMs: Date.now() - started,
+      ...x,
+    });
+    if (options.dryRun) return result({});
+
+    // 1. Manifests.
+    for (const name of plan.deleteManifests) {
+      await store.remove({ kind: "manifest", name });
+      crashPoint("vacuum-manifest");
+    }
+    // 2. Repack live blocks into new packs; `fresh` indexes what survives.
+    const fresh = new BlockIndex();
+    const survivors: IndexedPack[] = [];
+    for (const p of repo.index.packs()) {
+      if (!keepPacks.has(p.index)) continue;
+      const entries = entriesOf.get(p.index) ?? [];
+      const np = fresh.addPack(p.id, p.size);
+      for (const e of entries) fresh.add(np, e);
+      survivors.push({ packId: p.id, packSize: p.size, entries });
+    }
+    const writer = new PackWriter(store, fresh, { targetSize: repo.config.packSize });
+    for (const hex of repackPacks) {
+      const bytes = await store.load({ kind: "pack", name: hex });
+      for (const e of parsePack(bytes)) {
+        if (!live.has(toHex(e.id))) continue;
+        const stored = bytes.subarray(e.offset, e.offset + e.storedLength);
+        // Check before copying: a damaged block must not be laundered into a new pack.
+        repo.decodeStored(
+          e.id,
+          { ...repo.index.lookup(e.id)!, codec: e.codec, rawLength: e.rawLength },
+          stored,
+          `repack of pack ${hex}`,
+        );
+        await writer.add(e.id, e.kind, {
+          codec: e.codec,
+          data: stored.slice(),
+          rawLength: e.rawLength,
+        });
+      }
+      crashPoint("vacuum-repack");
+    }
+    await writer.flush();
+    survivors.push(...writer.unindexed);
+    // 3. One index file for everything that survives.
+    const oldIndex: string[] = [];
+    for await (const f of store.list("index")) if (isHexId(f.name)) oldIndex.push(f.name);
+    let indexFile: string | null = null;
+    if (survivors.length > 0) {
+      const bytes = encodeIndexFile(survivors);
+      indexFile = toHex(sha256(bytes));
+      await store.save({ kind: "index", name: indexFile }, bytes);
+    }
+    crashPoint("vacuum-index");
+    // 4. Old index files.
+    let removedIndexFiles = 0;
+    for (const name of oldIndex) {
+      if (name === indexFile) continue;
+      await store.remove({ kind: "index", name });
+      removedIndexFiles++;
+    }
+    crashPoint("vacuum-old-index");
+    // 5. Packs.
+    // A new pack can have the very name of a pack planned for deletion: an
+    // earlier, interrupted vacuum may have written the same blocks in the
+    // same order. What the new index lists is never deleted.
+    const listed = new Set(survivors.map((p) => toHex(p.packId)));
+    for (const hex of [...deletePacks, ...repackPacks, ...unindexedPacks]) {
+      if (listed.has(hex)) continue;
+      await store.remove({ kind: "pack", name: hex });
+      crashPoint("vacuum-pack");
+    }
+    // 6. Temporary files.
+    const temporaryFilesRemoved = store instanceof FsStore ? await store.cleanTemporaryFiles() : 0;
+    return result({
+      newPacks: writer.stats.packs,
+      indexFile,
+      removedIndexFiles,
+      temporaryFilesRemoved,
+    });
+  } finally {
+    await lock.release().catch(() => {});
+  }
+}

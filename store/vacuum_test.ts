@@ -1,0 +1,129 @@
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { FsStore } from "./drivers/fs.ts";
+import { backup } from "./backup/backup.ts";
+import { vacuum } from "./vacuum.ts";
+import { verify } from "./verify.ts";
+import { restore } from "./restore/restore.ts";
+import { RepositoryLock } from "./lock.ts";
+import { LockedError } from "./errors.ts";
+import { dirSource } from "../sources/dir/dir_source.ts";
+import { describeTree, filesUnder, makeTree, randomBytes, tempDir } from "../testing/mod.ts";
+
+const DAY = 24 * 60 * 60 * 1000;
+
+function dirBytes(dir: string): number {
+  return filesUnder(dir).reduce((a, f) => a + fs.statSync(path.join(dir, f)).size, 0);
+}
+
+/** Five daily generations; each adds a 400 KB file and drops the previous day's. */
+async function generations(dir: string) {
+  const src = makeTree(path.join(dir, "src"), { largeSize: 1_000_000 });
+  const repo = path.join(dir, "repo");
+  const store = await FsStore.open(repo, { create: true });
+  const expected = new Map<string, string[]>();
+  const t0 = Date.UTC(2026, 10, 1, 3, 0, 0);
+  for (let g = 0; g < 5; g++) {
+    if (g > 0) fs.rmSync(path.join(src, `day-${g - 1}.bin`));
+    fs.writeFileSync(path.join(src, `day-${g}.bin`), randomBytes(400_000, 1000 + g));
+    const r = await backup(store, dirSource(src), {
+      workers: 0,
+      now: () => t0 + g * DAY,
+      init: { packSize: 1024 * 1024 },
+    });
+    expected.set(r.name, describeTree(src));
+  }
+  return { src, repo, store, expected, now: () => t0 + 5 * DAY };
+}
+
+Deno.test("vacuum --dry-run changes nothing and predicts exactly what the vacuum frees", async () => {
+  await using t = await tempDir();
+  const g = await generations(t.dir);
+  const before = filesUnder(g.repo);
+  const plan = await vacuum(g.store, { keepLast: 2, dryRun: true, now: g.now });
+  assert.deepEqual(filesUnder(g.repo), before);
+  assert.equal(plan.deleteManifests.length, 3);
+  assert.ok(plan.freeBytes > 3 * 400_000 * 0.9, `frees ${plan.freeBytes}`);
+  const packsBefore = dirBytes(path.join(g.repo, "packs")) +
+    dirBytes(path.join(g.repo, "manifests"));
+  const done = await vacuum(g.store, { keepLast: 2, now: g.now });
+  assert.deepEqual(done.deleteManifests, plan.deleteManifests);
+  const packsAfter = dirBytes(path.join(g.repo, "packs")) +
+    dirBytes(path.join(g.repo, "manifests"));
+  assert.equal(packsBefore - packsAfter, plan.freeBytes);
+});
+
+Deno.test("vacuum keeps every kept backup restorable byte-identical and the repository verifies", async () => {
+  await using t = await tempDir();
+  const g = await generations(t.dir);
+  const r = await vacuum(g.store, { keepLast: 2, now: g.now });
+  const kept = filesUnder(path.join(g.repo, "manifests"));
+  assert.equal(kept.length, 2);
+  assert.ok(r.repackPacks.length + r.deletePacks.length > 0);
+  const v = await verify(g.store, { readData: true });
+  assert.equal(v.ok, true, JSON.stringify(v.problems));
+  assert.deepEqual(v.reclaimable, { packs: 0, bytes: 0 });
+  assert.equal(v.vacuumedParents.length, 1, "the oldest kept backup's parent is gone");
+  for (const name of kept) {
+    const dest = path.join(t.dir, `restore-${name}`);
+    await restore(g.store, dest, { manifest: name });
+    assert.deepEqual(describeTree(dest), g.expected.get(name), name);
+  }
+  // A second vacuum has nothing left to do.
+  const again = await vacuum(g.store, { keepLast: 2, now: g.now });
+  assert.equal(
+    again.deleteManifests.length + again.deletePacks.length + again.repackPacks.length,
+    0,
+  );
+});
+
+Deno.test("vacuum with no rule deletes no backup and removes packs left by an interrupted backup", async () => {
+  await using t = await tempDir();
+  const g = await generations(t.dir);
+  // A pack no index lists, as an interrupted backup leaves.
+  const orphan = path.join(g.repo, "packs", "ab", "ab".padEnd(64, "0"));
+  fs.mkdirSync(path.dirname(orphan), { recursive: true });
+  fs.writeFileSync(orphan, "not indexed");
+  const r = await vacuum(g.store, { now: g.now });
+  assert.equal(r.deleteManifests.length, 0);
+  assert.deepEqual(r.unindexedPacks, [path.basename(orphan)]);
+  assert.equal(fs.existsSync(orphan), false);
+  assert.equal(filesUnder(path.join(g.repo, "manifests")).length, 5);
+});
+
+Deno.test("vacuum refuses to run while a backup holds its lock, and a backup waits for a vacuum", async () => {
+  await using t = await tempDir();
+  const g = await generations(t.dir);
+  const held = await RepositoryLock.acquire(g.store, "shared", { operation: "backup" });
+  await assert.rejects(vacuum(g.store, { keepLast: 1, now: g.now }), LockedError);
+  await held.release();
+  const exclusive = await RepositoryLock.acquire(g.store, "exclusive", { operation: "vacuum" });
+  await assert.rejects(backup(g.store, dirSource(g.src), { workers: 0 }), LockedError);
+  let waited = "";
+  const pending = backup(g.store, dirSource(g.src), {
+    workers: 0,
+    lockWaitMs: 20_000,
+    onEvent: (e) => {
+      if (e.type === "warning") waited = e.message;
+    },
+  });
+  await new Promise((r) => setTimeout(r, 300));
+  assert.match(waited, /locked by vacuum.*waiting for it/);
+  await exclusive.release();
+  const done = await pending;
+  assert.equal(done.manifest.kind, "incremental");
+});
+
+Deno.test("vacuum refuses a repository with a damaged manifest and deletes nothing", async () => {
+  await using t = await tempDir();
+  const g = await generations(t.dir);
+  const [first] = filesUnder(path.join(g.repo, "manifests"));
+  fs.writeFileSync(path.join(g.repo, "manifests", first!), "garbage");
+  const before = filesUnder(g.repo);
+  await assert.rejects(
+    vacuum(g.store, { keepLast: 1, now: g.now }),
+    /is damaged, so vacuum cannot tell/,
+  );
+  assert.deepEqual(filesUnder(g.repo), before);
+});
