@@ -307,3 +307,17 @@ export function openManifestFile(buf: Uint8Array): ManifestEnvelope {
   }
   return { version: buf[4]!, body: buf.subarray(ENVELOPE_HEADER, end) };
 }
+
+/**
+ * Orders manifest names by time, then by same-second suffix as a number
+ * (no suffix counts as 1, so `_10` comes after `_9`), then by the name.
+ */
+export function compareManifestNames(a: string, b: string): number {
+  const key = (n: string) => {
+    const m = /^(\d{8}_\d{6})(?:_(\d+))?\.manifest$/.exec(n);
+    return [m?.[1] ?? n, Number(m?.[2] ?? 1)] as const;
+  };
+  const [ta, sa] = key(a);
+  const [tb, sb] = key(b);
+  return ta < tb ? -1 : ta > tb ? 1 : sa - sb || (a < b ? -1 : a > b ? 1 : 0);
+}

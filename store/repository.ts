@@ -20,6 +20,7 @@ import { type ChunkerParams, DEFAULT_FIXED } from "../formats/chunker.ts";
 import { type CompressionOptions, decodeBlock, DEFAULT_COMPRESSION } from "../formats/codec.ts";
 import { equalBytes, isHexId, sha256, toHex } from "../formats/hash.ts";
 import {
+  compareManifestNames,
   decodeManifest,
   isManifestName,
   isReadableVersion,
@@ -321,15 +322,4 @@ export function parseManifestRecord(name: string, bytes: Uint8Array): ManifestRe
     );
   }
   return { name, id: sha256(bytes), manifest, size: bytes.length };
-}
-
-/** Orders manifest names by time, then by same-second suffix. */
-export function compareManifestNames(a: string, b: string): number {
-  const key = (n: string) => {
-    const m = /^(\d{8}_\d{6})(?:_(\d+))?/.exec(n);
-    return [m?.[1] ?? n, Number(m?.[2] ?? 1)] as const;
-  };
-  const [ta, sa] = key(a);
-  const [tb, sb] = key(b);
-  return ta < tb ? -1 : ta > tb ? 1 : sa - sb;
 }

@@ -7,8 +7,8 @@
  * 1. Candidates for deletion:
  *    - `retentionDays`: backups older than N days;
  *    - `maxBackups`: backups beyond the N newest;
- *    - when only `keep*` rules are given (neither of the above), every
- *      backup that no `keep*` rule keeps.
+ *    - when only `keep*` rules of at least 1 are given (neither of the
+ *      above), every backup that no `keep*` rule keeps.
  * 2. Protected (never deleted, whatever step 1 says):
  *    - the newest backup;
  *    - `minRetentionDays`: backups younger than N days;
@@ -26,6 +26,7 @@
  *
  * @module
  */
+import { compareManifestNames } from "../formats/manifest.ts";
 
 /** The retention flags. All optional; none means nothing is deleted. */
 export interface RetentionRules {
@@ -116,7 +117,9 @@ export function planRetention(
   nowMs: number,
 ): RetentionDecision[] {
   validateRules(rules);
-  const sorted = [...items].sort((a, b) => b.timeMs - a.timeMs || (a.name < b.name ? 1 : -1));
+  const sorted = [...items].sort((a, b) =>
+    b.timeMs - a.timeMs || compareManifestNames(b.name, a.name)
+  );
   const keep = new Map<string, string[]>();
   const why = (name: string, reason: string) => {
     const l = keep.get(name) ?? [];
@@ -160,7 +163,7 @@ export function planRetention(
   const keepOnly = rules.retentionDays === undefined && rules.maxBackups === undefined &&
     [rules.keepLast, rules.keepDaily, rules.keepWeekly, rules.keepMonthly, rules.keepYearly].some((
       v,
-    ) => v !== undefined);
+    ) => v !== undefined && v > 0); // a keep rule of 0 is no rule
   return sorted.map((it, i) => {
     const candidate: string[] = [];
     if (rules.retentionDays !== undefined && it.timeMs < nowMs - rules.retentionDays * DAY_MS) {

@@ -182,7 +182,9 @@ Deno.test("planRetention minRetentionDays wins over retentionDays", () => {
   const ds = plan(items, { retentionDays: 1, minRetentionDays: 3 });
   assert.deepEqual(keptNames(ds), [items[0]!.name, items[1]!.name]);
   assert.deepEqual(deletedNames(ds), [items[2]!.name]);
-  assert.deepEqual(decisionFor(ds, items[1]!.name).reasons, ["younger than --min-retention-days 3"]);
+  assert.deepEqual(decisionFor(ds, items[1]!.name).reasons, [
+    "younger than --min-retention-days 3",
+  ]);
 });
 
 Deno.test("planRetention minRetentionDays wins over maxBackups", () => {
@@ -237,7 +239,9 @@ Deno.test("planRetention minBackups wins over maxBackups", () => {
   const ds = plan(items, { maxBackups: 1, minBackups: 3 });
   assert.deepEqual(keptNames(ds), items.slice(0, 3).map((i) => i.name));
   assert.deepEqual(deletedNames(ds), items.slice(3).map((i) => i.name));
-  assert.deepEqual(decisionFor(ds, items[2]!.name).reasons, ["one of the 3 newest (--min-backups)"]);
+  assert.deepEqual(decisionFor(ds, items[2]!.name).reasons, [
+    "one of the 3 newest (--min-backups)",
+  ]);
 });
 
 Deno.test("planRetention minBackups wins over retentionDays", () => {
@@ -281,10 +285,10 @@ Deno.test("planRetention keepLast alone keeps the N newest and deletes the rest"
   assert.deepEqual(decisionFor(ds, items[1]!.name).reasons, ["one of the 2 newest (--keep-last)"]);
 });
 
-Deno.test("planRetention keepLast 0 alone keeps only the newest", () => {
+Deno.test("planRetention keep rules of 0 are no rule and delete nothing", () => {
   const items = daysAgo(0, 1, 2);
-  const ds = plan(items, { keepLast: 0 });
-  assert.deepEqual(keptNames(ds), [items[0]!.name]);
+  const ds = plan(items, { keepLast: 0, keepDaily: 0 });
+  assert.deepEqual(keptNames(ds), items.map((i) => i.name));
 });
 
 Deno.test("planRetention keepLast protects against maxBackups and retentionDays", () => {
@@ -524,7 +528,12 @@ Deno.test("planRetention with only keep rules deletes everything they do not kee
   const ds = plan(items, { keepDaily: 2 });
   // Days with backups: Nov 21 (two), Nov 20, 19, 18, 17; keep newest of Nov 21 and Nov 20.
   assert.deepEqual(keptNames(ds), [items[0]!.name, items[2]!.name]);
-  assert.deepEqual(deletedNames(ds), [items[1]!.name, items[3]!.name, items[4]!.name, items[5]!.name]);
+  assert.deepEqual(deletedNames(ds), [
+    items[1]!.name,
+    items[3]!.name,
+    items[4]!.name,
+    items[5]!.name,
+  ]);
 });
 
 Deno.test("planRetention with only keep rules still honours minBackups and minRetentionDays", () => {
@@ -701,7 +710,8 @@ Deno.test("validateRules rejects negative, fractional and non-number values nami
 Deno.test("validateRules names the offending flag when others are valid", () => {
   assert.throws(
     () => validateRules({ retentionDays: 30, keepWeekly: -2, maxBackups: 5 }),
-    (e: unknown) => e instanceof RangeError && /--keep-weekly\b/.test(e.message) && /-2/.test(e.message),
+    (e: unknown) =>
+      e instanceof RangeError && /--keep-weekly\b/.test(e.message) && /-2/.test(e.message),
   );
 });
 
