@@ -246,16 +246,25 @@ export function isReadableVersion(v: number): boolean {
 }
 
 /**
- * Manifest file name for a backup at `timeMs`: `YYYYMMDD_HHMMSS` in UTC, with
- * `_N` appended (N = 2, 3, ...) when `taken` already holds the name.
+ * Manifest file name for a backup at `timeMs`: `YYYYMMDD_HHMMSS` in UTC.
+ * The name always sorts after every name in `existing` (by
+ * {@linkcode compareManifestNames}), so names never go back in time and a
+ * name a vacuum freed is never used again for a newer backup: when the
+ * newest existing name is of the same second (or, clock gone backwards, a
+ * later one), the new name is that name's time with the next `_N` suffix.
  */
-export function manifestName(timeMs: number, taken: (name: string) => boolean): string {
+export function manifestName(timeMs: number, existing: Iterable<string>): string {
   const d = new Date(timeMs);
   const p = (n: number, w = 2) => String(n).padStart(w, "0");
   const base = `${p(d.getUTCFullYear(), 4)}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}_` +
     `${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}`;
-  if (!taken(`${base}.manifest`)) return `${base}.manifest`;
-  for (let i = 2;; i++) if (!taken(`${base}_${i}.manifest`)) return `${base}_${i}.manifest`;
+  let newest: string | null = null;
+  for (const n of existing) {
+    if (isManifestName(n) && (newest === null || compareManifestNames(n, newest) > 0)) newest = n;
+  }
+  const m = newest ? /^(\d{8}_\d{6})(?:_(\d+))?\.manifest$/.exec(newest) : null;
+  if (!m || m[1]! < base) return `${base}.manifest`;
+  return `${m[1]}_${Number(m[2] ?? 1) + 1}.manifest`;
 }
 
 /** True when `name` has the form of a manifest file name. */

@@ -262,7 +262,7 @@ Deno.test("isReadableVersion accepts 1 to FORMAT_VERSION only", () => {
 });
 
 Deno.test("manifestName formats the time as YYYYMMDD_HHMMSS in UTC", () => {
-  const none = () => false;
+  const none: string[] = [];
   assert.equal(manifestName(Date.UTC(2024, 0, 2, 3, 4, 5, 678), none), "20240102_030405.manifest");
   assert.equal(
     manifestName(Date.UTC(2024, 11, 31, 23, 59, 59, 999), none),
@@ -274,7 +274,7 @@ Deno.test("manifestName formats the time as YYYYMMDD_HHMMSS in UTC", () => {
 
 Deno.test("manifestName uses UTC whatever the local time zone", async () => {
   const code = `import { manifestName } from "./formats/manifest.ts";` +
-    `console.log(new Date(0).getTimezoneOffset(), manifestName(Date.UTC(2024, 0, 1, 23, 30), () => false));`;
+    `console.log(new Date(0).getTimezoneOffset(), manifestName(Date.UTC(2024, 0, 1, 23, 30), []));`;
   for (const tz of ["Pacific/Kiritimati", "America/Los_Angeles"]) {
     const out = await new Deno.Command(Deno.execPath(), {
       args: ["eval", "--quiet", code],
@@ -292,13 +292,8 @@ Deno.test("manifestName uses UTC whatever the local time zone", async () => {
 
 Deno.test("manifestName appends _2, _3, ... when the name is taken", () => {
   const t = Date.UTC(2024, 0, 2, 3, 4, 5);
-  const taken = new Set<string>();
   const names: string[] = [];
-  for (let i = 0; i < 4; i++) {
-    const n = manifestName(t, (x) => taken.has(x));
-    taken.add(n);
-    names.push(n);
-  }
+  for (let i = 0; i < 4; i++) names.push(manifestName(t, names));
   assert.deepEqual(names, [
     "20240102_030405.manifest",
     "20240102_030405_2.manifest",
@@ -308,12 +303,20 @@ Deno.test("manifestName appends _2, _3, ... when the name is taken", () => {
   for (const n of names) assert.equal(isManifestName(n), true, n);
 });
 
-Deno.test("manifestName fills the first free suffix", () => {
-  const taken = new Set(["20240102_030405.manifest", "20240102_030405_3.manifest"]);
+Deno.test("manifestName never reuses a freed name and never goes back in time", () => {
+  const t = Date.UTC(2024, 0, 2, 3, 4, 5);
+  // The base name and _2 were vacuumed; _3 is the newest: the next is _4, not the freed base.
+  assert.equal(manifestName(t, ["20240102_030405_3.manifest"]), "20240102_030405_4.manifest");
   assert.equal(
-    manifestName(Date.UTC(2024, 0, 2, 3, 4, 5), (x) => taken.has(x)),
-    "20240102_030405_2.manifest",
+    manifestName(t, ["20240102_030405_9.manifest", "20240102_030405_10.manifest"]),
+    "20240102_030405_11.manifest",
   );
+  // An older newest name does not matter.
+  assert.equal(manifestName(t, ["20240101_000000_5.manifest"]), "20240102_030405.manifest");
+  // Clock gone backwards: still after the newest.
+  assert.equal(manifestName(t, ["20250101_000000.manifest"]), "20250101_000000_2.manifest");
+  // Names that are not manifest names are ignored.
+  assert.equal(manifestName(t, ["README", "x.manifest"]), "20240102_030405.manifest");
 });
 
 Deno.test("isManifestName accepts only YYYYMMDD_HHMMSS[_N].manifest", () => {

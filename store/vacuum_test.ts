@@ -127,3 +127,28 @@ Deno.test("vacuum refuses a repository with a damaged manifest and deletes nothi
   );
   assert.deepEqual(filesUnder(g.repo), before);
 });
+
+Deno.test("vacuum then more backups in the same second: names keep increasing and the chain verifies", async () => {
+  await using t = await tempDir();
+  const src = makeTree(path.join(t.dir, "src"), { largeSize: 1000 });
+  const store = await FsStore.open(path.join(t.dir, "repo"), { create: true });
+  const now = () => Date.UTC(2026, 10, 21, 12, 0, 0);
+  const names: string[] = [];
+  for (let round = 0; round < 3; round++) {
+    for (let i = 0; i < 3; i++) {
+      fs.writeFileSync(path.join(src, "one.bin"), `round ${round} backup ${i}`);
+      names.push((await backup(store, dirSource(src), { workers: 0, now })).name);
+    }
+    await vacuum(store, { keepLast: 2, now });
+  }
+  // Every name is new: a name a vacuum freed is never given to a newer backup.
+  assert.equal(new Set(names).size, names.length);
+  assert.deepEqual(names.slice(0, 3), [
+    "20261121_120000.manifest",
+    "20261121_120000_2.manifest",
+    "20261121_120000_3.manifest",
+  ]);
+  assert.equal(names.at(-1), "20261121_120000_9.manifest");
+  const v = await verify(store);
+  assert.equal(v.ok, true, JSON.stringify(v.problems));
+});

@@ -183,15 +183,15 @@ export async function backup(
 }
 
 async function saveManifest(repo: Repository, timeMs: number, bytes: Uint8Array): Promise<string> {
-  const taken = new Set(await repo.manifestNames());
+  const existing = await repo.manifestNames();
   for (;;) {
-    const name = manifestName(timeMs, (n) => taken.has(n));
+    const name = manifestName(timeMs, existing);
     try {
       await repo.store.save({ kind: "manifest", name }, bytes, { exclusive: true });
       return name;
     } catch (e) {
       if (!(e instanceof AlreadyExists)) throw e;
-      taken.add(name);
+      existing.push(name); // another backup took it a moment ago
     }
   }
 }
