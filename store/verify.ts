@@ -15,8 +15,8 @@ import type { BlobStore } from "./drivers/types.ts";
 import { BendsaveError, InvalidInput } from "./errors.ts";
 import { type ManifestRecord, parseManifestRecord, Repository } from "./repository.ts";
 import type { EventSink } from "./backup/events.ts";
+import { checkPacks } from "./pack_check_pool.ts";
 import { withLock } from "./lock.ts";
-import { decodeBlock } from "../formats/codec.ts";
 import { equalBytes, isHexId, sha256, toHex } from "../formats/hash.ts";
 import { decodeIndexFile } from "../formats/index_file.ts";
 import {
@@ -24,7 +24,6 @@ import {
   PACK_FOOTER_SIZE,
   type PackEntry,
   parseFooter,
-  parsePack,
   parseTrailer,
 } from "../formats/pack.ts";
 import { NodeType } from "../formats/tree.ts";
@@ -355,43 +354,22 @@ async function verifyLocked(
       return options.subset ? inSubset(hex, options.subset, random) : true;
     }).sort();
     let done = 0;
-    for (const hex of selected) {
-      const bytes = await store.load({ kind: "pack", name: hex });
+    await checkPacks(selected, (hex) => store.load({ kind: "pack", name: hex }), (c, size) => {
       checked.packsRead++;
-      checked.bytesRead += bytes.length;
-      if (toHex(sha256(bytes)) !== hex) {
+      checked.bytesRead += size;
+      if (!c.nameMatches) {
         packProblem(
-          hex,
-          `pack ${hex} does not match its name (damaged): restore it from another copy`,
+          c.name,
+          `pack ${c.name} does not match its name (damaged): restore it from another copy`,
         );
       }
-      let entries: PackEntry[];
-      try {
-        entries = parsePack(bytes);
-      } catch (e) {
-        packProblem(hex, `pack ${hex} is damaged (${(e as Error).message})`);
-        continue;
+      if (c.layoutError !== null) {
+        packProblem(c.name, `pack ${c.name} is damaged (${c.layoutError})`);
       }
-      for (const e of entries) {
-        const bh = toHex(e.id);
-        try {
-          const raw = decodeBlock(
-            e.codec,
-            bytes.subarray(e.offset, e.offset + e.storedLength),
-            e.rawLength,
-          );
-          if (!equalBytes(sha256(raw), e.id)) {
-            throw new SyntaxError("content does not match its hash");
-          }
-        } catch (err) {
-          const p = add(
-            "block",
-            bh,
-            `block ${bh} in pack ${hex} is damaged (${(err as Error).message})`,
-          );
-          badBlocks.set(bh, p);
-          if (seenTrees.has(bh)) badTrees.set(bh, p);
-        }
+      for (const b of c.badBlocks) {
+        const p = add("block", b.id, `block ${b.id} in pack ${c.name} is damaged (${b.message})`);
+        badBlocks.set(b.id, p);
+        if (seenTrees.has(b.id)) badTrees.set(b.id, p);
       }
       done++;
       emit({
@@ -404,7 +382,7 @@ async function verifyLocked(
         totalBytes: 0,
         elapsedMs: 0,
       });
-    }
+    });
   }
 
   // Blocks of bad packs are bad blocks.

@@ -7,6 +7,7 @@ import { verify, type VerifyReport } from "./verify.ts";
 import { repairIndex } from "./repair.ts";
 import { restore } from "./restore/restore.ts";
 import { Repository } from "./repository.ts";
+import { IntegrityError } from "./errors.ts";
 import { dirSource } from "../sources/dir/dir_source.ts";
 import { toHex } from "../formats/hash.ts";
 import { decodeTree } from "../formats/tree.ts";
@@ -178,4 +179,22 @@ Deno.test("decodeTree of a damaged tree block is reported by verify as a tree pr
   assert.ok(p, JSON.stringify(rep.problems));
   assert.ok(p.manifests.includes(f.manifests[1]!));
   assert.throws(() => decodeTree(new Uint8Array([0xff, 0xff, 0xff])), SyntaxError);
+});
+
+Deno.test("restore refuses a block whose hash does not match, names the file, and leaves no file under its name", async () => {
+  await using t = await tempDir();
+  const f = await fixture(t.dir);
+  flipByte(path.join(f.repo, f.largePack), 100);
+  const dest = path.join(t.dir, "dest");
+  const err = await restore(f.store, dest, { manifest: f.manifests[1]! }).then(
+    () => null,
+    (e) => e,
+  );
+  assert.ok(err instanceof IntegrityError, String(err));
+  const m = /block [0-9a-f]{64} in pack [0-9a-f]{64} needed by file (\S+) is damaged/.exec(
+    err.message,
+  );
+  assert.ok(m, err.message);
+  assert.equal(fs.existsSync(path.join(dest, m[1]!)), false, `${m[1]} must not exist`);
+  assert.deepEqual(filesUnder(dest).filter((x) => x.includes("bendsave-tmp")), []);
 });

@@ -8,7 +8,6 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { randomBytes } from "node:crypto";
 import type { BlobStore } from "../drivers/types.ts";
 import { IntegrityError, InvalidInput, StorageFull } from "../errors.ts";
 import { type ManifestRecord, Repository } from "../repository.ts";
@@ -19,6 +18,12 @@ import { type ChunkerParams, splitAll } from "../../formats/chunker.ts";
 import { equalBytes, sha256, toHex } from "../../formats/hash.ts";
 import { NodeType, type TreeNode } from "../../formats/tree.ts";
 import { includeMatcher } from "./glob.ts";
+import { type StoredBlock, tempName, timeArg, type WriteOp } from "./file_writer.ts";
+import { WriterPool } from "./writer_pool.ts";
+
+/** A batch for a writer lane is sent at about this many bytes or steps. */
+const BATCH_BYTES = 4 * 1024 * 1024;
+const BATCH_OPS = 600;
 
 /** Options of {@linkcode planRestore} and {@linkcode restore}. */
 export interface RestoreOptions {
@@ -31,6 +36,8 @@ export interface RestoreOptions {
   /** Globs selecting what to restore (default: everything). */
   readonly include?: readonly string[];
   readonly onEvent?: EventSink;
+  /** Writer threads (default: one per core; 0 writes in-process). */
+  readonly workers?: number;
 }
 
 /** What a restore will do (the dry run's report). */
@@ -306,32 +313,93 @@ async function restoreLocked(
   let filesWritten = 0;
   let filesUnchanged = 0;
   let bytesWritten = 0;
-  let done = 0;
   let lastEmit = 0;
-  for (const f of order) {
-    const final = path.join(abs, f.rel);
-    if (plan.targetNotEmpty && sameContent(final, f.node, c.chunker)) {
-      filesUnchanged++;
-      setMeta(final, f.node);
-    } else {
-      bytesWritten += await writeFile(repo, cache, final, f);
-      filesWritten++;
-    }
-    done++;
+  const progress = () => {
     const t = Date.now();
-    if (t - lastEmit >= 200) {
-      lastEmit = t;
-      emit({
-        type: "progress",
-        operation: "restore",
-        phase: "write",
-        files: done,
-        totalFiles: c.files.length,
-        bytes: bytesWritten,
-        totalBytes: plan.bytes,
-        elapsedMs: t - started,
+    if (t - lastEmit < 200) return;
+    lastEmit = t;
+    emit({
+      type: "progress",
+      operation: "restore",
+      phase: "write",
+      files: filesWritten + filesUnchanged,
+      totalFiles: c.files.length,
+      bytes: bytesWritten,
+      totalBytes: plan.bytes,
+      elapsedMs: t - started,
+    });
+  };
+  // Files are written on writer lanes (one per core): this thread reads packs in order.
+  const pool = await WriterPool.start((r) => {
+    filesWritten += r.filesDone;
+    bytesWritten += r.bytes;
+    progress();
+  }, options.workers);
+  try {
+    let lane = 0;
+    let batch: WriteOp[] = [];
+    let transfer: ArrayBuffer[] = [];
+    let batchBytes = 0;
+    const flush = async () => {
+      if (batch.length === 0) return;
+      await pool.send(lane, batch, transfer);
+      batch = [];
+      transfer = [];
+      batchBytes = 0;
+    };
+    for (const [i, f] of order.entries()) {
+      if (pool.error) break;
+      const final = path.join(abs, f.rel);
+      if (plan.targetNotEmpty && sameContent(final, f.node, c.chunker)) {
+        filesUnchanged++;
+        setMeta(final, f.node);
+        continue;
+      }
+      batch.push({ op: "begin", file: i, final, rel: f.rel });
+      let blocks: StoredBlock[] = [];
+      for (const id of f.node.blocks) {
+        const loc = repo.locate(id, f.rel);
+        // A copy of its own, so it can be handed to the writer thread.
+        const data = (await cache.stored(id, loc, f.rel)).slice();
+        blocks.push({
+          id,
+          pack: toHex(loc.packId),
+          codec: loc.codec,
+          rawLength: loc.rawLength,
+          data,
+        });
+        transfer.push(data.buffer as ArrayBuffer);
+        batchBytes += data.length;
+        if (batchBytes >= BATCH_BYTES) {
+          batch.push({ op: "blocks", file: i, blocks });
+          blocks = [];
+          await flush(); // a large file stays on its lane
+        }
+      }
+      if (blocks.length) batch.push({ op: "blocks", file: i, blocks });
+      batch.push({
+        op: "end",
+        file: i,
+        size: f.node.size,
+        mode: f.node.mode,
+        mtimeMs: f.node.mtimeMs,
       });
+      if (batchBytes >= BATCH_BYTES || batch.length >= BATCH_OPS) {
+        await flush();
+        lane = (lane + 1) % pool.lanes;
+      }
     }
+    await flush();
+    await pool.drain();
+  } finally {
+    await pool.close();
+  }
+  const failure = pool.error;
+  if (failure) {
+    if (failure.kind === "integrity") throw new IntegrityError(failure.message);
+    if (failure.kind === "full") throw new StorageFull(failure.message);
+    if (failure.kind === "in-the-way") throw new InvalidInput(failure.message);
+    throw new Error(failure.message);
   }
   for (const s of c.symlinks) {
     const final = path.join(abs, s.rel);
@@ -354,66 +422,7 @@ async function restoreLocked(
   return { ...plan, filesWritten, filesUnchanged, bytesWritten, durationMs: Date.now() - started };
 }
 
-function tempName(final: string): string {
-  return path.join(
-    path.dirname(final),
-    `.${path.basename(final).slice(0, 100)}.${randomBytes(6).toString("hex")}.bendsave-tmp`,
-  );
-}
-
-/**
- * Seconds for the utimes calls, which keep millisecond precision: half a
- * millisecond is added so that float truncation cannot land on the
- * millisecond before. Sub-millisecond parts are not restored.
- */
-function timeArg(ms: number): number {
-  return (Math.floor(ms) + 0.5) / 1000;
-}
-
 function setMeta(p: string, node: TreeNode): void {
   fs.chmodSync(p, node.mode);
   fs.utimesSync(p, timeArg(node.mtimeMs), timeArg(node.mtimeMs));
-}
-
-async function writeFile(
-  repo: Repository,
-  cache: PackCache,
-  final: string,
-  f: Entry,
-): Promise<number> {
-  const tmp = tempName(final);
-  let fd: number | null = null;
-  let written = 0;
-  try {
-    fd = fs.openSync(tmp, "wx", 0o600);
-    for (const id of f.node.blocks) {
-      const loc = repo.locate(id, f.rel);
-      const stored = await cache.stored(id, loc, f.rel);
-      const raw = repo.decodeStored(id, loc, stored, `file ${f.rel}`);
-      let pos = 0;
-      while (pos < raw.length) pos += fs.writeSync(fd, raw, pos, raw.length - pos);
-      written += raw.length;
-    }
-    if (written !== f.node.size) {
-      throw new IntegrityError(
-        `file ${f.rel} restored to ${written} bytes but the backup recorded ${f.node.size}`,
-      );
-    }
-    fs.fchmodSync(fd, f.node.mode);
-    fs.futimesSync(fd, timeArg(f.node.mtimeMs), timeArg(f.node.mtimeMs));
-    fs.closeSync(fd);
-    fd = null;
-    const st = lstatOrNull(final);
-    if (st?.isDirectory()) {
-      throw new InvalidInput(
-        `cannot restore file ${f.rel}: a directory is in its place in the target; move it away`,
-      );
-    }
-    fs.renameSync(tmp, final);
-    return written;
-  } catch (e) {
-    if (fd !== null) fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw fsError(e, final);
-  }
 }

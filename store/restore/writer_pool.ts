@@ -1,0 +1,140 @@
+/**
+ * Restore writer lanes: worker threads (one per core) that write files, or
+ * one in-process writer when workers cannot start. Each lane takes batches
+ * of write steps in order; at most two batches per lane are in flight, so
+ * memory stays flat.
+ *
+ * @module
+ */
+import { availableParallelism } from "node:os";
+import { FileWriter, type WriteError, type WriteOp, type WriteReport } from "./file_writer.ts";
+
+const START_TIMEOUT_MS = 30_000;
+const IN_FLIGHT = 2;
+
+function startWorker(): Promise<Worker | null> {
+  let w: Worker;
+  try {
+    w = new Worker(new URL("./writer_worker.ts", import.meta.url).href, { type: "module" });
+  } catch {
+    return Promise.resolve(null);
+  }
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      w.terminate();
+      resolve(null);
+    }, START_TIMEOUT_MS);
+    w.onmessage = (ev) => {
+      if (!ev.data?.ready) return;
+      clearTimeout(timer);
+      resolve(w);
+    };
+    w.onerror = (ev) => {
+      ev.preventDefault();
+      clearTimeout(timer);
+      w.terminate();
+      resolve(null);
+    };
+  });
+}
+
+interface Lane {
+  readonly worker: Worker | null;
+  /** Batches sent and not yet applied: sequence number -> completion. */
+  readonly pending: Map<number, { done: Promise<void>; resolve: () => void }>;
+}
+
+/** Writer lanes for a restore. */
+export class WriterPool {
+  readonly #lanes: Lane[];
+  readonly #local = new FileWriter();
+  readonly #onReport: (r: WriteReport) => void;
+  #seq = 0;
+  #error: WriteError | null = null;
+
+  private constructor(workers: Worker[], onReport: (r: WriteReport) => void) {
+    this.#onReport = onReport;
+    this.#lanes = workers.length
+      ? workers.map((worker) => ({ worker, pending: new Map() }))
+      : [{ worker: null, pending: new Map() }];
+    for (const lane of this.#lanes) {
+      if (!lane.worker) continue;
+      lane.worker.onmessage = (ev: MessageEvent<{ seq: number; report: WriteReport }>) => {
+        if (ev.data.report) this.#report(ev.data.report);
+        const p = lane.pending.get(ev.data.seq);
+        lane.pending.delete(ev.data.seq);
+        p?.resolve();
+      };
+      lane.worker.onerror = (ev) => {
+        ev.preventDefault();
+        this.#error ??= { kind: "other", message: `restore worker failed: ${ev.message}` };
+        for (const p of lane.pending.values()) p.resolve();
+        lane.pending.clear();
+      };
+    }
+  }
+
+  /** Starts `workers` writer threads (default: one per core); 0 writes in-process. */
+  static async start(onReport: (r: WriteReport) => void, workers?: number): Promise<WriterPool> {
+    const n = workers ?? availableParallelism();
+    const started = await Promise.all(Array.from({ length: n }, startWorker));
+    return new WriterPool(started.filter((w): w is Worker => w !== null), onReport);
+  }
+
+  #report(r: WriteReport): void {
+    if (r.error) this.#error ??= r.error;
+    this.#onReport(r);
+  }
+
+  /** Number of lanes. */
+  get lanes(): number {
+    return this.#lanes.length;
+  }
+
+  /** The first error any lane reported. */
+  get error(): WriteError | null {
+    return this.#error;
+  }
+
+  /** Sends a batch to a lane; waits while that lane already has two batches in flight. */
+  async send(lane: number, ops: WriteOp[], transfer: ArrayBuffer[]): Promise<void> {
+    const l = this.#lanes[lane % this.#lanes.length]!;
+    if (!l.worker) {
+      this.#report(this.#local.apply(ops));
+      return;
+    }
+    while (l.pending.size >= IN_FLIGHT) {
+      await Promise.race([...l.pending.values()].map((p) => p.done));
+    }
+    const seq = this.#seq++;
+    let resolve = () => {};
+    const done = new Promise<void>((r) => (resolve = r));
+    l.pending.set(seq, { done, resolve });
+    l.worker.postMessage({ seq, ops }, transfer);
+  }
+
+  /** Waits until every lane has applied everything sent to it. */
+  async drain(): Promise<void> {
+    for (const l of this.#lanes) await Promise.all([...l.pending.values()].map((p) => p.done));
+  }
+
+  /** Removes the temporary files of files not yet complete, then stops the workers. */
+  async close(): Promise<void> {
+    this.#local.abort();
+    await Promise.all(this.#lanes.map((l) =>
+      l.worker
+        ? new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 5000);
+          l.worker!.onmessage = (ev) => {
+            if (ev.data?.aborted) {
+              clearTimeout(timer);
+              resolve();
+            }
+          };
+          l.worker!.postMessage({ abort: true });
+        })
+        : Promise.resolve()
+    ));
+    for (const l of this.#lanes) l.worker?.terminate();
+  }
+}
