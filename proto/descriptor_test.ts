@@ -33,3 +33,10 @@ Deno.test("descriptor declares the Tree and Manifest messages the bindings load"
   assert.equal(TreeType.fullName, ".bendsave.v1.Tree");
   assert.equal(ManifestType.fullName, ".bendsave.v1.Manifest");
 });
+
+Deno.test("FORMAT.md Appendix A holds proto/bendsave.proto verbatim", async () => {
+  const proto = await Deno.readTextFile(new URL("./bendsave.proto", import.meta.url));
+  const format = await Deno.readTextFile(new URL("../FORMAT.md", import.meta.url));
+  const appendix = format.slice(format.indexOf("## Appendix A"));
+  assert.ok(appendix.includes(proto), "update Appendix A of FORMAT.md from proto/bendsave.proto");
+});

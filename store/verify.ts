@@ -354,6 +354,8 @@ async function verifyLocked(
       return options.subset ? inSubset(hex, options.subset, random) : true;
     }).sort();
     let done = 0;
+    const totalBytes = selected.reduce((a, hex) => a + (indexed.get(hex)?.size ?? 0), 0);
+    const readStart = Date.now();
     await checkPacks(selected, (hex) => store.load({ kind: "pack", name: hex }), (c, size) => {
       checked.packsRead++;
       checked.bytesRead += size;
@@ -379,8 +381,8 @@ async function verifyLocked(
         files: done,
         totalFiles: selected.length,
         bytes: checked.bytesRead,
-        totalBytes: 0,
-        elapsedMs: 0,
+        totalBytes,
+        elapsedMs: Date.now() - readStart,
       });
     });
   }

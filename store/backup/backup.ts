@@ -214,6 +214,7 @@ async function backupPart(
   parentRoot: Uint8Array | null,
 ): Promise<ManifestPart> {
   const before = { ...ctx.stats };
+  const written = { ...ctx.writer.stats };
   const root = part.kind === "tree"
     ? await backupDir(ctx, part, parentRoot)
     : await backupStream(ctx, part);
@@ -221,6 +222,10 @@ async function backupPart(
   for (const k of Object.keys(stats) as (keyof ManifestStats)[]) {
     stats[k] = ctx.stats[k] - before[k];
   }
+  // For a part, added bytes are the stored bytes of its new blocks (packs are shared by parts).
+  stats.addedBytes = ctx.writer.stats.storedBytes - written.storedBytes;
+  stats.newBlocks = ctx.writer.stats.blocks - written.blocks;
+  stats.newBytes = ctx.writer.stats.rawBytes - written.rawBytes;
   const chunker = part.kind === "tree" && part.chunker ? part.chunker : null;
   return { name: part.name, kind: part.kind, root, stats, chunker };
 }
