@@ -4,7 +4,7 @@
  * executable for air-gapped DR sites"). See scripts/README-compile.md.
  *
  * 1. Snapshots the module graph of cli/main.ts and of every worker it starts
- *    (found by `new Worker(new URL("…", import.meta.url)…)`) into a scratch
+ *    (found by `new URL("./…worker.ts", import.meta.url)`) into a scratch
  *    directory, with deno.json and deno.lock: edits made in the work tree
  *    during the build cannot produce a mixed binary, and no tracked file is
  *    ever written.
@@ -138,8 +138,11 @@ function stripComments(src: string): string {
 /** Where bun's executable keeps its entry points; `import.meta.url` of bundled code is in it. */
 const BUNFS_ROOT = "/$bunfs/root/";
 
-const WORKER_RE =
-  /new\s+Worker\s*\(\s*new\s+URL\s*\(\s*(["'])([^"']+)\1\s*,\s*import\.meta\.url\s*\)/g;
+/** A worker module's URL: `new URL("./<name>worker.ts", import.meta.url)`. */
+const WORKER_RE = /new\s+URL\s*\(\s*(["'])([^"']*worker\.ts)\1\s*,\s*import\.meta\.url\s*\)/g;
+
+/** The one module that starts workers from a URL it is given (store/worker_start.ts). */
+const WORKER_STARTER = "store/worker_start.ts";
 
 /**
  * Worker modules started by `files`. A bundle has one `import.meta.url` (the
@@ -151,12 +154,12 @@ function findWorkers(files: string[]): { file: string; runtimePath: string }[] {
   const found = new Map<string, string>();
   for (const f of files) {
     const src = stripComments(fs.readFileSync(path.join(REPO, f), "utf8"));
-    const any = (src.match(/new\s+Worker\s*\(/g) ?? []).length;
+    const starts = (src.match(/new\s+Worker\s*\(/g) ?? []).length;
     const matches = [...src.matchAll(WORKER_RE)];
-    if (matches.length !== any) {
+    if (starts > 0 && f !== WORKER_STARTER) {
       throw new BuildError(
-        `${f} starts a Worker in a form this script cannot follow: use ` +
-          `new Worker(new URL("./file.ts", import.meta.url)…) so the worker module is embedded`,
+        `${f} starts a Worker itself: start workers with startWorker() from ${WORKER_STARTER}, ` +
+          `naming the module as new URL("./<name>worker.ts", import.meta.url), so it is embedded`,
       );
     }
     for (const m of matches) {

@@ -7,34 +7,9 @@
  */
 import { availableParallelism } from "node:os";
 import { checkPack, type PackCheck } from "./pack_check.ts";
+import { startWorker } from "./worker_start.ts";
 
-const START_TIMEOUT_MS = 30_000;
-
-function start(): Promise<Worker | null> {
-  let w: Worker;
-  try {
-    w = new Worker(new URL("./verify_worker.ts", import.meta.url).href, { type: "module" });
-  } catch {
-    return Promise.resolve(null);
-  }
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      w.terminate();
-      resolve(null);
-    }, START_TIMEOUT_MS);
-    w.onmessage = (ev) => {
-      if (!ev.data?.ready) return;
-      clearTimeout(timer);
-      resolve(w);
-    };
-    w.onerror = (ev) => {
-      ev.preventDefault();
-      clearTimeout(timer);
-      w.terminate();
-      resolve(null);
-    };
-  });
-}
+const VERIFY_WORKER = new URL("./verify_worker.ts", import.meta.url);
 
 /**
  * Checks every pack `load` returns, in order of `names`; `onResult` gets
@@ -47,9 +22,8 @@ export async function checkPacks(
   options: { workers?: number } = {},
 ): Promise<void> {
   const n = Math.min(options.workers ?? availableParallelism(), names.length);
-  const workers = (await Promise.all(Array.from({ length: n }, start))).filter((w): w is Worker =>
-    w !== null
-  );
+  const started = await Promise.all(Array.from({ length: n }, () => startWorker(VERIFY_WORKER)));
+  const workers = started.filter((w): w is Worker => w instanceof Worker);
   if (workers.length === 0) {
     for (const name of names) {
       const bytes = await load(name);

@@ -13,4 +13,4 @@ self.onmessage = (ev: MessageEvent<{ seq: number; name: string; bytes: Uint8Arra
   post({ seq, result: checkPack(name, bytes) });
 };
 
-post({ ready: true });
+post({ type: "ready" });

@@ -14,6 +14,7 @@ import {
   readFileBlocks,
 } from "./file_blocks.ts";
 import type { FromWorker, ToWorker } from "./worker_protocol.ts";
+import { startWorker } from "../worker_start.ts";
 
 /** Options of {@linkcode ReaderPool}. */
 export interface ReaderPoolOptions {
@@ -24,34 +25,7 @@ export interface ReaderPoolOptions {
 const BATCH_FILES = 256;
 const BATCH_BYTES = 8 * 1024 * 1024;
 
-const START_TIMEOUT_MS = 30_000;
-
-function startWorker(settings: ReaderSettings): Promise<Worker | Error> {
-  let w: Worker;
-  try {
-    w = new Worker(new URL("./worker.ts", import.meta.url).href, { type: "module" });
-  } catch (e) {
-    return Promise.resolve(e as Error);
-  }
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      w.terminate();
-      resolve(new Error("no answer from the worker"));
-    }, START_TIMEOUT_MS);
-    w.onmessage = (ev: MessageEvent<FromWorker>) => {
-      if (ev.data.type !== "ready") return;
-      clearTimeout(timer);
-      w.postMessage({ type: "init", settings } satisfies ToWorker);
-      resolve(w);
-    };
-    w.onerror = (ev) => {
-      ev.preventDefault();
-      clearTimeout(timer);
-      w.terminate();
-      resolve(new Error(ev.message || "the worker failed to load"));
-    };
-  });
-}
+const READER_WORKER = new URL("./worker.ts", import.meta.url);
 
 /** A pool of file readers. */
 export class ReaderPool {
@@ -74,8 +48,9 @@ export class ReaderPool {
     onWarning: (message: string) => void = () => {},
   ): Promise<ReaderPool> {
     const n = options.workers ?? Math.max(1, Math.min(availableParallelism(), 8));
-    const started = await Promise.all(Array.from({ length: n }, () => startWorker(settings)));
+    const started = await Promise.all(Array.from({ length: n }, () => startWorker(READER_WORKER)));
     const workers = started.filter((w): w is Worker => w instanceof Worker);
+    for (const w of workers) w.postMessage({ type: "init", settings } satisfies ToWorker);
     const failed = started.find((w): w is Error => w instanceof Error);
     if (failed) {
       onWarning(

@@ -8,35 +8,10 @@
  */
 import { availableParallelism } from "node:os";
 import { FileWriter, type WriteError, type WriteOp, type WriteReport } from "./file_writer.ts";
+import { startWorker } from "../worker_start.ts";
 
-const START_TIMEOUT_MS = 30_000;
 const IN_FLIGHT = 2;
-
-function startWorker(): Promise<Worker | null> {
-  let w: Worker;
-  try {
-    w = new Worker(new URL("./writer_worker.ts", import.meta.url).href, { type: "module" });
-  } catch {
-    return Promise.resolve(null);
-  }
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      w.terminate();
-      resolve(null);
-    }, START_TIMEOUT_MS);
-    w.onmessage = (ev) => {
-      if (!ev.data?.ready) return;
-      clearTimeout(timer);
-      resolve(w);
-    };
-    w.onerror = (ev) => {
-      ev.preventDefault();
-      clearTimeout(timer);
-      w.terminate();
-      resolve(null);
-    };
-  });
-}
+const WRITER_WORKER = new URL("./writer_worker.ts", import.meta.url);
 
 interface Lane {
   readonly worker: Worker | null;
@@ -77,8 +52,8 @@ export class WriterPool {
   /** Starts `workers` writer threads (default: one per core); 0 writes in-process. */
   static async start(onReport: (r: WriteReport) => void, workers?: number): Promise<WriterPool> {
     const n = workers ?? availableParallelism();
-    const started = await Promise.all(Array.from({ length: n }, startWorker));
-    return new WriterPool(started.filter((w): w is Worker => w !== null), onReport);
+    const started = await Promise.all(Array.from({ length: n }, () => startWorker(WRITER_WORKER)));
+    return new WriterPool(started.filter((w): w is Worker => w instanceof Worker), onReport);
   }
 
   #report(r: WriteReport): void {

@@ -19,4 +19,4 @@ self.onmessage = (ev: MessageEvent<{ seq: number; ops: WriteOp[] } | { abort: tr
   post({ seq: m.seq, report: writer.apply(m.ops) });
 };
 
-post({ ready: true });
+post({ type: "ready" });
