@@ -46,24 +46,20 @@ import type {
   Handle,
   SaveOptions,
 } from "./types.ts";
+import {
+  canonicalName,
+  checkRange,
+  describeHandle,
+  isValidSegment,
+  KIND_DIRS,
+  objectKey,
+  PACK_NAME,
+  SINGLETONS,
+} from "./_layout.ts";
 
 const TEMP_PREFIX = ".tmp-";
-const PACK_NAME = /^[0-9a-f]{64}$/;
 const FAN_OUT_DIR = /^[0-9a-f]{2}$/;
 const HOUR_MS = 60 * 60 * 1000;
-
-/** Directory (relative to the root) of the kinds stored one file per name. */
-const KIND_DIRS = {
-  manifest: "manifests",
-  index: "index",
-  lock: "locks",
-} as const;
-
-/** File name (relative to the root) of the singleton kinds. */
-const SINGLETONS = {
-  config: "config",
-  guide: "bendsave.md",
-} as const;
 
 /** Options of {@linkcode FsStore.open}. */
 export interface FsStoreOpenOptions {
@@ -200,7 +196,7 @@ export class FsStore implements BlobStore {
           if (errorCode(err) === "EEXIST") {
             throw new AlreadyExists(
               `${
-                describe(h)
+                describeHandle(h)
               } already exists in "${this.root}": choose another name or remove it first`,
               { cause: err },
             );
@@ -374,33 +370,12 @@ export class FsStore implements BlobStore {
 
   /** The absolute path of a handle's file; throws `TypeError` on a bad name. */
   #path(h: Handle): string {
-    switch (h.kind) {
-      case "config":
-      case "guide":
-        return path.join(this.root, SINGLETONS[h.kind]);
-      case "manifest":
-      case "index":
-      case "lock":
-        checkSegment(h);
-        return path.join(this.root, KIND_DIRS[h.kind], h.name);
-      case "pack":
-        if (typeof h.name !== "string" || !PACK_NAME.test(h.name)) {
-          throw new TypeError(
-            `pack name "${String(h.name)}" is not 64 lowercase hex digits: use the pack's SHA-256`,
-          );
-        }
-        return path.join(this.root, "packs", h.name.slice(0, 2), h.name);
-      case "raw":
-        checkRawPath(h.name);
-        return path.join(this.root, ...h.name.split("/"));
-      default:
-        throw new TypeError(`unknown file kind "${String((h as Handle).kind)}"`);
-    }
+    return path.join(this.root, ...objectKey(h).split("/"));
   }
 
   #notFound(h: Handle, file: string, cause?: unknown): NotFound {
     return new NotFound(
-      `${describe(h)} was not found at "${file}": check the name`,
+      `${describeHandle(h)} was not found at "${file}": check the name`,
       cause === undefined ? undefined : { cause },
     );
   }
@@ -411,59 +386,6 @@ export class FsStore implements BlobStore {
       return this.#notFound(h, file, err);
     }
     return translateError(err, file, "read");
-  }
-}
-
-/** The name a handle is reported under (the file name for the singleton kinds). */
-function canonicalName(h: Handle): string {
-  return h.kind === "config" || h.kind === "guide" ? SINGLETONS[h.kind] : h.name;
-}
-
-/** A handle as a short phrase for messages. */
-function describe(h: Handle): string {
-  return `${h.kind} "${canonicalName(h)}"`;
-}
-
-function isValidSegment(name: string): boolean {
-  return name !== "" && name !== "." && name !== ".." && !name.includes("/") &&
-    !name.includes("\0");
-}
-
-function checkSegment(h: Handle): void {
-  if (typeof h.name !== "string" || !isValidSegment(h.name)) {
-    throw new TypeError(
-      `${h.kind} name "${
-        String(h.name)
-      }" is not a single path segment: use a name without "/" or NUL that is not "." or ".."`,
-    );
-  }
-}
-
-function checkRawPath(name: string): void {
-  if (typeof name !== "string" || name === "") {
-    throw new TypeError(`raw path "${String(name)}" is empty: give a relative path`);
-  }
-  if (name.startsWith("/")) {
-    throw new TypeError(`raw path "${name}" is absolute: give a path relative to the store root`);
-  }
-  if (name.includes("\0")) {
-    throw new TypeError(`raw path "${name.replaceAll("\0", "\\0")}" contains NUL: remove it`);
-  }
-  for (const segment of name.split("/")) {
-    if (segment === "" || segment === "." || segment === "..") {
-      throw new TypeError(
-        `raw path "${name}" has an empty, "." or ".." segment: give a plain relative path`,
-      );
-    }
-  }
-}
-
-function checkRange(range: ByteRange): void {
-  const { offset, length } = range;
-  if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
-    throw new RangeError(
-      `byte range {offset: ${offset}, length: ${length}} is invalid: use non-negative integers`,
-    );
   }
 }
 

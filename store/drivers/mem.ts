@@ -14,8 +14,8 @@ import type {
   Handle,
   SaveOptions,
 } from "./types.ts";
+import { canonicalName, checkRange, describeHandle, objectKey } from "./_layout.ts";
 
-const PACK_NAME = /^[0-9a-f]{64}$/;
 const KINDS: ReadonlySet<string> = new Set<FileKind>([
   "config",
   "guide",
@@ -70,7 +70,7 @@ export class MemStore implements BlobStore {
       const key = keyOf(h);
       if (options.exclusive === true && this.#entries.has(key)) {
         throw new AlreadyExists(
-          `${describe(h)} already exists in memory: choose another name or remove it first`,
+          `${describeHandle(h)} already exists in memory: choose another name or remove it first`,
         );
       }
       this.#entries.set(key, { data: data.slice(), mtimeMs: Date.now() });
@@ -129,63 +129,14 @@ export class MemStore implements BlobStore {
   #get(h: Handle): Entry {
     const entry = this.#entries.get(keyOf(h));
     if (entry === undefined) {
-      throw new NotFound(`${describe(h)} was not found in memory: check the name`);
+      throw new NotFound(`${describeHandle(h)} was not found in memory: check the name`);
     }
     return entry;
   }
 }
 
-function canonicalName(h: Handle): string {
-  if (h.kind === "config") return "config";
-  if (h.kind === "guide") return "bendsave.md";
-  return h.name;
-}
-
-function describe(h: Handle): string {
-  return `${h.kind} "${canonicalName(h)}"`;
-}
-
-/** The map key of a handle; throws `TypeError` on a bad name, like the file-system driver. */
+/** The map key of a handle; throws `TypeError` on a bad name, like every driver. */
 function keyOf(h: Handle): string {
-  if (!KINDS.has(h.kind)) throw new TypeError(`unknown file kind "${String(h.kind)}"`);
-  const name = h.name;
-  if (typeof name !== "string") throw new TypeError(`${h.kind} name is not a string`);
-  switch (h.kind) {
-    case "pack":
-      if (!PACK_NAME.test(name)) {
-        throw new TypeError(
-          `pack name "${name}" is not 64 lowercase hex digits: use the pack's SHA-256`,
-        );
-      }
-      break;
-    case "manifest":
-    case "index":
-    case "lock":
-      if (name === "" || name === "." || name === ".." || /[/\0]/.test(name)) {
-        throw new TypeError(
-          `${h.kind} name "${name}" is not a single path segment: use a name without "/" or NUL that is not "." or ".."`,
-        );
-      }
-      break;
-    case "raw":
-      if (name.startsWith("/") || name.includes("\0")) {
-        throw new TypeError(`raw path "${name}" is absolute or contains NUL: give a relative path`);
-      }
-      if (name.split("/").some((s) => s === "" || s === "." || s === "..")) {
-        throw new TypeError(
-          `raw path "${name}" has an empty, "." or ".." segment: give a plain relative path`,
-        );
-      }
-      break;
-  }
+  objectKey(h); // checks the kind and the name
   return `${h.kind}\0${canonicalName(h)}`;
-}
-
-function checkRange(range: ByteRange): void {
-  const { offset, length } = range;
-  if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
-    throw new RangeError(
-      `byte range {offset: ${offset}, length: ${length}} is invalid: use non-negative integers`,
-    );
-  }
 }

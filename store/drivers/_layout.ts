@@ -1,0 +1,141 @@
+/**
+ * The repository layout every driver shares: where each typed name lives
+ * as a relative, `/`-separated key, how names are checked, and the reverse
+ * mapping used when listing.
+ *
+ * | kind       | key                                    |
+ * |------------|----------------------------------------|
+ * | `config`   | `config`                               |
+ * | `guide`    | `bendsave.md`                          |
+ * | `manifest` | `manifests/<name>`                     |
+ * | `pack`     | `packs/<first two hex digits>/<name>`  |
+ * | `index`    | `index/<name>`                         |
+ * | `lock`     | `locks/<name>`                         |
+ * | `raw`      | the relative path itself               |
+ *
+ * @module
+ */
+import type { ByteRange, FileKind, Handle } from "./types.ts";
+
+/** Pack names: 64 lowercase hex digits. */
+export const PACK_NAME = /^[0-9a-f]{64}$/;
+
+/** Directory of the kinds stored one file per name. */
+export const KIND_DIRS = { manifest: "manifests", index: "index", lock: "locks" } as const;
+
+/** File name of the singleton kinds. */
+export const SINGLETONS = { config: "config", guide: "bendsave.md" } as const;
+
+const KINDS: ReadonlySet<string> = new Set<FileKind>([
+  "config",
+  "guide",
+  "manifest",
+  "pack",
+  "index",
+  "lock",
+  "raw",
+]);
+
+/** The name a handle is reported under (the file name for the singleton kinds). */
+export function canonicalName(h: Handle): string {
+  return h.kind === "config" || h.kind === "guide" ? SINGLETONS[h.kind] : h.name;
+}
+
+/** A handle as a short phrase for messages. */
+export function describeHandle(h: Handle): string {
+  return `${h.kind} "${canonicalName(h)}"`;
+}
+
+/** True when `name` is one path segment (not empty, `.` or `..`; no `/` or NUL). */
+export function isValidSegment(name: string): boolean {
+  return name !== "" && name !== "." && name !== ".." && !name.includes("/") &&
+    !name.includes("\0");
+}
+
+/** Throws TypeError unless `name` is a plain relative path. */
+export function checkRawPath(name: string): void {
+  if (typeof name !== "string" || name === "") {
+    throw new TypeError(`raw path "${String(name)}" is empty: give a relative path`);
+  }
+  if (name.startsWith("/")) {
+    throw new TypeError(`raw path "${name}" is absolute: give a path relative to the store root`);
+  }
+  if (name.includes("\0")) {
+    throw new TypeError(`raw path "${name.replaceAll("\0", "\\0")}" contains NUL: remove it`);
+  }
+  for (const segment of name.split("/")) {
+    if (segment === "" || segment === "." || segment === "..") {
+      throw new TypeError(
+        `raw path "${name}" has an empty, "." or ".." segment: give a plain relative path`,
+      );
+    }
+  }
+}
+
+/** The relative key of a handle; throws TypeError on an unknown kind or a bad name. */
+export function objectKey(h: Handle): string {
+  if (!KINDS.has(h.kind)) throw new TypeError(`unknown file kind "${String(h.kind)}"`);
+  switch (h.kind) {
+    case "config":
+    case "guide":
+      return SINGLETONS[h.kind];
+    case "manifest":
+    case "index":
+    case "lock":
+      if (typeof h.name !== "string" || !isValidSegment(h.name)) {
+        throw new TypeError(
+          `${h.kind} name "${
+            String(h.name)
+          }" is not a single path segment: use a name without "/" or NUL that is not "." or ".."`,
+        );
+      }
+      return `${KIND_DIRS[h.kind]}/${h.name}`;
+    case "pack":
+      if (typeof h.name !== "string" || !PACK_NAME.test(h.name)) {
+        throw new TypeError(
+          `pack name "${String(h.name)}" is not 64 lowercase hex digits: use the pack's SHA-256`,
+        );
+      }
+      return `packs/${h.name.slice(0, 2)}/${h.name}`;
+    case "raw":
+      checkRawPath(h.name);
+      return h.name;
+  }
+}
+
+/**
+ * The handle a repository key stands for, or null when the key is not a
+ * repository file (temporary files, misplaced packs, anything else).
+ */
+export function handleOfKey(key: string): Handle | null {
+  const parts = key.split("/");
+  const base = parts[parts.length - 1]!;
+  if (base.startsWith(".tmp-")) return null;
+  if (parts.length === 1) {
+    if (key === SINGLETONS.config) return { kind: "config", name: "config" };
+    if (key === SINGLETONS.guide) return { kind: "guide", name: "bendsave.md" };
+    return null;
+  }
+  if (parts.length === 2) {
+    for (const [kind, dir] of Object.entries(KIND_DIRS) as [keyof typeof KIND_DIRS, string][]) {
+      if (parts[0] === dir && isValidSegment(base)) return { kind, name: base };
+    }
+    return null;
+  }
+  if (
+    parts.length === 3 && parts[0] === "packs" && PACK_NAME.test(base) && base.startsWith(parts[1]!)
+  ) {
+    return { kind: "pack", name: base };
+  }
+  return null;
+}
+
+/** Throws RangeError unless the range is two non-negative integers. */
+export function checkRange(range: ByteRange): void {
+  const { offset, length } = range;
+  if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
+    throw new RangeError(
+      `byte range {offset: ${offset}, length: ${length}} is invalid: use non-negative integers`,
+    );
+  }
+}
