@@ -19,11 +19,18 @@ export async function checkPacks(
   names: readonly string[],
   load: (name: string) => Promise<Uint8Array>,
   onResult: (r: PackCheck, size: number) => void,
-  options: { workers?: number } = {},
+  options: { workers?: number; onWarning?: (message: string) => void } = {},
 ): Promise<void> {
   const n = Math.min(options.workers ?? availableParallelism(), names.length);
   const started = await Promise.all(Array.from({ length: n }, () => startWorker(VERIFY_WORKER)));
   const workers = started.filter((w): w is Worker => w instanceof Worker);
+  const failed = started.find((w): w is Error => w instanceof Error);
+  if (failed) {
+    options.onWarning?.(
+      `${n - workers.length} of ${n} verify threads could not start (${failed.message}); ` +
+        (workers.length ? "continuing with fewer" : "checking packs on the main thread"),
+    );
+  }
   if (workers.length === 0) {
     for (const name of names) {
       const bytes = await load(name);

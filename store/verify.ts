@@ -384,7 +384,7 @@ async function verifyLocked(
         totalBytes,
         elapsedMs: Date.now() - readStart,
       });
-    });
+    }, { onWarning: (message) => emit({ type: "warning", message }) });
   }
 
   // Blocks of bad packs are bad blocks.

@@ -49,11 +49,26 @@ export class WriterPool {
     }
   }
 
-  /** Starts `workers` writer threads (default: one per core); 0 writes in-process. */
-  static async start(onReport: (r: WriteReport) => void, workers?: number): Promise<WriterPool> {
+  /**
+   * Starts `workers` writer threads (default: one per core); 0 writes
+   * in-process. Threads that cannot start are reported through `onWarning`.
+   */
+  static async start(
+    onReport: (r: WriteReport) => void,
+    workers?: number,
+    onWarning: (message: string) => void = () => {},
+  ): Promise<WriterPool> {
     const n = workers ?? availableParallelism();
     const started = await Promise.all(Array.from({ length: n }, () => startWorker(WRITER_WORKER)));
-    return new WriterPool(started.filter((w): w is Worker => w instanceof Worker), onReport);
+    const ok = started.filter((w): w is Worker => w instanceof Worker);
+    const failed = started.find((w): w is Error => w instanceof Error);
+    if (failed) {
+      onWarning(
+        `${n - ok.length} of ${n} writer threads could not start (${failed.message}); ` +
+          (ok.length ? "continuing with fewer" : "writing files on the main thread"),
+      );
+    }
+    return new WriterPool(ok, onReport);
   }
 
   #report(r: WriteReport): void {
