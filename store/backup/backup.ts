@@ -72,6 +72,8 @@ interface Ctx {
   readonly start: number;
   readonly now: () => number;
   readonly workers: number | undefined;
+  /** When the last scan progress event went out (they are sent at most every 200 ms). */
+  lastScanEmit: number;
 }
 
 const MAX_WARNINGS_IN_MANIFEST = 1000;
@@ -131,6 +133,7 @@ export async function backup(
       start,
       now,
       workers: options.workers,
+      lastScanEmit: 0,
     };
     const parts: ManifestPart[] = [];
     for (const part of await source.parts()) {
@@ -498,6 +501,8 @@ async function walk(
     }
   }
   const t = ctx.now();
+  if (t - ctx.lastScanEmit < 200) return dir;
+  ctx.lastScanEmit = t;
   ctx.emit({
     type: "progress",
     operation: "backup",
