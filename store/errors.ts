@@ -65,3 +65,17 @@ export class LockedError extends BendsaveError {
 export class InvalidInput extends BendsaveError {
   override readonly code = "invalid_input";
 }
+
+/**
+ * Packs an operation needs are not in the store: not yet staged back from
+ * tape, or lost. `packs` names every one of them.
+ */
+export class MissingPacks extends BendsaveError {
+  override readonly code = "missing_packs";
+  /** The names of the missing packs, sorted. */
+  readonly packs: readonly string[];
+  constructor(message: string, packs: readonly string[], options?: ErrorOptions) {
+    super(message, options);
+    this.packs = [...packs].sort();
+  }
+}

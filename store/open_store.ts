@@ -6,6 +6,7 @@
 import fs from "node:fs";
 import type { BlobStore } from "./drivers/types.ts";
 import { FsStore } from "./drivers/fs.ts";
+import { StagedStore } from "./drivers/staged.ts";
 import { InvalidInput, RepositoryNotFound } from "./errors.ts";
 import { parseRepoUri } from "../formats/uri.ts";
 
@@ -15,7 +16,7 @@ import { parseRepoUri } from "../formats/uri.ts";
  */
 export async function openStore(
   location: string,
-  options: { create?: boolean } = {},
+  options: { create?: boolean; onWarning?: (message: string) => void } = {},
 ): Promise<BlobStore> {
   let uri;
   try {
@@ -44,12 +45,19 @@ export async function openStore(
       }
       return await FsStore.open(uri.path, { create: options.create ?? false });
     }
-    case "s3":
     case "staged":
+      if (options.create) {
+        throw new InvalidInput(
+          `${location} is a read-only staged repository: back up or copy to a local path or s3:// instead`,
+        );
+      }
+      return await StagedStore.open(
+        uri.dirs,
+        options.onWarning ? { onWarning: options.onWarning } : {},
+      );
+    case "s3":
       throw new InvalidInput(
-        `${
-          uri.scheme === "s3" ? "s3://" : "staged:"
-        } repositories are not supported by this version yet: use a local path`,
+        `s3:// repositories are not supported by this version yet: use a local path`,
       );
   }
 }

@@ -24,10 +24,12 @@ Options:
   --overwrite          restore into a non-empty directory, rewriting only files that differ
   --include <glob>     restore only matching paths (repeatable; * within a name, ** across dirs)
   --part <name>        part of the backup to restore (default: the only one, or "files")
+  --list-packs         list every pack the restore reads (always on for staged: repositories,
+                       so an operator knows which tapes to stage)
   --json               NDJSON progress events and a final summary object
   -h, --help           this help`;
 
-function describePlan(plan: RestorePlan, limit = 20): string {
+function describePlan(plan: RestorePlan, listPacks: boolean, location: string, limit = 20): string {
   const lines = [
     `backup ${plan.manifest} -> ${plan.target}`,
     `  files      ${plan.files} (${
@@ -35,8 +37,33 @@ function describePlan(plan: RestorePlan, limit = 20): string {
     }), ${plan.dirs} dirs, ${plan.symlinks} symlinks`,
     `  packs      ${plan.packs.length} (${
       formatBytes(plan.packs.reduce((a, p) => a + p.size, 0))
-    }) to read`,
+    }) to read` +
+    (listPacks ? ":" : ""),
   ];
+  if (listPacks) {
+    const missing = new Set(plan.missingPacks);
+    for (const p of plan.packs) {
+      lines.push(
+        `             ${p.id}  ${formatBytes(p.size)}${missing.has(p.id) ? "  (missing)" : ""}`,
+      );
+    }
+  }
+  if (plan.missingPacks.length) {
+    lines.push(
+      `  missing    ${plan.missingPacks.length} of these packs are not in ${location}: ` +
+        `stage (or copy back) them and run again`,
+    );
+  }
+  if (plan.unlistedDirs.length) {
+    lines.push(
+      `  unlisted   ${plan.unlistedDirs.length} director${
+        plan.unlistedDirs.length === 1 ? "y is" : "ies are"
+      } ` +
+        `listed in a missing pack, so more packs may be needed: ${
+          plan.unlistedDirs.slice(0, limit).map((d) => d === "" ? "/" : d).join(", ")
+        }`,
+    );
+  }
   if (plan.replaced.length) {
     lines.push(`  replaces   ${plan.replaced.length} existing path(s) in the target:`);
     for (const r of plan.replaced.slice(0, limit)) lines.push(`             ${r}`);
@@ -56,6 +83,7 @@ export async function restoreCommand(args: string[], out: Output): Promise<numbe
     overwrite: { type: "boolean" },
     include: { type: "string", multiple: true },
     part: { type: "string" },
+    "list-packs": { type: "boolean" },
   });
   if (values.help) {
     console.log(RESTORE_HELP);
@@ -64,7 +92,10 @@ export async function restoreCommand(args: string[], out: Output): Promise<numbe
   const from = required("restore", values, "from");
   const to = required("restore", values, "to");
   const { repo, manifest } = splitManifestLocation(from);
-  const store = await openStore(repo);
+  const store = await openStore(repo, {
+    onWarning: (message) => out.event({ type: "warning", message }),
+  });
+  const listPacks = values["list-packs"] === true || !store.capabilities.writable;
   const options = {
     manifest,
     overwrite: values.overwrite === true,
@@ -75,7 +106,7 @@ export async function restoreCommand(args: string[], out: Output): Promise<numbe
   if (!values.confirm) {
     const plan = await planRestore(store, to, options);
     out.result({ type: "plan", dry_run: true, ...plan });
-    out.print(`dry run: nothing was written\n${describePlan(plan)}`);
+    out.print(`dry run: nothing was written\n${describePlan(plan, listPacks, store.location)}`);
     if (plan.targetNotEmpty && !options.overwrite) {
       out.print(
         `  note: the target is not empty; --confirm will refuse unless --overwrite is given`,
@@ -88,7 +119,7 @@ export async function restoreCommand(args: string[], out: Output): Promise<numbe
   out.done();
   out.result({ type: "summary", dry_run: false, ...r });
   out.print(
-    `restored ${describePlan(r)}\n` +
+    `restored ${describePlan(r, false, store.location)}\n` +
       `  written    ${r.filesWritten} files, ${formatBytes(r.bytesWritten)}` +
       (r.filesUnchanged ? `; ${r.filesUnchanged} unchanged files left as they were` : "") +
       `\n  duration   ${formatDuration(r.durationMs)} (${

@@ -380,7 +380,9 @@ async function backupDir(
     ctx.stats.bytes -= sizes[j]!;
   }
 
-  // Phase 3: trees, bottom-up.
+  // Phase 3: trees, bottom-up, in packs of their own (so directory listings
+  // can be read, cached or staged from tape without the file data).
+  await ctx.writer.flush();
   const finish = async (d: DirNode): Promise<Uint8Array> => {
     for (const c of d.dirs) c.node.subtree = await finish(c.dir);
     const nodes = d.nodes.filter((n) => !(n.type === NodeType.file && failedNode.has(n)));

@@ -19,3 +19,4 @@ export type {
 export { FsStore } from "./fs.ts";
 export type { CleanTemporaryFilesOptions, FsStoreOpenOptions } from "./fs.ts";
 export { MemStore } from "./mem.ts";
+export { StagedStore, type StagedStoreOpenOptions } from "./staged.ts";

@@ -9,7 +9,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { BlobStore } from "../drivers/types.ts";
-import { IntegrityError, InvalidInput, StorageFull } from "../errors.ts";
+import { IntegrityError, InvalidInput, MissingPacks, NotFound, StorageFull } from "../errors.ts";
 import { type ManifestRecord, Repository } from "../repository.ts";
 import type { BlobLocation } from "../block_index.ts";
 import type { EventSink } from "../backup/events.ts";
@@ -53,8 +53,19 @@ export interface RestorePlan {
   readonly replaced: string[];
   /** True when the target exists and is not empty. */
   readonly targetNotEmpty: boolean;
-  /** Pack files the restore reads, with their sizes. */
+  /** Pack files the restore reads (for trees and file data), with their sizes, sorted. */
   readonly packs: { id: string; size: number }[];
+  /**
+   * Names of the `packs` the store does not hold, or holds with another size
+   * than the index records (a partly staged repository), sorted. A restore
+   * refuses to start while any are missing.
+   */
+  readonly missingPacks: string[];
+  /**
+   * Directories (`""` for the root) whose tree is in a missing pack: what is
+   * below them is not counted above, and their own packs are not yet known.
+   */
+  readonly unlistedDirs: string[];
 }
 
 /** What a restore did. */
@@ -76,9 +87,17 @@ interface Collected {
   readonly files: Entry[];
   readonly dirs: Entry[];
   readonly symlinks: Entry[];
+  /** Packs (by index number) holding the trees of the walk, read or not. */
+  readonly treePacks: Set<number>;
+  /** Directories whose tree is in a missing pack (see {@linkcode RestorePlan.unlistedDirs}). */
+  readonly unlistedDirs: string[];
 }
 
-async function collect(repo: Repository, options: RestoreOptions): Promise<Collected> {
+async function collect(
+  repo: Repository,
+  options: RestoreOptions,
+  presence: PackPresence,
+): Promise<Collected> {
   const names = await repo.manifestNames();
   if (names.length === 0) {
     throw new InvalidInput(
@@ -107,10 +126,16 @@ async function collect(repo: Repository, options: RestoreOptions): Promise<Colle
     files: [],
     dirs: [],
     symlinks: [],
+    treePacks: new Set(),
+    unlistedDirs: [],
   };
   const visit = async (id: Uint8Array, rel: string): Promise<boolean> => {
     let any = false;
-    for (const node of await repo.loadTree(id, rel === "" ? `backup ${record.name}` : rel)) {
+    const what = rel === "" ? `backup ${record.name}` : rel;
+    const tree = await presence.tree(id, what);
+    out.treePacks.add(tree.packIndex);
+    if (tree.nodes === null) out.unlistedDirs.push(rel);
+    for (const node of tree.nodes ?? []) {
       const r = rel === "" ? node.name : `${rel}/${node.name}`;
       if (node.type === NodeType.dir) {
         const at = out.dirs.length;
@@ -148,9 +173,13 @@ function targetState(target: string): boolean {
   return fs.readdirSync(target).length > 0;
 }
 
-function packsOf(repo: Repository, files: Entry[]): { id: string; size: number }[] {
+function packsOf(repo: Repository, c: Collected): { id: string; size: number }[] {
   const seen = new Map<number, { id: string; size: number }>();
-  for (const f of files) {
+  for (const p of c.treePacks) {
+    const { id, size } = repo.index.pack(p);
+    seen.set(p, { id: toHex(id), size });
+  }
+  for (const f of c.files) {
     for (const b of f.node.blocks) {
       const loc = repo.locate(b, f.rel);
       if (!seen.has(loc.packIndex)) {
@@ -162,8 +191,118 @@ function packsOf(repo: Repository, files: Entry[]): { id: string; size: number }
   return [...seen.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
 }
 
-function buildPlan(repo: Repository, c: Collected, target: string): RestorePlan {
+/** How many pack `stat` calls the restore precheck runs at once. */
+const STAT_CONCURRENCY = 8;
+
+/**
+ * The restore precheck: which packs the store holds with the size the index
+ * records, asked once per pack (a `stat`), a few at a time. A restore from a
+ * partly staged repository learns here, before it writes anything, which
+ * packs are still to be staged.
+ */
+class PackPresence {
+  readonly #repo: Repository;
+  readonly #known = new Map<string, Promise<boolean>>();
+  /** Packs the store holds with another size than the index records. */
+  readonly #incomplete = new Set<string>();
+
+  constructor(repo: Repository) {
+    this.#repo = repo;
+  }
+
+  /** True when the store holds pack `id` with `size` bytes. */
+  has(id: string, size: number): Promise<boolean> {
+    let known = this.#known.get(id);
+    if (known === undefined) {
+      known = this.#repo.store.stat({ kind: "pack", name: id }).then(
+        (info) => {
+          if (info.size === size) return true;
+          this.#incomplete.add(id);
+          return false;
+        },
+        (e: unknown) => {
+          if (e instanceof NotFound) return false;
+          throw e;
+        },
+      );
+      this.#known.set(id, known);
+    }
+    return known;
+  }
+
+  /** The names of the `packs` the store lacks (or holds incomplete), sorted. */
+  async missing(packs: readonly { id: string; size: number }[]): Promise<string[]> {
+    const out: string[] = [];
+    let next = 0;
+    const lane = async () => {
+      while (next < packs.length) {
+        const p = packs[next++]!;
+        if (!(await this.has(p.id, p.size))) out.push(p.id);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(STAT_CONCURRENCY, packs.length) }, lane));
+    return out.sort();
+  }
+
+  /**
+   * Tree `id` and the pack that holds it; `nodes` is null when that pack is
+   * missing, so a partly staged repository still yields a plan.
+   */
+  async tree(
+    id: Uint8Array,
+    what: string,
+  ): Promise<{ packIndex: number; nodes: TreeNode[] | null }> {
+    const loc = this.#repo.locate(id, what);
+    const size = this.#repo.index.pack(loc.packIndex).size;
+    if (!(await this.has(toHex(loc.packId), size))) {
+      return { packIndex: loc.packIndex, nodes: null };
+    }
+    return { packIndex: loc.packIndex, nodes: await this.#repo.loadTree(id, what) };
+  }
+
+  /** The error of a restore whose plan names missing packs: every one of them, in one line. */
+  error(plan: RestorePlan): MissingPacks {
+    const store = this.#repo.store;
+    const staged = !store.capabilities.writable;
+    const say = (names: string[], state: string) =>
+      names.length === 1
+        ? `pack ${names[0]} needed by this restore is ${state}`
+        : `${names.length} packs needed by this restore are ${state}: ${names.join(", ")}`;
+    const absent = plan.missingPacks.filter((n) => !this.#incomplete.has(n));
+    const short = plan.missingPacks.filter((n) => this.#incomplete.has(n));
+    const clauses: string[] = [];
+    if (absent.length > 0) {
+      clauses.push(
+        say(
+          absent,
+          staged ? `not in ${store.location}` : `missing from the repository ${store.location}`,
+        ),
+      );
+    }
+    if (short.length > 0) {
+      clauses.push(say(short, `incomplete in ${store.location} (the size differs from the index)`));
+    }
+    const them = plan.missingPacks.length === 1 ? "it" : "them";
+    clauses.push(
+      staged
+        ? `stage ${them} and run again`
+        : `copy ${them} back from another copy of the repository (bendsave verify lists every affected backup)`,
+    );
+    const more = plan.unlistedDirs.length > 0
+      ? ` (${plan.unlistedDirs.length} of the directories to restore are listed in these packs, so more packs may be needed)`
+      : "";
+    return new MissingPacks(clauses.join("; ") + more, plan.missingPacks);
+  }
+}
+
+async function buildPlan(
+  repo: Repository,
+  c: Collected,
+  target: string,
+  presence: PackPresence,
+): Promise<RestorePlan> {
   const notEmpty = targetState(target);
+  const packs = packsOf(repo, c);
   const replaced: string[] = [];
   if (notEmpty) {
     for (const e of [...c.files, ...c.symlinks]) {
@@ -180,7 +319,9 @@ function buildPlan(repo: Repository, c: Collected, target: string): RestorePlan 
     bytes: c.files.reduce((a, f) => a + f.node.size, 0),
     replaced,
     targetNotEmpty: notEmpty,
-    packs: packsOf(repo, c.files),
+    packs,
+    missingPacks: await presence.missing(packs),
+    unlistedDirs: c.unlistedDirs,
   };
 }
 
@@ -192,7 +333,9 @@ export async function planRestore(
 ): Promise<RestorePlan> {
   const repo = await Repository.open(store);
   await repo.loadIndex();
-  return buildPlan(repo, await collect(repo, options), path.resolve(target));
+  const presence = new PackPresence(repo);
+  const c = await collect(repo, options, presence);
+  return await buildPlan(repo, c, path.resolve(target), presence);
 }
 
 /** Keeps the most recently used whole packs in memory. */
@@ -276,13 +419,15 @@ async function restoreLocked(
   const repo = await Repository.open(store);
   await repo.loadIndex();
   const abs = path.resolve(target);
-  const c = await collect(repo, options);
-  const plan = buildPlan(repo, c, abs);
+  const presence = new PackPresence(repo);
+  const c = await collect(repo, options, presence);
+  const plan = await buildPlan(repo, c, abs, presence);
   if (plan.targetNotEmpty && !options.overwrite) {
     throw new InvalidInput(
       `restore target "${abs}" is not empty: restore into an empty directory, or pass --overwrite to rewrite files that differ`,
     );
   }
+  if (plan.missingPacks.length > 0) throw presence.error(plan);
   try {
     fs.mkdirSync(abs, { recursive: true });
     for (const d of c.dirs) fs.mkdirSync(path.join(abs, d.rel), { recursive: true, mode: 0o700 });
@@ -330,11 +475,15 @@ async function restoreLocked(
     });
   };
   // Files are written on writer lanes (one per core): this thread reads packs in order.
-  const pool = await WriterPool.start((r) => {
-    filesWritten += r.filesDone;
-    bytesWritten += r.bytes;
-    progress();
-  }, options.workers);
+  const pool = await WriterPool.start(
+    (r) => {
+      filesWritten += r.filesDone;
+      bytesWritten += r.bytes;
+      progress();
+    },
+    options.workers,
+    (message) => emit({ type: "warning", message }),
+  );
   try {
     let lane = 0;
     let batch: WriteOp[] = [];
