@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { cli, describeTree, filesUnder, lastOfType, makeTree, randomBytes, tempDir } from "../testing/mod.ts";
+import {
+  cli,
+  describeTree,
+  filesUnder,
+  lastOfType,
+  makeTree,
+  randomBytes,
+  tempDir,
+} from "../testing/mod.ts";
 
 async function backedUp(dir: string, largeSize = 1000): Promise<{ src: string; repo: string }> {
   const src = makeTree(path.join(dir, "src"), { largeSize });
@@ -217,37 +225,46 @@ Deno.test("a damaged repository config is reported with exit 1 and nothing is wr
   for (const args of [["list", repo], ["backup", "--from", src, "--to", repo]]) {
     const r = await cli(args);
     assert.equal(r.code, 1, args.join(" "));
-    assert.match(oneLine(r.stderr), /repository config at .* is damaged .*restore the config file from a copy/);
+    assert.match(
+      oneLine(r.stderr),
+      /repository config at .* is damaged .*restore the config file from a copy/,
+    );
   }
   assert.deepEqual(filesUnder(repo), before);
 });
 
-Deno.test("disk full during backup fails with one line, writes no manifest, and earlier backups still restore", {
-  ignore: Deno.uid() !== 0,
-}, async () => {
-  await using t = await tempDir();
-  const small = makeTree(path.join(t.dir, "small"), { largeSize: 1000 });
-  const mnt = path.join(t.dir, "small-disk");
-  fs.mkdirSync(mnt);
-  const mount = await new Deno.Command("mount", { args: ["-t", "tmpfs", "-o", "size=3m", "tmpfs", mnt] }).output();
-  assert.equal(mount.code, 0, new TextDecoder().decode(mount.stderr));
-  try {
-    const repo = path.join(mnt, "repo");
-    assert.equal((await cli(["backup", "--from", small, "--to", repo])).code, 0);
-    const manifests = filesUnder(path.join(repo, "manifests"));
-    const big = path.join(t.dir, "big");
-    fs.mkdirSync(big);
-    fs.writeFileSync(path.join(big, "random.bin"), randomBytes(8 * 1024 * 1024, 5));
-    const r = await cli(["backup", "--from", big, "--to", repo, "--pack-size", "1"]);
-    assert.equal(r.code, 1);
-    assert.match(oneLine(r.stderr), /is full/);
-    assert.deepEqual(filesUnder(path.join(repo, "manifests")), manifests);
-    assert.deepEqual(filesUnder(repo).filter((f) => f.includes(".tmp-")), []);
-    const dest = path.join(t.dir, "dest");
-    const ok = await cli(["restore", "--from", repo, "--to", dest, "--confirm"]);
-    assert.equal(ok.code, 0, ok.stderr);
-    assert.deepEqual(describeTree(dest), describeTree(small));
-  } finally {
-    await new Deno.Command("umount", { args: [mnt] }).output();
-  }
-});
+Deno.test(
+  "disk full during backup fails with one line, writes no manifest, and earlier backups still restore",
+  {
+    ignore: Deno.uid() !== 0,
+  },
+  async () => {
+    await using t = await tempDir();
+    const small = makeTree(path.join(t.dir, "small"), { largeSize: 1000 });
+    const mnt = path.join(t.dir, "small-disk");
+    fs.mkdirSync(mnt);
+    const mount = await new Deno.Command("mount", {
+      args: ["-t", "tmpfs", "-o", "size=3m", "tmpfs", mnt],
+    }).output();
+    assert.equal(mount.code, 0, new TextDecoder().decode(mount.stderr));
+    try {
+      const repo = path.join(mnt, "repo");
+      assert.equal((await cli(["backup", "--from", small, "--to", repo])).code, 0);
+      const manifests = filesUnder(path.join(repo, "manifests"));
+      const big = path.join(t.dir, "big");
+      fs.mkdirSync(big);
+      fs.writeFileSync(path.join(big, "random.bin"), randomBytes(8 * 1024 * 1024, 5));
+      const r = await cli(["backup", "--from", big, "--to", repo, "--pack-size", "1"]);
+      assert.equal(r.code, 1);
+      assert.match(oneLine(r.stderr), /is full/);
+      assert.deepEqual(filesUnder(path.join(repo, "manifests")), manifests);
+      assert.deepEqual(filesUnder(repo).filter((f) => f.includes(".tmp-")), []);
+      const dest = path.join(t.dir, "dest");
+      const ok = await cli(["restore", "--from", repo, "--to", dest, "--confirm"]);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.deepEqual(describeTree(dest), describeTree(small));
+    } finally {
+      await new Deno.Command("umount", { args: [mnt] }).output();
+    }
+  },
+);
