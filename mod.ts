@@ -36,6 +36,19 @@ export {
   type RestoreResult,
 } from "./store/restore/restore.ts";
 export { type BackupSummary, listBackups } from "./store/list.ts";
+export { verify, type VerifyOptions, type VerifyReport } from "./store/verify.ts";
+export { repairIndex, type RepairResult } from "./store/repair.ts";
+export { vacuum, type VacuumOptions, type VacuumPlan, type VacuumResult } from "./store/vacuum.ts";
+export { planRetention, type RetentionDecision, type RetentionRules } from "./store/retention.ts";
+export {
+  type CopiedManifest,
+  copy,
+  type CopyEvent,
+  type CopyEventSink,
+  type CopyOptions,
+  type CopyProgressEvent,
+  type CopyResult,
+} from "./store/copy.ts";
 export { dirSource } from "./sources/dir/dir_source.ts";
 export type { DirPart, Source, SourceInfo, SourcePart, StreamPart } from "./sources/types.ts";
 export { type ChunkerParams, DEFAULT_FASTCDC, DEFAULT_FIXED } from "./formats/chunker.ts";

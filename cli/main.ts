@@ -12,6 +12,7 @@ import { versionText } from "./commands/version.ts";
 import { verifyCommand } from "./commands/verify.ts";
 import { repairCommand } from "./commands/repair.ts";
 import { vacuumCommand } from "./commands/vacuum.ts";
+import { copyCommand } from "./commands/copy.ts";
 
 /** Top-level help. */
 export const HELP = `bendsave: disaster-recovery backups for databases and directories
@@ -24,6 +25,7 @@ Commands:
   restore   restore a backup (a dry run unless --confirm)
   verify    audit a repository (--read-data re-hashes every byte)
   vacuum    delete old backups by retention rules and collect garbage
+  copy      copy backups to another repository (only the blocks it lacks)
   repair    repair index: rebuild the index from the packs
 
 Run bendsave <command> --help for a command's options.
@@ -38,6 +40,7 @@ const COMMANDS: Record<string, (args: string[], out: Output) => Promise<number>>
   verify: verifyCommand,
   repair: repairCommand,
   vacuum: vacuumCommand,
+  copy: copyCommand,
 };
 
 /** Runs the CLI and returns the exit code. */
