@@ -54,6 +54,9 @@ export class Output {
     this.#tty = options.tty ?? Deno.stderr.isTerminal();
   }
 
+  /** Reports a warning (bound, so it can be passed as a callback). */
+  readonly warn = (message: string): void => this.event({ type: "warning", message });
+
   /** Number of warnings reported. */
   get warnings(): number {
     return this.#warnings;

@@ -79,3 +79,16 @@ export class MissingPacks extends BendsaveError {
     this.packs = [...packs].sort();
   }
 }
+
+/**
+ * A failure that may go away when the same request is made again (a throttled,
+ * overloaded or reset connection, a truncated body). Retry wrappers retry it.
+ */
+export class TransientError extends BendsaveError {
+  override readonly code = "transient";
+}
+
+/** The storage service cannot be reached at all (connection refused, unknown host). */
+export class StoreUnreachable extends BendsaveError {
+  override readonly code = "unreachable";
+}

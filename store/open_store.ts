@@ -55,10 +55,20 @@ export async function openStore(
         uri.dirs,
         options.onWarning ? { onWarning: options.onWarning } : {},
       );
-    case "s3":
-      throw new InvalidInput(
-        `s3:// repositories are not supported by this version yet: use a local path`,
-      );
+    case "s3": {
+      // Transient faults (503 SlowDown, 5xx, resets, truncated bodies) are retried
+      // with backoff by the wrapper; each retry is reported as a warning.
+      // Loaded on demand: the AWS SDK triples start-up time for every other command.
+      const { S3Store } = await import("./drivers/s3.ts");
+      const { withRetry } = await import("./drivers/retry.ts");
+      const s3 = await S3Store.open(uri);
+      return withRetry(s3, {
+        onRetry: (e) =>
+          options.onWarning?.(
+            `${e.operation} failed (${e.error}); retry ${e.attempt} in ${Math.round(e.delayMs)} ms`,
+          ),
+      });
+    }
   }
 }
 

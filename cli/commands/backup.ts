@@ -82,7 +82,7 @@ export async function backupCommand(args: string[], out: Output): Promise<number
     );
   }
   const source = dirSource(from, { chunker });
-  const store = await openStore(to, { create: true });
+  const store = await openStore(to, { create: true, onWarning: out.warn });
   const r = await backup(store, source, {
     lockWaitMs: lockWait * 60_000,
     init: { compression, ...(packMiB ? { packSize: packMiB * 1024 * 1024 } : {}) },

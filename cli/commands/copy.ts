@@ -108,10 +108,10 @@ export async function copyCommand(args: string[], out: Output): Promise<number> 
   const to = required("copy", values, "to");
   const manifests = (values.manifest as string[] | undefined) ?? [];
   const line = new ProgressLine(out);
-  const source = await openStore(from);
+  const source = await openStore(from, { onWarning: out.warn });
   const r = await (async () => {
     try {
-      return await copy(source, await openStore(to, { create: true }), {
+      return await copy(source, await openStore(to, { create: true, onWarning: out.warn }), {
         manifests,
         onEvent: (e) => line.event(e),
       });

@@ -27,7 +27,7 @@ export async function listCommand(args: string[], out: Output): Promise<number> 
     return ExitCode.ok;
   }
   const repo = onePositional("list", positionals, "repository");
-  const { backups, damaged } = await listBackups(await openStore(repo));
+  const { backups, damaged } = await listBackups(await openStore(repo, { onWarning: out.warn }));
   if (out.json) {
     console.log(JSON.stringify(
       backups.map((b) => ({

@@ -26,7 +26,9 @@ export async function repairCommand(args: string[], out: Output): Promise<number
   if (positionals.length !== 2 || positionals[0] !== "index") {
     throw new UsageError("use bendsave repair index <repo>: see bendsave repair --help");
   }
-  const r = await repairIndex(await openStore(positionals[1]!), { onEvent: out.event.bind(out) });
+  const r = await repairIndex(await openStore(positionals[1]!, { onWarning: out.warn }), {
+    onEvent: out.event.bind(out),
+  });
   out.result({ type: "summary", ...r });
   out.print(
     `rebuilt the index from ${r.packs} pack(s), ${r.blocks} blocks; removed ${r.removedIndexFiles} old index file(s)` +

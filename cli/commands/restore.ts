@@ -92,9 +92,7 @@ export async function restoreCommand(args: string[], out: Output): Promise<numbe
   const from = required("restore", values, "from");
   const to = required("restore", values, "to");
   const { repo, manifest } = splitManifestLocation(from);
-  const store = await openStore(repo, {
-    onWarning: (message) => out.event({ type: "warning", message }),
-  });
+  const store = await openStore(repo, { onWarning: out.warn });
   const listPacks = values["list-packs"] === true || !store.capabilities.writable;
   const options = {
     manifest,

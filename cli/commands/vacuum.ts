@@ -102,7 +102,7 @@ export async function vacuumCommand(args: string[], out: Output): Promise<number
     }
     Object.assign(options, { repackBelow: f });
   }
-  const r = await vacuum(await openStore(repo), options);
+  const r = await vacuum(await openStore(repo, { onWarning: out.warn }), options);
   out.done();
   out.result({ type: r.dryRun ? "plan" : "summary", ...r });
   out.print(

@@ -97,7 +97,7 @@ export async function verifyCommand(args: string[], out: Output): Promise<number
   const manifests = ((values.manifest as string[] | undefined) ?? []).map((m) =>
     m.endsWith(".manifest") ? m.replace(/^.*\//, "") : `${m}.manifest`
   );
-  const report = await verify(await openStore(repo), {
+  const report = await verify(await openStore(repo, { onWarning: out.warn }), {
     manifests,
     readData: values["read-data"] === true,
     ...(subset ? { subset } : {}),

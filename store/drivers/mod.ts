@@ -20,3 +20,7 @@ export { FsStore } from "./fs.ts";
 export type { CleanTemporaryFilesOptions, FsStoreOpenOptions } from "./fs.ts";
 export { MemStore } from "./mem.ts";
 export { StagedStore, type StagedStoreOpenOptions } from "./staged.ts";
+export { S3Store } from "./s3.ts";
+export type { S3Credentials, S3StoreOptions, S3Uri } from "./s3.ts";
+export { isTransient, withRetry } from "./retry.ts";
+export type { RetryEvent, RetryOptions } from "./retry.ts";

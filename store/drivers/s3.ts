@@ -1,0 +1,788 @@
+/**
+ * A blob store in an S3-compatible object store (AWS S3, MinIO, Ceph RGW,
+ * R2...), built on the AWS SDK for JavaScript v3.
+ *
+ * Every repository file is one object: its key is the relative path of
+ * FORMAT.md section 4 below the URI's prefix (`<prefix>/packs/b4/b4e4...`).
+ * A single PUT, or the completion of a multipart upload, makes an object
+ * appear whole or not at all, which is the atomic save of section 15.1; no
+ * temporary objects are written.
+ *
+ * The SDK's own retries are off (one attempt per request): transient
+ * failures are thrown as `TransientError` and retried by the
+ * `withRetry` wrapper of `retry.ts`, which reports each retry.
+ *
+ * @module
+ */
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  type S3ClientConfig,
+  type StorageClass,
+  UploadPartCommand,
+} from "@aws-sdk/client-s3";
+import { randomBytes } from "node:crypto";
+import { AccessDenied, AlreadyExists, InvalidInput, NotFound, TransientError } from "../errors.ts";
+import { equalBytes } from "../../formats/hash.ts";
+import type { RepoUri } from "../../formats/uri.ts";
+import {
+  canonicalName,
+  checkRange,
+  checkRawPath,
+  describeHandle,
+  handleOfKey,
+  KIND_DIRS,
+  objectKey,
+  SINGLETONS,
+} from "./_layout.ts";
+import { Semaphore } from "./_semaphore.ts";
+import { httpStatusOf, type S3ErrorContext, translateS3Error } from "./_s3_errors.ts";
+import type { ListAfter } from "./list_after.ts";
+import type {
+  BlobStore,
+  ByteRange,
+  Capabilities,
+  FileInfo,
+  FileKind,
+  Handle,
+  SaveOptions,
+} from "./types.ts";
+
+/** An `s3://` repository location, as parsed by `parseRepoUri`. */
+export type S3Uri = Extract<RepoUri, { scheme: "s3" }>;
+
+/** Static credentials (tests, or a caller with its own credential source). */
+export interface S3Credentials {
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+  readonly sessionToken?: string;
+}
+
+/** Options of {@linkcode S3Store.open}. */
+export interface S3StoreOptions {
+  /**
+   * Credentials to use instead of the SDK's default chain (environment
+   * variables, shared config and credentials files with the `profile` URI
+   * option, SSO, web identity, container and instance metadata).
+   */
+  readonly credentials?: S3Credentials;
+  /** Requests in flight at most (default 8). */
+  readonly maxConcurrency?: number;
+  /**
+   * Part size of multipart uploads in bytes (default 8 MiB, at least 5 MiB);
+   * objects larger than one part are uploaded in parts.
+   */
+  readonly partSize?: number;
+  /** Keys per listing request (default 1000, the S3 maximum). */
+  readonly listPageSize?: number;
+  /**
+   * How exclusive saves are made. `"auto"` (the default) checks at open
+   * whether the server honours `If-None-Match: *` on PUT (two PUTs and a
+   * DELETE of a `.tmp-` object under `locks/`) and emulates exclusive
+   * creation when it does not; `true` trusts the server without checking;
+   * `false` always emulates.
+   */
+  readonly conditionalWrites?: boolean | "auto";
+  /** Milliseconds to wait for a connection (default 10 000). */
+  readonly connectTimeoutMs?: number;
+  /** Milliseconds a connection may stay silent before the request fails (default 120 000). */
+  readonly idleTimeoutMs?: number;
+}
+
+const MiB = 1024 * 1024;
+const DEFAULT_PART_SIZE = 8 * MiB;
+/** The smallest part S3 accepts (except the last one). */
+const MIN_PART_SIZE = 5 * MiB;
+/** S3 allows at most this many parts per upload. */
+const MAX_PARTS = 10_000;
+const DEFAULT_CONCURRENCY = 8;
+const DEFAULT_PAGE_SIZE = 1000;
+/** Attempts of each request `open` makes (HEAD of the bucket, the conditional-write check). */
+const OPEN_ATTEMPTS = 4;
+const TRUE_VALUES = new Set(["true", "1", "yes"]);
+const FALSE_VALUES = new Set(["false", "0", "no"]);
+
+interface Settings {
+  readonly bucket: string;
+  /** The key prefix with a trailing `/`, or "" for the bucket root. */
+  readonly base: string;
+  readonly location: string;
+  readonly endpoint: string;
+  readonly storageClass: StorageClass | undefined;
+  readonly partSize: number;
+  readonly pageSize: number;
+  readonly maxConcurrency: number;
+}
+
+/**
+ * A {@linkcode BlobStore} in an S3 bucket, below a key prefix.
+ *
+ * Names are checked as by every driver (see `_layout.ts`): a bad name throws
+ * `TypeError` before any request is made. Errors map to domain errors:
+ * 404 to `NotFound`, 403 to `AccessDenied`, a missing bucket to
+ * `InvalidInput`, throttling, 5xx answers, broken connections and truncated
+ * bodies to `TransientError`, an unreachable endpoint to `StoreUnreachable`.
+ * Messages name the bucket and endpoint but never the credentials.
+ *
+ * @example
+ * ```ts ignore
+ * import { parseRepoUri } from "../../formats/uri.ts";
+ * import { S3Store } from "./s3.ts";
+ * import { withRetry } from "./retry.ts";
+ *
+ * const uri = parseRepoUri("s3://backups/prod?region=eu-west-1");
+ * if (uri.scheme !== "s3") throw new Error("unreachable");
+ * const store = withRetry(await S3Store.open(uri));
+ * await store.save({ kind: "manifest", name: "m1" }, new Uint8Array([1]), { exclusive: true });
+ * ```
+ */
+export class S3Store implements BlobStore, ListAfter {
+  /** What this driver can do; `exclusiveCreate` is true only when the server honours `If-None-Match`. */
+  readonly capabilities: Capabilities;
+  readonly #client: S3Client;
+  readonly #settings: Settings;
+  readonly #conditional: boolean;
+  readonly #slots: Semaphore;
+
+  private constructor(client: S3Client, settings: Settings, conditional: boolean) {
+    this.#client = client;
+    this.#settings = settings;
+    this.#conditional = conditional;
+    this.#slots = new Semaphore(settings.maxConcurrency);
+    this.capabilities = {
+      writable: true,
+      exclusiveCreate: conditional,
+      rangedRead: true,
+      name: "s3",
+    };
+  }
+
+  /** The store's location, `s3://bucket/prefix`, with no options and no secrets. */
+  get location(): string {
+    return this.#settings.location;
+  }
+
+  /**
+   * Opens the store of `uri` (options `region`, `endpoint`,
+   * `force_path_style`, `storage_class`, `profile`). Checks that the bucket
+   * exists and can be reached, and, unless told, whether the server supports
+   * conditional writes.
+   *
+   * Throws `InvalidInput` for a bad option, a missing bucket or a wrong
+   * region, `AccessDenied` when the credentials are refused, and
+   * `StoreUnreachable` when the endpoint cannot be reached.
+   */
+  static async open(uri: S3Uri, options: S3StoreOptions = {}): Promise<S3Store> {
+    const location = `s3://${uri.bucket}${uri.prefix ? "/" + uri.prefix : ""}`;
+    const o = uri.options;
+    const endpoint = o["endpoint"] !== undefined ? parseEndpoint(o["endpoint"], location) : null;
+    const forcePathStyle = o["force_path_style"] !== undefined
+      ? parseFlag(o["force_path_style"], "force_path_style", location)
+      : endpoint !== null; // S3-compatible servers at an address rarely have bucket DNS names
+    const partSize = options.partSize ?? DEFAULT_PART_SIZE;
+    if (!Number.isSafeInteger(partSize) || partSize < MIN_PART_SIZE) {
+      throw new RangeError(
+        `S3 part size ${partSize} is too small: use at least ${MIN_PART_SIZE} bytes (5 MiB)`,
+      );
+    }
+    const pageSize = options.listPageSize ?? DEFAULT_PAGE_SIZE;
+    if (!Number.isSafeInteger(pageSize) || pageSize < 1 || pageSize > 1000) {
+      throw new RangeError(`S3 list page size ${pageSize} is invalid: use 1 to 1000`);
+    }
+    const maxConcurrency = options.maxConcurrency ?? DEFAULT_CONCURRENCY;
+    const storageClass = o["storage_class"] === undefined || o["storage_class"] === ""
+      ? undefined
+      : checkStorageClass(o["storage_class"], location);
+
+    const config: S3ClientConfig = {
+      forcePathStyle,
+      maxAttempts: 1, // retries belong to the withRetry wrapper
+      // Checksums only where S3 requires them: many S3-compatible servers reject the
+      // newer checksum headers, and every byte bendsave reads back is checked by hash.
+      requestChecksumCalculation: "WHEN_REQUIRED",
+      responseChecksumValidation: "WHEN_REQUIRED",
+      requestHandler: {
+        connectionTimeout: options.connectTimeoutMs ?? 10_000,
+        socketTimeout: options.idleTimeoutMs ?? 120_000,
+        httpAgent: { keepAlive: true, maxSockets: maxConcurrency },
+        httpsAgent: { keepAlive: true, maxSockets: maxConcurrency },
+      },
+    };
+    if (endpoint !== null) config.endpoint = endpoint.url;
+    if (o["region"]) config.region = o["region"];
+    if (o["profile"]) config.profile = o["profile"];
+    if (options.credentials) {
+      const c = options.credentials;
+      config.credentials = c.sessionToken === undefined
+        ? { accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey }
+        : {
+          accessKeyId: c.accessKeyId,
+          secretAccessKey: c.secretAccessKey,
+          sessionToken: c.sessionToken,
+        };
+    }
+    let client = new S3Client(config);
+    if (!o["region"]) {
+      // The region may come from AWS_REGION or the shared config file; an S3-compatible
+      // server at an explicit endpoint usually ignores it.
+      let resolved = "";
+      try {
+        resolved = await client.config.region();
+      } catch {
+        resolved = "";
+      }
+      if (resolved === "") {
+        client.destroy();
+        if (endpoint === null) {
+          throw new InvalidInput(
+            `no AWS region is set for ${location}: add ?region=<region> to the URI or set AWS_REGION`,
+          );
+        }
+        client = new S3Client({ ...config, region: "us-east-1" });
+      }
+    }
+    const region = o["region"] || await client.config.region();
+    const settings: Settings = {
+      bucket: uri.bucket,
+      base: uri.prefix ? uri.prefix + "/" : "",
+      location,
+      endpoint: endpoint?.shown ?? `https://s3.${region}.amazonaws.com`,
+      storageClass,
+      partSize,
+      pageSize,
+      maxConcurrency,
+    };
+    const probe = new S3Store(client, settings, options.conditionalWrites === true);
+    try {
+      await retryTransient(() => probe.#checkBucket());
+      const conditional = options.conditionalWrites === "auto" ||
+          options.conditionalWrites === undefined
+        ? await retryTransient(() => probe.#probeConditionalWrites())
+        : options.conditionalWrites;
+      return new S3Store(client, settings, conditional);
+    } catch (e) {
+      client.destroy();
+      throw e;
+    }
+  }
+
+  /**
+   * Stores `data` under `h` with one PUT, or with a multipart upload when it
+   * is larger than the part size (the upload is aborted when a part fails).
+   * With `exclusive`, fails with `AlreadyExists` when the name exists (an
+   * object holding exactly `data` counts as this save having landed).
+   */
+  async save(h: Handle, data: Uint8Array, options: SaveOptions = {}): Promise<void> {
+    const key = this.#key(h);
+    const exclusive = options.exclusive === true;
+    const ctx = this.#ctx(`save ${describeHandle(h)}`);
+    if (exclusive && !this.#conditional) {
+      // Emulated exclusive create: look, then write. NOT atomic: two writers that
+      // both look before either writes both succeed, and the later PUT replaces
+      // the earlier object. capabilities.exclusiveCreate is false to say so.
+      if (await this.#exists(key, ctx)) throw this.#alreadyExists(h);
+    }
+    const ifNoneMatch = exclusive && this.#conditional ? "*" : undefined;
+    try {
+      if (data.length > this.#settings.partSize) {
+        await this.#multipart(h, key, data, ifNoneMatch, ctx);
+        return;
+      }
+      await this.#request(ctx, () =>
+        this.#client.send(
+          new PutObjectCommand({
+            Bucket: this.#settings.bucket,
+            Key: key,
+            Body: data,
+            ContentLength: data.length,
+            ContentType: "application/octet-stream",
+            ...(ifNoneMatch ? { IfNoneMatch: ifNoneMatch } : {}),
+            ...this.#storageClassOf(h),
+          }),
+        ), { exclusiveOf: ifNoneMatch ? h : null });
+    } catch (e) {
+      // A 412 can answer our own write: Deno's HTTP client sends a request again by
+      // itself when a reused connection breaks before the reply, even after the
+      // server stored the object. Identical bytes under the name mean the save is done.
+      if (e instanceof AlreadyExists && ifNoneMatch && await this.#holds(h, data)) return;
+      throw e;
+    }
+  }
+
+  /** True when the object of `h` exists and holds exactly `data`. */
+  async #holds(h: Handle, data: Uint8Array): Promise<boolean> {
+    try {
+      return equalBytes(await this.load(h), data);
+    } catch (e) {
+      if (e instanceof NotFound) return false;
+      throw e;
+    }
+  }
+
+  /**
+   * Reads the whole object, or `range` of it with a ranged GET. A range past
+   * the end returns the bytes that exist; a zero-length range returns an
+   * empty array without a request. A body shorter than announced throws
+   * `TransientError`.
+   */
+  async load(h: Handle, range?: ByteRange): Promise<Uint8Array> {
+    const key = this.#key(h);
+    if (range) {
+      checkRange(range);
+      if (range.length === 0) return new Uint8Array(0);
+    }
+    const ctx = this.#ctx(`load ${describeHandle(h)}`);
+    return await this.#request(ctx, async () => {
+      let response;
+      try {
+        response = await this.#client.send(
+          new GetObjectCommand({
+            Bucket: this.#settings.bucket,
+            Key: key,
+            ...(range ? { Range: `bytes=${range.offset}-${range.offset + range.length - 1}` } : {}),
+          }),
+        );
+      } catch (e) {
+        // 416: the range starts at or after the end of the object.
+        if (range && httpStatusOf(e) === 416) return new Uint8Array(0);
+        throw e;
+      }
+      const body = response.Body;
+      const bytes = body ? await body.transformToByteArray() : new Uint8Array(0);
+      const announced = response.ContentLength;
+      if (announced !== undefined && bytes.length !== announced) {
+        throw new TransientError(
+          `S3 sent ${bytes.length} of ${announced} bytes for ${ctx.operation} in ${ctx.location}: the transfer was cut short, try again`,
+        );
+      }
+      if (range) {
+        // Trust the range the server says it sent, not the one asked for: some servers
+        // ignore Range (200 and the whole object) or widen it (s3rver reads "0-0" as "0-").
+        const start = rangeStartOf(response.ContentRange) ?? 0;
+        if (start !== range.offset || bytes.length > range.length) {
+          const from = Math.max(0, range.offset - start);
+          return bytes.slice(from, from + range.length);
+        }
+      }
+      return bytes;
+    });
+  }
+
+  /** Metadata of one object (a HEAD request). Throws `NotFound` when absent. */
+  async stat(h: Handle): Promise<FileInfo> {
+    const key = this.#key(h);
+    const ctx = this.#ctx(`stat ${describeHandle(h)}`);
+    const head = await this.#request(
+      ctx,
+      () => this.#client.send(new HeadObjectCommand({ Bucket: this.#settings.bucket, Key: key })),
+    );
+    const info: FileInfo = { kind: h.kind, name: canonicalName(h), size: head.ContentLength ?? 0 };
+    return head.LastModified ? { ...info, mtimeMs: head.LastModified.getTime() } : info;
+  }
+
+  /**
+   * Every object of a kind, from paged ListObjectsV2 requests below
+   * `<prefix>/<kind directory>/` (for `raw`, every object below the prefix,
+   * named by its key relative to the prefix), in ascending key order.
+   */
+  list(kind: FileKind): AsyncIterable<FileInfo> {
+    return this.listAfter(kind, "");
+  }
+
+  /** Like {@linkcode S3Store.list}, starting after the object named `after` ("" for the start). */
+  async *listAfter(kind: FileKind, after: string): AsyncIterable<FileInfo> {
+    const { bucket, base, pageSize } = this.#settings;
+    let listPrefix: string;
+    switch (kind) {
+      case "config":
+      case "guide":
+        listPrefix = base + SINGLETONS[kind];
+        break;
+      case "manifest":
+      case "index":
+      case "lock":
+        listPrefix = `${base}${KIND_DIRS[kind]}/`;
+        break;
+      case "pack":
+        listPrefix = `${base}packs/`;
+        break;
+      case "raw":
+        listPrefix = base;
+        break;
+      default:
+        throw new TypeError(`unknown file kind "${String(kind)}"`);
+    }
+    const ctx = this.#ctx(`list ${kind}`);
+    let startAfter = after === "" ? undefined : this.#key({ kind, name: after });
+    let token: string | undefined;
+    for (;;) {
+      const page = await this.#request(ctx, () =>
+        this.#client.send(
+          new ListObjectsV2Command({
+            Bucket: bucket,
+            Prefix: listPrefix,
+            MaxKeys: pageSize,
+            ...(token !== undefined ? { ContinuationToken: token } : {}),
+            ...(token === undefined && startAfter !== undefined ? { StartAfter: startAfter } : {}),
+          }),
+        ));
+      let last: string | undefined;
+      for (const object of page.Contents ?? []) {
+        const key = object.Key;
+        if (key === undefined || !key.startsWith(base)) continue;
+        last = key;
+        const info = fileInfoOf(
+          kind,
+          key.slice(base.length),
+          object.Size ?? 0,
+          object.LastModified,
+        );
+        if (info) yield info;
+      }
+      if (page.IsTruncated !== true) return;
+      token = page.NextContinuationToken;
+      if (token === undefined) {
+        if (last === undefined) return; // a truncated page without keys or token: nothing more to ask
+        startAfter = last;
+      }
+    }
+  }
+
+  /** Removes an object (DeleteObject); an absent object is not an error. */
+  async remove(h: Handle): Promise<void> {
+    const key = this.#key(h);
+    const ctx = this.#ctx(`remove ${describeHandle(h)}`);
+    try {
+      await this.#request(
+        ctx,
+        () =>
+          this.#client.send(new DeleteObjectCommand({ Bucket: this.#settings.bucket, Key: key })),
+      );
+    } catch (e) {
+      if (e instanceof NotFound) return; // some servers answer 404 for an absent key
+      throw e;
+    }
+  }
+
+  /** Closes the SDK client's connections. */
+  close(): Promise<void> {
+    this.#client.destroy();
+    return Promise.resolve();
+  }
+
+  #key(h: Handle): string {
+    return this.#settings.base + objectKey(h);
+  }
+
+  #ctx(operation: string): S3ErrorContext {
+    const { bucket, location, endpoint } = this.#settings;
+    return { operation, bucket, location, endpoint };
+  }
+
+  #storageClassOf(h: Handle): { StorageClass?: StorageClass } {
+    // Only packs go to the chosen class: config, manifests, index files and locks
+    // must stay readable at once (an archive class would need a restore first).
+    return h.kind === "pack" && this.#settings.storageClass !== undefined
+      ? { StorageClass: this.#settings.storageClass }
+      : {};
+  }
+
+  #alreadyExists(h: Handle): AlreadyExists {
+    return new AlreadyExists(
+      `${
+        describeHandle(h)
+      } already exists in ${this.location}: choose another name or remove it first`,
+    );
+  }
+
+  /** Runs one request in a concurrency slot and translates its errors. */
+  async #request<T>(
+    ctx: S3ErrorContext,
+    fn: () => Promise<T>,
+    options: { exclusiveOf?: Handle | null } = {},
+  ): Promise<T> {
+    return await this.#slots.run(async () => {
+      try {
+        return await fn();
+      } catch (e) {
+        if (options.exclusiveOf && httpStatusOf(e) === 412) {
+          throw this.#alreadyExists(options.exclusiveOf);
+        }
+        throw translateS3Error(e, ctx);
+      }
+    });
+  }
+
+  async #exists(key: string, ctx: S3ErrorContext): Promise<boolean> {
+    try {
+      await this.#request(
+        ctx,
+        () => this.#client.send(new HeadObjectCommand({ Bucket: this.#settings.bucket, Key: key })),
+      );
+      return true;
+    } catch (e) {
+      if (e instanceof NotFound) return false;
+      throw e;
+    }
+  }
+
+  async #multipart(
+    h: Handle,
+    key: string,
+    data: Uint8Array,
+    ifNoneMatch: string | undefined,
+    ctx: S3ErrorContext,
+  ): Promise<void> {
+    const { bucket, partSize } = this.#settings;
+    const count = Math.ceil(data.length / partSize);
+    if (count > MAX_PARTS) {
+      throw new RangeError(
+        `${
+          describeHandle(h)
+        } needs ${count} parts of ${partSize} bytes, more than S3 allows: use a larger part size`,
+      );
+    }
+    const created = await this.#request(ctx, () =>
+      this.#client.send(
+        new CreateMultipartUploadCommand({
+          Bucket: bucket,
+          Key: key,
+          ContentType: "application/octet-stream",
+          ...this.#storageClassOf(h),
+        }),
+      ));
+    const uploadId = created.UploadId;
+    if (uploadId === undefined) {
+      throw new TransientError(
+        `S3 endpoint ${ctx.endpoint} started an upload for ${ctx.operation} without an upload id: try again`,
+      );
+    }
+    try {
+      const results = await Promise.allSettled(
+        Array.from({ length: count }, async (_, i) => {
+          const body = data.subarray(i * partSize, Math.min(data.length, (i + 1) * partSize));
+          const part = await this.#request(ctx, () =>
+            this.#client.send(
+              new UploadPartCommand({
+                Bucket: bucket,
+                Key: key,
+                UploadId: uploadId,
+                PartNumber: i + 1,
+                Body: body,
+                ContentLength: body.length,
+              }),
+            ));
+          if (part.ETag === undefined) {
+            throw new TransientError(
+              `S3 endpoint ${ctx.endpoint} stored part ${
+                i + 1
+              } of ${ctx.operation} without an ETag: try again`,
+            );
+          }
+          return { ETag: part.ETag, PartNumber: i + 1 };
+        }),
+      );
+      const failed = results.find((r) => r.status === "rejected");
+      if (failed) throw failed.reason;
+      const parts = results.map((r) =>
+        (r as PromiseFulfilledResult<{ ETag: string; PartNumber: number }>).value
+      );
+      await this.#request(ctx, () =>
+        this.#client.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: bucket,
+            Key: key,
+            UploadId: uploadId,
+            MultipartUpload: { Parts: parts },
+            ...(ifNoneMatch ? { IfNoneMatch: ifNoneMatch } : {}),
+          }),
+        ), { exclusiveOf: ifNoneMatch ? h : null });
+    } catch (e) {
+      // Parts of an unfinished upload are billed until aborted: abort, best effort.
+      await this.#request(ctx, () =>
+        this.#client.send(
+          new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }),
+        )).catch(() => {});
+      throw e;
+    }
+  }
+
+  /** HEAD the bucket: a missing bucket, refused credentials or a dead endpoint fail here. */
+  async #checkBucket(): Promise<void> {
+    const ctx = this.#ctx(`open of bucket "${this.#settings.bucket}"`);
+    try {
+      await this.#request(
+        ctx,
+        () => this.#client.send(new HeadBucketCommand({ Bucket: this.#settings.bucket })),
+      );
+    } catch (e) {
+      if (e instanceof NotFound) {
+        // HEAD answers carry no error code: a 404 on the bucket means no bucket.
+        throw new InvalidInput(
+          `S3 bucket "${this.#settings.bucket}" does not exist: create it or fix the URI`,
+        );
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * Whether the server honours `If-None-Match: *` on PUT: writes a probe
+   * object twice under `locks/.tmp-<24 hex>` (a name every lister ignores)
+   * and removes it. A server that accepts the second PUT ignores the header.
+   */
+  async #probeConditionalWrites(): Promise<boolean> {
+    const key = `${this.#settings.base}locks/.tmp-${randomBytes(12).toString("hex")}`;
+    const ctx = this.#ctx("check of conditional writes");
+    const put = () =>
+      this.#slots.run(() =>
+        this.#client.send(
+          new PutObjectCommand({
+            Bucket: this.#settings.bucket,
+            Key: key,
+            Body: new Uint8Array(0),
+            ContentLength: 0,
+            IfNoneMatch: "*",
+          }),
+        )
+      );
+    try {
+      await put();
+    } catch (e) {
+      const error = translateS3Error(e, ctx);
+      // Read-only credentials: writes fail anyway, so exclusivity does not matter.
+      if (error instanceof AccessDenied) return false;
+      // A server that rejects the header outright (400, 501 NotImplemented).
+      if (error instanceof InvalidInput) return false;
+      throw error;
+    }
+    try {
+      await put();
+      return false; // the second conditional PUT was accepted: the header is ignored
+    } catch (e) {
+      if (httpStatusOf(e) === 412) return true;
+      const error = translateS3Error(e, ctx);
+      if (error instanceof InvalidInput) return false;
+      throw error;
+    } finally {
+      await this.#request(
+        ctx,
+        () =>
+          this.#client.send(new DeleteObjectCommand({ Bucket: this.#settings.bucket, Key: key })),
+      ).catch(() => {});
+    }
+  }
+}
+
+/**
+ * Runs `fn`, retrying transient failures a few times: the requests of `open`
+ * are made before any retry wrapper is in place.
+ */
+async function retryTransient<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (!(e instanceof TransientError) || attempt >= OPEN_ATTEMPTS) throw e;
+      await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt * Math.random()));
+    }
+  }
+}
+
+/** The first byte of a `Content-Range: bytes a-b/size` answer, or null. */
+function rangeStartOf(contentRange: string | undefined): number | null {
+  const m = contentRange === undefined ? null : /^bytes (\d+)-\d+\/(?:\d+|\*)$/.exec(contentRange);
+  return m ? Number(m[1]) : null;
+}
+
+/** The FileInfo of a key relative to the prefix when it belongs to `kind`, else null. */
+function fileInfoOf(
+  kind: FileKind,
+  relative: string,
+  size: number,
+  modified: Date | undefined,
+): FileInfo | null {
+  let name: string;
+  if (kind === "raw") {
+    try {
+      checkRawPath(relative);
+    } catch {
+      return null; // "folder/" markers and other keys that are no relative path
+    }
+    // Temporary names (such as the conditional-write probe) are never listed, as in FsStore.
+    if (relative.split("/").some((segment) => segment.startsWith(".tmp-"))) return null;
+    name = relative;
+  } else {
+    const h = handleOfKey(relative);
+    if (h === null || h.kind !== kind) return null;
+    name = h.name;
+  }
+  const info: FileInfo = { kind, name, size };
+  return modified ? { ...info, mtimeMs: modified.getTime() } : info;
+}
+
+function parseFlag(value: string, option: string, location: string): boolean {
+  const v = value.toLowerCase();
+  if (TRUE_VALUES.has(v)) return true;
+  if (FALSE_VALUES.has(v)) return false;
+  throw new InvalidInput(
+    `S3 option ${option}="${value}" of ${location} is not a boolean: use true or false`,
+  );
+}
+
+function parseEndpoint(value: string, location: string): { url: string; shown: string } {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new InvalidInput(
+      `S3 option endpoint of ${location} is not a URL: use endpoint=http://host:port`,
+    );
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new InvalidInput(
+      `S3 option endpoint of ${location} is not an http or https URL: use endpoint=http://host:port`,
+    );
+  }
+  if (url.username !== "" || url.password !== "") {
+    // Do not quote the value: it holds a secret.
+    throw new InvalidInput(
+      `S3 option endpoint of ${location} contains a user name or password: remove them and pass credentials through AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or a profile`,
+    );
+  }
+  const shown = url.origin + (url.pathname === "/" ? "" : url.pathname);
+  return { url: shown, shown };
+}
+
+const STORAGE_CLASSES: ReadonlySet<string> = new Set([
+  "STANDARD",
+  "REDUCED_REDUNDANCY",
+  "STANDARD_IA",
+  "ONEZONE_IA",
+  "INTELLIGENT_TIERING",
+  "GLACIER",
+  "DEEP_ARCHIVE",
+  "GLACIER_IR",
+  "OUTPOSTS",
+  "SNOW",
+  "EXPRESS_ONEZONE",
+]);
+
+function checkStorageClass(value: string, location: string): StorageClass {
+  if (!STORAGE_CLASSES.has(value)) {
+    throw new InvalidInput(
+      `S3 option storage_class="${value}" of ${location} is unknown: use one of ${
+        [...STORAGE_CLASSES].join(", ")
+      }`,
+    );
+  }
+  return value as StorageClass;
+}
