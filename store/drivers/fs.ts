@@ -56,6 +56,7 @@ import {
   PACK_NAME,
   SINGLETONS,
 } from "./_layout.ts";
+import { errorCode, readRange } from "./_fs_io.ts";
 
 const TEMP_PREFIX = ".tmp-";
 const FAN_OUT_DIR = /^[0-9a-f]{2}$/;
@@ -389,20 +390,6 @@ export class FsStore implements BlobStore {
   }
 }
 
-/** Reads `range` of an open file with positioned reads, stopping at the end of the file. */
-function readRange(fd: number, range: ByteRange): Uint8Array {
-  const size = fs.fstatSync(fd).size;
-  const length = Math.max(0, Math.min(range.length, size - range.offset));
-  const buffer = new Uint8Array(length);
-  let done = 0;
-  while (done < length) {
-    const n = fs.readSync(fd, buffer, done, length - done, range.offset + done);
-    if (n === 0) break; // the file shrank under us
-    done += n;
-  }
-  return done === length ? buffer : buffer.slice(0, done);
-}
-
 function writeAll(fd: number, data: Uint8Array): void {
   let done = 0;
   while (done < data.length) {
@@ -503,13 +490,6 @@ function* walkFiles(root: string, prefix: string): Generator<string> {
     if (entry.isDirectory()) yield* walkFiles(root, relative);
     else if (entry.isFile()) yield relative;
   }
-}
-
-function errorCode(err: unknown): string | undefined {
-  if (typeof err === "object" && err !== null && "code" in err && typeof err.code === "string") {
-    return err.code;
-  }
-  return undefined;
 }
 
 const REASONS: Readonly<Record<string, string>> = {

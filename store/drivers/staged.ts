@@ -69,6 +69,7 @@ import {
   SINGLETONS,
 } from "./_layout.ts";
 import { isManifestName, openManifestFile } from "../../formats/manifest.ts";
+import { errorCode, readRange } from "./_fs_io.ts";
 
 const TEMP_PREFIX = ".tmp-";
 const FAN_OUT_DIR = /^[0-9a-f]{2}$/;
@@ -531,27 +532,6 @@ function hashFile(file: string): string {
   } finally {
     fs.closeSync(fd);
   }
-}
-
-/** Reads `range` of an open file with positioned reads, stopping at the end of the file. */
-function readRange(fd: number, range: ByteRange): Uint8Array {
-  const size = fs.fstatSync(fd).size;
-  const length = Math.max(0, Math.min(range.length, size - range.offset));
-  const buffer = new Uint8Array(length);
-  let done = 0;
-  while (done < length) {
-    const n = fs.readSync(fd, buffer, done, length - done, range.offset + done);
-    if (n === 0) break; // the file shrank under us
-    done += n;
-  }
-  return done === length ? buffer : buffer.slice(0, done);
-}
-
-function errorCode(err: unknown): string | undefined {
-  if (typeof err === "object" && err !== null && "code" in err && typeof err.code === "string") {
-    return err.code;
-  }
-  return undefined;
 }
 
 function describeError(err: unknown): string {
