@@ -1,0 +1,95 @@
+import assert from "node:assert/strict";
+import { buildCatalog } from "./catalog.ts";
+import { splitLines } from "./meta_export.ts";
+
+const SAMPLE = new URL("../../testdata/sample-cluster/meta-export.jsonl", import.meta.url);
+
+function kv(key: string, data: number[] | string): string {
+  const bytes = typeof data === "string" ? [...new TextEncoder().encode(data)] : data;
+  return JSON.stringify([
+    "state_machine/0",
+    { GenericKV: { key, value: { seq: 1, meta: null, data: bytes } } },
+  ]);
+}
+
+Deno.test("the sample cluster's catalog (testdata/README.md table)", async () => {
+  const file = await Deno.open(SAMPLE);
+  const c = await buildCatalog(splitLines(file.readable), "sample_tenant", "sample_cluster");
+  assert.deepEqual(c, {
+    tenant: "sample_tenant",
+    clusterId: "sample_cluster",
+    databases: [
+      { name: "default", id: 1, tables: [{ name: "scratch", id: 18, storagePrefix: "1/18/" }] },
+      {
+        name: "sales",
+        id: 8,
+        tables: [
+          { name: "customers", id: 25, storagePrefix: "8/25/" },
+          { name: "orders", id: 32, storagePrefix: "8/32/" },
+          // orders_2023 (39) is dropped and tmp_import (64) vacuumed: both excluded.
+        ],
+      },
+      {
+        name: "analytics",
+        id: 13,
+        tables: [
+          { name: "page_views", id: 46, storagePrefix: "13/46/" },
+          { name: "orders_shared", id: 74, storagePrefix: "8/32/" },
+        ],
+      },
+    ],
+  });
+});
+
+Deno.test("another tenant sees nothing; raft_log history is ignored", async () => {
+  const text = await Deno.readTextFile(SAMPLE);
+  const c = await buildCatalog(text.split("\n"), "other");
+  assert.deepEqual(c, { tenant: "other", clusterId: "", databases: [] });
+  const raftOnly = JSON.stringify([
+    "raft_log",
+    { GenericKV: { key: "__fd_database/t/x", value: { seq: 1, meta: null, data: [49] } } },
+  ]);
+  assert.deepEqual((await buildCatalog([raftOnly], "t")).databases, []);
+});
+
+Deno.test("escaped key segments, a missing TableMeta and a dropped TableMeta", async () => {
+  const dropped = [194, 1, 1, 120]; // drop_on = "x"
+  const c = await buildCatalog(
+    [
+      kv("__fd_database/my%2Dtenant/db%20one", "3"),
+      kv("__fd_table/3/t%2F1", "5"),
+      kv("__fd_table/3/gone", "6"),
+      kv("__fd_table_by_id/6", dropped),
+      kv("__fd_table/99/orphan", "7"),
+    ],
+    "my-tenant",
+  );
+  assert.deepEqual(c.databases, [
+    { name: "db one", id: 3, tables: [{ name: "t/1", id: 5, storagePrefix: "3/5/" }] },
+  ]);
+});
+
+Deno.test("bad values are refused with the line number", async () => {
+  await assert.rejects(
+    buildCatalog(["", kv("__fd_database/t/d", "x1")], "t"),
+    (e: unknown) =>
+      e instanceof SyntaxError && /line 2: the value is not a decimal id/.test(e.message),
+  );
+  await assert.rejects(
+    buildCatalog([kv("__fd_table_by_id/4", [42, 9])], "t"),
+    (e: unknown) =>
+      e instanceof RangeError && /TableMeta of table 4 cannot be decoded/.test(e.message),
+  );
+  const entry = [
+    10,
+    14,
+    ...new TextEncoder().encode("storage_prefix"),
+    18,
+    4,
+    ...new TextEncoder().encode("../x"),
+  ];
+  await assert.rejects(
+    buildCatalog([kv("__fd_table_by_id/4", [42, entry.length, ...entry])], "t"),
+    /table 4 has a storage_prefix with "." or ".." segments/,
+  );
+});
