@@ -29,8 +29,8 @@ export interface CompressionOptions {
   readonly minSaving: number;
 }
 
-/** The default: zstd level 3, stored raw unless it saves 3%. */
-export const DEFAULT_COMPRESSION: CompressionOptions = { codec: "zstd", level: 3, minSaving: 0.03 };
+/** The default: zstd level 1 (bench/RESULTS.md), stored raw unless it saves 3%. */
+export const DEFAULT_COMPRESSION: CompressionOptions = { codec: "zstd", level: 1, minSaving: 0.03 };
 
 /** Blocks smaller than this are stored raw: compressing them costs more than it saves. */
 export const MIN_COMPRESS_SIZE = 64;

@@ -46,7 +46,7 @@ function expectedCodec(name: CompressionName): Codec {
 Deno.test("Codec numbers are the ones stored in packs (raw 0, zstd 1, deflate 2)", () => {
   assert.deepEqual({ ...Codec }, { raw: 0, zstd: 1, deflate: 2 });
   assert.equal(MIN_COMPRESS_SIZE, 64);
-  assert.deepEqual(DEFAULT_COMPRESSION, { codec: "zstd", level: 3, minSaving: 0.03 });
+  assert.deepEqual(DEFAULT_COMPRESSION, { codec: "zstd", level: 1, minSaving: 0.03 });
 });
 
 for (const name of CODECS) {
