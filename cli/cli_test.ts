@@ -242,3 +242,25 @@ Deno.test("cli prints help and exits 2 on usage errors", async () => {
   assert.equal(v.code, 0);
   assert.match(v.stdout, /bendsave \d+\.\d+\.\d+\nrepository format: writes 1\.0, reads 1 to 1/);
 });
+
+Deno.test("show prints a backup's manifest, and --json gives it as an object", async () => {
+  await using t = await tempDir();
+  const src = makeTree(path.join(t.dir, "src"), { largeSize: 1000 });
+  const repo = path.join(t.dir, "repo");
+  await cli(["backup", "--from", src, "--to", repo]);
+  await cli(["backup", "--from", src, "--to", repo]);
+  const [first, second] = JSON.parse((await cli(["list", repo, "--json"])).stdout);
+  const human = await cli(["show", `${repo}/manifests/${second.name}`]);
+  assert.equal(human.code, 0, human.stderr);
+  assert.match(human.stdout, new RegExp(`kind +incremental, parent ${first.name}`));
+  assert.match(human.stdout, /part +files \(tree\): 48 files/);
+  const j = JSON.parse((await cli(["show", repo, "--json"])).stdout);
+  assert.equal(j.name, second.name);
+  assert.equal(j.id, second.id);
+  assert.equal(j.parent, first.name);
+  assert.equal(j.source.type, "dir");
+  assert.equal(j.parts[0].chunker.kind, "fastcdc");
+  const missing = await cli(["show", `${repo}/manifests/20000101_000000.manifest`]);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /no manifest 20000101_000000\.manifest .*bendsave list/);
+});

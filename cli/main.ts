@@ -13,6 +13,7 @@ import { verifyCommand } from "./commands/verify.ts";
 import { repairCommand } from "./commands/repair.ts";
 import { vacuumCommand } from "./commands/vacuum.ts";
 import { copyCommand } from "./commands/copy.ts";
+import { showCommand } from "./commands/show.ts";
 
 /** Top-level help. */
 export const HELP = `bendsave: disaster-recovery backups for databases and directories
@@ -22,6 +23,7 @@ Usage: bendsave <command> [options]
 Commands:
   backup    back up a directory into a repository (created on first use)
   list      list the backups in a repository
+  show      print one backup's manifest (source, parts, statistics, catalog)
   restore   restore a backup (a dry run unless --confirm)
   verify    audit a repository (--read-data re-hashes every byte)
   vacuum    delete old backups by retention rules and collect garbage
@@ -41,6 +43,7 @@ const COMMANDS: Record<string, (args: string[], out: Output) => Promise<number>>
   repair: repairCommand,
   vacuum: vacuumCommand,
   copy: copyCommand,
+  show: showCommand,
 };
 
 /** Runs the CLI and returns the exit code. */
