@@ -70,6 +70,13 @@ function parseLock(bytes: Uint8Array): LockInfo | null {
   return null;
 }
 
+/** A stale-lock callback that reports the removal as a warning event. */
+export function reportStale(
+  warn: (e: { type: "warning"; message: string }) => void,
+): (s: StaleLock) => void {
+  return (s) => warn({ type: "warning", message: `removed stale lock ${s.name}: ${s.reason}` });
+}
+
 /** A held lock; call `release` when done. */
 export class RepositoryLock {
   readonly #store: BlobStore;

@@ -7,7 +7,7 @@
  */
 import type { BlobStore } from "./drivers/types.ts";
 import { Repository } from "./repository.ts";
-import { RepositoryLock } from "./lock.ts";
+import { reportStale, RepositoryLock } from "./lock.ts";
 import type { EventSink } from "./backup/events.ts";
 import { fromHex, sha256, toHex } from "../formats/hash.ts";
 import { encodeIndexFile, type IndexedPack } from "../formats/index_file.ts";
@@ -38,7 +38,7 @@ export async function repairIndex(
   await Repository.open(store); // checks config and format version
   const lock = await RepositoryLock.acquire(store, "exclusive", {
     operation: "repair index",
-    onStale: (s) => emit({ type: "warning", message: `removed stale lock ${s.name}: ${s.reason}` }),
+    onStale: reportStale(emit),
   });
   try {
     const oldIndex: string[] = [];

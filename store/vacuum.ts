@@ -18,7 +18,7 @@ import type { BlobStore } from "./drivers/types.ts";
 import { FsStore } from "./drivers/fs.ts";
 import { IntegrityError } from "./errors.ts";
 import { type ManifestRecord, Repository } from "./repository.ts";
-import { RepositoryLock } from "./lock.ts";
+import { reportStale, RepositoryLock } from "./lock.ts";
 import { BlockIndex } from "./block_index.ts";
 import { PackWriter } from "./pack_writer.ts";
 import { crashPoint } from "./crash_point.ts";
@@ -132,7 +132,7 @@ export async function vacuum(store: BlobStore, options: VacuumOptions = {}): Pro
   const repo = await Repository.open(store);
   const lock = await RepositoryLock.acquire(store, "exclusive", {
     operation: options.dryRun ? "vacuum --dry-run" : "vacuum",
-    onStale: (s) => emit({ type: "warning", message: `removed stale lock ${s.name}: ${s.reason}` }),
+    onStale: reportStale(emit),
   });
   try {
     await repo.loadIndex(); // a damaged index file stops the vacuum: repair it first

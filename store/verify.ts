@@ -16,7 +16,7 @@ import { BendsaveError, InvalidInput } from "./errors.ts";
 import { type ManifestRecord, parseManifestRecord, Repository } from "./repository.ts";
 import type { EventSink } from "./backup/events.ts";
 import { checkPacks } from "./pack_check_pool.ts";
-import { withLock } from "./lock.ts";
+import { reportStale, withLock } from "./lock.ts";
 import { equalBytes, isHexId, sha256, toHex } from "../formats/hash.ts";
 import { decodeIndexFile } from "../formats/index_file.ts";
 import {
@@ -123,7 +123,7 @@ export async function verify(store: BlobStore, options: VerifyOptions = {}): Pro
     store,
     "shared",
     "verify",
-    (s) => emit({ type: "warning", message: `removed stale lock ${s.name}: ${s.reason}` }),
+    reportStale(emit),
     () => verifyLocked(store, options, emit),
   );
 }

@@ -11,7 +11,7 @@ import { hostname } from "node:os";
 import type { BlobStore } from "../drivers/types.ts";
 import { AlreadyExists, RepositoryNotFound } from "../errors.ts";
 import { type InitOptions, type ManifestRecord, Repository } from "../repository.ts";
-import { RepositoryLock } from "../lock.ts";
+import { reportStale, RepositoryLock } from "../lock.ts";
 import { PackWriter } from "../pack_writer.ts";
 import { crashPoint } from "../crash_point.ts";
 import type { DirPart, Source, SourcePart, StreamPart } from "../../sources/types.ts";
@@ -118,7 +118,7 @@ export async function backup(
     operation: "backup",
     waitMs: options.lockWaitMs ?? 0,
     onWait: (message) => emit({ type: "warning", message }),
-    onStale: (s) => emit({ type: "warning", message: `removed stale lock ${s.name}: ${s.reason}` }),
+    onStale: reportStale(emit),
   });
   const writer = new PackWriter(store, repo.index, { targetSize: repo.config.packSize });
   try {

@@ -26,7 +26,8 @@ export const KIND_DIRS = { manifest: "manifests", index: "index", lock: "locks" 
 /** File name of the singleton kinds. */
 export const SINGLETONS = { config: "config", guide: "bendsave.md" } as const;
 
-const KINDS: ReadonlySet<string> = new Set<FileKind>([
+/** Every file kind, in a fixed order. */
+export const FILE_KINDS: readonly FileKind[] = [
   "config",
   "guide",
   "manifest",
@@ -34,7 +35,20 @@ const KINDS: ReadonlySet<string> = new Set<FileKind>([
   "index",
   "lock",
   "raw",
-]);
+];
+
+const KINDS: ReadonlySet<string> = new Set<string>(FILE_KINDS);
+
+/** Prefix of temporary files (never listed, removed by vacuum). */
+export const TEMP_PREFIX = ".tmp-";
+
+/** The fan-out directories of packs: two lowercase hex digits. */
+export const FAN_OUT_DIR = /^[0-9a-f]{2}$/;
+
+/** Throws TypeError unless `kind` is a file kind. */
+export function checkKind(kind: string): void {
+  if (!KINDS.has(kind)) throw new TypeError(`unknown file kind "${String(kind)}"`);
+}
 
 /** The name a handle is reported under (the file name for the singleton kinds). */
 export function canonicalName(h: Handle): string {
@@ -74,7 +88,7 @@ export function checkRawPath(name: string): void {
 
 /** The relative key of a handle; throws TypeError on an unknown kind or a bad name. */
 export function objectKey(h: Handle): string {
-  if (!KINDS.has(h.kind)) throw new TypeError(`unknown file kind "${String(h.kind)}"`);
+  checkKind(h.kind);
   switch (h.kind) {
     case "config":
     case "guide":
@@ -110,7 +124,7 @@ export function objectKey(h: Handle): string {
 export function handleOfKey(key: string): Handle | null {
   const parts = key.split("/");
   const base = parts[parts.length - 1]!;
-  if (base.startsWith(".tmp-")) return null;
+  if (base.startsWith(TEMP_PREFIX)) return null;
   if (parts.length === 1) {
     if (key === SINGLETONS.config) return { kind: "config", name: "config" };
     if (key === SINGLETONS.guide) return { kind: "guide", name: "bendsave.md" };

@@ -50,16 +50,16 @@ import {
   canonicalName,
   checkRange,
   describeHandle,
+  FAN_OUT_DIR,
   isValidSegment,
   KIND_DIRS,
   objectKey,
   PACK_NAME,
   SINGLETONS,
+  TEMP_PREFIX,
 } from "./_layout.ts";
 import { errorCode, readRange } from "./_fs_io.ts";
 
-const TEMP_PREFIX = ".tmp-";
-const FAN_OUT_DIR = /^[0-9a-f]{2}$/;
 const HOUR_MS = 60 * 60 * 1000;
 
 /** Options of {@linkcode FsStore.open}. */

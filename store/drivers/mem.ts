@@ -14,17 +14,7 @@ import type {
   Handle,
   SaveOptions,
 } from "./types.ts";
-import { canonicalName, checkRange, describeHandle, objectKey } from "./_layout.ts";
-
-const KINDS: ReadonlySet<string> = new Set<FileKind>([
-  "config",
-  "guide",
-  "manifest",
-  "pack",
-  "index",
-  "lock",
-  "raw",
-]);
+import { canonicalName, checkKind, checkRange, describeHandle, objectKey } from "./_layout.ts";
 
 interface Entry {
   readonly data: Uint8Array;
@@ -106,7 +96,7 @@ export class MemStore implements BlobStore {
 
   /** Every object of a kind, as a snapshot taken when iteration starts. */
   async *list(kind: FileKind): AsyncIterable<FileInfo> {
-    if (!KINDS.has(kind)) throw new TypeError(`unknown file kind "${String(kind)}"`);
+    checkKind(kind);
     const prefix = `${kind}\0`;
     const snapshot = [...this.#entries].filter(([key]) => key.startsWith(prefix));
     for (const [key, entry] of snapshot) {

@@ -61,22 +61,23 @@ import {
 import type { BlobStore, ByteRange, Capabilities, FileInfo, FileKind, Handle } from "./types.ts";
 import {
   canonicalName,
+  checkKind,
   checkRange,
   describeHandle,
+  FAN_OUT_DIR,
+  FILE_KINDS,
   KIND_DIRS,
   objectKey,
   PACK_NAME,
   SINGLETONS,
+  TEMP_PREFIX,
 } from "./_layout.ts";
 import { isManifestName, openManifestFile } from "../../formats/manifest.ts";
 import { errorCode, readRange } from "./_fs_io.ts";
 
-const TEMP_PREFIX = ".tmp-";
-const FAN_OUT_DIR = /^[0-9a-f]{2}$/;
 const PACK_MAGIC = "BSPK";
 const INDEX_MAGIC = "BSIX";
 const HASH_CHUNK = 4 * 1024 * 1024;
-const KINDS: readonly FileKind[] = ["config", "guide", "manifest", "pack", "index", "lock", "raw"];
 
 /** Options of {@linkcode StagedStore.open}. */
 export interface StagedStoreOpenOptions {
@@ -231,7 +232,7 @@ export class StagedStore implements BlobStore {
 
   /** Every staged object of a kind, as the scan found it, in no set order. */
   async *list(kind: FileKind): AsyncIterable<FileInfo> {
-    if (!KINDS.includes(kind)) throw new TypeError(`unknown file kind "${String(kind)}"`);
+    checkKind(kind);
     for (const [name, { size, mtimeMs }] of this.#catalog.get(kind) ?? []) {
       yield { kind, name, size, mtimeMs };
     }
@@ -319,7 +320,7 @@ function scan(roots: readonly string[], warn: (message: string) => void): Catalo
       copies.set(key, list);
     }
   }
-  const catalog: Catalog = new Map(KINDS.map((kind) => [kind, new Map()]));
+  const catalog: Catalog = new Map(FILE_KINDS.map((kind) => [kind, new Map()]));
   catalog.set("raw", raw);
   for (const list of copies.values()) {
     const chosen = list.length === 1 ? list[0]! : chooseCopy(list, warn);

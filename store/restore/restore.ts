@@ -13,7 +13,7 @@ import { IntegrityError, InvalidInput, MissingPacks, NotFound, StorageFull } fro
 import { type ManifestRecord, Repository } from "../repository.ts";
 import type { BlobLocation } from "../block_index.ts";
 import type { EventSink } from "../backup/events.ts";
-import { withLock } from "../lock.ts";
+import { reportStale, withLock } from "../lock.ts";
 import { type ChunkerParams, splitAll } from "../../formats/chunker.ts";
 import { equalBytes, sha256, toHex } from "../../formats/hash.ts";
 import { NodeType, type TreeNode } from "../../formats/tree.ts";
@@ -404,7 +404,7 @@ export async function restore(
     store,
     "shared",
     "restore",
-    (s) => emit({ type: "warning", message: `removed stale lock ${s.name}: ${s.reason}` }),
+    reportStale(emit),
     () => restoreLocked(store, target, options, emit),
   );
 }
