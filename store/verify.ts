@@ -118,22 +118,22 @@ function inSubset(packHex: string, s: DataSubset, random: () => number): boolean
  */
 export async function verify(store: BlobStore, options: VerifyOptions = {}): Promise<VerifyReport> {
   const emit: EventSink = options.onEvent ?? (() => {});
-  await Repository.open(store); // a missing or newer repository fails before any lock is written
+  const repo = await Repository.open(store); // a missing or newer repository fails before any lock is written
   return await withLock(
     store,
     "shared",
     "verify",
     reportStale(emit),
-    () => verifyLocked(store, options, emit),
+    () => verifyLocked(repo, store, options, emit),
   );
 }
 
 async function verifyLocked(
+  repo: Repository,
   store: BlobStore,
   options: VerifyOptions,
   emit: EventSink,
 ): Promise<VerifyReport> {
-  const repo = await Repository.open(store);
   const problems: Problem[] = [];
   const add = (kind: ProblemKind, id: string, message: string): Problem => {
     const p: Problem = { kind, id, message, manifests: [], files: [], filesTotal: 0 };

@@ -398,25 +398,24 @@ export async function restore(
   options: RestoreOptions = {},
 ): Promise<RestoreResult> {
   const emit: EventSink = options.onEvent ?? (() => {});
-  await Repository.open(store); // a missing or newer repository fails before any lock is written
+  const repo = await Repository.open(store); // a missing or newer repository fails before any lock is written
   // A shared lock keeps a vacuum from deleting packs this restore reads.
   return await withLock(
     store,
     "shared",
     "restore",
     reportStale(emit),
-    () => restoreLocked(store, target, options, emit),
+    () => restoreLocked(repo, target, options, emit),
   );
 }
 
 async function restoreLocked(
-  store: BlobStore,
+  repo: Repository,
   target: string,
   options: RestoreOptions,
   emit: EventSink,
 ): Promise<RestoreResult> {
   const started = Date.now();
-  const repo = await Repository.open(store);
   await repo.loadIndex();
   const abs = path.resolve(target);
   const presence = new PackPresence(repo);

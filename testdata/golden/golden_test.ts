@@ -47,7 +47,11 @@ function sha256Hex(data: Uint8Array | string): string {
   return createHash("sha256").update(data).digest("hex");
 }
 
-/** Restored entries below `root` (the root itself excluded), sorted by path. */
+/**
+ * Restored entries below `root` (the root itself excluded), sorted by path.
+ * Deliberately not shared with make_golden.ts: the check of old fixtures must
+ * not change when the generator of a newer fixture does.
+ */
 function describeTree(root: string): ExpectedEntry[] {
   const out: ExpectedEntry[] = [];
   const visit = (rel: string) => {
