@@ -4,6 +4,7 @@
  *
  * @module
  */
+import fs from "node:fs";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { UsageError } from "./exit_codes.ts";
 
@@ -45,4 +46,12 @@ export function onePositional(command: string, positionals: string[], what: stri
     throw new UsageError(`bendsave ${command} takes one ${what}: see bendsave ${command} --help`);
   }
   return positionals[0]!;
+}
+
+/**
+ * True when `p` names a Databend config rather than a directory: an existing
+ * regular file, or a path ending in `.toml`.
+ */
+export function isConfigFile(p: string): boolean {
+  return p.endsWith(".toml") || fs.statSync(p, { throwIfNoEntry: false })?.isFile() === true;
 }

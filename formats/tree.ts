@@ -33,6 +33,8 @@ export interface TreeNode {
   device: number;
   uid: number;
   gid: number;
+  /** Entity tag of a file that came from an object store (change detection only; format 1.1). */
+  etag?: string;
 }
 
 /**
@@ -81,6 +83,7 @@ export function encodeTree(nodes: TreeNode[]): Uint8Array {
       device: n.device,
       uid: n.uid,
       gid: n.gid,
+      etag: n.etag ?? "",
     })),
   });
   return TreeType.encode(msg).finish();
@@ -99,6 +102,7 @@ interface RawNode {
   device?: unknown;
   uid?: number;
   gid?: number;
+  etag?: string;
 }
 
 /** Decodes a tree; throws SyntaxError when the bytes are not a valid tree. */
@@ -132,6 +136,7 @@ export function decodeTree(bytes: Uint8Array): TreeNode[] {
     };
     if (r.subtree && r.subtree.length > 0) node.subtree = new Uint8Array(r.subtree);
     if (type === NodeType.symlink) node.linkTarget = r.linkTarget ?? "";
+    if (r.etag) node.etag = r.etag;
     return node;
   });
 }

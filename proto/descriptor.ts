@@ -81,6 +81,10 @@ export const descriptor = {
                   "type": "bytes",
                   "id": 13,
                   "protoName": "name_bytes"
+                },
+                "etag": {
+                  "type": "string",
+                  "id": 14
                 }
               }
             },

@@ -6,6 +6,7 @@
  * @module
  */
 import type { ChunkerParams } from "../formats/chunker.ts";
+import type { Catalog } from "../formats/manifest.ts";
 
 /** Identity and description of a source, with every secret removed. */
 export interface SourceInfo {
@@ -37,12 +38,48 @@ export interface StreamPart {
   open(): Promise<AsyncIterable<Uint8Array>>;
 }
 
+/** An object listed by an {@linkcode ObjectsPart}. */
+export interface SourceObject {
+  /** Relative path with `/` separators (no empty, `.` or `..` segment). */
+  readonly name: string;
+  readonly size: number;
+  /** Last modification, milliseconds since the epoch (0 when unknown). */
+  readonly mtimeMs: number;
+  /** Entity tag, when the store has one (S3 `ETag`). */
+  readonly etag?: string;
+}
+
+/**
+ * The objects of a blob store (a Databend cluster's S3 storage), stored as a
+ * directory tree: each `/`-separated name becomes directories and a file.
+ * An object whose size and entity tag (or, without one, mtime) equal the
+ * parent backup's is taken from the parent without reading it.
+ */
+export interface ObjectsPart {
+  readonly name: string;
+  readonly kind: "objects";
+  readonly chunker?: ChunkerParams;
+  /** Where the objects are, without secrets (for messages). */
+  readonly location: string;
+  /** Every object, in any order. */
+  list(): AsyncIterable<SourceObject>;
+  /** The whole content of one object. */
+  read(name: string): Promise<Uint8Array>;
+}
+
 /** One part of a source. */
-export type SourcePart = DirPart | StreamPart;
+export type SourcePart = DirPart | StreamPart | ObjectsPart;
 
 /** A source of a backup. */
 export interface Source {
   readonly info: SourceInfo;
   /** The parts to back up, in order. */
   parts(): Promise<SourcePart[]>;
+  /**
+   * The catalog to record in the manifest, asked for after every part is
+   * backed up (a Databend source derives it from the meta export it streamed).
+   */
+  catalog?(): Catalog | null;
+  /** Releases what the parts hold open (connections); called once the backup ends. */
+  close?(): Promise<void>;
 }

@@ -92,3 +92,8 @@ export class TransientError extends BendsaveError {
 export class StoreUnreachable extends BendsaveError {
   override readonly code = "unreachable";
 }
+
+/** An external program bendsave ran (a meta export command, databend-metactl) failed. */
+export class CommandFailed extends BendsaveError {
+  override readonly code = "command_failed";
+}

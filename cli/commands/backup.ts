@@ -1,11 +1,14 @@
 /**
- * `bendsave backup --from <dir> --to <repo>`
+ * `bendsave backup --from <dir | query-node.toml> --to <repo>`
  *
  * @module
  */
 import { backup } from "../../store/backup/backup.ts";
 import { openStore } from "../../store/open_store.ts";
 import { dirSource } from "../../sources/dir/dir_source.ts";
+import { clusterSource } from "../../sources/databend/cluster_source.ts";
+import type { Source } from "../../sources/types.ts";
+import { isConfigFile } from "../args.ts";
 import { type ChunkerParams, DEFAULT_FASTCDC, DEFAULT_FIXED } from "../../formats/chunker.ts";
 import { DEFAULT_COMPRESSION, parseCompressionName } from "../../formats/codec.ts";
 import { toHex } from "../../formats/hash.ts";
@@ -14,14 +17,24 @@ import { ExitCode, UsageError } from "../exit_codes.ts";
 import { formatBytes, formatDuration, formatRate, type Output } from "../output.ts";
 
 /** Help text. */
-export const BACKUP_HELP = `Usage: bendsave backup --from <dir> --to <repo> [options]
+export const BACKUP_HELP = `Usage: bendsave backup --from <dir | query-node.toml> --to <repo> [options]
 
-Backs up a directory. Creates the repository on first use; later backups
-of the same source are incremental against its latest backup.
+Backs up a directory, or a whole Databend cluster given by its query-node
+config (the meta service's export first, then every object of its fs or S3
+storage). Creates the repository on first use; later backups of the same
+source are incremental against its latest backup.
 
 Options:
-  --from <dir>          directory to back up
-  --to <repo>           repository: a path or fs:///path
+  --from <source>       directory to back up, or a databend-query config (.toml)
+  --to <repo>           repository: a path, fs:///path, or s3://bucket/prefix?options
+  --meta-export-file <file>
+                        cluster: read the meta export from this file (the output of
+                        databend-metactl export) instead of the meta service
+  --meta-export-command <cmd>
+                        cluster: run this shell command and read the meta export from
+                        its output (e.g. "databend-metactl export --grpc-api-address ...")
+                        Without either, the export is taken from the meta service at the
+                        config's [meta] endpoints over its gRPC export API.
   --chunker <kind>      fastcdc (default for directories) or fixed (8 MiB blocks)
   --compression <c>     for a new repository: zstd (default), deflate or none
   --pack-size <MiB>     for a new repository: target pack size (default 32, 1 to 1024)
@@ -42,6 +55,8 @@ export async function backupCommand(args: string[], out: Output): Promise<number
     workers: { type: "string" },
     "pack-size": { type: "string" },
     "lock-wait": { type: "string" },
+    "meta-export-file": { type: "string" },
+    "meta-export-command": { type: "string" },
   });
   if (values.help) {
     console.log(BACKUP_HELP);
@@ -81,7 +96,24 @@ export async function backupCommand(args: string[], out: Output): Promise<number
       `--lock-wait must be a number of minutes from 0 to 1440, not "${values["lock-wait"]}"`,
     );
   }
-  const source = dirSource(from, { chunker });
+  let source: Source;
+  if (isConfigFile(from)) {
+    source = await clusterSource(from, {
+      chunker,
+      onWarning: out.warn,
+      ...(values["meta-export-file"] ? { metaExportFile: String(values["meta-export-file"]) } : {}),
+      ...(values["meta-export-command"]
+        ? { metaExportCommand: String(values["meta-export-command"]) }
+        : {}),
+    });
+  } else {
+    if (values["meta-export-file"] || values["meta-export-command"]) {
+      throw new UsageError(
+        "--meta-export-file and --meta-export-command are for a cluster: give its query-node .toml to --from",
+      );
+    }
+    source = dirSource(from, { chunker });
+  }
   const store = await openStore(to, { create: true, onWarning: out.warn });
   const r = await backup(store, source, {
     lockWaitMs: lockWait * 60_000,
@@ -112,10 +144,19 @@ export async function backupCommand(args: string[], out: Output): Promise<number
     errors: s.errors,
     skipped: s.skipped,
     duration_ms: r.durationMs,
+    source: r.manifest.source.description,
+    parts: r.manifest.parts.map((p) => ({ name: p.name, files: p.stats.files, bytes: p.stats.bytes })),
+    ...(r.manifest.catalog ? { catalog_databases: r.manifest.catalog.databases.length } : {}),
   });
+  const catalog = r.manifest.catalog;
+  const tables = catalog?.databases.reduce((a, d) => a + d.tables.length, 0) ?? 0;
   out.print(
     `${r.created ? "created repository " + to + "\n" : ""}` +
       `backup ${r.name} (${r.manifest.kind}${r.parent ? ", parent " + r.parent : ""})\n` +
+      `  source     ${r.manifest.source.description}\n` +
+      (catalog
+        ? `  catalog    ${catalog.databases.length} databases, ${tables} tables (bendsave show ${r.name})\n`
+        : "") +
       `  files      ${s.files} (new ${s.filesNew}, changed ${s.filesChanged}, unchanged ${s.filesUnchanged}), ` +
       `${s.dirs} dirs, ${s.symlinks} symlinks${s.skipped ? `, ${s.skipped} skipped` : ""}\n` +
       `  size       ${formatBytes(s.bytes)}\n` +

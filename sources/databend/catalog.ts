@@ -70,31 +70,56 @@ interface TableInfo {
 }
 
 /**
- * Builds the catalog of `tenant` from the lines of a meta export.
- * Databases are sorted by id, their tables by id.
+ * Builds a catalog line by line, so it can be derived from an export while
+ * the export streams into a backup.
  *
- * @param lines the export's lines (blank lines are skipped).
- * @param tenant the tenant whose databases are listed.
- * @param clusterId recorded in the catalog as is.
- * @throws {SyntaxError} on a malformed line or an id value that is not decimal (the
- * message names the line number).
- * @throws {RangeError} when a table's `TableMeta` cannot be decoded or its storage
- * prefix is unsafe.
+ * @example
+ * ```ts
+ * import { CatalogBuilder } from "./catalog.ts";
+ * const b = new CatalogBuilder("tenant1", "cluster1");
+ * b.addLine('["state_machine/0",{"GenericKV":{"key":"__fd_database/tenant1/db1","value":{"seq":1,"meta":null,"data":[49]}}}]');
+ * b.build().databases[0]?.name; // "db1"
+ * ```
  */
-export async function buildCatalog(
-  lines: Iterable<string> | AsyncIterable<string>,
-  tenant: string,
-  clusterId = "",
-): Promise<Catalog> {
-  const databases = new Map<string, number>(); // name -> id
-  const tables = new Map<number, Map<string, number>>(); // db id -> name -> table id
-  const metas = new Map<number, TableInfo>(); // table id -> info
-  let n = 0;
-  for await (const line of lines) {
-    n++;
-    if (line.trim() === "") continue;
+export class CatalogBuilder {
+  readonly #tenant: string;
+  readonly #clusterId: string;
+  readonly #databases = new Map<string, number>(); // name -> id
+  readonly #tables = new Map<number, Map<string, number>>(); // db id -> name -> table id
+  readonly #metas = new Map<number, TableInfo>(); // table id -> info
+  #lines = 0;
+  #entries = 0;
+
+  /** A builder for the catalog of `tenant`; `clusterId` is recorded as is. */
+  constructor(tenant: string, clusterId = "") {
+    this.#tenant = tenant;
+    this.#clusterId = clusterId;
+  }
+
+  /** Lines seen so far. */
+  get lines(): number {
+    return this.#lines;
+  }
+
+  /** Non-blank lines seen so far (export entries). */
+  get entries(): number {
+    return this.#entries;
+  }
+
+  /**
+   * Reads the next line of the export (a blank line is skipped).
+   *
+   * @throws {SyntaxError} on a malformed line or an id value that is not decimal (the
+   * message names the line number).
+   * @throws {RangeError} when a table's `TableMeta` cannot be decoded or its storage
+   * prefix is unsafe.
+   */
+  addLine(line: string): void {
+    const n = ++this.#lines;
+    if (line.trim() === "") return;
+    this.#entries++;
     const e = parseExportLine(line, n);
-    if (e.kv === undefined || e.key === undefined || !e.tree.startsWith("state_machine/")) continue;
+    if (e.kv === undefined || e.key === undefined || !e.tree.startsWith("state_machine/")) return;
     const at = `meta export line ${n}`;
     const seg = e.key.split("/").map(unescapeSegment);
     const [prefix, a, b] = seg;
@@ -112,23 +137,46 @@ export async function buildCatalog(
         );
       }
       const option = info.options.get("storage_prefix");
-      metas.set(tableId, {
+      this.#metas.set(tableId, {
         storagePrefix: option === undefined ? null : normalisePrefix(option, tableId),
         dropped: info.dropOn !== null,
       });
-      continue;
+      return;
     }
-    if (seg.length !== 3 || a === undefined || b === undefined) continue;
-    if (prefix === "__fd_database" && a === tenant) {
-      databases.set(b, decimalId(e.kv.data, at));
+    if (seg.length !== 3 || a === undefined || b === undefined) return;
+    if (prefix === "__fd_database" && a === this.#tenant) {
+      this.#databases.set(b, decimalId(e.kv.data, at));
     } else if (prefix === "__fd_table" && /^[0-9]+$/.test(a)) {
       const dbId = Number(a);
-      let byName = tables.get(dbId);
-      if (byName === undefined) tables.set(dbId, byName = new Map());
+      let byName = this.#tables.get(dbId);
+      if (byName === undefined) this.#tables.set(dbId, byName = new Map());
       byName.set(b, decimalId(e.kv.data, at));
     }
   }
-  return assemble(tenant, clusterId, databases, tables, metas);
+
+  /** The catalog of the lines read so far. Databases are sorted by id, their tables by id. */
+  build(): Catalog {
+    return assemble(this.#tenant, this.#clusterId, this.#databases, this.#tables, this.#metas);
+  }
+}
+
+/**
+ * Builds the catalog of `tenant` from the lines of a meta export.
+ * Databases are sorted by id, their tables by id.
+ *
+ * @param lines the export's lines (blank lines are skipped).
+ * @param tenant the tenant whose databases are listed.
+ * @param clusterId recorded in the catalog as is.
+ * @throws {SyntaxError} or {RangeError} as {@linkcode CatalogBuilder.addLine}.
+ */
+export async function buildCatalog(
+  lines: Iterable<string> | AsyncIterable<string>,
+  tenant: string,
+  clusterId = "",
+): Promise<Catalog> {
+  const builder = new CatalogBuilder(tenant, clusterId);
+  for await (const line of lines) builder.addLine(line);
+  return builder.build();
 }
 
 function assemble(

@@ -8,9 +8,17 @@
  * @module
  */
 import * as path from "node:path";
-import { parse, TomlError } from "smol-toml";
 import { InvalidInput } from "../../store/errors.ts";
 import type { SourceInfo } from "../types.ts";
+import {
+  optBool,
+  optString,
+  parseToml,
+  readConfigText,
+  reqString,
+  section,
+  type Table,
+} from "./_toml.ts";
 
 /** Storage kept on a local (or mounted) file system. */
 export interface FsStorageConfig {
@@ -54,55 +62,6 @@ export interface QueryConfig {
   readonly clusterId: string;
   readonly storage: StorageConfig;
   readonly meta: MetaConfig;
-}
-
-type Table = Record<string, unknown>;
-
-function isTable(v: unknown): v is Table {
-  return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
-}
-
-/** Reads `[section] name` as a table, or fails naming the missing section. */
-function section(parent: Table, name: string, where: string, file: string): Table {
-  const v = parent[name];
-  if (v === undefined) {
-    throw new InvalidInput(
-      `${file} has no [${where}] section: add it to the databend-query config`,
-    );
-  }
-  if (!isTable(v)) {
-    throw new InvalidInput(`${where} in ${file} must be a table: write it as [${where}]`);
-  }
-  return v;
-}
-
-/** Reads an optional string; the message names the key, never the value. */
-function optString(t: Table, key: string, where: string, file: string): string | undefined {
-  const v = t[key];
-  if (v === undefined) return undefined;
-  if (typeof v !== "string") {
-    throw new InvalidInput(`${where}.${key} in ${file} must be a string: quote its value`);
-  }
-  return v;
-}
-
-function reqString(t: Table, key: string, where: string, file: string): string {
-  const v = optString(t, key, where, file);
-  if (v === undefined || v === "") {
-    throw new InvalidInput(
-      `${where}.${key} is missing in ${file}: set it in the [${where}] section`,
-    );
-  }
-  return v;
-}
-
-function optBool(t: Table, key: string, where: string, file: string): boolean | undefined {
-  const v = t[key];
-  if (v === undefined) return undefined;
-  if (typeof v !== "boolean") {
-    throw new InvalidInput(`${where}.${key} in ${file} must be true or false: fix its value`);
-  }
-  return v;
 }
 
 /** A value safe to echo in a message: a short plain word, or a placeholder. */
@@ -186,19 +145,7 @@ function parseMeta(root: Table, file: string): MetaConfig {
  * or has the wrong type, or the storage type is neither fs nor s3.
  */
 export function parseQueryConfig(text: string, configPath: string): QueryConfig {
-  let doc: Table;
-  try {
-    doc = parse(text) as Table;
-  } catch (e) {
-    if (e instanceof TomlError) {
-      // Only the first line of the message: the rest quotes the source, which may hold secrets.
-      const reason = (e.message.split("\n")[0] ?? "").replace(/^Invalid TOML document:\s*/, "");
-      throw new InvalidInput(
-        `${configPath} is not valid TOML (line ${e.line}, column ${e.column}: ${reason}): fix the syntax`,
-      );
-    }
-    throw e;
-  }
+  const doc = parseToml(text, configPath);
   const query = section(doc, "query", "query", configPath);
   return {
     tenantId: reqString(query, "tenant_id", "query", configPath),
@@ -214,15 +161,11 @@ export function parseQueryConfig(text: string, configPath: string): QueryConfig 
  * @throws {InvalidInput} as {@link parseQueryConfig}, or when the file cannot be read.
  */
 export async function loadQueryConfig(configPath: string): Promise<QueryConfig> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(configPath);
-  } catch (e) {
-    const why = e instanceof Deno.errors.NotFound ? "does not exist" : "cannot be read";
-    throw new InvalidInput(`config file ${configPath} ${why}: pass the databend-query config`, {
-      cause: e,
-    });
-  }
+  const text = await readConfigText(
+    configPath,
+    "config file",
+    "pass the databend-query config",
+  );
   return parseQueryConfig(text, configPath);
 }
 

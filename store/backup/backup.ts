@@ -15,8 +15,9 @@ import { reportStale, RepositoryLock } from "../lock.ts";
 import { PackWriter } from "../pack_writer.ts";
 import { crashPoint } from "../crash_point.ts";
 import type { DirPart, Source, SourcePart, StreamPart } from "../../sources/types.ts";
+import { type BackupContext, parentNodes, storeData, storeTree, warn } from "./_context.ts";
+import { backupObjects } from "./objects.ts";
 import { createChunker } from "../../formats/chunker.ts";
-import { encodeBlock } from "../../formats/codec.ts";
 import { sha256, toHex } from "../../formats/hash.ts";
 import {
   emptyStats,
@@ -27,7 +28,7 @@ import {
   type ManifestStats,
 } from "../../formats/manifest.ts";
 import { BlobKind } from "../../formats/pack.ts";
-import { encodeTree, NodeType, type TreeNode } from "../../formats/tree.ts";
+import { NodeType, type TreeNode } from "../../formats/tree.ts";
 import { FORMAT_MINOR, FORMAT_VERSION, TOOL_VERSION } from "../../formats/version.ts";
 import type { FileJob, FileResult } from "./file_blocks.ts";
 import { ReaderPool } from "./reader_pool.ts";
@@ -61,27 +62,6 @@ interface DirNode {
   readonly rel: string;
   readonly nodes: TreeNode[];
   readonly dirs: { node: TreeNode; dir: DirNode }[];
-}
-
-interface Ctx {
-  readonly repo: Repository;
-  readonly writer: PackWriter;
-  readonly stats: ManifestStats;
-  readonly warnings: string[];
-  readonly emit: EventSink;
-  readonly start: number;
-  readonly now: () => number;
-  readonly workers: number | undefined;
-  /** When the last scan progress event went out (they are sent at most every 200 ms). */
-  lastScanEmit: number;
-}
-
-const MAX_WARNINGS_IN_MANIFEST = 1000;
-
-function warn(ctx: Ctx, p: string, message: string): void {
-  ctx.stats.errors++;
-  if (ctx.warnings.length < MAX_WARNINGS_IN_MANIFEST) ctx.warnings.push(`${p}: ${message}`);
-  ctx.emit({ type: "warning", path: p, message });
 }
 
 /**
@@ -124,7 +104,7 @@ export async function backup(
   try {
     await repo.loadIndex();
     const parent = await findParent(repo, source.info.key, emit);
-    const ctx: Ctx = {
+    const ctx: BackupContext = {
       repo,
       writer,
       stats: emptyStats(),
@@ -162,7 +142,7 @@ export async function backup(
       warnings: ctx.warnings,
       labels: { ...(options.labels ?? {}) },
       logSegments: [],
-      catalog: null,
+      catalog: source.catalog?.() ?? null,
     };
     const bytes = encodeManifestFile(manifest);
     crashPoint("before-manifest");
@@ -181,6 +161,7 @@ export async function backup(
     await writer.writeIndex().catch(() => {});
     throw e;
   } finally {
+    await source.close?.().catch(() => {});
     await lock.release().catch(() => {});
   }
 }
@@ -212,7 +193,7 @@ async function findParent(
 }
 
 async function backupPart(
-  ctx: Ctx,
+  ctx: BackupContext,
   part: SourcePart,
   parentRoot: Uint8Array | null,
 ): Promise<ManifestPart> {
@@ -220,6 +201,8 @@ async function backupPart(
   const written = { ...ctx.writer.stats };
   const root = part.kind === "tree"
     ? await backupDir(ctx, part, parentRoot)
+    : part.kind === "objects"
+    ? await backupObjects(ctx, part, parentRoot)
     : await backupStream(ctx, part);
   const stats = emptyStats();
   for (const k of Object.keys(stats) as (keyof ManifestStats)[]) {
@@ -229,25 +212,12 @@ async function backupPart(
   stats.addedBytes = ctx.writer.stats.storedBytes - written.storedBytes;
   stats.newBlocks = ctx.writer.stats.blocks - written.blocks;
   stats.newBytes = ctx.writer.stats.rawBytes - written.rawBytes;
-  const chunker = part.kind === "tree" && part.chunker ? part.chunker : null;
-  return { name: part.name, kind: part.kind, root, stats, chunker };
+  const chunker = part.kind !== "stream" && part.chunker ? part.chunker : null;
+  // An objects part is stored as a tree: a restore walks it like any directory.
+  return { name: part.name, kind: part.kind === "stream" ? "stream" : "tree", root, stats, chunker };
 }
 
-async function storeTree(ctx: Ctx, nodes: TreeNode[]): Promise<Uint8Array> {
-  const bytes = encodeTree(nodes);
-  const id = sha256(bytes);
-  if (!ctx.writer.has(id)) {
-    const enc = encodeBlock(bytes, ctx.repo.config.compression);
-    await ctx.writer.add(id, BlobKind.tree, {
-      codec: enc.codec,
-      data: enc.data,
-      rawLength: bytes.length,
-    });
-  }
-  return id;
-}
-
-async function backupStream(ctx: Ctx, part: StreamPart): Promise<Uint8Array> {
+async function backupStream(ctx: BackupContext, part: StreamPart): Promise<Uint8Array> {
   const chunker = createChunker(ctx.repo.config.chunker);
   const blocks: Uint8Array[] = [];
   let pending: Uint8Array[] = [];
@@ -264,16 +234,7 @@ async function backupStream(ctx: Ctx, part: StreamPart): Promise<Uint8Array> {
       if (take === head.length) pending.shift();
       else pending[0] = head.subarray(take);
     }
-    const id = sha256(block);
-    blocks.push(id);
-    if (!ctx.writer.has(id)) {
-      const enc = encodeBlock(block, ctx.repo.config.compression);
-      await ctx.writer.add(id, BlobKind.data, {
-        codec: enc.codec,
-        data: enc.data.slice(),
-        rawLength: len,
-      });
-    }
+    blocks.push(await storeData(ctx, block));
   };
   for await (const chunk of await part.open()) {
     const copy = chunk.slice();
@@ -304,7 +265,7 @@ async function backupStream(ctx: Ctx, part: StreamPart): Promise<Uint8Array> {
 }
 
 async function backupDir(
-  ctx: Ctx,
+  ctx: BackupContext,
   part: DirPart,
   parentRoot: Uint8Array | null,
 ): Promise<Uint8Array> {
@@ -393,7 +354,7 @@ async function backupDir(
 }
 
 async function walk(
-  ctx: Ctx,
+  ctx: BackupContext,
   base: string,
   rel: string,
   parentTree: Uint8Array | null,
@@ -403,20 +364,7 @@ async function walk(
 ): Promise<DirNode> {
   const abs = rel === "" ? base : path.join(base, rel);
   const dir: DirNode = { rel, nodes: [], dirs: [] };
-  const old = new Map<string, TreeNode>();
-  if (parentTree) {
-    try {
-      for (const n of await ctx.repo.loadTree(parentTree, `parent tree of ${abs}`)) {
-        old.set(n.name, n);
-      }
-    } catch (e) {
-      ctx.emit({
-        type: "warning",
-        path: abs,
-        message: `parent tree unreadable, reading all files: ${(e as Error).message}`,
-      });
-    }
-  }
+  const old = await parentNodes(ctx, parentTree, abs);
   let names: string[];
   try {
     names = fs.readdirSync(abs);

@@ -444,6 +444,7 @@ export class S3Store implements BlobStore, ListAfter {
           key.slice(base.length),
           object.Size ?? 0,
           object.LastModified,
+          object.ETag,
         );
         if (info) yield info;
       }
@@ -709,6 +710,7 @@ function fileInfoOf(
   relative: string,
   size: number,
   modified: Date | undefined,
+  etag?: string,
 ): FileInfo | null {
   let name: string;
   if (kind === "raw") {
@@ -725,8 +727,13 @@ function fileInfoOf(
     if (h === null || h.kind !== kind) return null;
     name = h.name;
   }
-  const info: FileInfo = { kind, name, size };
-  return modified ? { ...info, mtimeMs: modified.getTime() } : info;
+  return {
+    kind,
+    name,
+    size,
+    ...(modified ? { mtimeMs: modified.getTime() } : {}),
+    ...(etag ? { etag } : {}),
+  };
 }
 
 function parseFlag(value: string, option: string, location: string): boolean {

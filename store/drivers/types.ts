@@ -37,6 +37,8 @@ export interface FileInfo {
   readonly size: number;
   /** Modification time in milliseconds since the epoch, when the driver knows it. */
   readonly mtimeMs?: number;
+  /** Entity tag (S3 `ETag`, quotes included), when the driver knows it. */
+  readonly etag?: string;
 }
 
 /** A byte range: `length` bytes starting at `offset`. */

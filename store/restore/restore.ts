@@ -363,6 +363,32 @@ class PackCache {
   }
 }
 
+/** The files of `c` sorted by where their first block lives, so packs are read in order. */
+function readOrder(repo: Repository, c: Collected): Entry[] {
+  return c.files.map((f) => {
+    const loc = f.node.blocks.length ? repo.locate(f.node.blocks[0]!, f.rel) : null;
+    return { f, key: loc ? loc.packIndex * 2 ** 32 + loc.offset : -1 };
+  }).sort((a, b) => a.key - b.key).map((x) => x.f);
+}
+
+/** Packs of which the restore needs more than half: read whole, once. */
+function wholePacks(repo: Repository, c: Collected): Set<number> {
+  const needed = new Map<number, number>();
+  const counted = new Set<string>();
+  for (const f of c.files) {
+    for (const b of f.node.blocks) {
+      const hex = toHex(b);
+      if (counted.has(hex)) continue;
+      counted.add(hex);
+      const loc = repo.locate(b, f.rel);
+      needed.set(loc.packIndex, (needed.get(loc.packIndex) ?? 0) + loc.storedLength);
+    }
+  }
+  const whole = new Set<number>();
+  for (const [p, bytes] of needed) if (bytes > repo.index.pack(p).size / 2) whole.add(p);
+  return whole;
+}
+
 function fsError(e: unknown, p: string): Error {
   const code = (e as { code?: string }).code;
   if (code === "ENOSPC" || code === "EDQUOT") {
@@ -377,15 +403,7 @@ function fsError(e: unknown, p: string): Error {
 function sameContent(p: string, node: TreeNode, chunker: ChunkerParams): boolean {
   const st = lstatOrNull(p);
   if (!st || !st.isFile() || st.size !== node.size) return false;
-  const data = fs.readFileSync(p);
-  const lens = splitAll(chunker, data);
-  if (lens.length !== node.blocks.length) return false;
-  let pos = 0;
-  for (let i = 0; i < lens.length; i++) {
-    if (!equalBytes(sha256(data.subarray(pos, pos + lens[i]!)), node.blocks[i]!)) return false;
-    pos += lens[i]!;
-  }
-  return true;
+  return sameBlocks(fs.readFileSync(p), node, chunker);
 }
 
 /**
@@ -434,25 +452,8 @@ async function restoreLocked(
     throw fsError(e, abs);
   }
 
-  // Read packs in order: sort files by where their first block lives.
-  const order = c.files.map((f) => {
-    const loc = f.node.blocks.length ? repo.locate(f.node.blocks[0]!, f.rel) : null;
-    return { f, key: loc ? loc.packIndex * 2 ** 32 + loc.offset : -1 };
-  }).sort((a, b) => a.key - b.key).map((x) => x.f);
-  const needed = new Map<number, number>();
-  const counted = new Set<string>();
-  for (const f of c.files) {
-    for (const b of f.node.blocks) {
-      const hex = toHex(b);
-      if (counted.has(hex)) continue;
-      counted.add(hex);
-      const loc = repo.locate(b, f.rel);
-      needed.set(loc.packIndex, (needed.get(loc.packIndex) ?? 0) + loc.storedLength);
-    }
-  }
-  const whole = new Set<number>();
-  for (const [p, bytes] of needed) if (bytes > repo.index.pack(p).size / 2) whole.add(p);
-  const cache = new PackCache(repo, whole);
+  const order = readOrder(repo, c);
+  const cache = new PackCache(repo, wholePacks(repo, c));
 
   let filesWritten = 0;
   let filesUnchanged = 0;
@@ -573,4 +574,167 @@ async function restoreLocked(
 function setMeta(p: string, node: TreeNode): void {
   fs.chmodSync(p, node.mode);
   fs.utimesSync(p, timeArg(node.mtimeMs), timeArg(node.mtimeMs));
+}
+
+/** Saves to a blob store that run at once during a restore into it. */
+const SAVE_CONCURRENCY = 4;
+
+async function buildStorePlan(
+  repo: Repository,
+  c: Collected,
+  target: BlobStore,
+  presence: PackPresence,
+): Promise<{ plan: RestorePlan; existing: Map<string, number> }> {
+  const existing = new Map<string, number>();
+  for await (const f of target.list("raw")) existing.set(f.name, f.size);
+  const packs = packsOf(repo, c);
+  const plan: RestorePlan = {
+    manifest: c.record.name,
+    manifestId: toHex(c.record.id),
+    target: target.location,
+    files: c.files.length,
+    dirs: c.dirs.length,
+    symlinks: c.symlinks.length,
+    bytes: c.files.reduce((a, f) => a + f.node.size, 0),
+    replaced: c.files.filter((f) => existing.has(f.rel)).map((f) => f.rel),
+    targetNotEmpty: existing.size > 0,
+    packs,
+    missingPacks: await presence.missing(packs),
+    unlistedDirs: c.unlistedDirs,
+  };
+  return { plan, existing };
+}
+
+/**
+ * Works out what a restore into the objects of a blob store would do (the
+ * dry run of {@linkcode restoreToStore}), writing nothing.
+ */
+export async function planRestoreToStore(
+  store: BlobStore,
+  target: BlobStore,
+  options: RestoreOptions = {},
+): Promise<RestorePlan> {
+  const repo = await Repository.open(store);
+  await repo.loadIndex();
+  const presence = new PackPresence(repo);
+  const c = await collect(repo, options, presence);
+  return (await buildStorePlan(repo, c, target, presence)).plan;
+}
+
+/**
+ * Restores a backed-up tree into a blob store (a Databend cluster's S3
+ * storage): each file becomes the object named by its path. Every block is
+ * checked against its hash before the object is saved, and an object is
+ * saved whole or not at all. Directories and their metadata have no
+ * objects; symlinks cannot be stored and are reported. Refuses a store that
+ * holds objects unless `overwrite` is set; then only objects whose content
+ * differs are saved again.
+ */
+export async function restoreToStore(
+  store: BlobStore,
+  target: BlobStore,
+  options: RestoreOptions = {},
+): Promise<RestoreResult> {
+  const emit: EventSink = options.onEvent ?? (() => {});
+  const repo = await Repository.open(store);
+  return await withLock(store, "shared", "restore", reportStale(emit), async () => {
+    const started = Date.now();
+    await repo.loadIndex();
+    const presence = new PackPresence(repo);
+    const c = await collect(repo, options, presence);
+    const { plan, existing } = await buildStorePlan(repo, c, target, presence);
+    if (plan.targetNotEmpty && !options.overwrite) {
+      throw new InvalidInput(
+        `restore target ${target.location} holds ${existing.size} objects: restore into an empty location, or pass --overwrite to rewrite objects that differ`,
+      );
+    }
+    if (plan.missingPacks.length > 0) throw presence.error(plan);
+    for (const s of c.symlinks) {
+      emit({
+        type: "warning",
+        path: s.rel,
+        message: `symlink to ${s.node.linkTarget ?? ""} not restored: ${target.location} cannot hold links`,
+      });
+    }
+    const cache = new PackCache(repo, wholePacks(repo, c));
+    let filesWritten = 0;
+    let filesUnchanged = 0;
+    let bytesWritten = 0;
+    let lastEmit = 0;
+    const inFlight = new Set<Promise<void>>();
+    let failure: unknown = null;
+    for (const f of readOrder(repo, c)) {
+      if (failure !== null) break;
+      if (options.overwrite && existing.get(f.rel) === f.node.size) {
+        const current = await target.load({ kind: "raw", name: f.rel });
+        if (sameBlocks(current, f.node, c.chunker)) {
+          filesUnchanged++;
+          continue;
+        }
+      }
+      const data = new Uint8Array(f.node.size);
+      let pos = 0;
+      for (const id of f.node.blocks) {
+        const loc = repo.locate(id, f.rel);
+        const raw = repo.decodeStored(id, loc, await cache.stored(id, loc, f.rel), f.rel);
+        if (pos + raw.length > data.length) break;
+        data.set(raw, pos);
+        pos += raw.length;
+      }
+      if (pos !== f.node.size) {
+        throw new IntegrityError(
+          `the blocks of ${f.rel} in backup ${plan.manifest} do not add up to its size ${f.node.size}: run bendsave verify`,
+        );
+      }
+      const save: Promise<void> = target.save({ kind: "raw", name: f.rel }, data).then(
+        () => {
+          filesWritten++;
+          bytesWritten += data.length;
+          inFlight.delete(save);
+        },
+        (e: unknown) => {
+          failure ??= e;
+          inFlight.delete(save);
+        },
+      );
+      inFlight.add(save);
+      if (inFlight.size >= SAVE_CONCURRENCY) await Promise.race(inFlight);
+      const t = Date.now();
+      if (t - lastEmit >= 200) {
+        lastEmit = t;
+        emit({
+          type: "progress",
+          operation: "restore",
+          phase: "write",
+          files: filesWritten + filesUnchanged,
+          totalFiles: c.files.length,
+          bytes: bytesWritten,
+          totalBytes: plan.bytes,
+          elapsedMs: t - started,
+        });
+      }
+    }
+    await Promise.all(inFlight);
+    if (failure !== null) throw failure;
+    return {
+      ...plan,
+      filesWritten,
+      filesUnchanged,
+      bytesWritten,
+      durationMs: Date.now() - started,
+    };
+  });
+}
+
+/** True when `data` cut by `chunker` gives exactly the blocks of `node`. */
+function sameBlocks(data: Uint8Array, node: TreeNode, chunker: ChunkerParams): boolean {
+  if (data.length !== node.size) return false;
+  const lens = splitAll(chunker, data);
+  if (lens.length !== node.blocks.length) return false;
+  let pos = 0;
+  for (let i = 0; i < lens.length; i++) {
+    if (!equalBytes(sha256(data.subarray(pos, pos + lens[i]!)), node.blocks[i]!)) return false;
+    pos += lens[i]!;
+  }
+  return true;
 }

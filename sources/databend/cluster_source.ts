@@ -1,0 +1,278 @@
+/**
+ * A Databend cluster as a backup source: the meta service's export (part
+ * `meta`, a stream stored as `meta-export.jsonl`), then every object of the
+ * cluster's storage (part `storage`). The manifest also gets the cluster's
+ * catalog, derived from the export as it streams.
+ *
+ * Consistency: the metadata is taken first, then the data. Databend never
+ * rewrites a data object in place, so every object the exported metadata
+ * refers to is in storage when the export is taken; the backup only misses
+ * it if something deletes it before the storage walk reaches it: the
+ * cluster's vacuum (`VACUUM TABLE`, `VACUUM DROP TABLE`, data retention
+ * purges) or a `DROP ... ` whose retention ends during the backup. Pause
+ * vacuum jobs while a backup runs. Objects written after the export are
+ * backed up too; the restored metadata does not refer to them, and a later
+ * vacuum of the restored cluster removes them.
+ *
+ * @module
+ */
+import { hostname } from "node:os";
+import path from "node:path";
+import type { ObjectsPart, Source, SourcePart, StreamPart } from "../types.ts";
+import { CommandFailed, InvalidInput } from "../../store/errors.ts";
+import type { BlobStore } from "../../store/drivers/types.ts";
+import { type ChunkerParams, DEFAULT_FASTCDC } from "../../formats/chunker.ts";
+import type { Catalog } from "../../formats/manifest.ts";
+import { describeQueryConfig, loadQueryConfig, type QueryConfig } from "./query_config.ts";
+import { CatalogBuilder } from "./catalog.ts";
+import { openClusterStorage, storageLocation } from "./cluster_storage.ts";
+import { exportMetaGrpc } from "./meta_grpc.ts";
+
+/** File name of the meta export inside the `meta` part. */
+export const META_EXPORT_FILE = "meta-export.jsonl";
+
+/** Options of {@linkcode clusterSource}. */
+export interface ClusterSourceOptions {
+  /** Read the meta export from this file instead of the meta service. */
+  readonly metaExportFile?: string;
+  /** Run this shell command and read the meta export from its standard output. */
+  readonly metaExportCommand?: string;
+  /** Milliseconds to wait for a meta service endpoint (gRPC export; default 10 000). */
+  readonly metaTimeoutMs?: number;
+  /** Chunker of the storage part (default FastCDC, as for directories). */
+  readonly chunker?: ChunkerParams;
+  /** Receives warnings (S3 retries). */
+  readonly onWarning?: (message: string) => void;
+}
+
+/** Where the meta export comes from, for messages and the manifest's settings. */
+function metaOrigin(c: QueryConfig, o: ClusterSourceOptions): { kind: string; shown: string } {
+  if (o.metaExportFile !== undefined) {
+    return { kind: "file", shown: `meta export file ${o.metaExportFile}` };
+  }
+  if (o.metaExportCommand !== undefined) {
+    return { kind: "command", shown: "the output of --meta-export-command" };
+  }
+  return { kind: "grpc", shown: `the meta service at ${c.meta.endpoints.join(", ")}` };
+}
+
+/**
+ * The source for the cluster of the databend-query config at `configPath`.
+ *
+ * @throws {InvalidInput} when the config cannot be read or parsed, its
+ * storage type is not supported, or both export options are given.
+ *
+ * @example
+ * ```ts ignore
+ * import { clusterSource } from "./cluster_source.ts";
+ * const src = await clusterSource("query-node.toml", { metaExportFile: "meta.jsonl" });
+ * src.info.key; // "databend:<tenant>:<cluster>"
+ * ```
+ */
+export async function clusterSource(
+  configPath: string,
+  options: ClusterSourceOptions = {},
+): Promise<Source> {
+  if (options.metaExportFile !== undefined && options.metaExportCommand !== undefined) {
+    throw new InvalidInput(
+      "--meta-export-file and --meta-export-command both say where the meta export comes from: give one",
+    );
+  }
+  const config = await loadQueryConfig(configPath);
+  const described = describeQueryConfig(config);
+  const origin = metaOrigin(config, options);
+  const info = {
+    ...described,
+    settings: { ...described.settings, meta_source: origin.kind, host: hostname() },
+  };
+  let builder: CatalogBuilder | null = null;
+  let complete = false;
+  let storage: BlobStore | null = null;
+
+  const meta: StreamPart = {
+    name: "meta",
+    kind: "stream",
+    fileName: META_EXPORT_FILE,
+    open: () => {
+      builder = new CatalogBuilder(config.tenantId, config.clusterId);
+      const b = builder;
+      return Promise.resolve(
+        checkedExport(openExport(config, options, origin.shown), b, origin.shown, () => {
+          complete = true;
+        }),
+      );
+    },
+  };
+
+  const parts = async (): Promise<SourcePart[]> => {
+    if (config.storage.type === "fs") {
+      // Fail before the export is taken when the data path is wrong.
+      await openClusterStorage(config.storage);
+      return [meta, {
+        name: "storage",
+        kind: "tree",
+        path: config.storage.dataPath,
+        chunker: options.chunker ?? DEFAULT_FASTCDC,
+      }];
+    }
+    storage = await openClusterStorage(config.storage, {
+      ...(options.onWarning ? { onWarning: options.onWarning } : {}),
+    });
+    const store = storage;
+    const objects: ObjectsPart = {
+      name: "storage",
+      kind: "objects",
+      chunker: options.chunker ?? DEFAULT_FASTCDC,
+      location: storageLocation(config.storage),
+      async *list() {
+        for await (const f of store.list("raw")) {
+          yield {
+            name: f.name,
+            size: f.size,
+            mtimeMs: f.mtimeMs ?? 0,
+            ...(f.etag !== undefined ? { etag: f.etag } : {}),
+          };
+        }
+      },
+      read: (name) => store.load({ kind: "raw", name }),
+    };
+    return [meta, objects];
+  };
+
+  return {
+    info,
+    parts,
+    catalog: (): Catalog | null => (complete && builder ? builder.build() : null),
+    close: async () => {
+      await storage?.close?.();
+      storage = null;
+    },
+  };
+}
+
+/** Opens the configured export as a stream of bytes. */
+function openExport(
+  config: QueryConfig,
+  options: ClusterSourceOptions,
+  shown: string,
+): AsyncIterable<Uint8Array> {
+  if (options.metaExportFile !== undefined) return readFile(options.metaExportFile);
+  if (options.metaExportCommand !== undefined) {
+    return runCommand(options.metaExportCommand, shown);
+  }
+  return exportMetaGrpc(config.meta.endpoints, {
+    ...(options.metaTimeoutMs !== undefined ? { timeoutMs: options.metaTimeoutMs } : {}),
+    ...(config.meta.username !== undefined ? { username: config.meta.username } : {}),
+    ...(config.meta.password !== undefined ? { password: config.meta.password } : {}),
+  });
+}
+
+async function* readFile(file: string): AsyncGenerator<Uint8Array> {
+  let f: Deno.FsFile;
+  try {
+    f = await Deno.open(file);
+  } catch (e) {
+    const why = e instanceof Deno.errors.NotFound ? "does not exist" : "cannot be read";
+    throw new InvalidInput(
+      `meta export file ${path.resolve(file)} ${why}: check --meta-export-file`,
+      { cause: e },
+    );
+  }
+  try {
+    const buf = new Uint8Array(1 << 20);
+    for (;;) {
+      const n = await f.read(buf);
+      if (n === null) return;
+      yield buf.slice(0, n);
+    }
+  } finally {
+    f.close();
+  }
+}
+
+/** Runs `command` with `sh -c`, yielding its standard output; a failure exit is an error. */
+async function* runCommand(command: string, shown: string): AsyncGenerator<Uint8Array> {
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command("sh", {
+      args: ["-c", command],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  } catch (e) {
+    throw new CommandFailed(`cannot start sh for --meta-export-command: ${(e as Error).message}`);
+  }
+  // The last few KiB of standard error explain a failure.
+  let stderr = "";
+  const decoder = new TextDecoder();
+  const errDone = (async () => {
+    for await (const chunk of child.stderr) {
+      stderr = (stderr + decoder.decode(chunk, { stream: true })).slice(-4096);
+    }
+  })();
+  let finished = false;
+  try {
+    for await (const chunk of child.stdout) yield chunk;
+    finished = true;
+  } finally {
+    if (!finished) {
+      try {
+        child.kill("SIGTERM");
+      } catch {
+        // already gone
+      }
+    }
+    const status = await child.status;
+    await errDone;
+    if (finished && !status.success) {
+      const last = stderr.trim().split("\n").pop() ?? "";
+      throw new CommandFailed(
+        `--meta-export-command exited with status ${status.code}${
+          last ? ` (${last})` : ""
+        }: run it by hand to see why; ${shown} is not usable`,
+      );
+    }
+  }
+}
+
+/**
+ * Passes the export through while feeding its lines to the catalog builder:
+ * a malformed or empty export fails the backup before a manifest is written.
+ */
+async function* checkedExport(
+  chunks: AsyncIterable<Uint8Array>,
+  builder: CatalogBuilder,
+  shown: string,
+  onComplete: () => void,
+): AsyncGenerator<Uint8Array> {
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  let rest = "";
+  const feed = (text: string, last: boolean) => {
+    rest += text;
+    const lines = rest.split("\n");
+    rest = last ? "" : lines.pop()!;
+    for (const line of lines) builder.addLine(line.endsWith("\r") ? line.slice(0, -1) : line);
+  };
+  try {
+    for await (const chunk of chunks) {
+      feed(decoder.decode(chunk, { stream: true }), false);
+      yield chunk;
+    }
+    feed(decoder.decode(), true);
+  } catch (e) {
+    if (e instanceof SyntaxError || e instanceof RangeError || e instanceof TypeError) {
+      throw new InvalidInput(
+        `${shown} is not a valid meta export (${e.message}): check that it is the output of databend-metactl export`,
+        { cause: e },
+      );
+    }
+    throw e;
+  }
+  if (builder.entries === 0) {
+    throw new InvalidInput(
+      `${shown} is empty: check that the meta service holds data and that the export ran`,
+    );
+  }
+  onComplete();
+}

@@ -1,0 +1,87 @@
+/**
+ * Opens a Databend cluster's own storage (the `[storage]` section of its
+ * query-node config) through the same drivers as repositories.
+ *
+ * @module
+ */
+import fs from "node:fs";
+import type { BlobStore } from "../../store/drivers/types.ts";
+import { FsStore } from "../../store/drivers/fs.ts";
+import { InvalidInput } from "../../store/errors.ts";
+import type { StorageConfig } from "./query_config.ts";
+
+/** Where a storage config points, without secrets: a directory or `s3://bucket/root`. */
+export function storageLocation(storage: StorageConfig): string {
+  if (storage.type === "fs") return storage.dataPath;
+  const root = storage.root.replace(/^\/+|\/+$/g, "");
+  return `s3://${storage.bucket}${root ? "/" + root : ""}`;
+}
+
+/** Options of {@linkcode openClusterStorage}. */
+export interface OpenClusterStorageOptions {
+  /** Create a missing fs data directory (restore); default false (backup). */
+  readonly create?: boolean;
+  /** Receives retry warnings of the S3 driver. */
+  readonly onWarning?: (message: string) => void;
+}
+
+/**
+ * Opens the storage a query-node config describes: the fs `data_path`, or
+ * the S3 bucket and root with the config's endpoint, region and keys (the
+ * SDK's default credential chain when the config has none). Objects are
+ * `raw` handles named by their path below the storage root.
+ *
+ * @throws {InvalidInput} when an fs data path is missing (without `create`)
+ * or is not a directory.
+ */
+export async function openClusterStorage(
+  storage: StorageConfig,
+  options: OpenClusterStorageOptions = {},
+): Promise<BlobStore> {
+  if (storage.type === "fs") {
+    const st = fs.statSync(storage.dataPath, { throwIfNoEntry: false });
+    if (st && !st.isDirectory()) {
+      throw new InvalidInput(
+        `storage data_path "${storage.dataPath}" is not a directory: fix [storage.fs] data_path in the query config`,
+      );
+    }
+    if (!st && !options.create) {
+      throw new InvalidInput(
+        `storage data_path "${storage.dataPath}" does not exist: fix [storage.fs] data_path in the query config`,
+      );
+    }
+    return await FsStore.open(storage.dataPath, { create: options.create ?? false });
+  }
+  const { S3Store } = await import("../../store/drivers/s3.ts");
+  const { withRetry } = await import("../../store/drivers/retry.ts");
+  const settings: Record<string, string> = {
+    // Databend's default is path style unless enable_virtual_host_style is set.
+    force_path_style: storage.enableVirtualHostStyle === true ? "false" : "true",
+  };
+  if (storage.endpointUrl !== undefined) settings["endpoint"] = storage.endpointUrl;
+  if (storage.region !== undefined) settings["region"] = storage.region;
+  const credentials = storage.accessKeyId !== undefined && storage.secretAccessKey !== undefined
+    ? {
+      accessKeyId: storage.accessKeyId,
+      secretAccessKey: storage.secretAccessKey,
+      ...(storage.securityToken !== undefined ? { sessionToken: storage.securityToken } : {}),
+    }
+    : undefined;
+  const s3 = await S3Store.open(
+    {
+      scheme: "s3",
+      bucket: storage.bucket,
+      prefix: storage.root.replace(/^\/+|\/+$/g, ""),
+      options: settings,
+    },
+    // No probe write: a backup only reads the cluster's storage, and a restore
+    // writes objects, never exclusive ones.
+    { ...(credentials ? { credentials } : {}), conditionalWrites: false },
+  );
+  return withRetry(s3, {
+    onRetry: (e) =>
+      options.onWarning?.(
+        `${e.operation} failed (${e.error}); retry ${e.attempt} in ${Math.round(e.delayMs)} ms`,
+      ),
+  });
+}
