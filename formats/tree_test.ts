@@ -235,3 +235,24 @@ Deno.test("decodeTree throws SyntaxError on a truncated tree", () => {
     assert.throws(() => decodeTree(bytes.subarray(0, n)), SyntaxError, `first ${n} bytes`);
   }
 });
+
+Deno.test("decodeTree round trips a file's etag", () => {
+  const etags = [
+    '"9b2cf535f27731c974343645a3985328"',
+    '"d41d8cd98f00b204e9800998ecf8427e-3"',
+    "W/x",
+  ];
+  const nodes = etags.map((etag, i) => ({ ...file(`obj${i}`, 10 + i), etag }));
+  const got = decodeTree(encodeTree(nodes));
+  assert.deepEqual(got.map((n) => n.etag), etags);
+  assert.deepEqual(got, nodes);
+});
+
+Deno.test("decodeTree leaves etag undefined for a node without one", () => {
+  const [plain, tagged] = decodeTree(encodeTree([file("a", 1), { ...file("b", 2), etag: '"e"' }]));
+  assert.equal(plain?.name, "a");
+  assert.equal(plain?.etag, undefined);
+  assert.equal("etag" in plain!, false, "no etag key, not an empty string");
+  assert.equal(tagged?.etag, '"e"');
+  for (const n of decodeTree(encodeTree(NODES))) assert.equal("etag" in n, false, n.name);
+});

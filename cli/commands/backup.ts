@@ -17,7 +17,8 @@ import { ExitCode, UsageError } from "../exit_codes.ts";
 import { formatBytes, formatDuration, formatRate, type Output } from "../output.ts";
 
 /** Help text. */
-export const BACKUP_HELP = `Usage: bendsave backup --from <dir | query-node.toml> --to <repo> [options]
+export const BACKUP_HELP =
+  `Usage: bendsave backup --from <dir | query-node.toml> --to <repo> [options]
 
 Backs up a directory, or a whole Databend cluster given by its query-node
 config (the meta service's export first, then every object of its fs or S3
@@ -145,7 +146,11 @@ export async function backupCommand(args: string[], out: Output): Promise<number
     skipped: s.skipped,
     duration_ms: r.durationMs,
     source: r.manifest.source.description,
-    parts: r.manifest.parts.map((p) => ({ name: p.name, files: p.stats.files, bytes: p.stats.bytes })),
+    parts: r.manifest.parts.map((p) => ({
+      name: p.name,
+      files: p.stats.files,
+      bytes: p.stats.bytes,
+    })),
     ...(r.manifest.catalog ? { catalog_databases: r.manifest.catalog.databases.length } : {}),
   });
   const catalog = r.manifest.catalog;

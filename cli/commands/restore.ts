@@ -200,7 +200,9 @@ async function restoreClusterCommand(
     out.result({ type: "plan", dry_run: true, ...plan });
     out.print(`dry run: nothing was written\n${describeClusterPlan(plan, store.location)}`);
     if (plan.storage.targetNotEmpty && !options.overwrite) {
-      out.print(`  note: the storage is not empty; --confirm will refuse unless --overwrite is given`);
+      out.print(
+        `  note: the storage is not empty; --confirm will refuse unless --overwrite is given`,
+      );
     }
     out.print(`run again with --confirm to restore`);
     return ExitCode.ok;
@@ -214,7 +216,9 @@ async function restoreClusterCommand(
       `  written    ${s.filesWritten} objects, ${formatBytes(s.bytesWritten)}` +
       (s.filesUnchanged ? `; ${s.filesUnchanged} unchanged objects left as they were` : "") +
       `\n  meta       ${
-        r.metaImported ? "imported by databend-metactl" : "export written; import it with the command above"
+        r.metaImported
+          ? "imported by databend-metactl"
+          : "export written; import it with the command above"
       }\n  duration   ${formatDuration(r.durationMs)}`,
   );
   return ExitCode.ok;

@@ -90,4 +90,3 @@ export function optBool(t: Table, key: string, where: string, file: string): boo
   }
   return v;
 }
-

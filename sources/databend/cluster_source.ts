@@ -97,7 +97,7 @@ export async function clusterSource(
       builder = new CatalogBuilder(config.tenantId, config.clusterId);
       const b = builder;
       return Promise.resolve(
-        checkedExport(openExport(config, options, origin.shown), b, origin.shown, () => {
+        checkedExport(openExport(config, options), b, origin.shown, () => {
           complete = true;
         }),
       );
@@ -154,11 +154,10 @@ export async function clusterSource(
 function openExport(
   config: QueryConfig,
   options: ClusterSourceOptions,
-  shown: string,
 ): AsyncIterable<Uint8Array> {
   if (options.metaExportFile !== undefined) return readFile(options.metaExportFile);
   if (options.metaExportCommand !== undefined) {
-    return runCommand(options.metaExportCommand, shown);
+    return runCommand(options.metaExportCommand);
   }
   return exportMetaGrpc(config.meta.endpoints, {
     ...(options.metaTimeoutMs !== undefined ? { timeoutMs: options.metaTimeoutMs } : {}),
@@ -191,7 +190,7 @@ async function* readFile(file: string): AsyncGenerator<Uint8Array> {
 }
 
 /** Runs `command` with `sh -c`, yielding its standard output; a failure exit is an error. */
-async function* runCommand(command: string, shown: string): AsyncGenerator<Uint8Array> {
+async function* runCommand(command: string): AsyncGenerator<Uint8Array> {
   let child: Deno.ChildProcess;
   try {
     child = new Deno.Command("sh", {
@@ -230,7 +229,7 @@ async function* runCommand(command: string, shown: string): AsyncGenerator<Uint8
       throw new CommandFailed(
         `--meta-export-command exited with status ${status.code}${
           last ? ` (${last})` : ""
-        }: run it by hand to see why; ${shown} is not usable`,
+        }: run it by hand to see why, fix it, or pass --meta-export-file`,
       );
     }
   }
@@ -262,10 +261,7 @@ async function* checkedExport(
     feed(decoder.decode(), true);
   } catch (e) {
     if (e instanceof SyntaxError || e instanceof RangeError || e instanceof TypeError) {
-      throw new InvalidInput(
-        `${shown} is not a valid meta export (${e.message}): check that it is the output of databend-metactl export`,
-        { cause: e },
-      );
+      throw new InvalidInput(`${shown}: ${e.message}`, { cause: e });
     }
     throw e;
   }

@@ -263,7 +263,10 @@ export async function restoreCluster(
     await restoreMetaExport(store, plan, options);
     let metaImported = false;
     if (meta) {
-      await runImport(options.metactl ?? "databend-metactl", importArgs(meta, plan.metaExport.path));
+      await runImport(
+        options.metactl ?? "databend-metactl",
+        importArgs(meta, plan.metaExport.path),
+      );
       metaImported = true;
     }
     return {
@@ -296,7 +299,9 @@ async function restoreMetaExport(
       throw new StorageFull(`the disk holding "${dir}" is full: free space and run again`);
     }
     throw new InvalidInput(
-      `cannot write the meta export into "${dir}" (${(e as Error).message}): choose a writable place with --meta-export-to`,
+      `cannot write the meta export into "${dir}" (${
+        (e as Error).message
+      }): choose a writable place with --meta-export-to`,
     );
   }
   try {
@@ -324,7 +329,9 @@ async function runImport(program: string, args: string[]): Promise<void> {
         `${program} was not found: install databend-metactl (or pass --metactl PATH) and run: ${shown}`,
       );
     }
-    throw new CommandFailed(`cannot run ${program} (${(e as Error).message}): run by hand: ${shown}`);
+    throw new CommandFailed(
+      `cannot run ${program} (${(e as Error).message}): run by hand: ${shown}`,
+    );
   }
   if (!out.success) {
     const last = new TextDecoder().decode(out.stderr).trim().split("\n").pop() ?? "";

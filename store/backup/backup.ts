@@ -214,7 +214,13 @@ async function backupPart(
   stats.newBytes = ctx.writer.stats.rawBytes - written.rawBytes;
   const chunker = part.kind !== "stream" && part.chunker ? part.chunker : null;
   // An objects part is stored as a tree: a restore walks it like any directory.
-  return { name: part.name, kind: part.kind === "stream" ? "stream" : "tree", root, stats, chunker };
+  return {
+    name: part.name,
+    kind: part.kind === "stream" ? "stream" : "tree",
+    root,
+    stats,
+    chunker,
+  };
 }
 
 async function backupStream(ctx: BackupContext, part: StreamPart): Promise<Uint8Array> {

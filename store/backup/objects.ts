@@ -39,7 +39,11 @@ function place(ctx: BackupContext, part: ObjectsPart, root: Dir, o: SourceObject
       dir.files.delete(s);
       ctx.stats.files--;
       ctx.stats.bytes -= clash.size;
-      warn(ctx, `${part.location}/${clash.name}`, "skipped: other objects use this name as a folder");
+      warn(
+        ctx,
+        `${part.location}/${clash.name}`,
+        "skipped: other objects use this name as a folder",
+      );
     }
     let next = dir.dirs.get(s);
     if (!next) dir.dirs.set(s, next = newDir());

@@ -653,7 +653,9 @@ export async function restoreToStore(
       emit({
         type: "warning",
         path: s.rel,
-        message: `symlink to ${s.node.linkTarget ?? ""} not restored: ${target.location} cannot hold links`,
+        message: `symlink to ${
+          s.node.linkTarget ?? ""
+        } not restored: ${target.location} cannot hold links`,
       });
     }
     const cache = new PackCache(repo, wholePacks(repo, c));
