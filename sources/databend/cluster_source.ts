@@ -221,17 +221,19 @@ async function* runCommand(command: string): AsyncGenerator<Uint8Array> {
       } catch {
         // already gone
       }
+      await child.status;
+      await errDone.catch(() => {});
     }
-    const status = await child.status;
-    await errDone;
-    if (finished && !status.success) {
-      const last = stderr.trim().split("\n").pop() ?? "";
-      throw new CommandFailed(
-        `--meta-export-command exited with status ${status.code}${
-          last ? ` (${last})` : ""
-        }: run it by hand to see why, fix it, or pass --meta-export-file`,
-      );
-    }
+  }
+  const status = await child.status;
+  await errDone;
+  if (!status.success) {
+    const last = stderr.trim().split("\n").pop() ?? "";
+    throw new CommandFailed(
+      `--meta-export-command exited with status ${status.code}${
+        last ? ` (${last})` : ""
+      }: run it by hand to see why, fix it, or pass --meta-export-file`,
+    );
   }
 }
 

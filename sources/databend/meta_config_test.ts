@@ -64,7 +64,7 @@ Deno.test("parseMetaConfig rejects a missing or empty raft_dir", () => {
 });
 
 Deno.test("parseMetaConfig rejects an id that is not a non-negative integer", () => {
-  for (const id of [`"1"`, "-1", "1.5", "true", "9007199254740993"]) {
+  for (const id of [`"1"`, "-1", "1.5", "-0.5", "inf", "nan", "true", "[1]"]) {
     assertInvalid(
       () => parseMetaConfig(`[raft_config]\nid = ${id}\nraft_dir = "r"\n`, FILE),
       /raft_config\.id in \/etc\/databend\/databend-meta\.toml must be a non-negative integer/,
