@@ -1,7 +1,10 @@
 /**
- * The demo behind `./dev demo`: backs up the sample cluster in testdata/
- * into a local repository under demo/, lists the backups, shows the restore
- * dry run, restores, and checks the restored tree is identical.
+ * The demo behind `./dev demo`: backs up the sample Databend cluster in
+ * testdata/ (its query-node config, with the meta export from the file that
+ * ships beside it, since no meta service runs here) into a local repository
+ * under demo/, lists the backups, shows the cluster's catalog and the
+ * restore dry run, restores the cluster into a fresh node directory, and
+ * checks that its storage and meta export are identical.
  *
  * @module
  */
@@ -12,8 +15,12 @@ import { main } from "./main.ts";
 
 const root = path.resolve(new URL("..", import.meta.url).pathname);
 const source = path.join(root, "testdata", "sample-cluster");
+const config = path.join(source, "query-node.toml");
+const metaExport = path.join(source, "meta-export.jsonl");
 const repo = path.join(root, "demo", "repo");
-const target = path.join(root, "demo", "restored");
+/** A fresh node: the sample's query-node config, so its storage is ./storage beside it. */
+const node = path.join(root, "demo", "restored");
+const nodeConfig = path.join(node, "query-node.toml");
 
 function digest(dir: string): string {
   const h = createHash("sha256");
@@ -50,25 +57,41 @@ if (import.meta.main) {
     console.error(`demo: ${source} is missing: the sample cluster ships with the repository`);
     Deno.exit(1);
   }
-  fs.rmSync(target, { recursive: true, force: true });
+  fs.rmSync(node, { recursive: true, force: true });
+  fs.mkdirSync(node, { recursive: true });
+  fs.copyFileSync(config, nodeConfig);
   await step("back up the sample cluster (creates the repository on first run)", [
     "backup",
     "--from",
-    source,
+    config,
+    "--meta-export-file",
+    metaExport,
     "--to",
     repo,
   ]);
   await step("the backups in the repository", ["list", repo]);
-  await step("what a restore would do (dry run)", ["restore", "--from", repo, "--to", target]);
-  await step("restore it", ["restore", "--from", repo, "--to", target, "--confirm"]);
-  const same = digest(source) === digest(target);
+  await step("the newest backup: source, parts and the cluster's catalog", ["show", repo]);
+  await step("what a restore into a fresh node would do (dry run)", [
+    "restore",
+    "--from",
+    repo,
+    "--to",
+    nodeConfig,
+  ]);
+  await step("restore it", ["restore", "--from", repo, "--to", nodeConfig, "--confirm"]);
+  const exported = fs.readdirSync(node).filter((n) => n.endsWith(".jsonl"));
+  const sameStorage = digest(path.join(source, "storage")) === digest(path.join(node, "storage"));
+  const sameMeta = exported.length === 1 &&
+    fs.readFileSync(path.join(node, exported[0]!)).equals(fs.readFileSync(metaExport));
   console.log(
-    `\nrestored tree ${
-      same ? "is identical to" : "DIFFERS from"
-    } the source (contents, modes, mtimes)`,
+    `\nrestored storage ${
+      sameStorage ? "is identical to" : "DIFFERS from"
+    } the cluster's (contents, modes, mtimes); restored meta export ${
+      sameMeta ? "is identical" : "DIFFERS"
+    }`,
   );
   console.log(
-    `repository: ${repo}\nrestored:   ${target}\nrun ./dev demo again for an incremental backup`,
+    `repository: ${repo}\nrestored:   ${node}\nrun ./dev demo again for an incremental backup`,
   );
-  Deno.exit(same ? 0 : 1);
+  Deno.exit(sameStorage && sameMeta ? 0 : 1);
 }
