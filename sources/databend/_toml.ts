@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { readFile } from "node:fs/promises";
 import { parse, TomlError } from "smol-toml";
 import { InvalidInput } from "../../store/errors.ts";
 
@@ -13,9 +14,9 @@ import { InvalidInput } from "../../store/errors.ts";
  */
 export async function readConfigText(file: string, what: string, fix: string): Promise<string> {
   try {
-    return await Deno.readTextFile(file);
+    return await readFile(file, "utf8");
   } catch (e) {
-    const why = e instanceof Deno.errors.NotFound ? "does not exist" : "cannot be read";
+    const why = (e as { code?: string }).code === "ENOENT" ? "does not exist" : "cannot be read";
     throw new InvalidInput(`${what} ${file} ${why}: ${fix}`, { cause: e });
   }
 }

@@ -16,6 +16,8 @@
  *
  * @module
  */
+import { spawn } from "node:child_process";
+import { type FileHandle, open } from "node:fs/promises";
 import { hostname } from "node:os";
 import path from "node:path";
 import type { ObjectsPart, Source, SourcePart, StreamPart } from "../types.ts";
@@ -167,70 +169,59 @@ function openExport(
 }
 
 async function* readFile(file: string): AsyncGenerator<Uint8Array> {
-  let f: Deno.FsFile;
+  let f: FileHandle;
   try {
-    f = await Deno.open(file);
+    f = await open(file, "r");
   } catch (e) {
-    const why = e instanceof Deno.errors.NotFound ? "does not exist" : "cannot be read";
+    const why = (e as { code?: string }).code === "ENOENT" ? "does not exist" : "cannot be read";
     throw new InvalidInput(
       `meta export file ${path.resolve(file)} ${why}: check --meta-export-file`,
       { cause: e },
     );
   }
   try {
-    const buf = new Uint8Array(1 << 20);
     for (;;) {
-      const n = await f.read(buf);
-      if (n === null) return;
-      yield buf.slice(0, n);
+      const buf = new Uint8Array(1 << 20);
+      const { bytesRead } = await f.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) return;
+      yield buf.subarray(0, bytesRead);
     }
   } finally {
-    f.close();
+    await f.close();
   }
 }
 
 /** Runs `command` with `sh -c`, yielding its standard output; a failure exit is an error. */
 async function* runCommand(command: string): AsyncGenerator<Uint8Array> {
-  let child: Deno.ChildProcess;
-  try {
-    child = new Deno.Command("sh", {
-      args: ["-c", command],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-  } catch (e) {
-    throw new CommandFailed(`cannot start sh for --meta-export-command: ${(e as Error).message}`);
-  }
+  const child = spawn("sh", ["-c", command], { stdio: ["ignore", "pipe", "pipe"] });
+  const exited = new Promise<{ code: number | null; error?: Error }>((resolve) => {
+    child.on("error", (error) => resolve({ code: null, error }));
+    child.on("close", (code) => resolve({ code }));
+  });
   // The last few KiB of standard error explain a failure.
   let stderr = "";
-  const decoder = new TextDecoder();
-  const errDone = (async () => {
-    for await (const chunk of child.stderr) {
-      stderr = (stderr + decoder.decode(chunk, { stream: true })).slice(-4096);
-    }
-  })();
+  child.stderr.setEncoding("utf8");
+  child.stderr.on("data", (text: string) => {
+    stderr = (stderr + text).slice(-4096);
+  });
   let finished = false;
   try {
-    for await (const chunk of child.stdout) yield chunk;
+    for await (const chunk of child.stdout) yield new Uint8Array(chunk as Buffer);
     finished = true;
   } finally {
     if (!finished) {
-      try {
-        child.kill("SIGTERM");
-      } catch {
-        // already gone
-      }
-      await child.status;
-      await errDone.catch(() => {});
+      child.kill("SIGTERM");
+      await exited;
     }
   }
-  const status = await child.status;
-  await errDone;
-  if (!status.success) {
+  const { code, error } = await exited;
+  if (error) {
+    throw new CommandFailed(`cannot start sh for --meta-export-command: ${error.message}`);
+  }
+  if (code !== 0) {
     const last = stderr.trim().split("\n").pop() ?? "";
     throw new CommandFailed(
-      `--meta-export-command exited with status ${status.code}${
+      `--meta-export-command exited with status ${code}${
         last ? ` (${last})` : ""
       }: run it by hand to see why, fix it, or pass --meta-export-file`,
     );

@@ -182,7 +182,7 @@ Deno.test("clusterSource rejects a malformed export line, naming its number, and
     t.dir,
     SAMPLE_CONFIG,
     { metaExportFile: bad },
-    invalid(/line 5\b/, /not a valid meta export/),
+    invalid(/line 5\b/, /not valid JSON/, bad),
   );
   // The same through a command.
   await using t2 = await tempDir();
@@ -192,6 +192,19 @@ Deno.test("clusterSource rejects a malformed export line, naming its number, and
     { metaExportCommand: `cat '${bad}'` },
     invalid(/line 5\b/),
   );
+});
+
+Deno.test("clusterSource stops an export command that is still writing after a malformed line", async () => {
+  await using t = await tempDir();
+  const started = Date.now();
+  await assertBackupFails(
+    t.dir,
+    SAMPLE_CONFIG,
+    // Without the stop, `yes` would write forever.
+    { metaExportCommand: `echo 'not json'; yes '["raft_log",{"NodeId":1}]'` },
+    invalid(/line 1\b/, /not valid JSON/),
+  );
+  assert.ok(Date.now() - started < 30_000);
 });
 
 Deno.test("clusterSource rejects both metaExportFile and metaExportCommand", async () => {
@@ -292,9 +305,18 @@ Deno.test("clusterSource makes the second backup incremental with every storage 
   assert.equal(storage.filesNew, 0);
   assert.equal(storage.bytesRead, 0);
   assert.deepEqual(second.manifest.parts[1]!.root, first.manifest.parts[1]!.root);
-  // The meta export is taken again each time, but adds no new block.
+  // The meta export is taken again each time; its data blocks are the first backup's.
   const meta = second.manifest.parts.find((p) => p.name === "meta")!.stats;
   assert.equal(meta.bytesRead, fs.statSync(SAMPLE_EXPORT).size);
-  assert.equal(meta.newBlocks, 0);
+  const repo = await Repository.open(store);
+  await repo.loadIndex();
+  const exportNode = async (root: Uint8Array) => (await repo.loadTree(root))[0]!;
+  const [a, b] = [
+    await exportNode(first.manifest.parts[0]!.root),
+    await exportNode(second.manifest.parts[0]!.root),
+  ];
+  assert.equal(b.name, META_EXPORT_FILE);
+  assert.ok(b.blocks.length > 0);
+  assert.deepEqual(b.blocks, a.blocks);
   assert.deepEqual(second.manifest.catalog, first.manifest.catalog);
 });

@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import type { BlobStore } from "../../store/drivers/types.ts";
@@ -318,25 +319,33 @@ async function restoreMetaExport(
 }
 
 async function runImport(program: string, args: string[]): Promise<void> {
-  let out: Deno.CommandOutput;
   const shown = [program, ...args].map(shellQuote).join(" ");
-  try {
-    out = await new Deno.Command(program, { args, stdin: "null", stdout: "piped", stderr: "piped" })
-      .output();
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
+  const result = await new Promise<{ code: number | null; stderr: string; error?: Error }>(
+    (resolve) => {
+      const child = spawn(program, args, { stdio: ["ignore", "ignore", "pipe"] });
+      let stderr = "";
+      child.stderr.setEncoding("utf8");
+      child.stderr.on("data", (text: string) => {
+        stderr = (stderr + text).slice(-4096);
+      });
+      child.on("error", (error) => resolve({ code: null, stderr, error }));
+      child.on("close", (code) => resolve({ code, stderr }));
+    },
+  );
+  if (result.error) {
+    if ((result.error as { code?: string }).code === "ENOENT") {
       throw new CommandFailed(
         `${program} was not found: install databend-metactl (or pass --metactl PATH) and run: ${shown}`,
       );
     }
     throw new CommandFailed(
-      `cannot run ${program} (${(e as Error).message}): run by hand: ${shown}`,
+      `cannot run ${program} (${result.error.message}): run by hand: ${shown}`,
     );
   }
-  if (!out.success) {
-    const last = new TextDecoder().decode(out.stderr).trim().split("\n").pop() ?? "";
+  if (result.code !== 0) {
+    const last = result.stderr.trim().split("\n").pop() ?? "";
     throw new CommandFailed(
-      `${program} import exited with status ${out.code}${
+      `${program} import exited with status ${result.code}${
         last ? ` (${last})` : ""
       }: fix the cause and run: ${shown}`,
     );
