@@ -25,9 +25,13 @@ export async function readConfigText(file: string, what: string, fix: string): P
  * Parses TOML text; a syntax error becomes InvalidInput naming the file, line
  * and column, without quoting the source (it may hold secrets).
  */
-export function parseToml(text: string, file: string): Table {
+export function parseToml(
+  text: string,
+  file: string,
+  options: { integersAsBigInt?: boolean } = {},
+): Table {
   try {
-    return parse(text) as Table;
+    return parse(text, { integersAsBigInt: options.integersAsBigInt ?? false }) as Table;
   } catch (e) {
     if (e instanceof TomlError) {
       const reason = (e.message.split("\n")[0] ?? "").replace(/^Invalid TOML document:\s*/, "");

@@ -25,7 +25,8 @@ export interface MetaNodeConfig {
  * lacks `raft_dir` or has a bad `id`.
  */
 export function parseMetaConfig(text: string, configPath: string): MetaNodeConfig {
-  const doc = parseToml(text, configPath);
+  // Integers as bigint, so that a float such as 1.0 is told apart and refused as an id.
+  const doc = parseToml(text, configPath, { integersAsBigInt: true });
   const raft = doc["raft_config"];
   if (!isTable(raft)) {
     throw new InvalidInput(
@@ -33,13 +34,13 @@ export function parseMetaConfig(text: string, configPath: string): MetaNodeConfi
     );
   }
   const dir = reqString(raft, "raft_dir", "raft_config", configPath);
-  const id = raft["id"] ?? 0;
-  if (typeof id !== "number" || !Number.isSafeInteger(id) || id < 0) {
+  const id = raft["id"] ?? 0n;
+  if (typeof id !== "bigint" || id < 0n || id > BigInt(Number.MAX_SAFE_INTEGER)) {
     throw new InvalidInput(
       `raft_config.id in ${configPath} must be a non-negative integer: fix its value`,
     );
   }
-  return { raftDir: path.resolve(path.dirname(path.resolve(configPath)), dir), id };
+  return { raftDir: path.resolve(path.dirname(path.resolve(configPath)), dir), id: Number(id) };
 }
 
 /** Reads and parses a databend-meta config file. */

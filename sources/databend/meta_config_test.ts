@@ -103,3 +103,12 @@ Deno.test("loadMetaConfig reads a written file and anchors raft_dir at its direc
     id: 42,
   });
 });
+
+Deno.test("parseMetaConfig refuses a float id even when it is whole", () => {
+  for (const id of ["1.0", "2e0"]) {
+    assert.throws(
+      () => parseMetaConfig(`[raft_config]\nraft_dir = "/r"\nid = ${id}\n`, "m.toml"),
+      (e: unknown) => e instanceof InvalidInput && /raft_config\.id/.test((e as Error).message),
+    );
+  }
+});
