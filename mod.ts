@@ -30,10 +30,12 @@ export type {
 } from "./store/backup/events.ts";
 export {
   planRestore,
+  planRestoreToStore,
   restore,
   type RestoreOptions,
   type RestorePlan,
   type RestoreResult,
+  restoreToStore,
 } from "./store/restore/restore.ts";
 export { type BackupSummary, listBackups } from "./store/list.ts";
 export { verify, type VerifyOptions, type VerifyReport } from "./store/verify.ts";
@@ -50,9 +52,39 @@ export {
   type CopyResult,
 } from "./store/copy.ts";
 export { dirSource } from "./sources/dir/dir_source.ts";
-export type { DirPart, Source, SourceInfo, SourcePart, StreamPart } from "./sources/types.ts";
+export type {
+  DirPart,
+  ObjectsPart,
+  Source,
+  SourceInfo,
+  SourceObject,
+  SourcePart,
+  StreamPart,
+} from "./sources/types.ts";
+export {
+  clusterSource,
+  type ClusterSourceOptions,
+  META_EXPORT_FILE,
+} from "./sources/databend/cluster_source.ts";
+export {
+  type ClusterRestoreOptions,
+  type ClusterRestorePlan,
+  type ClusterRestoreResult,
+  planClusterRestore,
+  restoreCluster,
+} from "./sources/databend/cluster_target.ts";
+export { openClusterStorage, storageLocation } from "./sources/databend/cluster_storage.ts";
+export {
+  loadQueryConfig,
+  parseQueryConfig,
+  type QueryConfig,
+  type StorageConfig,
+} from "./sources/databend/query_config.ts";
+export { loadMetaConfig, type MetaNodeConfig } from "./sources/databend/meta_config.ts";
+export { buildCatalog, CatalogBuilder } from "./sources/databend/catalog.ts";
+export { exportMetaGrpc, MetaServiceError } from "./sources/databend/meta_grpc.ts";
 export { type ChunkerParams, DEFAULT_FASTCDC, DEFAULT_FIXED } from "./formats/chunker.ts";
 export { type CompressionOptions, DEFAULT_COMPRESSION } from "./formats/codec.ts";
-export type { Manifest, ManifestPart, ManifestStats } from "./formats/manifest.ts";
+export type { Catalog, Manifest, ManifestPart, ManifestStats } from "./formats/manifest.ts";
 export { parseRepoUri, type RepoUri } from "./formats/uri.ts";
 export { FORMAT_VERSION, TOOL_VERSION } from "./formats/version.ts";
