@@ -165,8 +165,6 @@ try {
   ]);
   if (resticFirst !== null) rows.push(["restic backup of the fs storage directory", resticFirst]);
   if (resticAgain !== null) rows.push(["restic re-backup, unchanged", resticAgain]);
-  await fsRepo.close?.();
-  await s3Repo.close?.();
 
   console.log(`\n## Databend cluster backup and restore, ${new Date().toISOString()}\n`);
   console.log(

@@ -33,6 +33,7 @@ import { backup } from "../../store/backup/backup.ts";
 import { FsStore } from "../../store/drivers/fs.ts";
 import { clusterSource, META_EXPORT_FILE } from "../../sources/databend/cluster_source.ts";
 import type { ObjectsPart, Source, SourceObject } from "../../sources/types.ts";
+import { DEFAULT_FASTCDC } from "../../formats/chunker.ts";
 import type { Catalog } from "../../formats/manifest.ts";
 import { toHex } from "../../formats/hash.ts";
 import { FORMAT_MINOR, FORMAT_VERSION } from "../../formats/version.ts";
@@ -200,6 +201,8 @@ async function objectStoreSource(
   const storage: ObjectsPart = {
     name: "storage",
     kind: "objects",
+    // As clusterSource's own S3 storage part.
+    chunker: DEFAULT_FASTCDC,
     location: S3_LOCATION,
     async *list(): AsyncIterable<SourceObject> {
       for (const name of names) {
