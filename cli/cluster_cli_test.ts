@@ -340,26 +340,28 @@ Deno.test("cluster restore imports with databend-metactl, and refuses a non-empt
   assert.deepEqual(fs.readFileSync(path.join(t.dir, "imported")), fs.readFileSync(SAMPLE_EXPORT));
   assert.deepEqual(describeTree(path.join(node, "data")), describeTree(SAMPLE_STORAGE));
 
+  // A fresh node with the same meta config, restored with `program` as databend-metactl.
+  const restoreNewNode = (name: string, program: string) => {
+    const dir = path.join(t.dir, name);
+    const conf = writeConfig(path.join(dir, "query-node.toml"), { type: "fs", dataPath: "./data" });
+    fs.copyFileSync(path.join(node, "databend-meta.toml"), path.join(dir, "databend-meta.toml"));
+    return cli([
+      "restore",
+      "--from",
+      repo,
+      "--to",
+      conf,
+      "--meta-config",
+      path.join(dir, "databend-meta.toml"),
+      "--metactl",
+      program,
+      "--confirm",
+    ]);
+  };
+
   // A failing metactl: exit 1, its error and the command to run by hand in one line.
   fs.writeFileSync(metactl, `#!/bin/sh\necho "raft dir locked" >&2\nexit 4\n`, { mode: 0o755 });
-  const node2 = path.join(t.dir, "node2");
-  const config2 = writeConfig(path.join(node2, "query-node.toml"), {
-    type: "fs",
-    dataPath: "./data",
-  });
-  fs.copyFileSync(path.join(node, "databend-meta.toml"), path.join(node2, "databend-meta.toml"));
-  const failed = await cli([
-    "restore",
-    "--from",
-    repo,
-    "--to",
-    config2,
-    "--meta-config",
-    path.join(node2, "databend-meta.toml"),
-    "--metactl",
-    metactl,
-    "--confirm",
-  ]);
+  const failed = await restoreNewNode("node2", metactl);
   assert.equal(failed.code, 1, failed.stdout);
   assert.equal(failed.stderr.trim().split("\n").length, 1, failed.stderr);
   assert.match(
@@ -368,24 +370,7 @@ Deno.test("cluster restore imports with databend-metactl, and refuses a non-empt
   );
 
   // A missing metactl says what to install and what to run.
-  const node3 = path.join(t.dir, "node3");
-  const config3 = writeConfig(path.join(node3, "query-node.toml"), {
-    type: "fs",
-    dataPath: "./data",
-  });
-  fs.copyFileSync(path.join(node, "databend-meta.toml"), path.join(node3, "databend-meta.toml"));
-  const missing = await cli([
-    "restore",
-    "--from",
-    repo,
-    "--to",
-    config3,
-    "--meta-config",
-    path.join(node3, "databend-meta.toml"),
-    "--metactl",
-    path.join(t.dir, "no-such-metactl"),
-    "--confirm",
-  ]);
+  const missing = await restoreNewNode("node3", path.join(t.dir, "no-such-metactl"));
   assert.equal(missing.code, 1, missing.stdout);
   assert.match(missing.stderr, /was not found: install databend-metactl/);
 });

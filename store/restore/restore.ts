@@ -363,6 +363,31 @@ class PackCache {
   }
 }
 
+/** A reporter of write progress that sends an event at most every 200 ms. */
+function writeProgress(
+  emit: EventSink,
+  started: number,
+  totalFiles: number,
+  totalBytes: number,
+): (files: number, bytes: number) => void {
+  let last = 0;
+  return (files, bytes) => {
+    const t = Date.now();
+    if (t - last < 200) return;
+    last = t;
+    emit({
+      type: "progress",
+      operation: "restore",
+      phase: "write",
+      files,
+      totalFiles,
+      bytes,
+      totalBytes,
+      elapsedMs: t - started,
+    });
+  };
+}
+
 /** The files of `c` sorted by where their first block lives, so packs are read in order. */
 function readOrder(repo: Repository, c: Collected): Entry[] {
   return c.files.map((f) => {
@@ -458,22 +483,8 @@ async function restoreLocked(
   let filesWritten = 0;
   let filesUnchanged = 0;
   let bytesWritten = 0;
-  let lastEmit = 0;
-  const progress = () => {
-    const t = Date.now();
-    if (t - lastEmit < 200) return;
-    lastEmit = t;
-    emit({
-      type: "progress",
-      operation: "restore",
-      phase: "write",
-      files: filesWritten + filesUnchanged,
-      totalFiles: c.files.length,
-      bytes: bytesWritten,
-      totalBytes: plan.bytes,
-      elapsedMs: t - started,
-    });
-  };
+  const report = writeProgress(emit, started, c.files.length, plan.bytes);
+  const progress = () => report(filesWritten + filesUnchanged, bytesWritten);
   // Files are written on writer lanes (one per core): this thread reads packs in order.
   const pool = await WriterPool.start(
     (r) => {
@@ -662,7 +673,7 @@ export async function restoreToStore(
     let filesWritten = 0;
     let filesUnchanged = 0;
     let bytesWritten = 0;
-    let lastEmit = 0;
+    const progress = writeProgress(emit, started, c.files.length, plan.bytes);
     const inFlight = new Set<Promise<void>>();
     let failure: unknown = null;
     for (const f of readOrder(repo, c)) {
@@ -701,20 +712,7 @@ export async function restoreToStore(
       );
       inFlight.add(save);
       if (inFlight.size >= SAVE_CONCURRENCY) await Promise.race(inFlight);
-      const t = Date.now();
-      if (t - lastEmit >= 200) {
-        lastEmit = t;
-        emit({
-          type: "progress",
-          operation: "restore",
-          phase: "write",
-          files: filesWritten + filesUnchanged,
-          totalFiles: c.files.length,
-          bytes: bytesWritten,
-          totalBytes: plan.bytes,
-          elapsedMs: t - started,
-        });
-      }
+      progress(filesWritten + filesUnchanged, bytesWritten);
     }
     await Promise.all(inFlight);
     if (failure !== null) throw failure;
