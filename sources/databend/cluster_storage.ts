@@ -10,12 +10,7 @@ import { FsStore } from "../../store/drivers/fs.ts";
 import { InvalidInput } from "../../store/errors.ts";
 import type { StorageConfig } from "./query_config.ts";
 
-/** Where a storage config points, without secrets: a directory or `s3://bucket/root`. */
-export function storageLocation(storage: StorageConfig): string {
-  if (storage.type === "fs") return storage.dataPath;
-  const root = storage.root.replace(/^\/+|\/+$/g, "");
-  return `s3://${storage.bucket}${root ? "/" + root : ""}`;
-}
+export { storageLocation } from "./query_config.ts";
 
 /** Options of {@linkcode openClusterStorage}. */
 export interface OpenClusterStorageOptions {

@@ -169,6 +169,13 @@ export async function loadQueryConfig(configPath: string): Promise<QueryConfig> 
   return parseQueryConfig(text, configPath);
 }
 
+/** Where a storage config points, without secrets: a directory or `s3://bucket/root`. */
+export function storageLocation(storage: StorageConfig): string {
+  if (storage.type === "fs") return storage.dataPath;
+  const root = storage.root.replace(/^\/+|\/+$/g, "");
+  return `s3://${storage.bucket}${root ? "/" + root : ""}`;
+}
+
 /** Removes `user:password@` from a URL, if any. */
 function stripUserInfo(url: string): string {
   return url.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/@]*@/, "$1");
@@ -186,10 +193,8 @@ export function describeQueryConfig(c: QueryConfig): SourceInfo {
     storage_type: c.storage.type,
     meta_endpoints: c.meta.endpoints.join(","),
   };
-  let where: string;
   if (c.storage.type === "fs") {
     settings["data_path"] = c.storage.dataPath;
-    where = c.storage.dataPath;
   } else {
     settings["bucket"] = c.storage.bucket;
     settings["root"] = c.storage.root;
@@ -197,12 +202,13 @@ export function describeQueryConfig(c: QueryConfig): SourceInfo {
       settings["endpoint_url"] = stripUserInfo(c.storage.endpointUrl);
     }
     if (c.storage.region !== undefined) settings["region"] = c.storage.region;
-    where = `s3://${c.storage.bucket}/${c.storage.root.replace(/^\/+/, "")}`;
   }
   return {
     type: "databend",
     key: `databend:${c.tenantId}:${c.clusterId}`,
-    description: `Databend tenant ${c.tenantId}, cluster ${c.clusterId}, storage ${where}`,
+    description: `Databend tenant ${c.tenantId}, cluster ${c.clusterId}, storage ${
+      storageLocation(c.storage)
+    }`,
     settings,
   };
 }

@@ -117,7 +117,7 @@ Deno.test("an s3 config keeps its keys but the description never shows them", ()
     endpoint_url: "http://127.0.0.1:9000",
     region: "us-east-1",
   });
-  assert.match(d.description, /s3:\/\/data-bucket\/cluster\//);
+  assert.match(d.description, /storage s3:\/\/data-bucket\/cluster$/);
   assertNoSecret(JSON.stringify(d));
   assert.ok(!JSON.stringify(d).includes('root":"root')); // no meta user either
 });
