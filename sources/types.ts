@@ -63,8 +63,17 @@ export interface ObjectsPart {
   readonly location: string;
   /** Every object, in any order. */
   list(): AsyncIterable<SourceObject>;
-  /** The whole content of one object. */
-  read(name: string): Promise<Uint8Array>;
+  /**
+   * The content of one object: the whole of it, or `range` of it (large
+   * objects are read in ranges, so memory stays bounded).
+   */
+  read(name: string, range?: { offset: number; length: number }): Promise<Uint8Array>;
+  /**
+   * The object's current size and entity tag. A large object read in ranges
+   * is checked with it afterwards, so one that changed while it was read is
+   * not stored torn. Without it, large objects are read whole.
+   */
+  stat?(name: string): Promise<SourceObject>;
 }
 
 /** One part of a source. */

@@ -136,7 +136,16 @@ export async function clusterSource(
           };
         }
       },
-      read: (name) => store.load({ kind: "raw", name }),
+      read: (name, range) => store.load({ kind: "raw", name }, range),
+      stat: async (name) => {
+        const f = await store.stat({ kind: "raw", name });
+        return {
+          name,
+          size: f.size,
+          mtimeMs: f.mtimeMs ?? 0,
+          ...(f.etag !== undefined ? { etag: f.etag } : {}),
+        };
+      },
     };
     return [meta, objects];
   };

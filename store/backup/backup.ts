@@ -15,9 +15,8 @@ import { reportStale, RepositoryLock } from "../lock.ts";
 import { PackWriter } from "../pack_writer.ts";
 import { crashPoint } from "../crash_point.ts";
 import type { DirPart, Source, SourcePart, StreamPart } from "../../sources/types.ts";
-import { type BackupContext, parentNodes, storeData, storeTree, warn } from "./_context.ts";
+import { type BackupContext, BlockCutter, parentNodes, storeTree, warn } from "./_context.ts";
 import { backupObjects } from "./objects.ts";
-import { createChunker } from "../../formats/chunker.ts";
 import { sha256, toHex } from "../../formats/hash.ts";
 import {
   emptyStats,
@@ -224,34 +223,13 @@ async function backupPart(
 }
 
 async function backupStream(ctx: BackupContext, part: StreamPart): Promise<Uint8Array> {
-  const chunker = createChunker(ctx.repo.config.chunker);
-  const blocks: Uint8Array[] = [];
-  let pending: Uint8Array[] = [];
-  let size = 0;
-  const cutFrom = async (len: number) => {
-    // Gather `len` bytes from the front of `pending`.
-    const block = new Uint8Array(len);
-    let pos = 0;
-    while (pos < len) {
-      const head = pending[0]!;
-      const take = Math.min(head.length, len - pos);
-      block.set(head.subarray(0, take), pos);
-      pos += take;
-      if (take === head.length) pending.shift();
-      else pending[0] = head.subarray(take);
-    }
-    blocks.push(await storeData(ctx, block));
-  };
+  const cutter = new BlockCutter(ctx, ctx.repo.config.chunker);
   for await (const chunk of await part.open()) {
-    const copy = chunk.slice();
-    pending.push(copy);
-    size += copy.length;
-    ctx.stats.bytesRead += copy.length;
-    for (const len of chunker.push(copy)) await cutFrom(len);
+    ctx.stats.bytesRead += chunk.length;
+    await cutter.push(chunk.slice()); // a copy: the stream may reuse its buffer
   }
-  const last = chunker.finish();
-  if (last > 0) await cutFrom(last);
-  pending = [];
+  const blocks = await cutter.finish();
+  const size = cutter.size;
   ctx.stats.files++;
   ctx.stats.filesNew++;
   ctx.stats.bytes += size;

@@ -7,12 +7,17 @@
  * @module
  */
 import type { ObjectsPart, SourceObject } from "../../sources/types.ts";
-import { createChunker } from "../../formats/chunker.ts";
+import type { ChunkerParams } from "../../formats/chunker.ts";
 import { NodeType, type TreeNode } from "../../formats/tree.ts";
-import { type BackupContext, parentNodes, storeData, storeTree, warn } from "./_context.ts";
+import { type BackupContext, BlockCutter, parentNodes, storeTree, warn } from "./_context.ts";
 
 /** Objects read ahead of the one being stored. */
 const READ_AHEAD = 4;
+/** Objects larger than this are read in ranges of {@linkcode RANGE} bytes. */
+const WHOLE_LIMIT = 16 * 1024 * 1024;
+const RANGE = 8 * 1024 * 1024;
+/** Times a large object that changed while it was read is read again. */
+const CHANGED_RETRIES = 1;
 
 interface Dir {
   readonly files: Map<string, SourceObject>;
@@ -125,44 +130,60 @@ export async function backupObjects(
   };
   const tree = await compare(root, parentRoot, "");
 
-  // Read what changed, READ_AHEAD objects in flight, storing in name order.
+  // Read what changed, in name order: small objects whole, READ_AHEAD in flight;
+  // large ones in ranges (memory stays bounded), checked afterwards for changes.
   const failed = new Set<TreeNode>();
-  const chunkerParams = part.chunker ?? ctx.repo.config.chunker;
+  const chunker = part.chunker ?? ctx.repo.config.chunker;
   const totalBytes = jobs.reduce((a, j) => a + j.object.size, 0);
+  const ranged = (j: Job) => part.stat !== undefined && j.object.size > WHOLE_LIMIT;
   const reads: Promise<Uint8Array | Error>[] = [];
   const startRead = (i: number) => {
     const j = jobs[i];
-    if (j) reads[i] = part.read(j.object.name).catch((e: unknown) => e as Error);
+    if (j && !ranged(j)) reads[i] = part.read(j.object.name).catch((e: unknown) => e as Error);
   };
   for (let i = 0; i < READ_AHEAD; i++) startRead(i);
   let bytesDone = 0;
   let lastEmit = 0;
   for (let i = 0; i < jobs.length; i++) {
     const j = jobs[i]!;
-    const data = await reads[i]!;
-    delete reads[i];
-    startRead(i + READ_AHEAD);
-    if (data instanceof Error) {
+    let blocks: Uint8Array[] | Error;
+    let size = 0;
+    if (ranged(j)) {
+      const r = await readRanged(ctx, part, j.object, chunker);
+      if (r instanceof Error) {
+        blocks = r;
+      } else {
+        ({ blocks, size } = r);
+        // Read again after a change: record the version that was read.
+        j.node.mtimeMs = r.object.mtimeMs;
+        if (r.object.etag !== undefined) j.node.etag = r.object.etag;
+      }
+    } else {
+      const data = await reads[i]!;
+      delete reads[i];
+      startRead(i + READ_AHEAD);
+      if (data instanceof Error) {
+        blocks = data;
+      } else {
+        const cutter = new BlockCutter(ctx, chunker);
+        await cutter.push(data);
+        blocks = await cutter.finish();
+        size = data.length;
+      }
+    }
+    if (blocks instanceof Error) {
       failed.add(j.node);
       ctx.stats.files--;
       ctx.stats.bytes -= j.object.size;
-      warn(ctx, `${part.location}/${j.object.name}`, `cannot read: ${data.message}`);
+      warn(ctx, `${part.location}/${j.object.name}`, `cannot read: ${blocks.message}`);
       continue;
     }
-    const chunker = createChunker(chunkerParams);
-    let pos = 0;
-    const cut = async (len: number) => {
-      j.node.blocks.push(await storeData(ctx, data.subarray(pos, pos + len)));
-      pos += len;
-    };
-    for (const len of chunker.push(data)) await cut(len);
-    const last = chunker.finish();
-    if (last > 0) await cut(last);
+    j.node.blocks = blocks;
     // The object may have changed since it was listed: record what was read.
-    ctx.stats.bytes += data.length - j.object.size;
-    j.node.size = data.length;
-    ctx.stats.bytesRead += data.length;
-    bytesDone += data.length;
+    ctx.stats.bytes += size - j.object.size;
+    j.node.size = size;
+    ctx.stats.bytesRead += size;
+    bytesDone += size;
     const t = ctx.now();
     if (t - lastEmit >= 200 || i === jobs.length - 1) {
       lastEmit = t;
@@ -186,6 +207,54 @@ export async function backupObjects(
     return await storeTree(ctx, b.nodes.filter((n) => !failed.has(n)));
   };
   return await finish(tree);
+}
+
+/**
+ * Reads a large object in ranges, one range ahead, cutting blocks as they
+ * come; then checks with `stat` that the object did not change meanwhile
+ * (size and entity tag, or mtime). A changed object is read again, once;
+ * then it is an error (the file is left out and reported).
+ */
+async function readRanged(
+  ctx: BackupContext,
+  part: ObjectsPart,
+  object: SourceObject,
+  chunker: ChunkerParams,
+): Promise<{ blocks: Uint8Array[]; size: number; object: SourceObject } | Error> {
+  let expect = object;
+  for (let attempt = 0;; attempt++) {
+    try {
+      const cutter = new BlockCutter(ctx, chunker);
+      const size = expect.size;
+      const range = (offset: number) => {
+        const p = part.read(object.name, { offset, length: Math.min(RANGE, size - offset) });
+        p.catch(() => {}); // a read still in flight when this attempt fails is not waited for
+        return p;
+      };
+      let next = range(0);
+      for (let offset = 0; offset < size; offset += RANGE) {
+        const data = await next;
+        if (offset + RANGE < size) next = range(offset + RANGE);
+        if (data.length !== Math.min(RANGE, size - offset)) {
+          throw new Error(`the object is shorter than its listed size ${size}`);
+        }
+        await cutter.push(data);
+      }
+      const blocks = await cutter.finish();
+      const now = await part.stat!(object.name);
+      const same = now.size === size &&
+        (expect.etag !== undefined && now.etag !== undefined
+          ? now.etag === expect.etag
+          : now.mtimeMs === expect.mtimeMs);
+      if (same) return { blocks, size, object: expect };
+      if (attempt >= CHANGED_RETRIES) {
+        return new Error("it changed while it was read (twice); it is left out of this backup");
+      }
+      expect = now;
+    } catch (e) {
+      return e as Error;
+    }
+  }
 }
 
 /** A directory node for an object-name prefix (no mode or mtime of its own in a blob store). */

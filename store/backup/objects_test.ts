@@ -327,3 +327,129 @@ Deno.test("backupObjects stores an empty listing as an empty tree in a valid man
   assert.equal(res.files, 0);
   assert.deepEqual(filesUnder(target), []);
 });
+
+/** A bucket with `stat`, whose reads of ranges are recorded; `onStat` may change the bucket. */
+class RangedSource extends BucketSource {
+  /** [name, offset, length] of every ranged read. */
+  readonly ranges: [string, number, number][] = [];
+  onStat: ((name: string) => void) | null = null;
+
+  override async parts(): Promise<ObjectsPart[]> {
+    const [part] = await super.parts();
+    const bucket = this.bucket;
+    const ranges = this.ranges;
+    return [{
+      ...part!,
+      read: (name, range) => {
+        if (!range) return part!.read(name);
+        ranges.push([name, range.offset, range.length]);
+        const o = bucket.get(name)!;
+        return Promise.resolve(o.data.slice(range.offset, range.offset + range.length));
+      },
+      stat: (name) => {
+        this.onStat?.(name);
+        const o = bucket.get(name)!;
+        return Promise.resolve({
+          name,
+          size: o.data.length,
+          mtimeMs: o.mtimeMs,
+          ...(o.etag !== undefined ? { etag: o.etag } : {}),
+        });
+      },
+    }];
+  }
+}
+
+Deno.test("backupObjects reads a large object in bounded ranges and restores it whole", async () => {
+  await using t = await tempDir();
+  const big = randomBytes(40 * 1024 * 1024 + 12345, 7);
+  const bucket = new Map<string, Obj>([
+    ["stage/internal/big.csv", { data: big, mtimeMs: T, etag: '"e-big"' }],
+    ["small", { data: textBytes(1000, 8), mtimeMs: T, etag: '"e-small"' }],
+  ]);
+  const store = new MemStore();
+  const src = new RangedSource(bucket);
+  const r = await backup(store, src, { workers: 0 });
+  assert.equal(r.manifest.incomplete, false);
+  // The big one in 8 MiB ranges covering it exactly; the small one whole.
+  const ranges = src.ranges.filter(([n]) => n === "stage/internal/big.csv");
+  assert.equal(ranges.length, 6); // five of 8 MiB and the rest
+  assert.ok(ranges.every(([, , len]) => len <= 8 * 1024 * 1024));
+  assert.equal(ranges.reduce((a, [, , len]) => a + len, 0), big.length);
+  assert.deepEqual(src.reads, ["small"]);
+  assertSameObjects(await restored(store, t.dir), bucket);
+});
+
+Deno.test("backupObjects reads a large object again when it changed while it was read", async () => {
+  await using t = await tempDir();
+  const bucket = new Map<string, Obj>([
+    ["big", { data: randomBytes(20 * 1024 * 1024, 1), mtimeMs: T, etag: '"v1"' }],
+  ]);
+  const store = new MemStore();
+  const src = new RangedSource(bucket);
+  let stats = 0;
+  src.onStat = (name) => {
+    // The first check finds a new version (written during the read); the second, the same.
+    if (stats++ === 0) {
+      bucket.set(name, { data: randomBytes(20 * 1024 * 1024, 2), mtimeMs: T + 9, etag: '"v2"' });
+    }
+  };
+  const r = await backup(store, src, { workers: 0 });
+  assert.equal(r.manifest.incomplete, false);
+  assert.equal(stats, 2);
+  assertSameObjects(await restored(store, t.dir), bucket); // the second version, whole
+  const repo = await Repository.open(store);
+  await repo.loadIndex();
+  const root = r.manifest.parts[0]!.root;
+  const node = (await repo.loadTree(root)).find((n) => n.name === "big")!;
+  assert.equal(node.etag, '"v2"');
+  assert.equal(node.mtimeMs, T + 9);
+});
+
+Deno.test("backupObjects leaves out a large object that keeps changing, and says so", async () => {
+  await using t = await tempDir();
+  const bucket = new Map<string, Obj>([
+    ["busy", { data: randomBytes(17 * 1024 * 1024, 1), mtimeMs: T, etag: '"v0"' }],
+    ["calm", { data: textBytes(100, 2), mtimeMs: T }],
+  ]);
+  const store = new MemStore();
+  const src = new RangedSource(bucket);
+  let version = 0;
+  src.onStat = (name) => {
+    version++;
+    bucket.set(name, {
+      data: randomBytes(17 * 1024 * 1024, 10 + version),
+      mtimeMs: T,
+      etag: `"v${version}"`,
+    });
+  };
+  const events: OperationEvent[] = [];
+  const r = await backup(store, src, { workers: 0, onEvent: (e) => events.push(e) });
+  assert.equal(r.manifest.incomplete, true);
+  assert.ok(r.manifest.warnings.some((w) => /busy: .*changed while it was read/.test(w)));
+  const got = await restored(store, t.dir);
+  assert.deepEqual([...got.keys()], ["calm"]);
+  assert.ok(events.some((e) => e.type === "warning" && /busy/.test(e.path ?? "")));
+});
+
+Deno.test("backupObjects reports a large object shorter than listed instead of storing it torn", async () => {
+  const bucket = new Map<string, Obj>([
+    ["shrunk", { data: randomBytes(20 * 1024 * 1024, 1), mtimeMs: T, etag: '"a"' }],
+  ]);
+  const store = new MemStore();
+  const src = new RangedSource(bucket);
+  const parts = await src.parts();
+  const part = parts[0]!;
+  const shrinking: Source = {
+    info: src.info,
+    parts: () =>
+      Promise.resolve([{
+        ...part,
+        read: (name, range) =>
+          part.read(name, range).then((d) => (range && range.offset > 0 ? d.subarray(1) : d)),
+      }]),
+  };
+  const r = await backup(store, shrinking, { workers: 0 });
+  assert.equal(r.manifest.incomplete, true);
+  assert.ok(r.manifest.warnings.some((w) => /shrunk: .*shorter than its listed size/.test(w)));
+});

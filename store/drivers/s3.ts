@@ -384,8 +384,13 @@ export class S3Store implements BlobStore, ListAfter {
       ctx,
       () => this.#client.send(new HeadObjectCommand({ Bucket: this.#settings.bucket, Key: key })),
     );
-    const info: FileInfo = { kind: h.kind, name: canonicalName(h), size: head.ContentLength ?? 0 };
-    return head.LastModified ? { ...info, mtimeMs: head.LastModified.getTime() } : info;
+    return {
+      kind: h.kind,
+      name: canonicalName(h),
+      size: head.ContentLength ?? 0,
+      ...(head.LastModified ? { mtimeMs: head.LastModified.getTime() } : {}),
+      ...(head.ETag ? { etag: head.ETag } : {}),
+    };
   }
 
   /**
