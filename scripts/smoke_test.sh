@@ -280,6 +280,38 @@ expect 1 "cluster backup with no meta service (no network)" -- \
   backup --from "$cluster/query-node.toml" --to "$data/cluster_repo"
 [ "$(wc -l <"$err")" = 1 ] || { show; fail "the unreachable meta service error is not one line"; }
 
+# The meta export over gRPC from a test meta service on loopback (needs the repository's
+# deno to run the service; the binary runs under env -i, but outside the empty network
+# namespace, which would hide the service's loopback).
+deno_bin="$repo/toolchain/node_modules/.bin/deno"
+if [ -x "$deno_bin" ]; then
+  "$deno_bin" run --allow-all "$repo/testing/serve_meta.ts" "$cluster/meta-export.jsonl" --seconds 120 \
+    >"$scratch/out/meta-endpoint" 2>"$scratch/out/meta-service.err" &
+  meta_pid=$!
+  for _ in $(seq 1 100); do
+    [ -s "$scratch/out/meta-endpoint" ] && break
+    sleep 0.1
+  done
+  endpoint="$(head -n 1 "$scratch/out/meta-endpoint")"
+  [[ "$endpoint" == 127.0.0.1:* ]] || { kill "$meta_pid" 2>/dev/null; fail "the test meta service did not start: $(cat "$scratch/out/meta-service.err")"; }
+  sed "s|^endpoints = .*|endpoints = [\"$endpoint\"]|" "$cluster/query-node.toml" >"$cluster/query-node-grpc.toml"
+  set +e
+  (cd "$cwd" && env -i PATH="$safe_path" "$bin" backup --from "$cluster/query-node-grpc.toml" --to "$data/cluster_grpc_repo") >"$out" 2>"$err"
+  rc=$?
+  set -e
+  kill "$meta_pid" 2>/dev/null || true
+  [ "$rc" = 0 ] || { show backup --from "$cluster/query-node-grpc.toml"; fail "cluster backup with the meta export over gRPC exited $rc"; }
+  grid="$data/grpc-node"
+  mkdir -p "$grid"
+  cp "$cluster/query-node.toml" "$grid/query-node.toml"
+  expect 0 "restore of the gRPC cluster backup" -- \
+    restore --from "$data/cluster_grpc_repo" --to "$grid/query-node.toml" --meta-export-to "$grid/meta.jsonl" --confirm
+  cmp -s "$cluster/meta-export.jsonl" "$grid/meta.jsonl" || fail "the meta export taken over gRPC differs"
+  ok "the meta export taken over gRPC by the binary is identical"
+else
+  note "no deno at $deno_bin: the gRPC meta export is not checked with the binary"
+fi
+
 # ---------------------------------------------------------------- nothing else touched
 
 [ -z "$(ls -A "$cwd")" ] || fail "the binary left files in its working directory: $(ls -A "$cwd")"
