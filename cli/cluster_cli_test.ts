@@ -6,14 +6,7 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import {
-  cli,
-  describeTree,
-  filesUnder,
-  lastOfType,
-  randomBytes,
-  tempDir,
-} from "../testing/mod.ts";
+import { cli, describeTree, filesUnder, lastOfType, randomBytes, tempDir } from "../testing/mod.ts";
 import { type S3Server, startS3Server } from "../testing/s3_server.ts";
 import { startMetaService } from "../testing/meta_service.ts";
 import { openClusterStorage } from "../sources/databend/cluster_storage.ts";
