@@ -154,6 +154,16 @@ async function collect(
   return out;
 }
 
+/** Loads the index and collects what the restore reads. */
+async function loadAndCollect(
+  repo: Repository,
+  options: RestoreOptions,
+): Promise<{ c: Collected; presence: PackPresence }> {
+  await repo.loadIndex();
+  const presence = new PackPresence(repo);
+  return { c: await collect(repo, options, presence), presence };
+}
+
 function lstatOrNull(p: string): fs.Stats | null {
   try {
     return fs.lstatSync(p);
@@ -332,9 +342,7 @@ export async function planRestore(
   options: RestoreOptions = {},
 ): Promise<RestorePlan> {
   const repo = await Repository.open(store);
-  await repo.loadIndex();
-  const presence = new PackPresence(repo);
-  const c = await collect(repo, options, presence);
+  const { c, presence } = await loadAndCollect(repo, options);
   return await buildPlan(repo, c, path.resolve(target), presence);
 }
 
@@ -459,10 +467,8 @@ async function restoreLocked(
   emit: EventSink,
 ): Promise<RestoreResult> {
   const started = Date.now();
-  await repo.loadIndex();
   const abs = path.resolve(target);
-  const presence = new PackPresence(repo);
-  const c = await collect(repo, options, presence);
+  const { c, presence } = await loadAndCollect(repo, options);
   const plan = await buildPlan(repo, c, abs, presence);
   if (plan.targetNotEmpty && !options.overwrite) {
     throw new InvalidInput(
@@ -626,9 +632,7 @@ export async function planRestoreToStore(
   options: RestoreOptions = {},
 ): Promise<RestorePlan> {
   const repo = await Repository.open(store);
-  await repo.loadIndex();
-  const presence = new PackPresence(repo);
-  const c = await collect(repo, options, presence);
+  const { c, presence } = await loadAndCollect(repo, options);
   return (await buildStorePlan(repo, c, target, presence)).plan;
 }
 
@@ -650,9 +654,7 @@ export async function restoreToStore(
   const repo = await Repository.open(store);
   return await withLock(store, "shared", "restore", reportStale(emit), async () => {
     const started = Date.now();
-    await repo.loadIndex();
-    const presence = new PackPresence(repo);
-    const c = await collect(repo, options, presence);
+    const { c, presence } = await loadAndCollect(repo, options);
     const { plan, existing } = await buildStorePlan(repo, c, target, presence);
     if (plan.targetNotEmpty && !options.overwrite) {
       throw new InvalidInput(
