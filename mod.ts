@@ -73,12 +73,13 @@ export {
   planClusterRestore,
   restoreCluster,
 } from "./sources/databend/cluster_target.ts";
-export { openClusterStorage, storageLocation } from "./sources/databend/cluster_storage.ts";
+export { openClusterStorage } from "./sources/databend/cluster_storage.ts";
 export {
   loadQueryConfig,
   parseQueryConfig,
   type QueryConfig,
   type StorageConfig,
+  storageLocation,
 } from "./sources/databend/query_config.ts";
 export { loadMetaConfig, type MetaNodeConfig } from "./sources/databend/meta_config.ts";
 export { buildCatalog, CatalogBuilder } from "./sources/databend/catalog.ts";

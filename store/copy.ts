@@ -19,13 +19,7 @@
  * @module
  */
 import type { BlobStore } from "./drivers/types.ts";
-import {
-  AlreadyExists,
-  IntegrityError,
-  InvalidInput,
-  NotFound,
-  RepositoryNotFound,
-} from "./errors.ts";
+import { AlreadyExists, IntegrityError, InvalidInput, RepositoryNotFound } from "./errors.ts";
 import {
   type InitOptions,
   type ManifestRecord,
@@ -167,17 +161,7 @@ async function selectManifests(
   names.sort(compareManifestNames);
   const out: Selected[] = [];
   for (const name of names) {
-    let bytes: Uint8Array;
-    try {
-      bytes = await src.store.load({ kind: "manifest", name });
-    } catch (e) {
-      if (e instanceof NotFound) {
-        throw new InvalidInput(
-          `no manifest ${name} in ${src.store.location}: run bendsave list ${src.store.location} to see the backups`,
-        );
-      }
-      throw e;
-    }
+    const bytes = await src.loadManifestBytes(name);
     let record: ManifestRecord;
     try {
       record = parseManifestRecord(name, bytes);

@@ -267,9 +267,17 @@ export class Repository {
         `"${name}" is not a manifest name: use a name such as 20260101_120000.manifest`,
       );
     }
-    let bytes: Uint8Array;
+    return parseManifestRecord(name, await this.loadManifestBytes(name));
+  }
+
+  /**
+   * The bytes of one manifest file, unchecked (copy keeps them verbatim).
+   *
+   * @throws {InvalidInput} when there is no such manifest.
+   */
+  async loadManifestBytes(name: string): Promise<Uint8Array> {
     try {
-      bytes = await this.store.load({ kind: "manifest", name });
+      return await this.store.load({ kind: "manifest", name });
     } catch (e) {
       if (e instanceof NotFound) {
         throw new InvalidInput(
@@ -278,7 +286,6 @@ export class Repository {
       }
       throw e;
     }
-    return parseManifestRecord(name, bytes);
   }
 
   /** Every manifest, oldest first. Damaged manifests are passed to `onDamaged` and skipped. */

@@ -25,9 +25,14 @@ import { CommandFailed, InvalidInput } from "../../store/errors.ts";
 import type { BlobStore } from "../../store/drivers/types.ts";
 import { type ChunkerParams, DEFAULT_FASTCDC } from "../../formats/chunker.ts";
 import type { Catalog } from "../../formats/manifest.ts";
-import { describeQueryConfig, loadQueryConfig, type QueryConfig } from "./query_config.ts";
+import {
+  describeQueryConfig,
+  loadQueryConfig,
+  type QueryConfig,
+  storageLocation,
+} from "./query_config.ts";
 import { CatalogBuilder } from "./catalog.ts";
-import { openClusterStorage, storageLocation } from "./cluster_storage.ts";
+import { openClusterStorage } from "./cluster_storage.ts";
 import { exportMetaGrpc } from "./meta_grpc.ts";
 
 /** File name of the meta export inside the `meta` part. */

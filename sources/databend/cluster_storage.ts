@@ -10,8 +10,6 @@ import { FsStore } from "../../store/drivers/fs.ts";
 import { InvalidInput } from "../../store/errors.ts";
 import type { StorageConfig } from "./query_config.ts";
 
-export { storageLocation } from "./query_config.ts";
-
 /** Options of {@linkcode openClusterStorage}. */
 export interface OpenClusterStorageOptions {
   /** Create a missing fs data directory (restore); default false (backup). */

@@ -27,9 +27,9 @@ import {
 } from "../../store/restore/restore.ts";
 import type { Manifest } from "../../formats/manifest.ts";
 import { toHex } from "../../formats/hash.ts";
-import { loadQueryConfig, type QueryConfig } from "./query_config.ts";
+import { loadQueryConfig, type QueryConfig, storageLocation } from "./query_config.ts";
 import { loadMetaConfig, type MetaNodeConfig } from "./meta_config.ts";
-import { openClusterStorage, storageLocation } from "./cluster_storage.ts";
+import { openClusterStorage } from "./cluster_storage.ts";
 import { META_EXPORT_FILE } from "./cluster_source.ts";
 
 /** Options of {@linkcode planClusterRestore} and {@linkcode restoreCluster}. */
@@ -82,6 +82,7 @@ interface Prepared {
   readonly config: QueryConfig;
   readonly meta: MetaNodeConfig | null;
   readonly target: BlobStore | null;
+  readonly repo: Repository;
 }
 
 /** Quotes an argument for a POSIX shell when it needs it. */
@@ -154,7 +155,8 @@ async function prepare(
       `the backup is of cluster "${clusterId}"; ${configPath} says cluster_id "${config.clusterId}"`,
     );
   }
-  const partOptions = { manifest: chosen.name, part: "storage" } as const;
+  // One open repository for every plan and restore: its index is loaded once.
+  const partOptions = { manifest: chosen.name, part: "storage", repository: repo } as const;
   let target: BlobStore | null = null;
   let storage: RestorePlan;
   if (config.storage.type === "fs") {
@@ -169,6 +171,7 @@ async function prepare(
   const metaPlan = await planRestore(store, path.dirname(path.resolve(configPath)), {
     manifest: chosen.name,
     part: "meta",
+    repository: repo,
   });
   const stem = chosen.name.replace(/\.manifest$/, "");
   const exportPath = path.resolve(
@@ -180,6 +183,7 @@ async function prepare(
     config,
     meta,
     target,
+    repo,
     plan: {
       manifest: chosen.name,
       manifestId: chosen.id,
@@ -231,7 +235,7 @@ export async function restoreCluster(
   options: ClusterRestoreOptions = {},
 ): Promise<ClusterRestoreResult> {
   const started = Date.now();
-  const { plan, meta, target, config } = await prepare(store, configPath, options, true);
+  const { plan, meta, target, config, repo } = await prepare(store, configPath, options, true);
   try {
     // Refuse before writing anything.
     if (plan.storage.targetNotEmpty && !options.overwrite) {
@@ -252,6 +256,7 @@ export async function restoreCluster(
     const common = {
       manifest: plan.manifest,
       part: "storage",
+      repository: repo,
       ...(options.overwrite ? { overwrite: true } : {}),
       ...(options.onEvent ? { onEvent: options.onEvent } : {}),
     };
@@ -261,7 +266,7 @@ export async function restoreCluster(
         ...(options.workers !== undefined ? { workers: options.workers } : {}),
       })
       : await restoreToStore(store, target!, common);
-    await restoreMetaExport(store, plan, options);
+    await restoreMetaExport(store, repo, plan, options);
     let metaImported = false;
     if (meta) {
       await runImport(
@@ -285,6 +290,7 @@ export async function restoreCluster(
 /** Restores the `meta` part into a scratch directory beside the export path, then renames it. */
 async function restoreMetaExport(
   store: BlobStore,
+  repo: Repository,
   plan: ClusterRestorePlan,
   options: ClusterRestoreOptions,
 ): Promise<void> {
@@ -309,6 +315,7 @@ async function restoreMetaExport(
     await restore(store, scratch, {
       manifest: plan.manifest,
       part: "meta",
+      repository: repo,
       workers: 0,
       ...(options.onEvent ? { onEvent: options.onEvent } : {}),
     });

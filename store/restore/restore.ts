@@ -38,6 +38,11 @@ export interface RestoreOptions {
   readonly onEvent?: EventSink;
   /** Writer threads (default: one per core; 0 writes in-process). */
   readonly workers?: number;
+  /**
+   * The repository of `store`, already open, to reuse: its index is loaded
+   * once for several restores of one backup (a cluster's parts).
+   */
+  readonly repository?: Repository;
 }
 
 /** What a restore will do (the dry run's report). */
@@ -341,7 +346,7 @@ export async function planRestore(
   target: string,
   options: RestoreOptions = {},
 ): Promise<RestorePlan> {
-  const repo = await Repository.open(store);
+  const repo = options.repository ?? await Repository.open(store);
   const { c, presence } = await loadAndCollect(repo, options);
   return await buildPlan(repo, c, path.resolve(target), presence);
 }
@@ -449,7 +454,7 @@ export async function restore(
   options: RestoreOptions = {},
 ): Promise<RestoreResult> {
   const emit: EventSink = options.onEvent ?? (() => {});
-  const repo = await Repository.open(store); // a missing or newer repository fails before any lock is written
+  const repo = options.repository ?? await Repository.open(store); // a missing or newer repository fails before any lock is written
   // A shared lock keeps a vacuum from deleting packs this restore reads.
   return await withLock(
     store,
@@ -631,7 +636,7 @@ export async function planRestoreToStore(
   target: BlobStore,
   options: RestoreOptions = {},
 ): Promise<RestorePlan> {
-  const repo = await Repository.open(store);
+  const repo = options.repository ?? await Repository.open(store);
   const { c, presence } = await loadAndCollect(repo, options);
   return (await buildStorePlan(repo, c, target, presence)).plan;
 }
@@ -651,7 +656,7 @@ export async function restoreToStore(
   options: RestoreOptions = {},
 ): Promise<RestoreResult> {
   const emit: EventSink = options.onEvent ?? (() => {});
-  const repo = await Repository.open(store);
+  const repo = options.repository ?? await Repository.open(store);
   return await withLock(store, "shared", "restore", reportStale(emit), async () => {
     const started = Date.now();
     const { c, presence } = await loadAndCollect(repo, options);
