@@ -397,3 +397,35 @@ Deno.test("cluster restore refuses a directory backup, and directory flags with 
   assert.equal(m.code, 2);
   assert.match(m.stderr, /are for a cluster/);
 });
+
+Deno.test("cluster restore refuses a backup whose meta export packs are missing before writing the storage", async () => {
+  await using t = await tempDir();
+  const repo = path.join(t.dir, "repo");
+  const backupWith = (exportFile: string) =>
+    cli(["backup", "--from", SAMPLE_CONFIG, "--to", repo, "--meta-export-file", exportFile]);
+  assert.equal((await backupWith(SAMPLE_EXPORT)).code, 0);
+  const packsBefore = new Set(filesUnder(path.join(repo, "packs")));
+  // A second backup with a changed export: its new packs hold only the meta part.
+  const changed = path.join(t.dir, "changed.jsonl");
+  fs.writeFileSync(
+    changed,
+    fs.readFileSync(SAMPLE_EXPORT, "utf8") +
+      `["state_machine/0",{"GenericKV":{"key":"extra","value":{"seq":999,"meta":null,"data":[49]}}}]\n`,
+  );
+  assert.equal((await backupWith(changed)).code, 0);
+  const added = filesUnder(path.join(repo, "packs")).filter((p) => !packsBefore.has(p));
+  assert.ok(added.length > 0);
+  for (const p of added) fs.rmSync(path.join(repo, "packs", p));
+
+  const node = path.join(t.dir, "node");
+  const config = writeConfig(path.join(node, "query-node.toml"), {
+    type: "fs",
+    dataPath: "./data",
+  });
+  const r = await cli(["restore", "--from", repo, "--to", config, "--confirm"]);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+  assert.match(r.stderr, /missing from the repository/);
+  // Nothing was written: no storage, no export, no scratch directory.
+  assert.deepEqual(fs.readdirSync(node), ["query-node.toml"]);
+});

@@ -6,7 +6,10 @@
  * `databend-metactl import`. Everything is checked before anything is
  * written: the backup is a cluster backup, the storage is empty (or
  * `overwrite` is set), the export file does not exist (or `overwrite`), the
- * raft directory is empty, and every pack needed is present.
+ * raft directory is empty, and every pack needed is present. The export is
+ * restored first, into a scratch directory beside its final path (so the
+ * packs and hashes of the `meta` part are checked before the storage is
+ * touched), and takes its final name after the storage is restored.
  *
  * @module
  */
@@ -253,20 +256,28 @@ export async function restoreCluster(
         `raft_dir "${meta.raftDir}" of the meta node is not empty: databend-metactl import would erase it; move it aside (bendsave never deletes it) and run again`,
       );
     }
-    const common = {
-      manifest: plan.manifest,
-      part: "storage",
-      repository: repo,
-      ...(options.overwrite ? { overwrite: true } : {}),
-      ...(options.onEvent ? { onEvent: options.onEvent } : {}),
-    };
-    const storageResult = config.storage.type === "fs"
-      ? await restore(store, config.storage.dataPath, {
-        ...common,
-        ...(options.workers !== undefined ? { workers: options.workers } : {}),
-      })
-      : await restoreToStore(store, target!, common);
-    await restoreMetaExport(store, repo, plan, options);
+    // The export first, into a scratch directory beside its final path: its packs and
+    // hashes are checked before the storage is touched; it takes its name last.
+    const scratch = await stageMetaExport(store, repo, plan, options);
+    let storageResult: RestoreResult;
+    try {
+      const common = {
+        manifest: plan.manifest,
+        part: "storage",
+        repository: repo,
+        ...(options.overwrite ? { overwrite: true } : {}),
+        ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+      };
+      storageResult = config.storage.type === "fs"
+        ? await restore(store, config.storage.dataPath, {
+          ...common,
+          ...(options.workers !== undefined ? { workers: options.workers } : {}),
+        })
+        : await restoreToStore(store, target!, common);
+      fs.renameSync(path.join(scratch, META_EXPORT_FILE), plan.metaExport.path);
+    } finally {
+      fs.rmSync(scratch, { recursive: true, force: true });
+    }
     let metaImported = false;
     if (meta) {
       await runImport(
@@ -287,15 +298,17 @@ export async function restoreCluster(
   }
 }
 
-/** Restores the `meta` part into a scratch directory beside the export path, then renames it. */
-async function restoreMetaExport(
+/**
+ * Restores the `meta` part into a new scratch directory beside the export
+ * path and returns the directory (the caller renames the file and removes it).
+ */
+async function stageMetaExport(
   store: BlobStore,
   repo: Repository,
   plan: ClusterRestorePlan,
   options: ClusterRestoreOptions,
-): Promise<void> {
-  const final = plan.metaExport.path;
-  const dir = path.dirname(final);
+): Promise<string> {
+  const dir = path.dirname(plan.metaExport.path);
   let scratch: string;
   try {
     fs.mkdirSync(dir, { recursive: true });
@@ -319,9 +332,10 @@ async function restoreMetaExport(
       workers: 0,
       ...(options.onEvent ? { onEvent: options.onEvent } : {}),
     });
-    fs.renameSync(path.join(scratch, META_EXPORT_FILE), final);
-  } finally {
+    return scratch;
+  } catch (e) {
     fs.rmSync(scratch, { recursive: true, force: true });
+    throw e;
   }
 }
 
