@@ -429,3 +429,73 @@ Deno.test("cluster restore refuses a backup whose meta export packs are missing 
   // Nothing was written: no storage, no export, no scratch directory.
   assert.deepEqual(fs.readdirSync(node), ["query-node.toml"]);
 });
+
+Deno.test("cluster backup and restore refuse bad input in one line with exit 2, writing nothing", async () => {
+  await using t = await tempDir();
+  const repo = path.join(t.dir, "repo");
+  const b = await cli([
+    "backup",
+    "--from",
+    SAMPLE_CONFIG,
+    "--to",
+    repo,
+    "--meta-export-file",
+    SAMPLE_EXPORT,
+  ]);
+  assert.equal(b.code, 0, b.stderr);
+  const node = path.join(t.dir, "node");
+  const config = writeConfig(path.join(node, "query-node.toml"), {
+    type: "fs",
+    dataPath: "./data",
+  });
+  const restoreArgs = ["restore", "--from", repo, "--to", config, "--confirm"];
+  const refused = async (args: string[], pattern: RegExp) => {
+    const r = await cli(args);
+    assert.equal(r.code, 2, `${args.join(" ")}: ${r.stdout}${r.stderr}`);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assert.match(r.stderr, pattern);
+  };
+
+  // The export file is already there.
+  const existing = path.join(t.dir, "existing.jsonl");
+  fs.writeFileSync(existing, "keep me");
+  await refused(
+    [...restoreArgs, "--meta-export-to", existing],
+    /existing\.jsonl exists: choose another file with --meta-export-to, or pass --overwrite/,
+  );
+  assert.equal(fs.readFileSync(existing, "utf8"), "keep me");
+
+  // The meta config's raft_dir is a file.
+  fs.writeFileSync(path.join(t.dir, "raftfile"), "");
+  fs.writeFileSync(
+    path.join(t.dir, "meta.toml"),
+    `[raft_config]\nid = 1\nraft_dir = "${path.join(t.dir, "raftfile")}"\n`,
+  );
+  await refused(
+    [...restoreArgs, "--meta-config", path.join(t.dir, "meta.toml")],
+    /raft_dir ".*raftfile" of the meta config is not a directory: fix \[raft_config\] raft_dir/,
+  );
+
+  // The export cannot be written where asked (its directory would be below a file).
+  await refused(
+    [...restoreArgs, "--meta-export-to", path.join(t.dir, "raftfile", "meta.jsonl")],
+    /cannot write the meta export into .*: choose a writable place with --meta-export-to/,
+  );
+  assert.deepEqual(fs.readdirSync(node), ["query-node.toml"]);
+
+  // Cluster flags with a directory target.
+  await refused(
+    ["restore", "--from", repo, "--to", path.join(t.dir, "dir"), "--meta-config", "x.toml"],
+    /are for a cluster: give its query-node \.toml to --to/,
+  );
+
+  // A data_path that is a file.
+  const fileConfig = writeConfig(path.join(t.dir, "f", "query-node.toml"), {
+    type: "fs",
+    dataPath: path.join(t.dir, "raftfile"),
+  });
+  await refused(
+    ["backup", "--from", fileConfig, "--to", repo, "--meta-export-file", SAMPLE_EXPORT],
+    /storage data_path ".*raftfile" is not a directory: fix \[storage\.fs\] data_path/,
+  );
+});

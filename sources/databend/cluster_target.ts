@@ -131,7 +131,11 @@ async function chooseManifest(
 }
 
 function exists(p: string): boolean {
-  return fs.lstatSync(p, { throwIfNoEntry: false }) !== undefined;
+  try {
+    return fs.lstatSync(p, { throwIfNoEntry: false }) !== undefined;
+  } catch {
+    return false; // ENOTDIR and the like: nothing there (writing it fails later, with its reason)
+  }
 }
 
 async function prepare(
