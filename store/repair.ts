@@ -11,13 +11,8 @@ import { reportStale, RepositoryLock } from "./lock.ts";
 import type { EventSink } from "./backup/events.ts";
 import { fromHex, sha256, toHex } from "../formats/hash.ts";
 import { encodeIndexFile, type IndexedPack } from "../formats/index_file.ts";
-import {
-  ENTRY_SIZE,
-  PACK_FOOTER_SIZE,
-  parseFooter,
-  parsePack,
-  parseTrailer,
-} from "../formats/pack.ts";
+import { parsePack } from "../formats/pack.ts";
+import { loadPackTrailer } from "./pack_trailer.ts";
 
 /** What a repair did. */
 export interface RepairResult {
@@ -51,15 +46,7 @@ export async function repairIndex(
       try {
         let entries;
         try {
-          const footer = parseFooter(
-            await store.load(h, { offset: f.size - PACK_FOOTER_SIZE, length: PACK_FOOTER_SIZE }),
-          );
-          const tlen = footer.count * ENTRY_SIZE;
-          entries = parseTrailer(
-            await store.load(h, { offset: f.size - PACK_FOOTER_SIZE - tlen, length: tlen }),
-            footer,
-            f.size,
-          );
+          entries = await loadPackTrailer(store, f.name, f.size);
         } catch {
           // Read the whole pack: a hash mismatch tells damage from a trailer-only problem.
           const bytes = await store.load(h);

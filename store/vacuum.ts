@@ -22,6 +22,7 @@ import { reportStale, RepositoryLock } from "./lock.ts";
 import { BlockIndex } from "./block_index.ts";
 import { PackWriter } from "./pack_writer.ts";
 import { crashPoint } from "./crash_point.ts";
+import { loadPackTrailer } from "./pack_trailer.ts";
 import type { EventSink } from "./backup/events.ts";
 import { planRetention, type RetentionDecision, type RetentionRules } from "./retention.ts";
 import { isHexId, sha256, toHex } from "../formats/hash.ts";
@@ -77,25 +78,49 @@ export interface VacuumResult extends VacuumPlan {
   readonly durationMs: number;
 }
 
-/** Hex ids of every block (trees included) the kept manifests reach. */
+/**
+ * Hex ids of every block (trees included) the kept manifests reach. Every
+ * one must be indexed: a block the index does not list (its index file was
+ * lost) would make its pack look dead, so the vacuum stops with the fix.
+ */
 async function markLive(repo: Repository, kept: ManifestRecord[]): Promise<Set<string>> {
   const live = new Set<string>();
-  const walk = async (id: Uint8Array, what: string): Promise<void> => {
+  const unindexed: string[] = [];
+  const need = (id: Uint8Array, what: string): boolean => {
     const hex = toHex(id);
-    if (live.has(hex)) return;
+    if (live.has(hex)) return false;
     live.add(hex);
-    for (const n of await repo.loadTree(id, what)) {
-      if (n.type === NodeType.file) { for (const b of n.blocks) live.add(toHex(b)); }
-      else if (n.type === NodeType.dir && n.subtree) await walk(n.subtree, `${what}/${n.name}`);
-    }
+    if (repo.index.lookup(id)) return true;
+    unindexed.push(`${hex} (${what})`);
+    return false;
+  };
+  // Iterative, so a deep tree cannot overflow the stack.
+  const stack: { id: Uint8Array; what: string }[] = [];
+  const push = (id: Uint8Array, what: string) => {
+    if (need(id, what)) stack.push({ id, what });
   };
   for (const r of kept) {
-    for (const p of r.manifest.parts) await walk(p.root, `backup ${r.name}`);
+    for (const p of r.manifest.parts) push(p.root, `backup ${r.name}`);
     for (const l of r.manifest.logSegments) {
-      if (l.root.length === 32) await walk(l.root, `backup ${r.name}`);
+      if (l.root.length === 32) push(l.root, `backup ${r.name}`);
     }
   }
+  for (let t = stack.pop(); t !== undefined; t = stack.pop()) {
+    for (const n of await repo.loadTree(t.id, t.what)) {
+      if (n.type === NodeType.file) for (const b of n.blocks) need(b, `${t.what}/${n.name}`);
+      else if (n.type === NodeType.dir && n.subtree) push(n.subtree, `${t.what}/${n.name}`);
+    }
+  }
+  if (unindexed.length > 0) throw notIndexed(unindexed);
   return live;
+}
+
+function notIndexed(blocks: string[]): IntegrityError {
+  return new IntegrityError(
+    `${blocks.length} block(s) that kept backups need are in no index file (the first: ${
+      blocks[0]
+    }), so vacuum cannot tell which packs are live and deleted nothing: run bendsave repair index, then vacuum again`,
+  );
 }
 
 /** Bytes of a pack holding blocks of these stored lengths, packed greedily to `target`. */
@@ -184,8 +209,26 @@ export async function vacuum(store: BlobStore, options: VacuumOptions = {}): Pro
         }
       } else keepPacks.add(p.index);
     }
-    const unindexedPacks = [...present.keys()].filter((h) => !indexed.has(h));
     const sizeOf = (h: string) => present.get(h) ?? 0;
+    const unindexedPacks = [...present.keys()].filter((h) => !indexed.has(h));
+    // A pack no index lists is garbage only if every live block it holds has
+    // an indexed copy in a pack that is there; otherwise it holds the last copy.
+    for (const hex of unindexedPacks) {
+      let entries: PackEntry[];
+      try {
+        entries = await loadPackTrailer(store, hex, sizeOf(hex));
+      } catch {
+        continue; // damaged trailer: no block of it can be read through the index either
+      }
+      const lost = entries.filter((e) => {
+        if (!live.has(toHex(e.id))) return false;
+        const loc = repo.index.lookup(e.id);
+        return !loc || !present.has(toHex(loc.packId));
+      });
+      if (lost.length > 0) {
+        throw notIndexed(lost.map((e) => `${toHex(e.id)} (in pack ${hex})`));
+      }
+    }
     let manifestBytes = 0;
     for (const r of records) if (deleteSet.has(r.name)) manifestBytes += r.size;
     const newPacks = packedSize(repackLengths, repo.config.packSize);

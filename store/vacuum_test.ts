@@ -7,7 +7,8 @@ import { vacuum } from "./vacuum.ts";
 import { verify } from "./verify.ts";
 import { restore } from "./restore/restore.ts";
 import { RepositoryLock } from "./lock.ts";
-import { LockedError } from "./errors.ts";
+import { IntegrityError, LockedError } from "./errors.ts";
+import { repairIndex } from "./repair.ts";
 import { dirSource } from "../sources/dir/dir_source.ts";
 import { describeTree, filesUnder, makeTree, randomBytes, tempDir } from "../testing/mod.ts";
 
@@ -151,4 +152,52 @@ Deno.test("vacuum then more backups in the same second: names keep increasing an
   assert.equal(names.at(-1), "20261121_120000_9.manifest");
   const v = await verify(store);
   assert.equal(v.ok, true, JSON.stringify(v.problems));
+});
+
+/** B1 (big.bin, a.txt), B2 changes a.txt, then B1's index file is lost. */
+async function lostIndex(dir: string) {
+  const src = path.join(dir, "src");
+  fs.mkdirSync(src);
+  fs.writeFileSync(path.join(src, "big.bin"), randomBytes(600_000, 7));
+  fs.writeFileSync(path.join(src, "a.txt"), "one");
+  const repo = path.join(dir, "repo");
+  const store = await FsStore.open(repo, { create: true });
+  const t0 = Date.UTC(2026, 10, 1, 3, 0, 0);
+  await backup(store, dirSource(src), { workers: 0, now: () => t0 });
+  const firstIndex = fs.readdirSync(path.join(repo, "index"));
+  assert.equal(firstIndex.length, 1);
+  fs.writeFileSync(path.join(src, "a.txt"), "two, changed");
+  const b2 = await backup(store, dirSource(src), { workers: 0, now: () => t0 + DAY });
+  fs.rmSync(path.join(repo, "index", firstIndex[0]!));
+  return { src, repo, store, b2, now: () => t0 + 2 * DAY };
+}
+
+Deno.test("vacuum refuses to delete packs a kept backup needs after an index file is lost", async () => {
+  await using t = await tempDir();
+  const g = await lostIndex(t.dir);
+  const packsBefore = filesUnder(path.join(g.repo, "packs"));
+  await assert.rejects(
+    () => vacuum(g.store, { maxBackups: 1, now: g.now }),
+    (e: Error) => e instanceof IntegrityError && /repair index/.test(e.message),
+  );
+  assert.deepEqual(filesUnder(path.join(g.repo, "packs")), packsBefore, "no pack was deleted");
+  // The dry run says the same, and after the repair the vacuum runs and B2 restores.
+  await assert.rejects(() => vacuum(g.store, { maxBackups: 1, dryRun: true, now: g.now }));
+  await repairIndex(g.store);
+  await vacuum(g.store, { maxBackups: 1, now: g.now });
+  const dest = path.join(t.dir, "out");
+  await restore(g.store, dest, { manifest: g.b2.name });
+  assert.deepEqual(describeTree(dest), describeTree(g.src));
+});
+
+Deno.test("verify never calls packs that kept backups need reclaimable when their index is lost", async () => {
+  await using t = await tempDir();
+  const g = await lostIndex(t.dir);
+  const v = await verify(g.store, {});
+  assert.equal(v.ok, false);
+  assert.deepEqual(v.reclaimable, { packs: 0, bytes: 0 });
+  assert.ok(
+    v.problems.some((p) => p.kind === "pack" && /repair index/.test(p.message)),
+    JSON.stringify(v.problems),
+  );
 });

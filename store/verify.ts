@@ -19,13 +19,8 @@ import { checkPacks } from "./pack_check_pool.ts";
 import { reportStale, withLock } from "./lock.ts";
 import { equalBytes, isHexId, sha256, toHex } from "../formats/hash.ts";
 import { decodeIndexFile } from "../formats/index_file.ts";
-import {
-  ENTRY_SIZE,
-  PACK_FOOTER_SIZE,
-  type PackEntry,
-  parseFooter,
-  parseTrailer,
-} from "../formats/pack.ts";
+import type { PackEntry } from "../formats/pack.ts";
+import { loadPackTrailer } from "./pack_trailer.ts";
 import { NodeType } from "../formats/tree.ts";
 
 /** Which packs `--read-data-subset` selects. */
@@ -317,18 +312,7 @@ async function verifyLocked(
       continue;
     }
     try {
-      const footer = parseFooter(
-        await store.load({ kind: "pack", name: hex }, {
-          offset: size - PACK_FOOTER_SIZE,
-          length: PACK_FOOTER_SIZE,
-        }),
-      );
-      const tlen = footer.count * ENTRY_SIZE;
-      const trailer = await store.load({ kind: "pack", name: hex }, {
-        offset: size - PACK_FOOTER_SIZE - tlen,
-        length: tlen,
-      });
-      const entries = parseTrailer(trailer, footer, size);
+      const entries = await loadPackTrailer(store, hex, size);
       if (!sameEntries(entries, rec.entries)) {
         throw new SyntaxError("its trailer disagrees with the index");
       }
@@ -444,10 +428,18 @@ async function verifyLocked(
     for (const p of repo.index.packs()) indexedByHex.set(toHex(p.id), p.index);
     for (const [hex, size] of present) {
       const i = indexedByHex.get(hex);
-      if (i === undefined || !referencedPacks.has(i)) {
-        reclaimable.packs++;
-        reclaimable.bytes += size;
+      if (i !== undefined && referencedPacks.has(i)) continue;
+      // A pack no index lists may still hold blocks the backups need (its
+      // index file was lost): then it is damage to repair, never reclaimable.
+      if (i === undefined && await holdsNeededBlocks(store, hex, size, badBlocks, badTrees)) {
+        packProblem(
+          hex,
+          `pack ${hex} holds blocks that backups need but no index file lists it: run bendsave repair index, then verify again`,
+        );
+        continue;
       }
+      reclaimable.packs++;
+      reclaimable.bytes += size;
     }
   }
 
@@ -470,6 +462,26 @@ async function verifyLocked(
     reclaimable,
     ok: problems.length === 0,
   };
+}
+
+/**
+ * True when the trailer of unindexed pack `hex` lists a block the walk found
+ * missing from the index; a pack whose trailer cannot be read counts as
+ * holding them (it is not safe to call it reclaimable).
+ */
+async function holdsNeededBlocks(
+  store: BlobStore,
+  hex: string,
+  size: number,
+  ...missing: ReadonlyMap<string, unknown>[]
+): Promise<boolean> {
+  if (missing.every((m) => m.size === 0)) return false;
+  try {
+    const entries = await loadPackTrailer(store, hex, size);
+    return entries.some((e) => missing.some((m) => m.has(toHex(e.id))));
+  } catch {
+    return true;
+  }
 }
 
 function sameEntries(a: readonly PackEntry[], b: readonly PackEntry[]): boolean {
