@@ -35,6 +35,8 @@ export interface StaleLock {
   readonly name: string;
   readonly info: LockInfo | null;
   readonly reason: string;
+  /** False when the lock was left in place (a dry run). */
+  readonly removed?: boolean;
 }
 
 function isAlive(pid: number): boolean {
@@ -74,7 +76,13 @@ function parseLock(bytes: Uint8Array): LockInfo | null {
 export function reportStale(
   warn: (e: { type: "warning"; message: string }) => void,
 ): (s: StaleLock) => void {
-  return (s) => warn({ type: "warning", message: `removed stale lock ${s.name}: ${s.reason}` });
+  return (s) =>
+    warn({
+      type: "warning",
+      message: s.removed === false
+        ? `stale lock ${s.name} left in place (dry run; a real run removes it): ${s.reason}`
+        : `removed stale lock ${s.name}: ${s.reason}`,
+    });
 }
 
 /** A held lock; call `release` when done. */
@@ -113,6 +121,11 @@ export class RepositoryLock {
       waitMs?: number;
       /** Called once when the lock has to be waited for. */
       onWait?: (message: string) => void;
+      /**
+       * Leave stale locks in place (a dry run changes nothing): they are
+       * still reported through `onStale` and do not block.
+       */
+      keepStale?: boolean;
     },
   ): Promise<RepositoryLock> {
     const now = options.now ?? Date.now;
@@ -135,10 +148,11 @@ export class RepositoryLock {
   static async #tryAcquire(
     store: BlobStore,
     kind: "shared" | "exclusive",
-    options: { operation: string; onStale?: (s: StaleLock) => void },
+    options: { operation: string; onStale?: (s: StaleLock) => void; keepStale?: boolean },
     now: () => number,
   ): Promise<RepositoryLock> {
-    await checkConflicts(store, kind, null, now(), options.onStale);
+    const remove = options.keepStale !== true;
+    await checkConflicts(store, kind, null, now(), options.onStale, remove);
     const name = `${randomBytes(16).toString("hex")}.lock`;
     const time = new Date(now()).toISOString();
     const info: LockInfo = {
@@ -154,7 +168,7 @@ export class RepositoryLock {
     });
     try {
       // Another process may have written its lock between our check and our write.
-      await checkConflicts(store, kind, name, now(), options.onStale);
+      await checkConflicts(store, kind, name, now(), options.onStale, remove);
     } catch (e) {
       await store.remove({ kind: "lock", name });
       throw e;
@@ -185,6 +199,7 @@ async function checkConflicts(
   own: string | null,
   now: number,
   onStale?: (s: StaleLock) => void,
+  removeStale = true,
 ): Promise<void> {
   for await (const f of store.list("lock")) {
     if (f.name === own) continue;
@@ -197,8 +212,8 @@ async function checkConflicts(
     }
     const reason = info ? staleReason(info, now) : "the lock file is damaged";
     if (reason) {
-      onStale?.({ name: f.name, info, reason });
-      await store.remove({ kind: "lock", name: f.name });
+      onStale?.({ name: f.name, info, reason, removed: removeStale });
+      if (removeStale) await store.remove({ kind: "lock", name: f.name });
       continue;
     }
     if (kind === "exclusive" || info!.kind === "exclusive") {

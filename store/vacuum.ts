@@ -158,6 +158,7 @@ export async function vacuum(store: BlobStore, options: VacuumOptions = {}): Pro
   const lock = await RepositoryLock.acquire(store, "exclusive", {
     operation: options.dryRun ? "vacuum --dry-run" : "vacuum",
     onStale: reportStale(emit),
+    keepStale: options.dryRun === true,
   });
   try {
     await repo.loadIndex(); // a damaged index file stops the vacuum: repair it first

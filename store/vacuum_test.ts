@@ -201,3 +201,31 @@ Deno.test("verify never calls packs that kept backups need reclaimable when thei
     JSON.stringify(v.problems),
   );
 });
+
+Deno.test("vacuum --dry-run leaves a stale lock in place and says so; a real vacuum removes it", async () => {
+  await using t = await tempDir();
+  const g = await generations(t.dir);
+  const old = new Date(g.now() - DAY).toISOString();
+  const stale = {
+    kind: "shared",
+    operation: "backup",
+    host: "elsewhere.example",
+    pid: 424242,
+    time: old,
+    refreshed: old,
+  };
+  await g.store.save(
+    { kind: "lock", name: "0123456789abcdef0123456789abcdef.lock" },
+    new TextEncoder().encode(JSON.stringify(stale)),
+  );
+  const locks = () => fs.readdirSync(path.join(g.repo, "locks"));
+  const warnings: string[] = [];
+  const onEvent = (e: { type: string; message?: string }) => {
+    if (e.type === "warning") warnings.push(e.message ?? "");
+  };
+  await vacuum(g.store, { keepLast: 2, dryRun: true, now: g.now, onEvent });
+  assert.deepEqual(locks(), ["0123456789abcdef0123456789abcdef.lock"]);
+  assert.ok(warnings.some((w) => /left in place/.test(w)), warnings.join("\n"));
+  await vacuum(g.store, { keepLast: 2, now: g.now, onEvent });
+  assert.deepEqual(locks(), []);
+});
