@@ -15,7 +15,13 @@ export type NodeType = typeof NodeType[keyof typeof NodeType];
 
 /** One entry of a directory. */
 export interface TreeNode {
+  /** The name; for a name that is not valid UTF-8, its lossy form (U+FFFD for each bad sequence). */
   name: string;
+  /**
+   * The exact name bytes, set only when the name is not valid UTF-8 (format
+   * 1.2): the name to create on restore, and the key of uniqueness and order.
+   */
+  nameBytes?: Uint8Array;
   type: NodeType;
   /** Permission bits (mode & 0o7777). */
   mode: number;
@@ -37,12 +43,49 @@ export interface TreeNode {
   etag?: string;
 }
 
+const utf8 = new TextEncoder();
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+const lossyUtf8 = new TextDecoder("utf-8", { ignoreBOM: true });
+
+/** True when `bytes` are valid UTF-8. */
+export function isUtf8(bytes: Uint8Array): boolean {
+  try {
+    strictUtf8.decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
- * Byte-wise UTF-8 order (bendsave.proto), which is code point order. `<` on
- * strings compares UTF-16 code units, which puts U+10000 and above before
- * U+E000-U+FFFF; shifting those units fixes that at the first difference.
+ * A node for the name `bytes` as listed by the file system: `name` is the
+ * name decoded from UTF-8, lossily when it is not valid UTF-8, and only then
+ * `nameBytes` keeps the exact bytes (FORMAT.md section 12).
+ */
+export function nameFields(bytes: Uint8Array): { name: string; nameBytes?: Uint8Array } {
+  if (isUtf8(bytes)) return { name: strictUtf8.decode(bytes) };
+  return { name: lossyUtf8.decode(bytes), nameBytes: new Uint8Array(bytes) };
+}
+
+/** The exact bytes of a node's name. */
+export function nameBytesOf(node: Pick<TreeNode, "name" | "nameBytes">): Uint8Array {
+  return node.nameBytes ?? utf8.encode(node.name);
+}
+
+function compareBytes(x: Uint8Array, y: Uint8Array): number {
+  const n = Math.min(x.length, y.length);
+  for (let i = 0; i < n; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
+  return x.length - y.length;
+}
+
+/**
+ * Byte-wise order of the exact names (bendsave.proto), which for UTF-8 is
+ * code point order. `<` on strings compares UTF-16 code units, which puts
+ * U+10000 and above before U+E000-U+FFFF; shifting those units fixes that at
+ * the first difference.
  */
 function compareNames(a: TreeNode, b: TreeNode): number {
+  if (a.nameBytes || b.nameBytes) return compareBytes(nameBytesOf(a), nameBytesOf(b));
   const x = a.name;
   const y = b.name;
   const n = Math.min(x.length, y.length);
@@ -57,16 +100,42 @@ function compareNames(a: TreeNode, b: TreeNode): number {
   return x.length - y.length;
 }
 
+/** A string equal for two nodes exactly when their exact name bytes are equal. */
+function nameKey(n: TreeNode): string {
+  if (!n.nameBytes) return n.name;
+  // NUL never occurs in a name, so this cannot equal a UTF-8 name's key.
+  return isUtf8(n.nameBytes)
+    ? strictUtf8.decode(n.nameBytes)
+    : "\0" + String.fromCharCode(...n.nameBytes);
+}
+
+/** The name as a message quotes it: JSON, with the exact bytes in hex when not UTF-8. */
+function quoted(n: TreeNode): string {
+  if (!n.nameBytes) return JSON.stringify(n.name);
+  return `${JSON.stringify(n.name)} (bytes ${
+    [...n.nameBytes].map((b) => b.toString(16).padStart(2, "0")).join("")
+  })`;
+}
+
+function unsafeBytes(b: Uint8Array): boolean {
+  return b.length === 0 || (b.length === 1 && b[0] === 0x2e) ||
+    (b.length === 2 && b[0] === 0x2e && b[1] === 0x2e) || b.includes(0x2f) || b.includes(0);
+}
+
 /** Sorts nodes by name and encodes them; throws TypeError on a duplicate or invalid name. */
 export function encodeTree(nodes: TreeNode[]): Uint8Array {
   const sorted = [...nodes].sort(compareNames);
   for (let i = 0; i < sorted.length; i++) {
     const n = sorted[i]!;
-    if (n.name === "" || n.name === "." || n.name === ".." || n.name.includes("/")) {
-      throw new TypeError(`invalid file name "${n.name}" in a tree`);
+    if (
+      n.nameBytes
+        ? unsafeBytes(n.nameBytes)
+        : n.name === "" || n.name === "." || n.name === ".." || n.name.includes("/")
+    ) {
+      throw new TypeError(`invalid file name ${quoted(n)} in a tree`);
     }
-    if (i > 0 && sorted[i - 1]!.name === n.name) {
-      throw new TypeError(`duplicate file name "${n.name}" in a tree`);
+    if (i > 0 && nameKey(sorted[i - 1]!) === nameKey(n)) {
+      throw new TypeError(`duplicate file name ${quoted(n)} in a tree`);
     }
   }
   const msg = TreeType.fromObject({
@@ -84,6 +153,7 @@ export function encodeTree(nodes: TreeNode[]): Uint8Array {
       uid: n.uid,
       gid: n.gid,
       etag: n.etag ?? "",
+      nameBytes: n.nameBytes ?? new Uint8Array(0),
     })),
   });
   return TreeType.encode(msg).finish();
@@ -103,9 +173,14 @@ interface RawNode {
   uid?: number;
   gid?: number;
   etag?: string;
+  nameBytes?: Uint8Array;
 }
 
-/** Decodes a tree; throws SyntaxError when the bytes are not a valid tree. */
+/**
+ * Decodes a tree; throws SyntaxError when the bytes are not a valid tree: a
+ * node of unknown type, an unsafe name, or two nodes with the same name
+ * (FORMAT.md section 12). Node order is not checked.
+ */
 export function decodeTree(bytes: Uint8Array): TreeNode[] {
   let raw: { nodes?: RawNode[] };
   try {
@@ -113,13 +188,20 @@ export function decodeTree(bytes: Uint8Array): TreeNode[] {
   } catch (e) {
     throw new SyntaxError(`tree does not decode (${(e as Error).message})`);
   }
+  const seen = new Set<string>();
   return (raw.nodes ?? []).map((r) => {
     const type = r.type ?? 0;
     if (type !== NodeType.file && type !== NodeType.dir && type !== NodeType.symlink) {
       throw new SyntaxError(`tree node "${r.name}" has unknown type ${type}`);
     }
-    const name = r.name ?? "";
-    if (name === "" || name === "." || name === ".." || name.includes("/") || name.includes("\0")) {
+    // name_bytes, when set, is the name (format 1.2); name is then only its lossy form.
+    const exact = r.nameBytes && r.nameBytes.length > 0 ? new Uint8Array(r.nameBytes) : null;
+    const name = exact ? lossyUtf8.decode(exact) : r.name ?? "";
+    if (
+      exact
+        ? unsafeBytes(exact)
+        : name === "" || name === "." || name === ".." || name.includes("/") || name.includes("\0")
+    ) {
       throw new SyntaxError(`tree holds an unsafe file name ${JSON.stringify(name)}`);
     }
     const node: TreeNode = {
@@ -137,6 +219,11 @@ export function decodeTree(bytes: Uint8Array): TreeNode[] {
     if (r.subtree && r.subtree.length > 0) node.subtree = new Uint8Array(r.subtree);
     if (type === NodeType.symlink) node.linkTarget = r.linkTarget ?? "";
     if (r.etag) node.etag = r.etag;
+    if (exact && !isUtf8(exact)) node.nameBytes = exact;
+    else if (exact) node.name = strictUtf8.decode(exact);
+    const key = nameKey(node);
+    if (seen.has(key)) throw new SyntaxError(`tree holds two entries named ${quoted(node)}`);
+    seen.add(key);
     return node;
   });
 }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { sha256 } from "./hash.ts";
-import { decodeTree, encodeTree, NodeType, type TreeNode } from "./tree.ts";
+import { TreeType } from "../proto/mod.ts";
+import { decodeTree, encodeTree, nameFields, NodeType, type TreeNode } from "./tree.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -255,4 +256,91 @@ Deno.test("decodeTree leaves etag undefined for a node without one", () => {
   assert.equal("etag" in plain!, false, "no etag key, not an empty string");
   assert.equal(tagged?.etag, '"e"');
   for (const n of decodeTree(encodeTree(NODES))) assert.equal("etag" in n, false, n.name);
+});
+
+/** A tree encoded straight with protobuf, bypassing encodeTree's checks (a damaged or hostile writer). */
+function rawTree(nodes: Record<string, unknown>[]): Uint8Array {
+  return TreeType.encode(TreeType.fromObject({ nodes })).finish();
+}
+
+Deno.test("decodeTree throws SyntaxError on two nodes with the same name", () => {
+  const sub = sha256(enc("subtree"));
+  const cases = [
+    [{ name: "f", type: NodeType.symlink, linkTarget: "/etc" }, { name: "f", type: NodeType.file }],
+    [{ name: "f", type: NodeType.symlink, linkTarget: "/etc" }, {
+      name: "f",
+      type: NodeType.dir,
+      subtree: sub,
+    }],
+    [{ name: "a", type: NodeType.file }, { name: "b", type: NodeType.file }, {
+      name: "a",
+      type: NodeType.file,
+    }],
+    // The same exact bytes, once as name and once as name_bytes.
+    [{ name: "x", type: NodeType.file }, { name: "y", nameBytes: enc("x"), type: NodeType.file }],
+    [{ name: "\ufffd", nameBytes: [0xff], type: NodeType.file }, {
+      name: "?",
+      nameBytes: [0xff],
+      type: NodeType.file,
+    }],
+  ];
+  for (const nodes of cases) {
+    assert.throws(() => decodeTree(rawTree(nodes)), SyntaxError, JSON.stringify(nodes));
+  }
+  assert.throws(
+    () => decodeTree(rawTree(cases[0]!)),
+    (e: Error) => e.message === 'tree holds two entries named "f"',
+  );
+});
+
+Deno.test("decodeTree accepts nodes out of order (a reader does not depend on it)", () => {
+  const got = decodeTree(rawTree([
+    { name: "b", type: NodeType.file },
+    { name: "a", type: NodeType.file },
+  ]));
+  assert.deepEqual(got.map((n) => n.name), ["b", "a"]);
+});
+
+Deno.test("decodeTree keeps a name that is not valid UTF-8 byte-exact in nameBytes", () => {
+  const bad = new Uint8Array([0x61, 0xff, 0x62]); // "a", 0xff, "b"
+  const node = { ...file("ignored", 1), ...nameFields(bad) };
+  assert.equal(node.name, "a\ufffdb");
+  assert.deepEqual(node.nameBytes, bad);
+  // A name that is valid UTF-8 gets no nameBytes.
+  assert.deepEqual(nameFields(enc("ü")), { name: "ü" });
+  const lossyTwin = file("a\ufffdb", 2); // a real U+FFFD name: different bytes, not a duplicate
+  const got = decodeTree(encodeTree([node, lossyTwin, file("a", 3)]));
+  assert.deepEqual(got.map((n) => n.name), ["a", "a\ufffdb", "a\ufffdb"]);
+  // Sorted by exact bytes: 0x61 0xff sorts after 0x61 0xef (U+FFFD in UTF-8).
+  assert.deepEqual(got[2]!.nameBytes, bad);
+  assert.equal("nameBytes" in got[1]!, false);
+  assert.equal("nameBytes" in got[0]!, false);
+  // Stored as name_bytes (13) with the lossy name beside it.
+  const raw = TreeType.decode(encodeTree([node])) as unknown as {
+    nodes: { name: string; nameBytes: Uint8Array }[];
+  };
+  assert.equal(raw.nodes[0]!.name, "a\ufffdb");
+  assert.deepEqual(new Uint8Array(raw.nodes[0]!.nameBytes), bad);
+});
+
+Deno.test("decodeTree uses name_bytes over name, and refuses unsafe name_bytes", () => {
+  const [n] = decodeTree(rawTree([{ name: "other", nameBytes: [0x6b, 0xfe], type: 1 }]));
+  assert.equal(n!.name, "k\ufffd");
+  assert.deepEqual(n!.nameBytes, new Uint8Array([0x6b, 0xfe]));
+  for (const b of [[0x2e], [0x2e, 0x2e], [0x61, 0x2f, 0xff], [0xff, 0x00]]) {
+    assert.throws(
+      () => decodeTree(rawTree([{ name: "fine", nameBytes: b, type: 1 }])),
+      SyntaxError,
+      JSON.stringify(b),
+    );
+  }
+  assert.throws(() => encodeTree([{ ...file("x", 0), nameBytes: new Uint8Array([0xff, 0x2f]) }]));
+  assert.throws(
+    () =>
+      encodeTree([
+        { ...file("x", 0), nameBytes: new Uint8Array([0xff]) },
+        { ...file("y", 0), nameBytes: new Uint8Array([0xff]) },
+      ]),
+    TypeError,
+  );
 });

@@ -63,7 +63,12 @@ export interface Problem {
 export interface VerifyReport {
   readonly repositoryId: string;
   readonly time: string;
-  readonly scope: { manifests: string[]; readData: string };
+  readonly scope: {
+    manifests: string[];
+    readData: string;
+    /** Packs the data read could cover (intact, and used by the selected backups). */
+    packsInScope: number;
+  };
   readonly checked: {
     manifests: number;
     trees: number;
@@ -105,6 +110,18 @@ export function parseSubset(s: string): DataSubset {
 function inSubset(packHex: string, s: DataSubset, random: () => number): boolean {
   if (s.kind === "percent") return random() * 100 < s.percent;
   return parseInt(packHex.slice(0, 8), 16) % s.t === s.n - 1;
+}
+
+/**
+ * The packs of `sorted` a subset reads: never none when there are packs, so
+ * a subset of a small repository cannot report OK without reading anything
+ * (an empty slice or an unlucky draw reads one pack, chosen the same way).
+ */
+function pickSubset(sorted: string[], s: DataSubset, random: () => number): string[] {
+  const picked = sorted.filter((hex) => inSubset(hex, s, random));
+  if (picked.length > 0 || sorted.length === 0) return picked;
+  const i = s.kind === "slice" ? (s.n - 1) % sorted.length : Math.floor(random() * sorted.length);
+  return [sorted[Math.min(i, sorted.length - 1)]!];
 }
 
 /**
@@ -326,17 +343,17 @@ async function verifyLocked(
 
   // Read data.
   const readData = options.readData || options.subset !== undefined;
+  let packsInScope = 0;
   const random = options.random ?? Math.random;
   if (readData) {
     const packNumber = new Map<string, number>();
     for (const p of repo.index.packs()) packNumber.set(toHex(p.id), p.index);
-    const selected = [...indexed.keys()].filter((hex) => {
+    const inScope = [...indexed.keys()].filter((hex) => {
       if (badPacks.has(hex)) return false;
-      if (options.manifests?.length && !referencedPacks.has(packNumber.get(hex) ?? -1)) {
-        return false;
-      }
-      return options.subset ? inSubset(hex, options.subset, random) : true;
+      return !options.manifests?.length || referencedPacks.has(packNumber.get(hex) ?? -1);
     }).sort();
+    packsInScope = inScope.length;
+    const selected = options.subset ? pickSubset(inScope, options.subset, random) : inScope;
     let done = 0;
     const totalBytes = selected.reduce((a, hex) => a + (indexed.get(hex)?.size ?? 0), 0);
     const readStart = Date.now();
@@ -455,6 +472,7 @@ async function verifyLocked(
           ? `subset ${options.subset.n}/${options.subset.t}`
           : `subset ${options.subset.percent}%`
         : "all",
+      packsInScope,
     },
     checked,
     problems,

@@ -7,7 +7,7 @@ import { verify, type VerifyReport } from "./verify.ts";
 import { repairIndex } from "./repair.ts";
 import { restore } from "./restore/restore.ts";
 import { Repository } from "./repository.ts";
-import { IntegrityError } from "./errors.ts";
+import { IntegrityError, RestoreIncomplete } from "./errors.ts";
 import { dirSource } from "../sources/dir/dir_source.ts";
 import { toHex } from "../formats/hash.ts";
 import { decodeTree } from "../formats/tree.ts";
@@ -145,19 +145,23 @@ Deno.test("verify reports a vacuumed parent as a note and unreferenced packs as 
   assert.ok(after.reclaimable!.bytes >= 200_000);
 });
 
-Deno.test("verify --read-data-subset n/t covers every pack exactly once over t runs", async () => {
+Deno.test("verify --read-data-subset n/t covers every pack over t runs", async () => {
   await using t = await tempDir();
   const f = await fixture(t.dir);
   let total = 0;
+  let empty = 0;
   for (let n = 1; n <= 3; n++) {
-    total += (await verify(f.store, { subset: { kind: "slice", n, t: 3 } })).checked.packsRead;
+    const read = (await verify(f.store, { subset: { kind: "slice", n, t: 3 } })).checked.packsRead;
+    total += read;
+    if (read === 1) empty++; // a slice with no pack of its own reads one pack of another
   }
-  assert.equal(total, (await verify(f.store)).checked.packs);
-  const none = await verify(f.store, {
+  const packs = (await verify(f.store)).checked.packs;
+  assert.ok(total >= packs && total <= packs + empty, `read ${total} of ${packs}`);
+  const unlucky = await verify(f.store, {
     subset: { kind: "percent", percent: 50 },
     random: () => 0.9,
   });
-  assert.equal(none.checked.packsRead, 0);
+  assert.equal(unlucky.checked.packsRead, 1); // a subset never reads nothing
 });
 
 Deno.test("decodeTree of a damaged tree block is reported by verify as a tree problem", async () => {
@@ -190,11 +194,15 @@ Deno.test("restore refuses a block whose hash does not match, names the file, an
     () => null,
     (e) => e,
   );
-  assert.ok(err instanceof IntegrityError, String(err));
-  const m = /block [0-9a-f]{64} in pack [0-9a-f]{64} needed by file (\S+) is damaged/.exec(
-    err.message,
-  );
-  assert.ok(m, err.message);
-  assert.equal(fs.existsSync(path.join(dest, m[1]!)), false, `${m[1]} must not exist`);
+  assert.ok(err instanceof RestoreIncomplete, String(err));
+  assert.ok(err.failed.length > 0);
+  for (const failed of err.failed) {
+    const m = /block [0-9a-f]{64} in pack [0-9a-f]{64} needed by file (\S+) is damaged/.exec(
+      failed.message,
+    );
+    assert.ok(m, failed.message);
+    assert.equal(m[1], failed.path);
+    assert.equal(fs.existsSync(path.join(dest, failed.path)), false, `${failed.path} must not exist`);
+  }
   assert.deepEqual(filesUnder(dest).filter((x) => x.includes("bendsave-tmp")), []);
 });

@@ -38,7 +38,9 @@ function render(r: VerifyReport): string {
       `${c.indexFiles} index file(s), ${c.packs} packs` +
       (r.scope.readData === "none"
         ? ""
-        : `; read ${c.packsRead} packs (${formatBytes(c.bytesRead)}, ${r.scope.readData})`),
+        : `; read ${c.packsRead} of ${r.scope.packsInScope} packs (${
+          formatBytes(c.bytesRead)
+        }, ${r.scope.readData})`),
   );
   for (const v of r.vacuumedParents) {
     lines.push(`note: ${v.manifest}: parent ${v.parent} was vacuumed (it restores on its own)`);

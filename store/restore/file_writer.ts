@@ -47,12 +47,13 @@ export interface WriteReport {
   readonly error: WriteError | null;
 }
 
-/** A temporary name beside `final`. */
+/**
+ * A temporary name beside `final`: `.<12 hex>.bendsave-tmp`, 27 bytes
+ * whatever the final name, so it fits wherever any legal name (up to 255
+ * bytes) fits.
+ */
 export function tempName(final: string): string {
-  return path.join(
-    path.dirname(final),
-    `.${path.basename(final).slice(0, 100)}.${randomBytes(6).toString("hex")}.bendsave-tmp`,
-  );
+  return path.join(path.dirname(final), `.${randomBytes(6).toString("hex")}.bendsave-tmp`);
 }
 
 /**

@@ -1,0 +1,111 @@
+/**
+ * File names end to end: trees with duplicate names, names that are not
+ * valid UTF-8, and names of the longest legal length (issue 10, items 4, 6, 7).
+ */
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { cli, filesUnder, lastOfType, tempDir } from "../testing/mod.ts";
+import { FsStore } from "../store/drivers/fs.ts";
+import { Repository } from "../store/repository.ts";
+import { PackWriter } from "../store/pack_writer.ts";
+import { TreeType } from "../proto/mod.ts";
+import { Codec } from "../formats/codec.ts";
+import { sha256 } from "../formats/hash.ts";
+import { BlobKind } from "../formats/pack.ts";
+import { encodeManifestFile } from "../formats/manifest.ts";
+import { encodeTree, NodeType } from "../formats/tree.ts";
+
+/**
+ * Adds a backup whose root is a tree encoded straight with protobuf (as a
+ * damaged or hostile writer could), beside the backups already in `repo`.
+ * Returns the new manifest's name.
+ */
+async function addRawBackup(repo: string, nodes: Record<string, unknown>[]): Promise<string> {
+  const store = await FsStore.open(repo);
+  const r = await Repository.open(store);
+  await r.loadIndex();
+  const writer = new PackWriter(store, r.index, { targetSize: r.config.packSize });
+  const empty = encodeTree([]);
+  const tree = TreeType.encode(TreeType.fromObject({ nodes })).finish();
+  for (const t of [empty, tree]) {
+    await writer.add(sha256(t), BlobKind.tree, { codec: Codec.raw, data: t, rawLength: t.length });
+  }
+  await writer.flush();
+  await writer.writeIndex();
+  const names = await r.manifestNames();
+  const base = await r.loadManifest(names[names.length - 1]!);
+  const m = base.manifest;
+  const name = "29990101_000000.manifest";
+  const bytes = encodeManifestFile({
+    ...m,
+    timeMs: Date.UTC(2999, 0, 1),
+    parts: m.parts.map((p) => ({ ...p, root: sha256(tree) })),
+  });
+  await store.save({ kind: "manifest", name }, bytes, { exclusive: true });
+  return name;
+}
+
+Deno.test("verify and restore refuse a tree holding two entries with the same name", async () => {
+  await using t = await tempDir();
+  const src = path.join(t.dir, "src");
+  fs.mkdirSync(src);
+  fs.writeFileSync(path.join(src, "a.txt"), "a");
+  const repo = path.join(t.dir, "repo");
+  assert.equal((await cli(["backup", "--from", src, "--to", repo])).code, 0);
+  const emptyTree = sha256(encodeTree([]));
+  const cases = {
+    "symlink and file": [
+      { name: "f", type: NodeType.symlink, linkTarget: "/etc" },
+      { name: "f", type: NodeType.file },
+    ],
+    "symlink and directory": [
+      { name: "f", type: NodeType.symlink, linkTarget: "/etc" },
+      { name: "f", type: NodeType.dir, subtree: emptyTree, mode: 0o755 },
+    ],
+  };
+  for (const [what, nodes] of Object.entries(cases)) {
+    const name = await addRawBackup(repo, nodes);
+    const v = await cli(["verify", repo, "--json"]);
+    assert.equal(v.code, 1, `${what}: ${v.stdout}${v.stderr}`);
+    assert.match(v.stdout, /two entries named \\"f\\"/, what);
+    const dest = path.join(t.dir, `dest-${what.replaceAll(" ", "-")}`);
+    const from = path.join(repo, "manifests", name);
+    const r = await cli(["restore", "--from", from, "--to", dest, "--confirm"]);
+    assert.equal(r.code, 1, `${what}: ${r.stderr}`);
+    const lines = r.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, `${what}: one line, no stack trace: ${r.stderr}`);
+    assert.match(lines[0]!, /is damaged \(tree holds two entries named "f"\)/, what);
+    assert.deepEqual(fs.existsSync(dest) ? filesUnder(dest) : [], [], what);
+    fs.rmSync(path.join(repo, "manifests", name));
+  }
+  void lastOfType;
+});
+
+Deno.test("backup and restore round-trip files and symlinks with 255-byte names", async () => {
+  await using t = await tempDir();
+  const src = path.join(t.dir, "src");
+  fs.mkdirSync(src);
+  const names = [
+    "a".repeat(255),
+    "é".repeat(127) + "x", // 255 bytes in 128 characters
+    "日".repeat(85), // 255 bytes in 85 characters
+  ];
+  for (const n of names) assert.equal(new TextEncoder().encode(n).length, 255);
+  fs.writeFileSync(path.join(src, names[0]!), "ascii");
+  fs.writeFileSync(path.join(src, names[1]!), "two-byte");
+  fs.symlinkSync(names[0]!, path.join(src, names[2]!));
+  fs.mkdirSync(path.join(src, "d"));
+  fs.writeFileSync(path.join(src, "d", names[2]!), "three-byte");
+  const repo = path.join(t.dir, "repo");
+  const b = await cli(["backup", "--from", src, "--to", repo, "--json"]);
+  assert.equal(b.code, 0, b.stderr);
+  const dest = path.join(t.dir, "dest");
+  const r = await cli(["restore", "--from", repo, "--to", dest, "--confirm"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(fs.readFileSync(path.join(dest, names[0]!), "utf8"), "ascii");
+  assert.equal(fs.readFileSync(path.join(dest, names[1]!), "utf8"), "two-byte");
+  assert.equal(fs.readlinkSync(path.join(dest, names[2]!)), names[0]);
+  assert.equal(fs.readFileSync(path.join(dest, "d", names[2]!), "utf8"), "three-byte");
+  assert.deepEqual(filesUnder(dest).filter((f) => f.includes("bendsave-tmp")), []);
+});
