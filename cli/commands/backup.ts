@@ -11,6 +11,7 @@ import type { Source } from "../../sources/types.ts";
 import { isConfigFile } from "../args.ts";
 import { type ChunkerParams, DEFAULT_FASTCDC, DEFAULT_FIXED } from "../../formats/chunker.ts";
 import { DEFAULT_COMPRESSION, parseCompressionName } from "../../formats/codec.ts";
+import { excludeMatcher } from "../../formats/glob.ts";
 import { toHex } from "../../formats/hash.ts";
 import { parse, required } from "../args.ts";
 import { ExitCode, UsageError } from "../exit_codes.ts";
@@ -36,6 +37,11 @@ Options:
                         its output (e.g. "databend-metactl export --grpc-api-address ...")
                         Without either, the export is taken from the meta service at the
                         config's [meta] endpoints over its gRPC export API.
+  --exclude <glob>      directory: leave out matching paths, relative to the directory
+                        (repeatable; * within a name, ** across dirs, ? one character; a
+                        matching directory is left out whole). E.g. --exclude '**/*.tmp'
+                        --exclude cache. A repository inside the directory is always
+                        left out (with a warning).
   --chunker <kind>      fastcdc (default for directories) or fixed (8 MiB blocks)
   --compression <c>     for a new repository: zstd (default), deflate or none
   --pack-size <MiB>     for a new repository: target pack size (default 32, 1 to 1024)
@@ -58,6 +64,7 @@ export async function backupCommand(args: string[], out: Output): Promise<number
     "lock-wait": { type: "string" },
     "meta-export-file": { type: "string" },
     "meta-export-command": { type: "string" },
+    exclude: { type: "string", multiple: true },
   });
   if (values.help) {
     console.log(BACKUP_HELP);
@@ -97,8 +104,19 @@ export async function backupCommand(args: string[], out: Output): Promise<number
       `--lock-wait must be a number of minutes from 0 to 1440, not "${values["lock-wait"]}"`,
     );
   }
+  const exclude = (values.exclude as string[] | undefined) ?? [];
+  try {
+    excludeMatcher(exclude);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
   let source: Source;
   if (isConfigFile(from)) {
+    if (exclude.length > 0) {
+      throw new UsageError(
+        "--exclude is for a directory: a cluster is backed up whole (give a directory to --from)",
+      );
+    }
     source = await clusterSource(from, {
       chunker,
       onWarning: out.warn,
@@ -121,6 +139,7 @@ export async function backupCommand(args: string[], out: Output): Promise<number
     init: { compression, ...(packMiB ? { packSize: packMiB * 1024 * 1024 } : {}) },
     onEvent: (e) => out.event(e),
     ...(workers === undefined ? {} : { workers }),
+    ...(exclude.length > 0 ? { exclude } : {}),
   });
   out.done();
   const s = r.manifest.stats;

@@ -26,6 +26,10 @@ export interface BackupContext {
   readonly workers: number | undefined;
   /** When the last scan progress event went out (they are sent at most every 200 ms). */
   lastScanEmit: number;
+  /** True for a path (relative to a directory part) that the backup leaves out. */
+  readonly exclude: (rel: string) => boolean;
+  /** The repository's own directory when it is local: left out of a directory backup. */
+  readonly repository: { readonly dev: number; readonly ino: number } | null;
 }
 
 const MAX_WARNINGS_IN_MANIFEST = 1000;

@@ -29,6 +29,7 @@ import {
 import { BlobKind } from "../../formats/pack.ts";
 import { NodeType, type TreeNode } from "../../formats/tree.ts";
 import { FORMAT_MINOR, FORMAT_VERSION, TOOL_VERSION } from "../../formats/version.ts";
+import { excludeMatcher } from "../../formats/glob.ts";
 import type { FileJob, FileResult } from "./file_blocks.ts";
 import { ReaderPool } from "./reader_pool.ts";
 import type { EventSink } from "./events.ts";
@@ -45,6 +46,13 @@ export interface BackupOptions {
   readonly labels?: Record<string, string>;
   /** Wait up to this long for a vacuum's exclusive lock (default 0: fail with LockedError). */
   readonly lockWaitMs?: number;
+  /**
+   * Globs of paths to leave out of a directory backup (the syntax of
+   * restore's `include`, over paths relative to the directory; a directory
+   * that matches is left out with everything below it). A TypeError for an
+   * empty pattern is thrown before the repository is opened.
+   */
+  readonly exclude?: readonly string[];
 }
 
 /** What a backup did. */
@@ -83,6 +91,7 @@ export async function backup(
 ): Promise<BackupResult> {
   const now = options.now ?? Date.now;
   const start = now();
+  const exclude = excludeMatcher(options.exclude ?? []);
   let created = false;
   let repo: Repository;
   try {
@@ -113,6 +122,8 @@ export async function backup(
       now,
       workers: options.workers,
       lastScanEmit: 0,
+      exclude,
+      repository: localDir(store),
     };
     const parts: ManifestPart[] = [];
     for (const part of await source.parts()) {
@@ -162,6 +173,17 @@ export async function backup(
   } finally {
     await source.close?.().catch(() => {});
     await lock.release().catch(() => {});
+  }
+}
+
+/** Device and inode of the repository's directory when it is on a local file system. */
+function localDir(store: BlobStore): { dev: number; ino: number } | null {
+  if (store.capabilities.name !== "fs") return null;
+  try {
+    const st = fs.statSync(store.location);
+    return { dev: st.dev, ino: st.ino };
+  } catch {
+    return null;
   }
 }
 
@@ -359,6 +381,7 @@ async function walk(
   names.sort();
   for (const name of names) {
     const p = path.join(abs, name);
+    if (ctx.exclude(rel === "" ? name : `${rel}/${name}`)) continue;
     let st: fs.Stats;
     try {
       st = fs.lstatSync(p);
@@ -401,6 +424,15 @@ async function walk(
       jobs.push({ job: jobs.length, path: p, ...(known.length ? { known: packed } : {}) });
       sizes.push(st.size);
       jobNodes.push(node);
+    } else if (
+      st.isDirectory() && ctx.repository?.ino === st.ino && ctx.repository.dev === st.dev
+    ) {
+      // A backup never reads its own repository (it changes while it is read).
+      ctx.emit({
+        type: "warning",
+        path: p,
+        message: "left out: this is the repository being written, inside the source",
+      });
     } else if (st.isDirectory()) {
       const node: TreeNode = { ...common, type: NodeType.dir, size: 0 };
       dir.nodes.push(node);

@@ -1,0 +1,47 @@
+import assert from "node:assert/strict";
+import { excludeMatcher, globToRegExp, includeMatcher } from "./glob.ts";
+
+Deno.test("globToRegExp matches * within a segment, ** across segments and ? one character", () => {
+  const cases: [string, string, boolean][] = [
+    ["*.log", "a.log", true],
+    ["*.log", "d/a.log", false],
+    ["**/*.log", "a.log", true],
+    ["**/*.log", "d/e/a.log", true],
+    ["d/?.txt", "d/a.txt", true],
+    ["d/?.txt", "d/ab.txt", false],
+    ["a+b(1).txt", "a+b(1).txt", true],
+    ["./cache/", "cache", true],
+  ];
+  for (const [glob, p, want] of cases) {
+    assert.equal(globToRegExp(glob).test(p), want, `${glob} ${p}`);
+  }
+});
+
+Deno.test("includeMatcher selects a path below a matching directory, and everything with no pattern", () => {
+  const inc = includeMatcher(["docs"]);
+  assert.equal(inc("docs"), true);
+  assert.equal(inc("docs/a/b.md"), true);
+  assert.equal(inc("src/docs"), false);
+  assert.equal(includeMatcher([])("anything"), true);
+});
+
+Deno.test("excludeMatcher leaves out a match and what is below it, and nothing with no pattern", () => {
+  const exc = excludeMatcher(["*.log", "cache", "**/tmp"]);
+  assert.equal(exc("x.log"), true);
+  assert.equal(exc("app/x.log"), false);
+  assert.equal(exc("cache/a/b"), true);
+  assert.equal(exc("app/tmp/x"), true);
+  assert.equal(exc("app/cache"), false);
+  assert.equal(excludeMatcher([])("anything"), false);
+});
+
+Deno.test("excludeMatcher throws TypeError naming --exclude for an empty pattern", () => {
+  assert.throws(
+    () => excludeMatcher(["/"]),
+    (e: Error) => e instanceof TypeError && e.message.startsWith('exclude pattern "/" is empty'),
+  );
+  assert.throws(
+    () => includeMatcher([""]),
+    (e: Error) => e instanceof TypeError && e.message.startsWith('include pattern "" is empty'),
+  );
+});
