@@ -164,3 +164,25 @@ Deno.test("parseCompressionName throws RangeError quoting an unknown name", () =
     );
   }
 });
+
+Deno.test("decodeBlock of zstd decodes the first frame and ignores empty frames after it (FORMAT.md 7)", async () => {
+  const zlib = (await import("node:zlib")).default;
+  const raw = new TextEncoder().encode("bendsave ".repeat(200));
+  const frame = new Uint8Array(zlib.zstdCompressSync(raw));
+  const empty = new Uint8Array([0x28, 0xb5, 0x2f, 0xfd, 0x20, 0x00, 0x01, 0x00, 0x00]);
+  const join = (...parts: Uint8Array[]) => {
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of parts) (out.set(p, at), at += p.length);
+    return out;
+  };
+  assert.deepEqual(decodeBlock(Codec.zstd, join(frame, empty, empty), raw.length), raw);
+  assert.deepEqual(decodeBlock(Codec.zstd, empty, 0), new Uint8Array(0));
+  // Refused: a truncated first frame, and a skippable frame before the block's frame.
+  assert.throws(
+    () => decodeBlock(Codec.zstd, frame.subarray(0, frame.length - 1), raw.length),
+    SyntaxError,
+  );
+  const skippable = new Uint8Array([0x50, 0x2a, 0x4d, 0x18, 1, 0, 0, 0, 7]);
+  assert.throws(() => decodeBlock(Codec.zstd, join(skippable, frame), raw.length), SyntaxError);
+});

@@ -298,13 +298,34 @@ export interface ManifestEnvelope {
 }
 
 /**
+ * Thrown by {@linkcode openManifestFile} for a manifest whose envelope names a
+ * newer major version: its checksum and body may follow rules this reader
+ * does not know, so they are not checked.
+ */
+export class NewerManifestError extends Error {
+  /** The major version in the envelope (byte 4). */
+  readonly version: number;
+  constructor(version: number) {
+    super(
+      `manifest format version ${version} is newer than this bendsave reads (${FORMAT_VERSION})`,
+    );
+    this.name = "NewerManifestError";
+    this.version = version;
+  }
+}
+
+/**
  * Checks a manifest file's envelope (header and checksum) and returns the
- * protobuf body. Throws SyntaxError when truncated or garbled.
+ * protobuf body. Throws SyntaxError when truncated or garbled, and
+ * {@linkcode NewerManifestError} for a newer major version (checked before
+ * the checksum, which a newer major may compute differently).
  */
 export function openManifestFile(buf: Uint8Array): ManifestEnvelope {
-  if (
-    buf.length < ENVELOPE_HEADER + ENVELOPE_CHECKSUM || MANIFEST_MAGIC.some((b, i) => buf[i] !== b)
-  ) {
+  if (buf.length < ENVELOPE_HEADER || MANIFEST_MAGIC.some((b, i) => buf[i] !== b)) {
+    throw new SyntaxError("not a bendsave manifest (no BSMF header, or truncated)");
+  }
+  if (buf[4]! > FORMAT_VERSION) throw new NewerManifestError(buf[4]!);
+  if (buf.length < ENVELOPE_HEADER + ENVELOPE_CHECKSUM) {
     throw new SyntaxError("not a bendsave manifest (no BSMF header, or truncated)");
   }
   const end = buf.length - ENVELOPE_CHECKSUM;

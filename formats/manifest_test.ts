@@ -10,6 +10,7 @@ import {
   type Manifest,
   manifestName,
   type ManifestStats,
+  NewerManifestError,
   openManifestFile,
 } from "./manifest.ts";
 import { FORMAT_VERSION } from "./version.ts";
@@ -177,7 +178,21 @@ Deno.test("encodeManifestFile wraps the body in BSMF, the version, and a SHA-256
 
 Deno.test("openManifestFile reports the major version from the header", () => {
   const body = encodeManifest(fullManifest());
-  assert.equal(openManifestFile(wrap(body, 2)).version, 2);
+  assert.equal(openManifestFile(wrap(body, 1)).version, 1);
+});
+
+Deno.test("openManifestFile refuses a newer major as newer before checking its checksum", () => {
+  const body = encodeManifest(fullManifest());
+  // A newer major may compute its checksum differently (here: none that major 1 knows).
+  const newer = wrap(body, 2);
+  newer[newer.length - 1] = newer[newer.length - 1]! ^ 0xff;
+  for (const file of [wrap(body, 2), newer, new Uint8Array([0x42, 0x53, 0x4d, 0x46, 7, 0, 0, 0])]) {
+    assert.throws(() => openManifestFile(file), (e: unknown) => {
+      assert.ok(e instanceof NewerManifestError, String(e));
+      assert.ok(e.version >= 2);
+      return true;
+    });
+  }
 });
 
 Deno.test("openManifestFile throws SyntaxError on every truncation of a manifest file", () => {
@@ -192,7 +207,9 @@ Deno.test("openManifestFile throws SyntaxError on a file with any one byte flipp
   for (let pos = 0; pos < file.length; pos++) {
     const bad = file.slice();
     bad[pos] = bad[pos]! ^ 0x04;
-    assert.throws(() => openManifestFile(bad), SyntaxError, `byte ${pos}`);
+    // Byte 4 (the major version, 1 -> 5) is checked first: newer, not garbled.
+    const expected = pos === 4 ? NewerManifestError : SyntaxError;
+    assert.throws(() => openManifestFile(bad), expected, `byte ${pos}`);
   }
 });
 

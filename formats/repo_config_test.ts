@@ -150,3 +150,28 @@ Deno.test("parseRepoConfig throws SyntaxError on missing or unknown compression"
     throwsSyntax(edited({ compression }), JSON.stringify(compression));
   }
 });
+
+Deno.test("parseRepoConfig refuses exactly what FORMAT.md section 5's reader check column says", () => {
+  const damaged = [
+    { version: 1.5 },
+    { version: 0 },
+    { version: "1" },
+    { compression: "zstd" },
+    { compression: { ...DEFAULT_COMPRESSION, codec: "ZSTD" } },
+    { compression: { ...DEFAULT_COMPRESSION, level: 2.5 } },
+    { compression: { ...DEFAULT_COMPRESSION, level: 23 } },
+    { compression: { ...DEFAULT_COMPRESSION, minSaving: 1 } },
+    { compression: { ...DEFAULT_COMPRESSION, minSaving: -0.1 } },
+    { packSize: 1024 * 1024 - 1 },
+    { chunker: { ...DEFAULT_FIXED, extra: 1 } },
+    { id: ID.toUpperCase() },
+  ];
+  for (const change of damaged) {
+    assert.throws(() => parseRepoConfig(edited(change)), SyntaxError, JSON.stringify(change));
+  }
+  assert.throws(() => parseRepoConfig(edited({ version: 2 })), NewerFormatError);
+  // Not checked: minor, created, unknown top-level fields.
+  for (const change of [{ minor: "x" }, { created: 5 }, { future: true }]) {
+    parseRepoConfig(edited(change));
+  }
+});

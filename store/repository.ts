@@ -25,6 +25,7 @@ import {
   isManifestName,
   isReadableVersion,
   type Manifest,
+  NewerManifestError,
   openManifestFile,
 } from "../formats/manifest.ts";
 import {
@@ -311,17 +312,17 @@ export function parseManifestRecord(name: string, bytes: Uint8Array): ManifestRe
   let manifest: Manifest;
   try {
     const env = openManifestFile(bytes);
-    if (env.version > FORMAT_VERSION) {
-      throw new UnsupportedFormat(
-        `manifest ${name} has format version ${env.version}, newer than this bendsave reads (${FORMAT_VERSION}): use a newer bendsave`,
-      );
-    }
     manifest = decodeManifest(env.body);
     if (!isReadableVersion(manifest.formatVersion) || manifest.formatVersion !== env.version) {
       throw new SyntaxError(`format version ${manifest.formatVersion} does not match its header`);
     }
   } catch (e) {
     if (e instanceof BendsaveError) throw e;
+    if (e instanceof NewerManifestError) {
+      throw new UnsupportedFormat(
+        `manifest ${name} has format version ${e.version}, newer than this bendsave reads (${FORMAT_VERSION}): use a newer bendsave`,
+      );
+    }
     throw new IntegrityError(
       `manifest ${name} is damaged (${
         (e as Error).message

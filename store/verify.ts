@@ -12,7 +12,7 @@
  * @module
  */
 import type { BlobStore } from "./drivers/types.ts";
-import { BendsaveError, InvalidInput } from "./errors.ts";
+import { BendsaveError, InvalidInput, UnsupportedFormat } from "./errors.ts";
 import { type ManifestRecord, parseManifestRecord, Repository } from "./repository.ts";
 import type { EventSink } from "./backup/events.ts";
 import { checkPacks } from "./pack_check_pool.ts";
@@ -82,6 +82,8 @@ export interface VerifyReport {
   readonly problems: Problem[];
   /** Manifests whose parent is no longer in the repository (not a problem). */
   readonly vacuumedParents: { manifest: string; parent: string }[];
+  /** Manifests of a newer major format version: skipped, not checked (not damage). */
+  readonly newerManifests: string[];
   /** Packs nothing references (space a vacuum can free; not damage). */
   readonly reclaimable: { packs: number; bytes: number } | null;
   readonly ok: boolean;
@@ -204,6 +206,7 @@ async function verifyLocked(
   }
   const records: ManifestRecord[] = [];
   const vacuumedParents: { manifest: string; parent: string }[] = [];
+  const newerManifests: string[] = [];
   for (const name of wanted) {
     checked.manifests++;
     let bytes: Uint8Array;
@@ -215,7 +218,8 @@ async function verifyLocked(
       if (parent && !allNames.includes(parent)) vacuumedParents.push({ manifest: name, parent });
     } catch (e) {
       if (!(e instanceof BendsaveError)) throw e;
-      add("manifest", name, e.message).manifests.push(name);
+      if (e instanceof UnsupportedFormat) newerManifests.push(name); // newer, skipped: not damage
+      else add("manifest", name, e.message).manifests.push(name);
     }
   }
   // Parent ids must match the parent's bytes when the parent is present.
@@ -405,23 +409,30 @@ async function verifyLocked(
       if (p.files.length < FILES_PER_PROBLEM) p.files.push(`${manifest}:${file}`);
     }
   };
-  const attribute = (treeHex: string, prefix: string, manifest: string, seen: Set<string>) => {
-    const key = `${treeHex}`;
-    if (seen.has(key)) return;
-    seen.add(key);
-    const tp = badTrees.get(treeHex);
-    if (tp) attach(tp, manifest, prefix === "" ? "/" : prefix);
-    for (const f of treeChildren.get(treeHex) ?? []) {
-      const fpath = prefix === "" ? f.path : `${prefix}/${f.path}`;
-      const hit = new Set<Problem>();
-      for (const b of f.blocks) {
-        const p = badBlocks.get(toHex(b));
-        if (p) hit.add(p);
+  // Depth first with a stack of its own, not recursion: a tree thousands of
+  // directories deep must not overflow the call stack.
+  const attribute = (rootHex: string, rootPrefix: string, manifest: string, seen: Set<string>) => {
+    const stack: { treeHex: string; prefix: string }[] = [{ treeHex: rootHex, prefix: rootPrefix }];
+    for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
+      const { treeHex, prefix } = top;
+      if (seen.has(treeHex)) continue;
+      seen.add(treeHex);
+      const tp = badTrees.get(treeHex);
+      if (tp) attach(tp, manifest, prefix === "" ? "/" : prefix);
+      for (const f of treeChildren.get(treeHex) ?? []) {
+        const fpath = prefix === "" ? f.path : `${prefix}/${f.path}`;
+        const hit = new Set<Problem>();
+        for (const b of f.blocks) {
+          const p = badBlocks.get(toHex(b));
+          if (p) hit.add(p);
+        }
+        for (const p of hit) attach(p, manifest, fpath);
       }
-      for (const p of hit) attach(p, manifest, fpath);
-    }
-    for (const d of subtrees.get(treeHex) ?? []) {
-      attribute(d.id, prefix === "" ? d.name : `${prefix}/${d.name}`, manifest, seen);
+      const dirs = subtrees.get(treeHex) ?? [];
+      for (let i = dirs.length - 1; i >= 0; i--) { // reversed: popped in tree order
+        const d = dirs[i]!;
+        stack.push({ treeHex: d.id, prefix: prefix === "" ? d.name : `${prefix}/${d.name}` });
+      }
     }
   };
   if (badBlocks.size > 0 || badTrees.size > 0) {
@@ -439,7 +450,8 @@ async function verifyLocked(
 
   // Reclaimable: packs no selected manifest references (only meaningful for a full check).
   let reclaimable: { packs: number; bytes: number } | null = null;
-  if (!options.manifests?.length) {
+  // Not known when a newer manifest was skipped: its packs look unreferenced.
+  if (!options.manifests?.length && newerManifests.length === 0) {
     reclaimable = { packs: 0, bytes: 0 };
     const indexedByHex = new Map<string, number>();
     for (const p of repo.index.packs()) indexedByHex.set(toHex(p.id), p.index);
@@ -477,6 +489,7 @@ async function verifyLocked(
     checked,
     problems,
     vacuumedParents,
+    newerManifests,
     reclaimable,
     ok: problems.length === 0,
   };

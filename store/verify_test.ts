@@ -11,7 +11,7 @@ import { IntegrityError, RestoreIncomplete } from "./errors.ts";
 import { dirSource } from "../sources/dir/dir_source.ts";
 import { toHex } from "../formats/hash.ts";
 import { decodeTree } from "../formats/tree.ts";
-import { describeTree, filesUnder, makeTree, randomBytes, tempDir } from "../testing/mod.ts";
+import { cli, describeTree, filesUnder, makeTree, randomBytes, tempDir } from "../testing/mod.ts";
 
 interface Fixture {
   repo: string;
@@ -202,7 +202,30 @@ Deno.test("restore refuses a block whose hash does not match, names the file, an
     );
     assert.ok(m, failed.message);
     assert.equal(m[1], failed.path);
-    assert.equal(fs.existsSync(path.join(dest, failed.path)), false, `${failed.path} must not exist`);
+    assert.equal(
+      fs.existsSync(path.join(dest, failed.path)),
+      false,
+      `${failed.path} must not exist`,
+    );
   }
   assert.deepEqual(filesUnder(dest).filter((x) => x.includes("bendsave-tmp")), []);
+});
+
+Deno.test("verify reports a manifest of a newer major as newer and skipped, not as damaged", async () => {
+  await using t = await tempDir();
+  const f = await fixture(t.dir);
+  // What a major-2 writer might leave: a manifest whose checksum major 1 does not know.
+  const file = path.join(f.repo, "manifests", "29990101_000000.manifest");
+  const bytes = new Uint8Array(100);
+  bytes.set([0x42, 0x53, 0x4d, 0x46, 2, 0, 0, 0]);
+  fs.writeFileSync(file, bytes);
+  const r = await verify(f.store);
+  assert.deepEqual(r.problems, []);
+  assert.equal(r.ok, true);
+  assert.deepEqual(r.newerManifests, ["29990101_000000.manifest"]);
+  assert.equal(r.reclaimable, null, "its packs are not known, so nothing is called reclaimable");
+  const v = await cli(["verify", f.repo]);
+  assert.equal(v.code, 0, v.stderr);
+  assert.match(v.stdout, /manifest 29990101_000000\.manifest is of a newer format, skipped/);
+  assert.match(v.stdout, /verdict: OK, no damage found in 2 backup\(s\) \(1 of a newer format/);
 });

@@ -45,6 +45,11 @@ function render(r: VerifyReport): string {
   for (const v of r.vacuumedParents) {
     lines.push(`note: ${v.manifest}: parent ${v.parent} was vacuumed (it restores on its own)`);
   }
+  for (const m of r.newerManifests) {
+    lines.push(
+      `note: manifest ${m} is of a newer format, skipped: verify it with a newer bendsave`,
+    );
+  }
   for (const p of r.problems) {
     lines.push(`damaged ${p.kind} ${p.id}: ${p.message}`);
     if (p.manifests.length) lines.push(`  affects backups: ${p.manifests.join(", ")}`);
@@ -70,7 +75,8 @@ function render(r: VerifyReport): string {
   }
   lines.push(
     r.ok
-      ? `verdict: OK, no damage found in ${c.manifests} backup(s)`
+      ? `verdict: OK, no damage found in ${c.manifests - r.newerManifests.length} backup(s)` +
+        (r.newerManifests.length ? ` (${r.newerManifests.length} of a newer format skipped)` : "")
       : `verdict: DAMAGED, ${r.problems.length} problem(s) affecting ${
         new Set(r.problems.flatMap((p) => p.manifests)).size
       } backup(s)`,
