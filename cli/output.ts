@@ -69,6 +69,13 @@ export class Output {
     console.log(text);
   }
 
+  /** Prints a line of human output on stderr (ignored with --json: the result carries it). */
+  error(text: string): void {
+    if (this.json) return;
+    this.#clearLine();
+    console.error(text);
+  }
+
   /** Prints one JSON value on stdout (a line with --json). */
   result(value: unknown): void {
     if (this.json) Deno.stdout.writeSync(enc.encode(JSON.stringify(value) + "\n"));

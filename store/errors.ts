@@ -88,6 +88,11 @@ export class TransientError extends BendsaveError {
   override readonly code = "transient";
 }
 
+/** The operating system reported an I/O failure (EIO, EMFILE...) that no other class names. */
+export class IoError extends BendsaveError {
+  override readonly code = "io";
+}
+
 /** The storage service cannot be reached at all (connection refused, unknown host). */
 export class StoreUnreachable extends BendsaveError {
   override readonly code = "unreachable";
@@ -96,4 +101,27 @@ export class StoreUnreachable extends BendsaveError {
 /** An external program bendsave ran (a meta export command, databend-metactl) failed. */
 export class CommandFailed extends BendsaveError {
   override readonly code = "command_failed";
+}
+
+/**
+ * A restore wrote everything it could, but some files could not be restored
+ * (a damaged or missing block): `failed` names every one of them, and
+ * `result` is what was done.
+ */
+export class RestoreIncomplete<R = unknown> extends IntegrityError {
+  override readonly code = "integrity";
+  /** Every file left out, with why. */
+  readonly failed: readonly { readonly path: string; readonly message: string }[];
+  /** What the restore did. */
+  readonly result: R;
+  constructor(
+    message: string,
+    failed: readonly { path: string; message: string }[],
+    result: R,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.failed = failed;
+    this.result = result;
+  }
 }

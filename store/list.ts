@@ -26,7 +26,10 @@ export interface BackupSummary {
   /** Stored bytes this backup added. */
   readonly added_bytes: number;
   readonly incomplete: boolean;
+  /** What was backed up, as the source describes itself. */
   readonly source: string;
+  /** The source's identity (retention groups and restore picks by it). */
+  readonly sourceKey: string;
   readonly host: string;
 }
 
@@ -58,6 +61,7 @@ export async function listBackups(
     added_bytes: r.manifest.stats.addedBytes,
     incomplete: r.manifest.incomplete,
     source: r.manifest.source.description,
+    sourceKey: r.manifest.source.key,
     host: r.manifest.host,
   }));
   return { backups, damaged };

@@ -24,6 +24,10 @@
  * "Older than N days" means `time < now - N * 24 h`; "younger than N days"
  * means `time > now - N * 24 h`.
  *
+ * The rules apply to each group on its own (items with the same `group`;
+ * by default a group per source, see source_groups.ts): "the newest", "the N
+ * newest" and "the newest of each day" are the newest of that group.
+ *
  * @module
  */
 import { compareManifestNames } from "../formats/manifest.ts";
@@ -45,12 +49,16 @@ export interface RetentionRules {
 export interface RetentionItem {
   readonly name: string;
   readonly timeMs: number;
+  /** The group the rules apply within (default: one group for all). */
+  readonly group?: string;
 }
 
 /** The decision for one backup. */
 export interface RetentionDecision {
   readonly name: string;
   readonly timeMs: number;
+  /** The item's group ("" when none was given). */
+  readonly group: string;
   readonly delete: boolean;
   /** Why it is kept (every rule that keeps it) or deleted. */
   readonly reasons: string[];
@@ -110,16 +118,37 @@ export function validateRules(r: RetentionRules): void {
   }
 }
 
-/** Decides which backups to delete. Items may come in any order; decisions are newest first. */
+const newestFirst = (a: RetentionItem, b: RetentionItem) =>
+  b.timeMs - a.timeMs || compareManifestNames(b.name, a.name);
+
+/**
+ * Decides which backups to delete, applying the rules within each group.
+ * Items may come in any order; decisions are newest first.
+ */
 export function planRetention(
   items: readonly RetentionItem[],
   rules: RetentionRules,
   nowMs: number,
 ): RetentionDecision[] {
   validateRules(rules);
-  const sorted = [...items].sort((a, b) =>
-    b.timeMs - a.timeMs || compareManifestNames(b.name, a.name)
-  );
+  const groups = new Map<string, RetentionItem[]>();
+  for (const it of items) {
+    const g = groups.get(it.group ?? "") ?? [];
+    g.push(it);
+    groups.set(it.group ?? "", g);
+  }
+  const all: RetentionDecision[] = [];
+  for (const [group, members] of groups) all.push(...planGroup(members, group, rules, nowMs));
+  return all.sort(newestFirst);
+}
+
+function planGroup(
+  items: readonly RetentionItem[],
+  group: string,
+  rules: RetentionRules,
+  nowMs: number,
+): RetentionDecision[] {
+  const sorted = [...items].sort(newestFirst);
   const keep = new Map<string, string[]>();
   const why = (name: string, reason: string) => {
     const l = keep.get(name) ?? [];
@@ -175,11 +204,12 @@ export function planRetention(
     if (keepOnly && !keep.has(it.name)) candidate.push("kept by no --keep-* rule");
     const kept = keep.get(it.name);
     if (candidate.length > 0 && !kept) {
-      return { name: it.name, timeMs: it.timeMs, delete: true, reasons: candidate };
+      return { name: it.name, timeMs: it.timeMs, group, delete: true, reasons: candidate };
     }
     return {
       name: it.name,
       timeMs: it.timeMs,
+      group,
       delete: false,
       reasons: kept ?? ["no rule deletes it"],
     };

@@ -25,6 +25,7 @@ import { crashPoint } from "./crash_point.ts";
 import { loadPackTrailer } from "./pack_trailer.ts";
 import type { EventSink } from "./backup/events.ts";
 import { planRetention, type RetentionDecision, type RetentionRules } from "./retention.ts";
+import { type GroupBy, groupOf } from "./source_groups.ts";
 import { isHexId, sha256, toHex } from "../formats/hash.ts";
 import { encodeIndexFile, type IndexedPack } from "../formats/index_file.ts";
 import {
@@ -42,6 +43,8 @@ export interface VacuumOptions extends RetentionRules {
   readonly dryRun?: boolean;
   /** Packs whose live fraction (by bytes) is below this are repacked. */
   readonly repackBelow?: number;
+  /** What the retention rules apply within (default "source": each source on its own). */
+  readonly groupBy?: GroupBy;
   readonly onEvent?: EventSink;
   /** Clock (tests). */
   readonly now?: () => number;
@@ -53,6 +56,10 @@ export const DEFAULT_REPACK_BELOW = 0.5;
 /** What a vacuum will do or did. */
 export interface VacuumPlan {
   readonly dryRun: boolean;
+  /** What the retention rules applied within. */
+  readonly groupBy: GroupBy;
+  /** The groups, each with what it holds and what retention does to it. */
+  readonly groups: VacuumGroup[];
   readonly manifests: RetentionDecision[];
   readonly deleteManifests: string[];
   /** Packs with no live block. */
@@ -67,6 +74,16 @@ export interface VacuumPlan {
   readonly freeBytes: number;
   readonly packsBefore: number;
   readonly packBytesBefore: number;
+}
+
+/** One group of backups retention applied to on its own. */
+export interface VacuumGroup {
+  /** The group's key (a source key, `host:<name>`, or `repository`). */
+  readonly group: string;
+  /** What its backups are of (their source descriptions, distinct). */
+  readonly sources: string[];
+  readonly backups: number;
+  readonly deleted: number;
 }
 
 /** What a vacuum did. */
@@ -107,7 +124,7 @@ async function markLive(repo: Repository, kept: ManifestRecord[]): Promise<Set<s
   }
   for (let t = stack.pop(); t !== undefined; t = stack.pop()) {
     for (const n of await repo.loadTree(t.id, t.what)) {
-      if (n.type === NodeType.file) for (const b of n.blocks) need(b, `${t.what}/${n.name}`);
+      if (n.type === NodeType.file) { for (const b of n.blocks) need(b, `${t.what}/${n.name}`); }
       else if (n.type === NodeType.dir && n.subtree) push(n.subtree, `${t.what}/${n.name}`);
     }
   }
@@ -171,8 +188,13 @@ export async function vacuum(store: BlobStore, options: VacuumOptions = {}): Pro
         } is damaged, so vacuum cannot tell which blocks it needs: restore it from another copy or delete it, then run vacuum again`,
       );
     }
+    const groupBy = options.groupBy ?? "source";
     const decisions = planRetention(
-      records.map((r) => ({ name: r.name, timeMs: r.manifest.timeMs })),
+      records.map((r) => ({
+        name: r.name,
+        timeMs: r.manifest.timeMs,
+        group: groupOf(r.manifest, groupBy),
+      })),
       options,
       now(),
     );
@@ -236,8 +258,23 @@ export async function vacuum(store: BlobStore, options: VacuumOptions = {}): Pro
     const freeBytes = [...deletePacks, ...repackPacks, ...unindexedPacks].reduce((a, h) =>
       a + sizeOf(h), 0) -
       newPacks.bytes + manifestBytes;
+    const groups = new Map<string, VacuumGroup>();
+    for (const r of records) {
+      const key = groupOf(r.manifest, groupBy);
+      const g = groups.get(key) ??
+        { group: key, sources: [], backups: 0, deleted: 0 };
+      const d = r.manifest.source.description;
+      groups.set(key, {
+        group: key,
+        sources: g.sources.includes(d) ? g.sources : [...g.sources, d],
+        backups: g.backups + 1,
+        deleted: g.deleted + (deleteSet.has(r.name) ? 1 : 0),
+      });
+    }
     const plan: VacuumPlan = {
       dryRun: options.dryRun === true,
+      groupBy,
+      groups: [...groups.values()],
       manifests: decisions,
       deleteManifests: [...deleteSet],
       deletePacks,

@@ -5,9 +5,9 @@ import { FsStore } from "./drivers/fs.ts";
 import { backup } from "./backup/backup.ts";
 import { vacuum } from "./vacuum.ts";
 import { verify } from "./verify.ts";
-import { restore } from "./restore/restore.ts";
+import { planRestore, restore } from "./restore/restore.ts";
 import { RepositoryLock } from "./lock.ts";
-import { IntegrityError, LockedError } from "./errors.ts";
+import { IntegrityError, InvalidInput, LockedError } from "./errors.ts";
 import { repairIndex } from "./repair.ts";
 import { dirSource } from "../sources/dir/dir_source.ts";
 import { describeTree, filesUnder, makeTree, randomBytes, tempDir } from "../testing/mod.ts";
@@ -228,4 +228,71 @@ Deno.test("vacuum --dry-run leaves a stale lock in place and says so; a real vac
   assert.ok(warnings.some((w) => /left in place/.test(w)), warnings.join("\n"));
   await vacuum(g.store, { keepLast: 2, now: g.now, onEvent });
   assert.deepEqual(locks(), []);
+});
+
+/** Three backups of `src`, then one of `src/dir7` (the newest of the repository). */
+async function twoSources(dir: string) {
+  const src = path.join(dir, "src");
+  fs.mkdirSync(path.join(src, "dir7"), { recursive: true });
+  fs.writeFileSync(path.join(src, "dir7", "seven.txt"), "seven");
+  const store = await FsStore.open(path.join(dir, "repo"), { create: true });
+  const t0 = Date.UTC(2026, 10, 1, 3, 0, 0);
+  const names: string[] = [];
+  for (let g = 0; g < 3; g++) {
+    fs.writeFileSync(path.join(src, "gen.txt"), `generation ${g}`);
+    names.push((await backup(store, dirSource(src), { workers: 0, now: () => t0 + g * DAY })).name);
+  }
+  const sub = await backup(store, dirSource(path.join(src, "dir7")), {
+    workers: 0,
+    now: () => t0 + 3 * DAY,
+  });
+  return { src, store, names, sub: sub.name, now: () => t0 + 4 * DAY };
+}
+
+Deno.test("vacuum applies retention per source, never deleting the only backups of one source", async () => {
+  for (const rule of [{ keepLast: 1 }, { maxBackups: 1 }]) {
+    await using t = await tempDir();
+    const g = await twoSources(t.dir);
+    const r = await vacuum(g.store, { ...rule, now: g.now });
+    assert.deepEqual(r.deleteManifests.sort(), g.names.slice(0, 2).sort(), JSON.stringify(rule));
+    assert.equal(r.groupBy, "source");
+    assert.deepEqual(
+      r.groups.map((x) => [x.backups, x.deleted]).sort(),
+      [[1, 0], [3, 2]],
+    );
+    const dest = path.join(t.dir, "out");
+    await restore(g.store, dest, { manifest: g.names[2]! });
+    assert.equal(fs.readFileSync(path.join(dest, "gen.txt"), "utf8"), "generation 2");
+  }
+  // --group-by repository is the old, repository-wide behaviour, when asked for.
+  await using t = await tempDir();
+  const g = await twoSources(t.dir);
+  const all = await vacuum(g.store, {
+    keepLast: 1,
+    groupBy: "repository",
+    dryRun: true,
+    now: g.now,
+  });
+  assert.deepEqual(all.deleteManifests.sort(), [...g.names].sort());
+});
+
+Deno.test("restore without a backup name refuses to guess between sources and picks by --source", async () => {
+  await using t = await tempDir();
+  const g = await twoSources(t.dir);
+  await assert.rejects(
+    () => planRestore(g.store, path.join(t.dir, "out")),
+    (e: Error) =>
+      e instanceof InvalidInput && /2 sources/.test(e.message) &&
+      e.message.includes(g.names[2]!.replace(/\.manifest$/, "")) && /--source/.test(e.message),
+  );
+  const plan = await planRestore(g.store, path.join(t.dir, "out"), { source: g.src });
+  assert.equal(plan.manifest, g.names[2]);
+  const sub = await planRestore(g.store, path.join(t.dir, "out"), {
+    source: path.join(g.src, "dir7"),
+  });
+  assert.equal(sub.manifest, g.sub);
+  await assert.rejects(
+    () => planRestore(g.store, path.join(t.dir, "out"), { source: "/nowhere" }),
+    (e: Error) => e instanceof InvalidInput && /no backup of source "\/nowhere"/.test(e.message),
+  );
 });

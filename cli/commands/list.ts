@@ -16,7 +16,8 @@ Lists the backups in a repository, oldest first.
 
 Options:
   --json       a JSON array of objects: name, id, time (RFC 3339), parent (name or null),
-               parent_present, kind, files, bytes, added_bytes, incomplete, source, host
+               parent_present, kind, files, bytes, added_bytes, incomplete, source (its
+               description), source_key (its identity: retention and restore group by it), host
   -h, --help   this help`;
 
 /** Runs the command. */
@@ -42,6 +43,7 @@ export async function listCommand(args: string[], out: Output): Promise<number> 
         added_bytes: b.added_bytes,
         incomplete: b.incomplete,
         source: b.source,
+        source_key: b.sourceKey,
         host: b.host,
       })),
       null,
@@ -49,7 +51,7 @@ export async function listCommand(args: string[], out: Output): Promise<number> 
     ));
   } else {
     out.print(table(
-      ["name", "time", "kind", "parent", "files", "size", "added"],
+      ["name", "time", "kind", "parent", "files", "size", "added", "source"],
       backups.map((b) => [
         b.name.replace(/\.manifest$/, "") + (b.incomplete ? " (incomplete)" : ""),
         b.time.replace(/\.\d+Z$/, "Z"),
@@ -60,6 +62,7 @@ export async function listCommand(args: string[], out: Output): Promise<number> 
         String(b.files),
         formatBytes(b.bytes),
         formatBytes(b.added_bytes),
+        b.source,
       ]),
     ));
     out.print(`${backups.length} backup(s)`);

@@ -3,8 +3,16 @@
  *
  * @module
  */
-import { planRestore, restore, type RestorePlan } from "../../store/restore/restore.ts";
+import {
+  planRestore,
+  restore,
+  type RestorePlan,
+  type RestoreResult,
+} from "../../store/restore/restore.ts";
+import type { FailedFile } from "../../store/restore/file_writer.ts";
+import { RestoreIncomplete } from "../../store/errors.ts";
 import { openStore, splitManifestLocation } from "../../store/open_store.ts";
+import { parseIdMap } from "../../store/restore/owner.ts";
 import {
   type ClusterRestorePlan,
   planClusterRestore,
@@ -23,11 +31,14 @@ cluster a query-node config describes: every data object into its storage
 (fs or S3), then the meta export into a file, then (with --meta-config) the
 import of that file by databend-metactl. Without --confirm it is a dry run:
 it prints what would be written and writes nothing. --from <repo> alone
-means the latest backup (for a cluster: the latest of the config's tenant
-and cluster).
+means the latest backup of the source being restored: with --source, of that
+source; for a cluster, of the config's tenant and cluster; otherwise of the
+only source the repository holds (with several, it refuses and lists them).
 
 Options:
   --from <location>    <repo>/manifests/<name>.manifest, or <repo> for the latest backup
+  --source <key>       with --from <repo>: restore the latest backup of this source (its key
+                       as bendsave list --json shows it, its description, or its path)
   --to <target>        target directory (must be empty unless --overwrite), or a
                        databend-query config (.toml) whose storage must be empty
   --meta-export-to <file>
@@ -43,6 +54,14 @@ Options:
                        that differ (and replace an existing meta export file)
   --include <glob>     restore only matching paths (repeatable; * within a name, ** across dirs)
   --part <name>        part of the backup to restore (default: the only one, or "files")
+  --no-owner           leave owners alone (by default a restore run as root gives every
+                       entry its recorded uid and gid; not as root, owners are never set)
+  --map-uid <FROM:TO[,FROM:TO...]>
+                       as root, set uid TO where the backup recorded uid FROM (repeatable;
+                       FROM * maps every other uid). Ids are numeric: backups record no
+                       user or group names
+  --map-gid <FROM:TO[,FROM:TO...]>
+                       the same for group ids
   --list-packs         list every pack the restore reads (always on for staged: repositories,
                        so an operator knows which tapes to stage)
   --json               NDJSON progress events and a final summary object
@@ -54,6 +73,14 @@ function describePlan(plan: RestorePlan, listPacks: boolean, location: string, l
     `  files      ${plan.files} (${
       formatBytes(plan.bytes)
     }), ${plan.dirs} dirs, ${plan.symlinks} symlinks`,
+    ...(plan.hardLinks
+      ? [`  hard links ${plan.hardLinks} of these files are restored as links of another one`]
+      : []),
+    ...(plan.ownership === "set"
+      ? [`  owners     set: the numeric uid and gid the backup recorded`]
+      : plan.ownership === "not-root"
+      ? [`  owners     not restored: not running as root (files belong to the restoring user)`]
+      : []),
     `  packs      ${plan.packs.length} (${
       formatBytes(plan.packs.reduce((a, p) => a + p.size, 0))
     }) to read` +
@@ -83,6 +110,18 @@ function describePlan(plan: RestorePlan, listPacks: boolean, location: string, l
         }`,
     );
   }
+  if (plan.replacedByDirectory.length) {
+    lines.push(
+      `  replaces   ${plan.replacedByDirectory.length} path(s) where the backup has a directory ` +
+        `(the link or file itself is removed; nothing is written through a link):`,
+    );
+    for (const r of plan.replacedByDirectory.slice(0, limit)) {
+      lines.push(`             ${r.path} (${r.was})`);
+    }
+    if (plan.replacedByDirectory.length > limit) {
+      lines.push(`             ... and ${plan.replacedByDirectory.length - limit} more`);
+    }
+  }
   if (plan.replaced.length) {
     lines.push(`  replaces   ${plan.replaced.length} existing path(s) in the target:`);
     for (const r of plan.replaced.slice(0, limit)) lines.push(`             ${r}`);
@@ -102,6 +141,10 @@ export async function restoreCommand(args: string[], out: Output): Promise<numbe
     overwrite: { type: "boolean" },
     include: { type: "string", multiple: true },
     part: { type: "string" },
+    source: { type: "string" },
+    "no-owner": { type: "boolean" },
+    "map-uid": { type: "string", multiple: true },
+    "map-gid": { type: "string", multiple: true },
     "list-packs": { type: "boolean" },
     "meta-export-to": { type: "string" },
     "meta-config": { type: "string" },
@@ -114,6 +157,11 @@ export async function restoreCommand(args: string[], out: Output): Promise<numbe
   const from = required("restore", values, "from");
   const to = required("restore", values, "to");
   const { repo, manifest } = splitManifestLocation(from);
+  if (manifest && values.source !== undefined) {
+    throw new UsageError(
+      "--source picks the latest backup of a source: give --from <repo> without a manifest name, or leave out --source",
+    );
+  }
   const cluster = isConfigFile(to);
   const clusterFlags = ["meta-export-to", "meta-config", "metactl"] as const;
   if (!cluster && clusterFlags.some((f) => values[f] !== undefined)) {
@@ -126,6 +174,34 @@ export async function restoreCommand(args: string[], out: Output): Promise<numbe
       "--include and --part restore into a directory: a cluster is restored whole (give a directory to --to)",
     );
   }
+  const maps = {
+    uid: values["map-uid"] as string[] | undefined,
+    gid: values["map-gid"] as string[] | undefined,
+  };
+  if (cluster && (values["no-owner"] !== undefined || maps.uid || maps.gid)) {
+    throw new UsageError(
+      "--no-owner, --map-uid and --map-gid restore into a directory: a cluster's files get their recorded owners as root",
+    );
+  }
+  if (values["no-owner"] && (maps.uid || maps.gid)) {
+    throw new UsageError(
+      "--map-uid and --map-gid set owners, --no-owner leaves them: give one or the other",
+    );
+  }
+  let owner: {
+    owner?: false;
+    uidMap?: Map<number | "*", number>;
+    gidMap?: Map<number | "*", number>;
+  };
+  try {
+    owner = {
+      ...(values["no-owner"] ? { owner: false as const } : {}),
+      ...(maps.uid ? { uidMap: parseIdMap(maps.uid) } : {}),
+      ...(maps.gid ? { gidMap: parseIdMap(maps.gid) } : {}),
+    };
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message} (--map-uid, --map-gid)`);
+  }
   const store = await openStore(repo, { onWarning: out.warn });
   if (cluster) {
     return await restoreClusterCommand(store, to, values, manifest, out);
@@ -136,12 +212,17 @@ export async function restoreCommand(args: string[], out: Output): Promise<numbe
     overwrite: values.overwrite === true,
     include: (values.include as string[] | undefined) ?? [],
     onEvent: out.event.bind(out),
+    ...(values.source !== undefined ? { source: values.source as string } : {}),
     ...(values.part ? { part: values.part as string } : {}),
+    ...owner,
   };
+  const noOwner = values["no-owner"] ? `\n  owners     not restored (--no-owner)` : "";
   if (!values.confirm) {
     const plan = await planRestore(store, to, options);
     out.result({ type: "plan", dry_run: true, ...plan });
-    out.print(`dry run: nothing was written\n${describePlan(plan, listPacks, store.location)}`);
+    out.print(
+      `dry run: nothing was written\n${describePlan(plan, listPacks, store.location)}${noOwner}`,
+    );
     if (plan.targetNotEmpty && !options.overwrite) {
       out.print(
         `  note: the target is not empty; --confirm will refuse unless --overwrite is given`,
@@ -150,18 +231,31 @@ export async function restoreCommand(args: string[], out: Output): Promise<numbe
     out.print(`run again with --confirm to restore`);
     return ExitCode.ok;
   }
-  const r = await restore(store, to, options);
+  let r: RestoreResult;
+  let failed: readonly FailedFile[] = [];
+  try {
+    r = await restore(store, to, options);
+  } catch (e) {
+    if (!(e instanceof RestoreIncomplete)) throw e;
+    r = e.result as RestoreResult;
+    failed = e.failed;
+  }
   out.done();
   out.result({ type: "summary", dry_run: false, ...r });
   out.print(
-    `restored ${describePlan(r, false, store.location)}\n` +
+    `restored ${describePlan(r, false, store.location)}${noOwner}\n` +
       `  written    ${r.filesWritten} files, ${formatBytes(r.bytesWritten)}` +
       (r.filesUnchanged ? `; ${r.filesUnchanged} unchanged files left as they were` : "") +
       `\n  duration   ${formatDuration(r.durationMs)} (${
         formatRate(r.bytesWritten, r.durationMs)
       })`,
   );
-  return ExitCode.ok;
+  if (failed.length === 0) return ExitCode.ok;
+  out.error(
+    `${failed.length} file(s) could not be restored; everything else was (run bendsave verify to see the damage, then restore them from another backup or copy of the repository):`,
+  );
+  for (const f of failed) out.error(`  ${f.path}: ${f.message}`);
+  return ExitCode.failure;
 }
 
 function describeClusterPlan(plan: ClusterRestorePlan, location: string): string {

@@ -6,6 +6,7 @@
 import { vacuum, type VacuumOptions, type VacuumPlan } from "../../store/vacuum.ts";
 import { type RetentionRules, RULE_KEYS } from "../../store/retention.ts";
 import { openStore } from "../../store/open_store.ts";
+import { type GroupBy, parseGroupBy } from "../../store/source_groups.ts";
 import { onePositional, parse } from "../args.ts";
 import { ExitCode, UsageError } from "../exit_codes.ts";
 import { formatBytes, formatDuration, type Output } from "../output.ts";
@@ -27,10 +28,15 @@ Retention (how the rules combine is in the README):
   --keep-weekly N           ... of each of the last N ISO weeks
   --keep-monthly N          ... of each of the last N months
   --keep-yearly N           ... of each of the last N years
-The newest backup is never deleted. With no rule, no backup is deleted and
-vacuum only collects garbage.
+The rules apply to each source on its own: "the newest", "the N newest" and
+"the newest of each day" are those of that source (a directory is its host and
+path, a Databend cluster its tenant and cluster id). The newest backup of each
+group is never deleted. With no rule, no backup is deleted and vacuum only
+collects garbage.
 
 Options:
+  --group-by G              what the rules apply within: source (default), host (every
+                            source of a host together), or repository (all backups together)
   --repack-below F          repack packs whose live fraction is below F (default 0.5)
   --dry-run                 print the plan and change nothing
   --json                    the plan (or result) as one JSON object
@@ -43,12 +49,18 @@ const FLAGS: [keyof RetentionRules, string][] = RULE_KEYS.map((k) => [
 
 function renderPlan(p: VacuumPlan): string {
   const lines: string[] = [];
-  for (const m of [...p.manifests].reverse()) {
+  for (const g of p.groups) {
     lines.push(
-      `${m.delete ? "delete" : "keep  "} ${m.name.replace(/\.manifest$/, "")}  ${
-        new Date(m.timeMs).toISOString().replace(/\.\d+Z$/, "Z")
-      }  ${m.reasons.join("; ")}`,
+      `group ${g.group} (${g.sources.join(", ")}): ${g.backups} backup(s), ${g.deleted} to delete`,
     );
+    for (const m of [...p.manifests].reverse()) {
+      if (m.group !== g.group) continue;
+      lines.push(
+        `  ${m.delete ? "delete" : "keep  "} ${m.name.replace(/\.manifest$/, "")}  ${
+          new Date(m.timeMs).toISOString().replace(/\.\d+Z$/, "Z")
+        }  ${m.reasons.join("; ")}`,
+      );
+    }
   }
   lines.push(
     `backups: ${p.deleteManifests.length} to delete, ${
@@ -71,6 +83,7 @@ export async function vacuumCommand(args: string[], out: Output): Promise<number
   const { values, positionals } = parse("vacuum", args, {
     ...spec,
     "repack-below": { type: "string" },
+    "group-by": { type: "string" },
     "dry-run": { type: "boolean" },
   });
   if (values.help) {
@@ -88,8 +101,17 @@ export async function vacuumCommand(args: string[], out: Output): Promise<number
     }
     rules[key] = n;
   }
+  let groupBy: GroupBy = "source";
+  if (values["group-by"] !== undefined) {
+    try {
+      groupBy = parseGroupBy(String(values["group-by"]));
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  }
   const options: VacuumOptions = {
     ...rules,
+    groupBy,
     dryRun: values["dry-run"] === true,
     onEvent: out.event.bind(out),
   };

@@ -29,6 +29,7 @@ import {
   restoreToStore,
 } from "../../store/restore/restore.ts";
 import type { Manifest } from "../../formats/manifest.ts";
+import { latestBackup } from "../../store/source_groups.ts";
 import { toHex } from "../../formats/hash.ts";
 import { loadQueryConfig, type QueryConfig, storageLocation } from "./query_config.ts";
 import { loadMetaConfig, type MetaNodeConfig } from "./meta_config.ts";
@@ -119,14 +120,19 @@ async function chooseManifest(
     return { name: r.name, id: toHex(r.id), manifest: r.manifest };
   }
   const all = await repo.listManifests();
-  const key = `databend:${config.tenantId}:${config.clusterId}`;
-  const pick = [...all].reverse().find((r) => r.manifest.source.key === key) ??
-    [...all].reverse().find((r) => r.manifest.source.type === "databend");
-  if (!pick) {
+  const accept = (m: Manifest) => m.source.type === "databend";
+  if (!all.some((r) => accept(r.manifest))) {
     throw new InvalidInput(
       `repository ${repo.store.location} holds no Databend cluster backup: back one up with --from <query-node.toml>`,
     );
   }
+  // The target's own tenant and cluster first; another cluster's backup only
+  // when it is the only one (restoring into a new cluster), never a guess.
+  const pick = latestBackup(all, {
+    prefer: `databend:${config.tenantId}:${config.clusterId}`,
+    accept,
+    location: repo.store.location,
+  });
   return { name: pick.name, id: toHex(pick.id), manifest: pick.manifest };
 }
 

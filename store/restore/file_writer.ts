@@ -32,7 +32,11 @@ export type WriteOp =
     readonly size: number;
     readonly mode: number;
     readonly mtimeMs: number;
-  };
+    /** uid and gid to set (fchown before fchmod: chown clears setuid); absent: leave the owner. */
+    readonly owner?: readonly [number, number];
+  }
+  /** The file cannot be restored (a block of it could not be read): drop it. */
+  | { readonly op: "abort"; readonly file: number; readonly message: string };
 
 /** Why a file could not be written. */
 export interface WriteError {
@@ -40,10 +44,19 @@ export interface WriteError {
   readonly message: string;
 }
 
+/** A file that was not restored while the others were. */
+export interface FailedFile {
+  readonly path: string;
+  readonly message: string;
+}
+
 /** What a batch of steps did. */
 export interface WriteReport {
   readonly filesDone: number;
   readonly bytes: number;
+  /** Files left out (a damaged block, a directory in the way); the others go on. */
+  readonly failed: FailedFile[];
+  /** An error that stops the restore (disk full, an unwritable target). */
   readonly error: WriteError | null;
 }
 
@@ -89,15 +102,30 @@ export class FileWriter {
     number,
     { fd: number; tmp: string; final: string; rel: string; written: number }
   >();
+  /** Files given up on: their remaining steps are skipped. */
+  readonly #dropped = new Set<number>();
 
-  /** Applies `ops` in order; stops at the first error (that file's temporary file is removed). */
+  /**
+   * Applies `ops` in order. A file that cannot be restored (a damaged block,
+   * a directory in its place) is dropped, its temporary file removed, and
+   * reported in `failed` while the other files go on; any other error stops
+   * the batch.
+   */
   apply(ops: readonly WriteOp[]): WriteReport {
     let filesDone = 0;
     let bytes = 0;
+    const failed: FailedFile[] = [];
     for (const op of ops) {
+      if (this.#dropped.has(op.file)) {
+        if (op.op === "end" || op.op === "abort") this.#dropped.delete(op.file);
+        continue;
+      }
       const f = op.op === "begin" ? null : this.#open.get(op.file);
       try {
-        if (op.op === "begin") {
+        if (op.op === "abort") {
+          this.#discard(op.file);
+          failed.push({ path: f?.rel ?? String(op.file), message: op.message });
+        } else if (op.op === "begin") {
           const tmp = tempName(op.final);
           try {
             this.#open.set(op.file, {
@@ -148,14 +176,27 @@ export class FileWriter {
                 `file ${f.rel} restored to ${f.written} bytes but the backup recorded ${op.size}`,
             });
           }
+          if (op.owner) {
+            try {
+              fs.fchownSync(f.fd, op.owner[0], op.owner[1]);
+            } catch (e) {
+              throw new Failure({
+                kind: "other",
+                message: `cannot set the owner of "${f.final}" to ${op.owner.join(":")} (${
+                  (e as Error).message
+                }): restore with --no-owner to leave owners alone`,
+              });
+            }
+          }
           try {
             fs.fchmodSync(f.fd, op.mode);
             fs.futimesSync(f.fd, timeArg(op.mtimeMs), timeArg(op.mtimeMs));
-            fs.closeSync(f.fd);
+            const fd = f.fd;
+            f.fd = -1; // closed: never close a number the system may hand out again
+            fs.closeSync(fd);
           } catch (e) {
             throw new Failure(classify(e, f.final));
           }
-          this.#open.delete(op.file);
           let inTheWay = false;
           try {
             inTheWay = fs.lstatSync(f.final).isDirectory();
@@ -163,7 +204,6 @@ export class FileWriter {
             // nothing there
           }
           if (inTheWay) {
-            fs.rmSync(f.tmp, { force: true });
             throw new Failure({
               kind: "in-the-way",
               message:
@@ -173,41 +213,46 @@ export class FileWriter {
           try {
             fs.renameSync(f.tmp, f.final);
           } catch (e) {
-            fs.rmSync(f.tmp, { force: true });
             throw new Failure(classify(e, f.final));
           }
+          this.#open.delete(op.file);
           filesDone++;
         }
       } catch (e) {
-        const file = this.#open.get(op.file);
-        if (file) {
-          try {
-            fs.closeSync(file.fd);
-          } catch {
-            // already closed
-          }
-          fs.rmSync(file.tmp, { force: true });
-          this.#open.delete(op.file);
-        }
+        const rel = this.#open.get(op.file)?.rel;
+        this.#discard(op.file);
         const detail = e instanceof Failure
           ? e.detail
           : { kind: "other" as const, message: (e as Error).message };
-        return { filesDone, bytes, error: detail };
+        if (detail.kind === "integrity" || detail.kind === "in-the-way") {
+          failed.push({ path: rel ?? (op.op === "begin" ? op.rel : ""), message: detail.message });
+          if (op.op !== "end") this.#dropped.add(op.file);
+          continue;
+        }
+        return { filesDone, bytes, failed, error: detail };
       }
     }
-    return { filesDone, bytes, error: null };
+    return { filesDone, bytes, failed, error: null };
   }
 
-  /** Closes and removes every file not yet ended. */
-  abort(): void {
-    for (const f of this.#open.values()) {
+  /** Closes and removes the temporary file of `file`, if it is open. */
+  #discard(file: number): void {
+    const f = this.#open.get(file);
+    if (!f) return;
+    if (f.fd >= 0) {
       try {
         fs.closeSync(f.fd);
       } catch {
         // already closed
       }
-      fs.rmSync(f.tmp, { force: true });
     }
-    this.#open.clear();
+    fs.rmSync(f.tmp, { force: true });
+    this.#open.delete(file);
+  }
+
+  /** Closes and removes every file not yet ended. */
+  abort(): void {
+    for (const file of [...this.#open.keys()]) this.#discard(file);
+    this.#dropped.clear();
   }
 }

@@ -9,7 +9,14 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { BlobStore } from "../drivers/types.ts";
-import { IntegrityError, InvalidInput, MissingPacks, NotFound, StorageFull } from "../errors.ts";
+import {
+  IntegrityError,
+  InvalidInput,
+  MissingPacks,
+  NotFound,
+  RestoreIncomplete,
+  StorageFull,
+} from "../errors.ts";
 import { type ManifestRecord, Repository } from "../repository.ts";
 import type { BlobLocation } from "../block_index.ts";
 import type { EventSink } from "../backup/events.ts";
@@ -18,17 +25,34 @@ import { type ChunkerParams, splitAll } from "../../formats/chunker.ts";
 import { equalBytes, sha256, toHex } from "../../formats/hash.ts";
 import { NodeType, type TreeNode } from "../../formats/tree.ts";
 import { includeMatcher } from "./glob.ts";
-import { type StoredBlock, tempName, timeArg, type WriteOp } from "./file_writer.ts";
+import { latestBackup } from "../source_groups.ts";
+import {
+  type FailedFile,
+  type StoredBlock,
+  tempName,
+  timeArg,
+  type WriteOp,
+} from "./file_writer.ts";
 import { WriterPool } from "./writer_pool.ts";
+import { type OwnerOptions, ownerOf, type Ownership, ownership } from "./owner.ts";
 
 /** A batch for a writer lane is sent at about this many bytes or steps. */
 const BATCH_BYTES = 4 * 1024 * 1024;
 const BATCH_OPS = 600;
 
-/** Options of {@linkcode planRestore} and {@linkcode restore}. */
-export interface RestoreOptions {
-  /** Manifest file name; default: the newest. */
+/**
+ * Options of {@linkcode planRestore} and {@linkcode restore}. Ownership
+ * ({@linkcode OwnerOptions}) applies to restores into a directory.
+ */
+export interface RestoreOptions extends OwnerOptions {
+  /**
+   * Manifest file name; default: the newest backup of `source`, or of the
+   * only source the repository holds (several sources and no `source` are
+   * refused: see {@linkcode latestBackup}).
+   */
   readonly manifest?: string | null;
+  /** With no `manifest`: the source (key, description or path) whose newest backup to restore. */
+  readonly source?: string;
   /** Part of the backup to restore; default: the only tree part, or "files". */
   readonly part?: string;
   /** Restore into a non-empty target, rewriting only files that differ. */
@@ -54,8 +78,21 @@ export interface RestorePlan {
   readonly dirs: number;
   readonly symlinks: number;
   readonly bytes: number;
+  /**
+   * Of the `files`, how many are restored as hard links of another restored
+   * file (format 1.2); their bytes are not in `bytes`.
+   */
+  readonly hardLinks: number;
+  /** Whether the restore sets owners (directory restores; see {@linkcode Ownership}). */
+  readonly ownership: Ownership;
   /** Existing paths under the target that the restore would replace. */
   readonly replaced: string[];
+  /**
+   * Existing paths where the backup has a directory but the target holds a
+   * symlink or a file: the link (never what it points to) or the file is
+   * removed and a directory made in its place.
+   */
+  readonly replacedByDirectory: { path: string; was: string }[];
   /** True when the target exists and is not empty. */
   readonly targetNotEmpty: boolean;
   /** Pack files the restore reads (for trees and file data), with their sizes, sorted. */
@@ -75,6 +112,8 @@ export interface RestorePlan {
 
 /** What a restore did. */
 export interface RestoreResult extends RestorePlan {
+  /** Files that could not be restored (damaged or missing blocks), with why; the rest were. */
+  readonly failed: readonly FailedFile[];
   readonly filesWritten: number;
   readonly filesUnchanged: number;
   readonly bytesWritten: number;
@@ -103,13 +142,12 @@ async function collect(
   options: RestoreOptions,
   presence: PackPresence,
 ): Promise<Collected> {
-  const names = await repo.manifestNames();
-  if (names.length === 0) {
-    throw new InvalidInput(
-      `repository ${repo.store.location} holds no backups: nothing to restore`,
-    );
-  }
-  const record = await repo.loadManifest(options.manifest ?? names[names.length - 1]!);
+  const record = options.manifest
+    ? await repo.loadManifest(options.manifest)
+    : latestBackup(await repo.listManifests(), {
+      source: options.source,
+      location: repo.store.location,
+    });
   const trees = record.manifest.parts.filter((p) => p.kind === "tree");
   const part = options.part
     ? record.manifest.parts.find((p) => p.name === options.part)
@@ -167,6 +205,45 @@ async function loadAndCollect(
   await repo.loadIndex();
   const presence = new PackPresence(repo);
   return { c: await collect(repo, options, presence), presence };
+}
+
+/** A file restored as a hard link of a file the restore writes. */
+interface Link extends Entry {
+  /** The written file it is a link of. */
+  readonly of: Entry;
+}
+
+/**
+ * Splits the files into those to write and hard links (format 1.2): files
+ * with `nlink` above 1 and the same device, inode and blocks were one file
+ * under several names. The first of them that the restore includes is
+ * written; the others become links of it.
+ */
+function splitHardLinks(files: readonly Entry[]): { write: Entry[]; links: Link[] } {
+  const firsts = new Map<string, Entry[]>();
+  const write: Entry[] = [];
+  const links: Link[] = [];
+  for (const f of files) {
+    const n = f.node;
+    if (!n.nlink || n.nlink < 2 || n.inode === 0) {
+      write.push(f);
+      continue;
+    }
+    const key = `${n.device}:${n.inode}`;
+    const known = firsts.get(key) ?? [];
+    const of = known.find((k) =>
+      k.node.size === n.size && k.node.blocks.length === n.blocks.length &&
+      k.node.blocks.every((b, i) => equalBytes(b, n.blocks[i]!))
+    );
+    if (of) {
+      links.push({ ...f, of });
+    } else {
+      known.push(f);
+      firsts.set(key, known);
+      write.push(f);
+    }
+  }
+  return { write, links };
 }
 
 function lstatOrNull(p: string): fs.Stats | null {
@@ -310,20 +387,65 @@ class PackPresence {
   }
 }
 
+/**
+ * What an existing path is, for a plan: "symlink to X" or "file". Only
+ * called on paths whose parents are real directories.
+ */
+function describeExisting(p: string, st: fs.Stats): string {
+  if (!st.isSymbolicLink()) return st.isFile() ? "file" : "special file";
+  let to = "";
+  try {
+    to = fs.readlinkSync(p);
+  } catch {
+    // unreadable link: still replaced
+  }
+  return `symlink to ${to}`;
+}
+
+/**
+ * The directories of `c` that exist in `target` as something else (a
+ * symlink, a file), and those missing. Nothing below either is looked at:
+ * a path below a link must never be resolved through it.
+ */
+function dirsInTheWay(
+  target: string,
+  c: Collected,
+): { inTheWay: { path: string; was: string }[]; fresh: string[] } {
+  const inTheWay: { path: string; was: string }[] = [];
+  const fresh: string[] = []; // replaced or missing: nothing below exists
+  for (const d of c.dirs) {
+    if (under(d.rel, fresh)) continue;
+    const p = path.join(target, d.rel);
+    const st = lstatOrNull(p);
+    if (st?.isDirectory()) continue;
+    fresh.push(d.rel);
+    if (st) inTheWay.push({ path: d.rel, was: describeExisting(p, st) });
+  }
+  return { inTheWay, fresh };
+}
+
+/** True when `rel` is below one of `dirs` (relative paths). */
+function under(rel: string, dirs: readonly string[]): boolean {
+  return dirs.some((d) => rel.startsWith(d + "/"));
+}
+
 async function buildPlan(
   repo: Repository,
   c: Collected,
   target: string,
   presence: PackPresence,
+  options: OwnerOptions,
 ): Promise<RestorePlan> {
   const notEmpty = targetState(target);
   const packs = packsOf(repo, c);
   const replaced: string[] = [];
+  const { inTheWay, fresh } = notEmpty ? dirsInTheWay(target, c) : { inTheWay: [], fresh: [] };
   if (notEmpty) {
     for (const e of [...c.files, ...c.symlinks]) {
-      if (lstatOrNull(path.join(target, e.rel))) replaced.push(e.rel);
+      if (!under(e.rel, fresh) && lstatOrNull(path.join(target, e.rel))) replaced.push(e.rel);
     }
   }
+  const { write, links } = splitHardLinks(c.files);
   return {
     manifest: c.record.name,
     manifestId: toHex(c.record.id),
@@ -331,8 +453,11 @@ async function buildPlan(
     files: c.files.length,
     dirs: c.dirs.length,
     symlinks: c.symlinks.length,
-    bytes: c.files.reduce((a, f) => a + f.node.size, 0),
+    bytes: write.reduce((a, f) => a + f.node.size, 0),
+    hardLinks: links.length,
+    ownership: ownership(options),
     replaced,
+    replacedByDirectory: inTheWay,
     targetNotEmpty: notEmpty,
     packs,
     missingPacks: await presence.missing(packs),
@@ -348,7 +473,7 @@ export async function planRestore(
 ): Promise<RestorePlan> {
   const repo = options.repository ?? await Repository.open(store);
   const { c, presence } = await loadAndCollect(repo, options);
-  return await buildPlan(repo, c, path.resolve(target), presence);
+  return await buildPlan(repo, c, path.resolve(target), presence, options);
 }
 
 /** Keeps the most recently used whole packs in memory. */
@@ -474,7 +599,7 @@ async function restoreLocked(
   const started = Date.now();
   const abs = path.resolve(target);
   const { c, presence } = await loadAndCollect(repo, options);
-  const plan = await buildPlan(repo, c, abs, presence);
+  const plan = await buildPlan(repo, c, abs, presence, options);
   if (plan.targetNotEmpty && !options.overwrite) {
     throw new InvalidInput(
       `restore target "${abs}" is not empty: restore into an empty directory, or pass --overwrite to rewrite files that differ`,
@@ -483,18 +608,19 @@ async function restoreLocked(
   if (plan.missingPacks.length > 0) throw presence.error(plan);
   try {
     fs.mkdirSync(abs, { recursive: true });
-    for (const d of c.dirs) fs.mkdirSync(path.join(abs, d.rel), { recursive: true, mode: 0o700 });
+    makeDirs(abs, c.dirs);
   } catch (e) {
     throw fsError(e, abs);
   }
 
-  const order = readOrder(repo, c);
+  const { write, links } = splitHardLinks(c.files);
+  const order = readOrder(repo, { ...c, files: write });
   const cache = new PackCache(repo, wholePacks(repo, c));
 
   let filesWritten = 0;
   let filesUnchanged = 0;
   let bytesWritten = 0;
-  const report = writeProgress(emit, started, c.files.length, plan.bytes);
+  const report = writeProgress(emit, started, write.length, plan.bytes);
   const progress = () => report(filesWritten + filesUnchanged, bytesWritten);
   // Files are written on writer lanes (one per core): this thread reads packs in order.
   const pool = await WriterPool.start(
@@ -523,15 +649,25 @@ async function restoreLocked(
       const final = path.join(abs, f.rel);
       if (plan.targetNotEmpty && sameContent(final, f.node, c.chunker)) {
         filesUnchanged++;
-        setMeta(final, f.node);
+        setMeta(final, f.node, ownerOf(f.node, options));
         continue;
       }
       batch.push({ op: "begin", file: i, final, rel: f.rel });
       let blocks: StoredBlock[] = [];
+      let unreadable: string | null = null;
       for (const id of f.node.blocks) {
-        const loc = repo.locate(id, f.rel);
+        let loc: BlobLocation;
+        let stored: Uint8Array;
+        try {
+          loc = repo.locate(id, f.rel);
+          stored = await cache.stored(id, loc, f.rel);
+        } catch (e) {
+          if (!(e instanceof IntegrityError)) throw e;
+          unreadable = e.message; // this file is left out; the others go on
+          break;
+        }
         // A copy of its own, so it can be handed to the writer thread.
-        const data = (await cache.stored(id, loc, f.rel)).slice();
+        const data = stored.slice();
         blocks.push({
           id,
           pack: toHex(loc.packId),
@@ -548,12 +684,18 @@ async function restoreLocked(
         }
       }
       if (blocks.length) batch.push({ op: "blocks", file: i, blocks });
+      if (unreadable !== null) {
+        batch.push({ op: "abort", file: i, message: unreadable });
+        continue;
+      }
+      const owner = ownerOf(f.node, options);
       batch.push({
         op: "end",
         file: i,
         size: f.node.size,
         mode: f.node.mode,
         mtimeMs: f.node.mtimeMs,
+        ...(owner ? { owner } : {}),
       });
       if (batchBytes >= BATCH_BYTES || batch.length >= BATCH_OPS) {
         await flush();
@@ -572,16 +714,45 @@ async function restoreLocked(
     if (failure.kind === "in-the-way") throw new InvalidInput(failure.message);
     throw new Error(failure.message);
   }
+  const failed: FailedFile[] = [...pool.failed];
+  const lost = new Set(failed.map((f) => f.path));
+  // Hard links once every file is written: each name of a file after the first.
+  for (const l of links) {
+    if (lost.has(l.of.rel)) {
+      failed.push({ path: l.rel, message: `hard link of ${l.of.rel}, which could not be restored` });
+      continue;
+    }
+    if (lstatOrNull(path.join(abs, l.rel))?.isDirectory()) {
+      failed.push({
+        path: l.rel,
+        message:
+          `cannot restore file ${l.rel}: a directory is in its place in the target; move it away`,
+      });
+      continue;
+    }
+    if (restoreLink(path.join(abs, l.of.rel), path.join(abs, l.rel), l.rel)) filesWritten++;
+    else filesUnchanged++;
+  }
   for (const s of c.symlinks) {
     const final = path.join(abs, s.rel);
+    if (lstatOrNull(final)?.isDirectory()) {
+      failed.push({
+        path: s.rel,
+        message:
+          `cannot restore symlink ${s.rel}: a directory is in its place in the target; move it away`,
+      });
+      continue;
+    }
     const tmp = tempName(final);
     try {
       fs.symlinkSync(s.node.linkTarget ?? "", tmp);
-      fs.renameSync(tmp, final);
+      fs.renameSync(tmp, final); // replaces a link or file at `final`, never follows it
     } catch (e) {
       fs.rmSync(tmp, { force: true });
       throw fsError(e, final);
     }
+    const owner = ownerOf(s.node, options);
+    if (owner) chownLink(final, owner);
     try {
       fs.lutimesSync(final, timeArg(s.node.mtimeMs), timeArg(s.node.mtimeMs));
     } catch {
@@ -589,13 +760,98 @@ async function restoreLocked(
     }
   }
   // Directory metadata last, deepest first (writing into a directory changes its mtime).
-  for (const d of [...c.dirs].reverse()) setMeta(path.join(abs, d.rel), d.node);
-  return { ...plan, filesWritten, filesUnchanged, bytesWritten, durationMs: Date.now() - started };
+  for (const d of [...c.dirs].reverse()) {
+    setMeta(path.join(abs, d.rel), d.node, ownerOf(d.node, options));
+  }
+  const result: RestoreResult = {
+    ...plan,
+    failed,
+    filesWritten,
+    filesUnchanged,
+    bytesWritten,
+    durationMs: Date.now() - started,
+  };
+  if (failed.length > 0) throw incomplete(result, failed);
+  return result;
 }
 
-function setMeta(p: string, node: TreeNode): void {
+/** The error of a restore that left `failed` out and wrote everything else. */
+function incomplete(result: RestoreResult, failed: readonly FailedFile[]): RestoreIncomplete {
+  const names = failed.slice(0, 3).map((f) => f.path).join(", ");
+  return new RestoreIncomplete(
+    `${failed.length} of ${
+      result.files + result.symlinks
+    } files of backup ${result.manifest} could not be restored (${names}${
+      failed.length > 3 ? ", ..." : ""
+    }), everything else was: run bendsave verify to see the damage, then restore these files from another backup or copy of the repository`,
+    failed,
+    result,
+  );
+}
+
+/**
+ * Makes the directories of a restore, parents first. An existing directory
+ * is kept; a symlink or file where the backup has a directory is removed
+ * (the link itself, never what it points to) and a directory made in its
+ * place, so nothing is ever written through a link.
+ */
+function makeDirs(abs: string, dirs: readonly Entry[]): void {
+  for (const d of dirs) {
+    const p = path.join(abs, d.rel);
+    const st = lstatOrNull(p);
+    if (st?.isDirectory()) continue;
+    if (st) fs.unlinkSync(p);
+    fs.mkdirSync(p, { mode: 0o700 });
+  }
+}
+
+/**
+ * Sets owner, mode and times of `p`. The owner comes first: chown clears the
+ * setuid and setgid bits, even as root.
+ */
+function setMeta(p: string, node: TreeNode, owner: readonly [number, number] | null = null): void {
+  // chmod and utimes follow a symlink: one at `p` is never touched through.
+  if (lstatOrNull(p)?.isSymbolicLink() !== false) return;
+  if (owner) chownLink(p, owner);
   fs.chmodSync(p, node.mode);
   fs.utimesSync(p, timeArg(node.mtimeMs), timeArg(node.mtimeMs));
+}
+
+/** Sets the owner of `p` itself, never of what a symlink there points to (lchown). */
+function chownLink(p: string, [uid, gid]: readonly [number, number]): void {
+  try {
+    fs.lchownSync(p, uid, gid);
+  } catch (e) {
+    throw new InvalidInput(
+      `cannot set the owner of "${p}" to ${uid}:${gid} (${
+        (e as Error).message
+      }): restore with --no-owner to leave owners alone`,
+    );
+  }
+}
+
+/**
+ * Makes `final` a hard link of the restored file `existing` (under a
+ * temporary name, then renamed into place); false when it already is one.
+ */
+function restoreLink(existing: string, final: string, rel: string): boolean {
+  const want = fs.lstatSync(existing);
+  const st = lstatOrNull(final);
+  if (st && st.ino === want.ino && st.dev === want.dev) return false;
+  if (st?.isDirectory()) {
+    throw new InvalidInput(
+      `cannot restore file ${rel}: a directory is in its place in the target; move it away`,
+    );
+  }
+  const tmp = tempName(final);
+  try {
+    fs.linkSync(existing, tmp);
+    fs.renameSync(tmp, final);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw fsError(e, final);
+  }
+  return true;
 }
 
 /** Saves to a blob store that run at once during a restore into it. */
@@ -618,7 +874,10 @@ async function buildStorePlan(
     dirs: c.dirs.length,
     symlinks: c.symlinks.length,
     bytes: c.files.reduce((a, f) => a + f.node.size, 0),
+    hardLinks: 0,
+    ownership: "off",
     replaced: c.files.filter((f) => existing.has(f.rel)).map((f) => f.rel),
+    replacedByDirectory: [],
     targetNotEmpty: existing.size > 0,
     packs,
     missingPacks: await presence.missing(packs),
@@ -683,6 +942,7 @@ export async function restoreToStore(
     const progress = writeProgress(emit, started, c.files.length, plan.bytes);
     const inFlight = new Set<Promise<void>>();
     let failure: unknown = null;
+    const failed: FailedFile[] = [];
     for (const f of readOrder(repo, c)) {
       if (failure !== null) break;
       if (options.overwrite && existing.get(f.rel) === f.node.size) {
@@ -694,17 +954,23 @@ export async function restoreToStore(
       }
       const data = new Uint8Array(f.node.size);
       let pos = 0;
-      for (const id of f.node.blocks) {
-        const loc = repo.locate(id, f.rel);
-        const raw = repo.decodeStored(id, loc, await cache.stored(id, loc, f.rel), f.rel);
-        if (pos + raw.length > data.length) break;
-        data.set(raw, pos);
-        pos += raw.length;
-      }
-      if (pos !== f.node.size) {
-        throw new IntegrityError(
-          `the blocks of ${f.rel} in backup ${plan.manifest} do not add up to its size ${f.node.size}: run bendsave verify`,
-        );
+      try {
+        for (const id of f.node.blocks) {
+          const loc = repo.locate(id, f.rel);
+          const raw = repo.decodeStored(id, loc, await cache.stored(id, loc, f.rel), f.rel);
+          if (pos + raw.length > data.length) break;
+          data.set(raw, pos);
+          pos += raw.length;
+        }
+        if (pos !== f.node.size) {
+          throw new IntegrityError(
+            `the blocks of ${f.rel} in backup ${plan.manifest} do not add up to its size ${f.node.size}: run bendsave verify`,
+          );
+        }
+      } catch (e) {
+        if (!(e instanceof IntegrityError)) throw e;
+        failed.push({ path: f.rel, message: e.message }); // left out; the others go on
+        continue;
       }
       const save: Promise<void> = target.save({ kind: "raw", name: f.rel }, data).then(
         () => {
@@ -723,13 +989,16 @@ export async function restoreToStore(
     }
     await Promise.all(inFlight);
     if (failure !== null) throw failure;
-    return {
+    const result: RestoreResult = {
       ...plan,
+      failed,
       filesWritten,
       filesUnchanged,
       bytesWritten,
       durationMs: Date.now() - started,
     };
+    if (failed.length > 0) throw incomplete(result, failed);
+    return result;
   });
 }
 

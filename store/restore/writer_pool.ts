@@ -7,7 +7,13 @@
  * @module
  */
 import { availableParallelism } from "node:os";
-import { FileWriter, type WriteError, type WriteOp, type WriteReport } from "./file_writer.ts";
+import {
+  type FailedFile,
+  FileWriter,
+  type WriteError,
+  type WriteOp,
+  type WriteReport,
+} from "./file_writer.ts";
 import { startWorker } from "../worker_start.ts";
 
 const IN_FLIGHT = 2;
@@ -26,6 +32,7 @@ export class WriterPool {
   readonly #onReport: (r: WriteReport) => void;
   #seq = 0;
   #error: WriteError | null = null;
+  readonly #failed: FailedFile[] = [];
 
   private constructor(workers: Worker[], onReport: (r: WriteReport) => void) {
     this.#onReport = onReport;
@@ -73,7 +80,13 @@ export class WriterPool {
 
   #report(r: WriteReport): void {
     if (r.error) this.#error ??= r.error;
+    this.#failed.push(...r.failed);
     this.#onReport(r);
+  }
+
+  /** Files the lanes left out so far (the others were written). */
+  get failed(): readonly FailedFile[] {
+    return this.#failed;
   }
 
   /** Number of lanes. */
