@@ -17,6 +17,13 @@ import { LockedError, NotFound } from "./errors.ts";
 export const REFRESH_MS = 5 * 60 * 1000;
 /** A lock not refreshed for this long is stale (six missed refreshes). */
 export const STALE_AFTER_MS = 30 * 60 * 1000;
+/**
+ * A lock refreshed more than this far in the future is stale: no clock is
+ * that wrong on a host that is still running. (Nearer future times are
+ * trusted as a clock difference between hosts, and go stale once they are
+ * {@linkcode STALE_AFTER_MS} in the past.)
+ */
+export const FUTURE_STALE_MS = 24 * 60 * 60 * 1000;
 
 /** The content of a lock file. */
 export interface LockInfo {
@@ -53,6 +60,11 @@ export function staleReason(info: LockInfo, now: number, host = hostname()): str
   const refreshed = Date.parse(info.refreshed);
   if (info.host === host && info.pid !== process.pid && !isAlive(info.pid)) {
     return `process ${info.pid} on ${info.host} is no longer running`;
+  }
+  if (Number.isFinite(refreshed) && refreshed - now > FUTURE_STALE_MS) {
+    return `its refresh time ${info.refreshed} is more than ${
+      FUTURE_STALE_MS / 3_600_000
+    } hours in the future, so the clock of ${info.host} was wrong when it was written`;
   }
   if (!Number.isFinite(refreshed) || now - refreshed > STALE_AFTER_MS) {
     return `it was last refreshed at ${info.refreshed}, more than ${
