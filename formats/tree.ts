@@ -41,6 +41,12 @@ export interface TreeNode {
   gid: number;
   /** Entity tag of a file that came from an object store (change detection only; format 1.1). */
   etag?: string;
+  /**
+   * Files: the hard link count at backup time, set only when above 1 (format
+   * 1.2). Files of one part with the same device, inode and blocks and an
+   * `nlink` above 1 are restored as hard links of one file.
+   */
+  nlink?: number;
 }
 
 const utf8 = new TextEncoder();
@@ -153,6 +159,7 @@ export function encodeTree(nodes: TreeNode[]): Uint8Array {
       uid: n.uid,
       gid: n.gid,
       etag: n.etag ?? "",
+      nlink: n.nlink ?? 0,
       nameBytes: n.nameBytes ?? new Uint8Array(0),
     })),
   });
@@ -173,6 +180,7 @@ interface RawNode {
   uid?: number;
   gid?: number;
   etag?: string;
+  nlink?: number;
   nameBytes?: Uint8Array;
 }
 
@@ -219,6 +227,7 @@ export function decodeTree(bytes: Uint8Array): TreeNode[] {
     if (r.subtree && r.subtree.length > 0) node.subtree = new Uint8Array(r.subtree);
     if (type === NodeType.symlink) node.linkTarget = r.linkTarget ?? "";
     if (r.etag) node.etag = r.etag;
+    if (type === NodeType.file && r.nlink && r.nlink > 1) node.nlink = r.nlink;
     if (exact && !isUtf8(exact)) node.nameBytes = exact;
     else if (exact) node.name = strictUtf8.decode(exact);
     const key = nameKey(node);

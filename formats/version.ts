@@ -9,7 +9,7 @@
 /** Major repository format version this code writes and the newest it reads. */
 export const FORMAT_VERSION = 1;
 /** Minor format version: additions an older reader of the same major may ignore. */
-export const FORMAT_MINOR = 1;
+export const FORMAT_MINOR = 2;
 /** Oldest major format version this code reads. */
 export const OLDEST_READABLE_FORMAT = 1;
 /** bendsave's own version. */

@@ -85,6 +85,10 @@ export const descriptor = {
                 "etag": {
                   "type": "string",
                   "id": 14
+                },
+                "nlink": {
+                  "type": "uint32",
+                  "id": 15
                 }
               }
             },

@@ -402,6 +402,7 @@ async function walk(
     const prev = old.get(name);
     if (st.isFile()) {
       const node: TreeNode = { ...common, type: NodeType.file, size: st.size };
+      if (st.nlink > 1) node.nlink = st.nlink; // a hard link (format 1.2)
       dir.nodes.push(node);
       ctx.stats.files++;
       ctx.stats.bytes += st.size;
