@@ -51,3 +51,92 @@ Deno.test("backup to s3://, verify --read-data, restore and copy back to disk, t
     await s3.stop();
   }
 });
+
+/** A loopback TCP server that accepts connections and never answers a byte. */
+function blackHole(): { endpoint: string; close: () => void } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns: Deno.Conn[] = [];
+  (async () => {
+    try {
+      for await (const conn of listener) conns.push(conn);
+    } catch {
+      // closed
+    }
+  })();
+  return {
+    endpoint: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+    close: () => {
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch {
+          // already closed
+        }
+      }
+      listener.close();
+    },
+  };
+}
+
+function awsEnv(dir: string): Record<string, string> {
+  return {
+    AWS_ACCESS_KEY_ID: "AKIAEXAMPLEBLACKHOLE",
+    AWS_SECRET_ACCESS_KEY: "black-hole-secret",
+    AWS_REGION: "us-east-1",
+    AWS_CONFIG_FILE: path.join(dir, "no-aws-config"),
+    AWS_SHARED_CREDENTIALS_FILE: path.join(dir, "no-aws-credentials"),
+  };
+}
+
+Deno.test("list of an S3 endpoint that never answers fails fast with one line, exit 1, retries warned", async () => {
+  await using t = await tempDir();
+  const hole = blackHole();
+  try {
+    const repo = `s3://bucket/p?endpoint=${hole.endpoint}&timeout=0.3`;
+    const started = Date.now();
+    const r = await cli(["list", repo], { env: awsEnv(t.dir) });
+    const seconds = (Date.now() - started) / 1000;
+    assert.equal(r.code, 1, r.stderr);
+    assert.ok(seconds < 20, `took ${seconds} s`);
+    const lines = r.stderr.trim().split("\n");
+    const last = lines[lines.length - 1]!;
+    assert.match(
+      last,
+      new RegExp(
+        `^bendsave: S3 endpoint ${hole.endpoint} did not answer open of bucket "bucket" in s3://bucket/p within 0.3 s: .*\\?timeout=`,
+      ),
+    );
+    assert.ok(!r.stderr.includes("internal error"), r.stderr);
+    assert.ok(!r.stderr.includes("    at "), r.stderr);
+    const warnings = lines.slice(0, -1);
+    assert.ok(warnings.length >= 1, r.stderr);
+    for (const w of warnings) assert.match(w, /open of bucket "bucket" failed .*; retry \d+ in/);
+
+    // --json: the retries are warning events, the error one object.
+    const j = await cli(["list", repo, "--json"], { env: awsEnv(t.dir) });
+    assert.equal(j.code, 1, j.stderr);
+    const objs = j.stdout.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
+    assert.ok(objs.some((o) => o.type === "warning"), j.stdout);
+    assert.equal(lastOfType(j.stdout, "error").error, "transient");
+  } finally {
+    hole.close();
+  }
+});
+
+Deno.test("list and copy of a refused S3 endpoint name no flag that was not given", async () => {
+  await using t = await tempDir();
+  const hole = blackHole();
+  const endpoint = hole.endpoint;
+  hole.close(); // nothing listens there now: connections are refused
+  const repo = `s3://bucket/p?endpoint=${endpoint}`;
+  const l = await cli(["list", repo], { env: awsEnv(t.dir) });
+  const c = await cli(["copy", "--from", repo, "--to", path.join(t.dir, "copy")], {
+    env: awsEnv(t.dir),
+  });
+  for (const r of [l, c]) {
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assert.match(r.stderr, /cannot reach S3 endpoint .* \(ECONNREFUSED\): check the endpoint= /);
+    assert.ok(!r.stderr.includes("--to"), r.stderr);
+  }
+});

@@ -17,7 +17,14 @@ export type RepoUri =
   | { readonly scheme: "staged"; readonly dirs: readonly string[] };
 
 /** Query options the S3 driver understands. */
-export const S3_OPTIONS = ["region", "endpoint", "force_path_style", "storage_class", "profile"];
+export const S3_OPTIONS = [
+  "region",
+  "endpoint",
+  "force_path_style",
+  "storage_class",
+  "profile",
+  "timeout",
+];
 
 /**
  * Parses a repository location. Throws TypeError with a one-sentence

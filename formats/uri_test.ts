@@ -39,7 +39,7 @@ Deno.test("parseRepoUri throws TypeError, not URIError, on a malformed %-escape"
 Deno.test("parseRepoUri reads s3://bucket/prefix with every S3 option", () => {
   const u = parseRepoUri(
     "s3://my-bucket/backups/prod?region=eu-west-1&endpoint=http%3A%2F%2Fminio%3A9000" +
-      "&force_path_style=true&storage_class=GLACIER_IR&profile=ops",
+      "&force_path_style=true&storage_class=GLACIER_IR&profile=ops&timeout=45",
   );
   assert.deepEqual(u, {
     scheme: "s3",
@@ -51,6 +51,7 @@ Deno.test("parseRepoUri reads s3://bucket/prefix with every S3 option", () => {
       force_path_style: "true",
       storage_class: "GLACIER_IR",
       profile: "ops",
+      timeout: "45",
     },
   });
   assert.deepEqual([...S3_OPTIONS].sort(), Object.keys(u.scheme === "s3" ? u.options : {}).sort());

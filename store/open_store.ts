@@ -9,6 +9,8 @@ import { FsStore } from "./drivers/fs.ts";
 import { StagedStore } from "./drivers/staged.ts";
 import { InvalidInput, RepositoryNotFound } from "./errors.ts";
 import { parseRepoUri } from "../formats/uri.ts";
+import type { RetryOptions } from "./drivers/retry.ts";
+import type { S3StoreOptions, S3Uri } from "./drivers/s3.ts";
 
 /**
  * Opens a store for `location`. With `create`, a missing local directory is
@@ -55,21 +57,32 @@ export async function openStore(
         uri.dirs,
         options.onWarning ? { onWarning: options.onWarning } : {},
       );
-    case "s3": {
-      // Transient faults (503 SlowDown, 5xx, resets, truncated bodies) are retried
-      // with backoff by the wrapper; each retry is reported as a warning.
-      // Loaded on demand: the AWS SDK triples start-up time for every other command.
-      const { S3Store } = await import("./drivers/s3.ts");
-      const { withRetry } = await import("./drivers/retry.ts");
-      const s3 = await S3Store.open(uri);
-      return withRetry(s3, {
-        onRetry: (e) =>
-          options.onWarning?.(
-            `${e.operation} failed (${e.error}); retry ${e.attempt} in ${Math.round(e.delayMs)} ms`,
-          ),
-      });
-    }
+    case "s3":
+      return await openS3Store(uri, options.onWarning ? { onWarning: options.onWarning } : {});
   }
+}
+
+/**
+ * Opens an S3 store inside the retry wrapper: transient faults (503
+ * SlowDown, 5xx, resets, timeouts, truncated bodies) are retried with
+ * backoff, those of the open itself included, and each retry is reported
+ * through `onWarning`. Every S3 store (a repository, a cluster's storage)
+ * is composed here.
+ */
+export async function openS3Store(
+  uri: S3Uri,
+  options: { s3?: S3StoreOptions; onWarning?: (message: string) => void } = {},
+): Promise<BlobStore> {
+  // Loaded on demand: the AWS SDK triples start-up time for every other command.
+  const { S3Store } = await import("./drivers/s3.ts");
+  const { withRetry } = await import("./drivers/retry.ts");
+  const retry: RetryOptions = {
+    onRetry: (e) =>
+      options.onWarning?.(
+        `${e.operation} failed (${e.error}); retry ${e.attempt} in ${Math.round(e.delayMs)} ms`,
+      ),
+  };
+  return withRetry(await S3Store.open(uri, { ...options.s3, retry }), retry);
 }
 
 /**

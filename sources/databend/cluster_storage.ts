@@ -8,6 +8,7 @@ import fs from "node:fs";
 import type { BlobStore } from "../../store/drivers/types.ts";
 import { FsStore } from "../../store/drivers/fs.ts";
 import { InvalidInput } from "../../store/errors.ts";
+import { openS3Store } from "../../store/open_store.ts";
 import type { StorageConfig } from "./query_config.ts";
 
 /** Options of {@linkcode openClusterStorage}. */
@@ -45,8 +46,6 @@ export async function openClusterStorage(
     }
     return await FsStore.open(storage.dataPath, { create: options.create ?? false });
   }
-  const { S3Store } = await import("../../store/drivers/s3.ts");
-  const { withRetry } = await import("../../store/drivers/retry.ts");
   const settings: Record<string, string> = {
     // Databend's default is path style unless enable_virtual_host_style is set.
     force_path_style: storage.enableVirtualHostStyle === true ? "false" : "true",
@@ -60,21 +59,18 @@ export async function openClusterStorage(
       ...(storage.securityToken !== undefined ? { sessionToken: storage.securityToken } : {}),
     }
     : undefined;
-  const s3 = await S3Store.open(
+  return await openS3Store(
     {
       scheme: "s3",
       bucket: storage.bucket,
       prefix: storage.root.replace(/^\/+|\/+$/g, ""),
       options: settings,
     },
-    // No probe write: a backup only reads the cluster's storage, and a restore
-    // writes objects, never exclusive ones.
-    { ...(credentials ? { credentials } : {}), conditionalWrites: false },
+    {
+      // No probe write: a backup only reads the cluster's storage, and a restore
+      // writes objects, never exclusive ones.
+      s3: { ...(credentials ? { credentials } : {}), conditionalWrites: false },
+      ...(options.onWarning ? { onWarning: options.onWarning } : {}),
+    },
   );
-  return withRetry(s3, {
-    onRetry: (e) =>
-      options.onWarning?.(
-        `${e.operation} failed (${e.error}); retry ${e.attempt} in ${Math.round(e.delayMs)} ms`,
-      ),
-  });
 }

@@ -28,6 +28,8 @@ export interface S3ErrorContext {
   readonly location: string;
   /** The endpoint as shown to people (no credentials). */
   readonly endpoint: string;
+  /** The silence after which a request fails, for the message of a timeout. */
+  readonly timeoutMs?: number;
 }
 
 /** Transport error codes that mean the endpoint cannot be reached at all. */
@@ -149,7 +151,13 @@ function transportError(e: unknown, ctx: S3ErrorContext): Error {
   const code = transportCode(e);
   if (code !== "" && UNREACHABLE_CODES.has(code)) {
     return new StoreUnreachable(
-      `cannot reach S3 endpoint ${ctx.endpoint} (${code}): check --to / endpoint= and the network`,
+      `cannot reach S3 endpoint ${ctx.endpoint} (${code}): check the endpoint= option of the repository URI and the network`,
+    );
+  }
+  if (code === "TimeoutError" || code === "ETIMEDOUT") {
+    const after = ctx.timeoutMs !== undefined ? ` within ${ctx.timeoutMs / 1000} s` : "";
+    return new TransientError(
+      `S3 endpoint ${ctx.endpoint} did not answer ${ctx.operation} in ${ctx.location}${after}: check the endpoint= option and the network, or allow more time with ?timeout=<seconds>`,
     );
   }
   const detail = code !== "" ? code : "the connection failed";

@@ -48,11 +48,21 @@ export interface RetryOptions {
   readonly random?: () => number;
   /** Waits `ms` milliseconds (default a timer; tests pass a fake). */
   readonly sleep?: (ms: number) => Promise<void>;
+  /**
+   * The longest time in milliseconds one operation may spend retrying
+   * (default 120 000): no retry starts when its wait would end later than
+   * this after the first attempt, and the last error is thrown. A listing
+   * that makes progress starts a fresh bound.
+   */
+  readonly totalMs?: number;
+  /** The clock in milliseconds (default `Date.now`; tests pass a fake). */
+  readonly now?: () => number;
 }
 
 const DEFAULT_ATTEMPTS = 5;
 const DEFAULT_BASE_DELAY_MS = 200;
 const DEFAULT_MAX_DELAY_MS = 10_000;
+const DEFAULT_TOTAL_MS = 120_000;
 
 /** Error codes of Node-style system errors that mean "try again". */
 const TRANSIENT_CODES: ReadonlySet<string> = new Set([
@@ -104,19 +114,41 @@ export function withRetry(inner: BlobStore, options: RetryOptions = {}): BlobSto
   return new RetryingStore(inner, options);
 }
 
-class RetryingStore implements BlobStore {
-  readonly #inner: BlobStore;
-  readonly #attempts: number;
+/**
+ * Runs `fn`, retrying its transient failures as {@linkcode withRetry} does
+ * (same options, same `onRetry` reports): for requests made before a store
+ * exists to wrap, such as the checks a driver's `open` makes.
+ *
+ * @example
+ * ```ts
+ * import { retryTransient } from "./retry.ts";
+ * const answer = await retryTransient("ping", () => Promise.resolve(42), { attempts: 3 });
+ * ```
+ */
+export function retryTransient<T>(
+  operation: string,
+  fn: () => Promise<T>,
+  options: RetryOptions = {},
+): Promise<T> {
+  return new RetryPolicy(options).run(operation, fn);
+}
+
+/** Validated retry options, and the retry loop shared by the wrapper and `retryTransient`. */
+class RetryPolicy {
+  readonly attempts: number;
   readonly #baseDelayMs: number;
   readonly #maxDelayMs: number;
+  readonly #totalMs: number;
   readonly #onRetry: ((event: RetryEvent) => void) | undefined;
   readonly #random: () => number;
   readonly #sleep: (ms: number) => Promise<void>;
+  readonly now: () => number;
 
-  constructor(inner: BlobStore, options: RetryOptions) {
+  constructor(options: RetryOptions) {
     const attempts = options.attempts ?? DEFAULT_ATTEMPTS;
     const base = options.baseDelayMs ?? DEFAULT_BASE_DELAY_MS;
     const max = options.maxDelayMs ?? DEFAULT_MAX_DELAY_MS;
+    const total = options.totalMs ?? DEFAULT_TOTAL_MS;
     if (!Number.isSafeInteger(attempts) || attempts < 1) {
       throw new RangeError(`retry attempts ${attempts} is invalid: use a positive integer`);
     }
@@ -125,14 +157,63 @@ class RetryingStore implements BlobStore {
         `retry delays ${base} and ${max} ms are invalid: use non-negative numbers`,
       );
     }
-    this.#inner = inner;
-    this.#attempts = attempts;
+    if (!(total > 0)) {
+      throw new RangeError(`retry total time ${total} ms is invalid: use a positive number`);
+    }
+    this.attempts = attempts;
     this.#baseDelayMs = base;
     this.#maxDelayMs = max;
+    this.#totalMs = total;
     this.#onRetry = options.onRetry;
     this.#random = options.random ?? Math.random;
     this.#sleep = options.sleep ??
       ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+    this.now = options.now ?? Date.now;
+  }
+
+  async run<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+    const start = this.now();
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await fn();
+      } catch (e) {
+        await this.pauseOrThrow(attempt, start, e, operation);
+      }
+    }
+  }
+
+  /**
+   * After failed attempt `attempt` of an operation begun at `start`: throws
+   * `error` when it is permanent or the attempts or the time are used up,
+   * else reports the retry and waits.
+   */
+  async pauseOrThrow(
+    attempt: number,
+    start: number,
+    error: unknown,
+    operation: string,
+  ): Promise<void> {
+    if (!isTransient(error) || attempt >= this.attempts) throw error;
+    const cap = Math.min(this.#maxDelayMs, this.#baseDelayMs * 2 ** (attempt - 1));
+    const delayMs = Math.floor(Math.min(Math.max(this.#random(), 0), 1) * cap);
+    if (this.now() + delayMs - start >= this.#totalMs) throw error;
+    this.#onRetry?.({
+      attempt,
+      delayMs,
+      error: error instanceof Error ? error.message : String(error),
+      operation,
+    });
+    await this.#sleep(delayMs);
+  }
+}
+
+class RetryingStore implements BlobStore {
+  readonly #inner: BlobStore;
+  readonly #policy: RetryPolicy;
+
+  constructor(inner: BlobStore, options: RetryOptions) {
+    this.#inner = inner;
+    this.#policy = new RetryPolicy(options);
   }
 
   get capabilities(): Capabilities {
@@ -189,6 +270,7 @@ class RetryingStore implements BlobStore {
     const yielded = resumable ? null : new Set<string>();
     let after: string | null = null;
     let failures = 0;
+    let start = this.#policy.now();
     for (;;) {
       const source: AsyncIterable<FileInfo> = resumable && after !== null
         ? resumable.listAfter(kind, after)
@@ -203,15 +285,16 @@ class RetryingStore implements BlobStore {
           } catch (e) {
             done = true; // a generator that threw is finished
             failures++;
-            if (!isTransient(e) || failures >= this.#attempts) throw e;
-            await this.#pause(failures, e, `list ${kind}`);
+            await this.#policy.pauseOrThrow(failures, start, e, `list ${kind}`);
             break;
           }
           if (next.done) {
             done = true;
             return;
           }
-          failures = 0; // progress: the next failure gets a fresh budget
+          // Progress: the next failure gets a fresh budget of attempts and time.
+          failures = 0;
+          start = this.#policy.now();
           const info: FileInfo = next.value;
           if (yielded) {
             if (yielded.has(info.name)) continue;
@@ -230,26 +313,7 @@ class RetryingStore implements BlobStore {
     return this.#inner.close?.() ?? Promise.resolve();
   }
 
-  async #retry<T>(operation: string, fn: () => Promise<T>): Promise<T> {
-    for (let attempt = 1;; attempt++) {
-      try {
-        return await fn();
-      } catch (e) {
-        if (!isTransient(e) || attempt >= this.#attempts) throw e;
-        await this.#pause(attempt, e, operation);
-      }
-    }
-  }
-
-  async #pause(attempt: number, error: unknown, operation: string): Promise<void> {
-    const cap = Math.min(this.#maxDelayMs, this.#baseDelayMs * 2 ** (attempt - 1));
-    const delayMs = Math.floor(Math.min(Math.max(this.#random(), 0), 1) * cap);
-    this.#onRetry?.({
-      attempt,
-      delayMs,
-      error: error instanceof Error ? error.message : String(error),
-      operation,
-    });
-    await this.#sleep(delayMs);
+  #retry<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+    return this.#policy.run(operation, fn);
   }
 }

@@ -9,7 +9,13 @@ import {
 import { runConformanceSuite } from "./conformance.ts";
 import type { ListAfter } from "./list_after.ts";
 import { MemStore } from "./mem.ts";
-import { isTransient, type RetryEvent, type RetryOptions, withRetry } from "./retry.ts";
+import {
+  isTransient,
+  type RetryEvent,
+  type RetryOptions,
+  retryTransient,
+  withRetry,
+} from "./retry.ts";
 import type { BlobStore, ByteRange, FileInfo, FileKind, Handle, SaveOptions } from "./types.ts";
 
 type Op = "save" | "load" | "stat" | "remove" | "list";
@@ -131,6 +137,51 @@ Deno.test("withRetry gives up after the configured attempts with the last error"
   await assert.rejects(store.save(h, new Uint8Array([1])), TransientError);
   assert.equal(inner.calls.save, 4);
   assert.equal(events.length, 3);
+});
+
+Deno.test("withRetry gives up when the total time is spent, before the attempts are", async () => {
+  // Each attempt takes 30 s (a timeout); the bound is 100 s: attempts at 0, 30, 60, 90 s.
+  let clock = 0;
+  const inner = new FlakyStore();
+  const events: RetryEvent[] = [];
+  const store = withRetry(
+    {
+      capabilities: inner.capabilities,
+      location: inner.location,
+      save: (h, d, o) => inner.save(h, d, o),
+      load: (h, r) => inner.load(h, r),
+      remove: (h) => inner.remove(h),
+      list: (k) => inner.list(k),
+      stat: (h) => {
+        clock += 30_000;
+        return inner.stat(h);
+      },
+    },
+    options(events, { attempts: 20, totalMs: 100_000, random: () => 0, now: () => clock }),
+  );
+  inner.failures.stat = Array.from({ length: 20 }, transient);
+  await assert.rejects(store.stat(h), TransientError);
+  assert.equal(inner.calls.stat, 4);
+  assert.equal(events.length, 3);
+});
+
+Deno.test("retryTransient retries and reports like the wrapper, and rethrows permanent errors", async () => {
+  const events: RetryEvent[] = [];
+  let calls = 0;
+  const value = await retryTransient('open of bucket "b"', () => {
+    calls++;
+    return calls < 3 ? Promise.reject(transient()) : Promise.resolve(7);
+  }, options(events));
+  assert.equal(value, 7);
+  assert.deepEqual(events.map((e) => [e.operation, e.attempt]), [
+    ['open of bucket "b"', 1],
+    ['open of bucket "b"', 2],
+  ]);
+  const denied = new AccessDenied("no: check the credentials");
+  await assert.rejects(
+    retryTransient("x", () => Promise.reject(denied), options(events)),
+    (e) => e === denied,
+  );
 });
 
 Deno.test("withRetry does not retry permanent errors", async () => {

@@ -10,7 +10,13 @@
  *
  * The SDK's own retries are off (one attempt per request): transient
  * failures are thrown as `TransientError` and retried by the
- * `withRetry` wrapper of `retry.ts`, which reports each retry.
+ * `withRetry` wrapper of `retry.ts`, which reports each retry; the requests
+ * of `open` are retried by the same policy (`S3StoreOptions.retry`).
+ *
+ * A request fails with `TransientError` when the server stays silent for
+ * the timeout (URI option `timeout` in seconds, default 30): an endpoint
+ * that accepts connections but never answers fails within
+ * timeout x attempts, bounded by the retry policy's total time.
  *
  * @module
  */
@@ -44,6 +50,7 @@ import {
   SINGLETONS,
 } from "./_layout.ts";
 import { Semaphore } from "./_semaphore.ts";
+import { type RetryOptions, retryTransient } from "./retry.ts";
 import { httpStatusOf, type S3ErrorContext, translateS3Error } from "./_s3_errors.ts";
 import type { ListAfter } from "./list_after.ts";
 import type {
@@ -91,10 +98,20 @@ export interface S3StoreOptions {
    * `false` always emulates.
    */
   readonly conditionalWrites?: boolean | "auto";
-  /** Milliseconds to wait for a connection (default 10 000). */
+  /** Milliseconds to wait for a connection (default 10 000, or the idle timeout when shorter). */
   readonly connectTimeoutMs?: number;
-  /** Milliseconds a connection may stay silent before the request fails (default 120 000). */
+  /**
+   * Milliseconds a request may wait without a byte from the server before
+   * it fails as transient (default the URI option `timeout` in seconds, else
+   * 30 000).
+   */
   readonly idleTimeoutMs?: number;
+  /**
+   * How `open` retries its own requests (the bucket check, the
+   * conditional-write probe): give the options of the `withRetry` wrapper
+   * the store goes into, so that these retries are reported the same way.
+   */
+  readonly retry?: RetryOptions;
 }
 
 const MiB = 1024 * 1024;
@@ -105,8 +122,10 @@ const MIN_PART_SIZE = 5 * MiB;
 const MAX_PARTS = 10_000;
 const DEFAULT_CONCURRENCY = 8;
 const DEFAULT_PAGE_SIZE = 1000;
-/** Attempts of each request `open` makes (HEAD of the bucket, the conditional-write check). */
-const OPEN_ATTEMPTS = 4;
+/** How long a request may wait in silence, by default. */
+const DEFAULT_TIMEOUT_MS = 30_000;
+/** How long a request may wait for a connection, at most, by default. */
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 const TRUE_VALUES = new Set(["true", "1", "yes"]);
 const FALSE_VALUES = new Set(["false", "0", "no"]);
 
@@ -120,6 +139,8 @@ interface Settings {
   readonly partSize: number;
   readonly pageSize: number;
   readonly maxConcurrency: number;
+  /** The idle timeout of a request, for messages. */
+  readonly timeoutMs: number;
 }
 
 /**
@@ -172,7 +193,7 @@ export class S3Store implements BlobStore, ListAfter {
 
   /**
    * Opens the store of `uri` (options `region`, `endpoint`,
-   * `force_path_style`, `storage_class`, `profile`). Checks that the bucket
+   * `force_path_style`, `storage_class`, `profile`, `timeout`). Checks that the bucket
    * exists and can be reached, and, unless told, whether the server supports
    * conditional writes.
    *
@@ -201,6 +222,8 @@ export class S3Store implements BlobStore, ListAfter {
     const storageClass = o["storage_class"] === undefined || o["storage_class"] === ""
       ? undefined
       : checkStorageClass(o["storage_class"], location);
+    const timeoutMs = options.idleTimeoutMs ??
+      (o["timeout"] !== undefined ? parseTimeout(o["timeout"], location) : DEFAULT_TIMEOUT_MS);
 
     const config: S3ClientConfig = {
       forcePathStyle,
@@ -210,8 +233,9 @@ export class S3Store implements BlobStore, ListAfter {
       requestChecksumCalculation: "WHEN_REQUIRED",
       responseChecksumValidation: "WHEN_REQUIRED",
       requestHandler: {
-        connectionTimeout: options.connectTimeoutMs ?? 10_000,
-        socketTimeout: options.idleTimeoutMs ?? 120_000,
+        connectionTimeout: options.connectTimeoutMs ??
+          Math.min(DEFAULT_CONNECT_TIMEOUT_MS, timeoutMs),
+        socketTimeout: timeoutMs,
         httpAgent: { keepAlive: true, maxSockets: maxConcurrency },
         httpsAgent: { keepAlive: true, maxSockets: maxConcurrency },
       },
@@ -259,13 +283,23 @@ export class S3Store implements BlobStore, ListAfter {
       partSize,
       pageSize,
       maxConcurrency,
+      timeoutMs,
     };
     const probe = new S3Store(client, settings, options.conditionalWrites === true);
     try {
-      await retryTransient(() => probe.#checkBucket());
+      const retry = options.retry ?? {};
+      await retryTransient(
+        `open of bucket "${uri.bucket}"`,
+        () => probe.#checkBucket(),
+        retry,
+      );
       const conditional = options.conditionalWrites === "auto" ||
           options.conditionalWrites === undefined
-        ? await retryTransient(() => probe.#probeConditionalWrites())
+        ? await retryTransient(
+          "check of conditional writes",
+          () => probe.#probeConditionalWrites(),
+          retry,
+        )
         : options.conditionalWrites;
       return new S3Store(client, settings, conditional);
     } catch (e) {
@@ -489,8 +523,8 @@ export class S3Store implements BlobStore, ListAfter {
   }
 
   #ctx(operation: string): S3ErrorContext {
-    const { bucket, location, endpoint } = this.#settings;
-    return { operation, bucket, location, endpoint };
+    const { bucket, location, endpoint, timeoutMs } = this.#settings;
+    return { operation, bucket, location, endpoint, timeoutMs };
   }
 
   #storageClassOf(h: Handle): { StorageClass?: StorageClass } {
@@ -688,21 +722,6 @@ export class S3Store implements BlobStore, ListAfter {
   }
 }
 
-/**
- * Runs `fn`, retrying transient failures a few times: the requests of `open`
- * are made before any retry wrapper is in place.
- */
-async function retryTransient<T>(fn: () => Promise<T>): Promise<T> {
-  for (let attempt = 1;; attempt++) {
-    try {
-      return await fn();
-    } catch (e) {
-      if (!(e instanceof TransientError) || attempt >= OPEN_ATTEMPTS) throw e;
-      await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt * Math.random()));
-    }
-  }
-}
-
 /** The first byte of a `Content-Range: bytes a-b/size` answer, or null. */
 function rangeStartOf(contentRange: string | undefined): number | null {
   const m = contentRange === undefined ? null : /^bytes (\d+)-\d+\/(?:\d+|\*)$/.exec(contentRange);
@@ -748,6 +767,17 @@ function parseFlag(value: string, option: string, location: string): boolean {
   throw new InvalidInput(
     `S3 option ${option}="${value}" of ${location} is not a boolean: use true or false`,
   );
+}
+
+/** The `timeout` option, seconds (a decimal number greater than 0), in milliseconds. */
+function parseTimeout(value: string, location: string): number {
+  const seconds = /^\d+(\.\d+)?$/.test(value) ? Number(value) : NaN;
+  if (!(seconds > 0) || seconds > 86_400) {
+    throw new InvalidInput(
+      `S3 option timeout="${value}" of ${location} is not a number of seconds: use for example timeout=30`,
+    );
+  }
+  return Math.max(1, Math.round(seconds * 1000));
 }
 
 function parseEndpoint(value: string, location: string): { url: string; shown: string } {

@@ -5,7 +5,13 @@ import os from "node:os";
 import path from "node:path";
 import process from "node:process";
 import { Buffer } from "node:buffer";
-import { AccessDenied, AlreadyExists, InvalidInput, StoreUnreachable } from "../errors.ts";
+import {
+  AccessDenied,
+  AlreadyExists,
+  InvalidInput,
+  StoreUnreachable,
+  TransientError,
+} from "../errors.ts";
 import { parseRepoUri } from "../../formats/uri.ts";
 import { randomBytes } from "../../testing/mod.ts";
 import { type S3Server, startS3Server } from "../../testing/s3_server.ts";
@@ -259,7 +265,7 @@ Deno.test("S3Store open of a dead endpoint gives one clear StoreUnreachable line
   assert.ok(e instanceof StoreUnreachable, String(e));
   assert.equal(
     e.message,
-    `cannot reach S3 endpoint http://127.0.0.1:${port} (ECONNREFUSED): check --to / endpoint= and the network`,
+    `cannot reach S3 endpoint http://127.0.0.1:${port} (ECONNREFUSED): check the endpoint= option of the repository URI and the network`,
   );
   assert.ok(!e.message.includes("\n"));
   assertNoSecrets(e);
@@ -387,5 +393,48 @@ Deno.test("S3Store open rejects bad options with one clear line", async () => {
     assert.ok(e instanceof InvalidInput, `${location}: ${String(e)}`);
     assert.match(e.message, pattern);
     assert.ok(!e.message.includes("pw@"), "the endpoint password leaked");
+  }
+});
+
+Deno.test("S3Store open of an endpoint that never answers times out, retries through options.retry", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns: Deno.Conn[] = [];
+  (async () => {
+    for await (const c of listener) conns.push(c);
+  })().catch(() => {});
+  const port = (listener.addr as Deno.NetAddr).port;
+  try {
+    const uri = parseRepoUri(
+      `s3://bucket/p?endpoint=http://127.0.0.1:${port}&region=us-east-1&timeout=0.2`,
+    ) as S3Uri;
+    const retries: string[] = [];
+    const started = Date.now();
+    const e = await S3Store.open(uri, {
+      credentials: { accessKeyId: CANARY_KEY_ID, secretAccessKey: CANARY_SECRET },
+      retry: { attempts: 3, baseDelayMs: 1, onRetry: (r) => retries.push(r.operation) },
+    }).then(() => null, (err) => err);
+    assert.ok(e instanceof TransientError, String(e));
+    assert.equal(
+      e.message,
+      `S3 endpoint http://127.0.0.1:${port} did not answer open of bucket "bucket" in s3://bucket/p within 0.2 s: check the endpoint= option and the network, or allow more time with ?timeout=<seconds>`,
+    );
+    assert.deepEqual(retries, ['open of bucket "bucket"', 'open of bucket "bucket"']);
+    assert.ok(Date.now() - started < 5000);
+    assertNoSecrets(e);
+  } finally {
+    for (const c of conns) c.close();
+    listener.close();
+  }
+});
+
+Deno.test("S3Store open rejects a timeout option that is not a number of seconds", async () => {
+  for (const value of ["0", "-1", "abc", "30s"]) {
+    const uri = parseRepoUri(`s3://bucket/p?endpoint=http://127.0.0.1:1&timeout=${value}`) as S3Uri;
+    const e = await S3Store.open(uri).then(() => null, (err) => err);
+    assert.ok(e instanceof InvalidInput, String(e));
+    assert.equal(
+      e.message,
+      `S3 option timeout="${value}" of s3://bucket/p is not a number of seconds: use for example timeout=30`,
+    );
   }
 });
