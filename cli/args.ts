@@ -53,5 +53,10 @@ export function onePositional(command: string, positionals: string[], what: stri
  * regular file, or a path ending in `.toml`.
  */
 export function isConfigFile(p: string): boolean {
-  return p.endsWith(".toml") || fs.statSync(p, { throwIfNoEntry: false })?.isFile() === true;
+  if (p.endsWith(".toml")) return true;
+  try {
+    return fs.statSync(p, { throwIfNoEntry: false })?.isFile() === true;
+  } catch {
+    return false; // a path too long or not searchable: the command that opens it says why
+  }
 }

@@ -11,7 +11,7 @@ import { hostname } from "node:os";
 import process from "node:process";
 import { randomBytes } from "node:crypto";
 import type { BlobStore } from "./drivers/types.ts";
-import { LockedError, NotFound } from "./errors.ts";
+import { AccessDenied, LockedError, NotFound, ReadOnlyError } from "./errors.ts";
 
 /** A lock is refreshed this often while held. */
 export const REFRESH_MS = 5 * 60 * 1000;
@@ -175,9 +175,13 @@ export class RepositoryLock {
       time,
       refreshed: time,
     };
-    await store.save({ kind: "lock", name }, new TextEncoder().encode(JSON.stringify(info)), {
-      exclusive: true,
-    });
+    try {
+      await store.save({ kind: "lock", name }, new TextEncoder().encode(JSON.stringify(info)), {
+        exclusive: true,
+      });
+    } catch (e) {
+      throw readOnlyMedia(e, store, options.operation) ?? e;
+    }
     try {
       // Another process may have written its lock between our check and our write.
       await checkConflicts(store, kind, name, now(), options.onStale, remove);
@@ -203,6 +207,26 @@ export class RepositoryLock {
     this.#timer = undefined;
     await this.#store.remove({ kind: "lock", name: this.#name });
   }
+}
+
+/**
+ * The error for a lock that cannot be written into a local repository on
+ * read-only media (or a directory this user may not write), pointing to
+ * `staged:`, the read-only way to open it; null for any other failure.
+ */
+function readOnlyMedia(e: unknown, store: BlobStore, operation: string): Error | null {
+  if (store.capabilities.name !== "fs") return null; // S3's 403 has its own message
+  const why = e instanceof ReadOnlyError
+    ? "is on read-only media"
+    : e instanceof AccessDenied
+    ? "cannot be written by this user"
+    : null;
+  if (why === null) return null;
+  const Class = e instanceof ReadOnlyError ? ReadOnlyError : AccessDenied;
+  return new Class(
+    `repository "${store.location}" ${why}, so ${operation} cannot write its lock file: make it writable, or to restore, verify or copy from it read-only, give it as staged:${store.location}`,
+    { cause: e },
+  );
 }
 
 async function checkConflicts(

@@ -28,7 +28,18 @@ export function dirSource(
   let real: string;
   try {
     real = fs.realpathSync(path.resolve(dir));
-  } catch {
+  } catch (e) {
+    const code = (e as { code?: unknown } | null)?.code;
+    if (code === "ENAMETOOLONG") {
+      throw new InvalidInput(
+        `source directory "${dir}" has a path longer than the system allows (ENAMETOOLONG): back up a parent directory instead`,
+      );
+    }
+    if (code === "EACCES") {
+      throw new InvalidInput(
+        `source directory "${dir}" cannot be reached, a parent directory denies access (EACCES): run as a user who may read it`,
+      );
+    }
     throw new InvalidInput(
       `source directory "${dir}" does not exist: check the path given to --from`,
     );

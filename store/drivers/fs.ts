@@ -33,7 +33,9 @@ import {
   AlreadyExists,
   BendsaveError,
   InvalidInput,
+  IoError,
   NotFound,
+  ReadOnlyError,
   RepositoryNotFound,
   StorageFull,
 } from "../errors.ts";
@@ -495,7 +497,6 @@ function* walkFiles(root: string, prefix: string): Generator<string> {
 const REASONS: Readonly<Record<string, string>> = {
   ENOTDIR: "a parent of the path is a file, not a directory",
   EISDIR: "the path is a directory",
-  EROFS: "the file system is read-only",
   EIO: "the device reported an I/O error",
   EMFILE: "too many files are open",
   ENAMETOOLONG: "the path is too long",
@@ -513,6 +514,11 @@ function translateError(err: unknown, file: string, action: string): Error {
         `the disk holding "${file}" is full: free space and run again`,
         { cause: err },
       );
+    case "EROFS":
+      return new ReadOnlyError(
+        `could not ${action} "${file}": the file system is read-only (EROFS), mount it read-write or use a writable repository`,
+        { cause: err },
+      );
     case "EACCES":
     case "EPERM":
       return new AccessDenied(
@@ -520,10 +526,19 @@ function translateError(err: unknown, file: string, action: string): Error {
         { cause: err },
       );
   }
+  if (code === "ENAMETOOLONG") {
+    return new InvalidInput(
+      `could not ${action} "${file}": the path is too long (ENAMETOOLONG), use a shorter path`,
+      { cause: err },
+    );
+  }
   const reason = (code !== undefined ? REASONS[code] : undefined) ??
     (err instanceof Error ? err.message : String(err));
-  return new Error(
-    `could not ${action} "${file}": ${reason}${code !== undefined ? ` (${code})` : ""}`,
-    { cause: err },
-  );
+  const message = `could not ${action} "${file}": ${reason}${
+    code !== undefined ? ` (${code})` : ""
+  }`;
+  // A system error (EIO, EMFILE...) is a condition of the machine, not a bug of bendsave.
+  return code !== undefined
+    ? new IoError(message, { cause: err })
+    : new Error(message, { cause: err });
 }
