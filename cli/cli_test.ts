@@ -240,7 +240,7 @@ Deno.test("cli prints help and exits 2 on usage errors", async () => {
   assert.match(missing.stderr, /needs --to/);
   const v = await cli(["--version"]);
   assert.equal(v.code, 0);
-  assert.match(v.stdout, /bendsave \d+\.\d+\.\d+\nrepository format: writes 1\.1, reads 1 to 1/);
+  assert.match(v.stdout, /bendsave \d+\.\d+\.\d+\nrepository format: writes 1\.2, reads 1 to 1/);
 });
 
 Deno.test("show prints a backup's manifest, and --json gives it as an object", async () => {
