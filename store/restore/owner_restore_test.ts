@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
+import process from "node:process";
 import { FsStore } from "../drivers/fs.ts";
 import { backup } from "../backup/backup.ts";
 import { planRestore, restore } from "./restore.ts";
@@ -97,6 +98,25 @@ Deno.test({
     // The link points at PG_VERSION: an lchown that followed it would have changed PG_VERSION.
     assert.equal(owner(path.join(out, "link")), "4321:8765");
   },
+});
+
+Deno.test("restore not run as root sets no owners and says so in the plan", async () => {
+  await using t = await tempDir();
+  const store = await backedUp(t.dir, (src) => {
+    fs.writeFileSync(path.join(src, "f"), "x");
+    if (asRoot) fs.chownSync(path.join(src, "f"), 1234, 5678);
+  });
+  const getuid = process.getuid!;
+  process.getuid = () => 1000; // as if an ordinary user ran it
+  try {
+    const out = path.join(t.dir, "out");
+    assert.equal((await planRestore(store, out)).ownership, "not-root");
+    const r = await restore(store, out, { workers: 0 });
+    assert.equal(r.ownership, "not-root");
+    assert.equal(owner(path.join(out, "f")), `${Deno.uid()}:${Deno.gid()}`);
+  } finally {
+    process.getuid = getuid;
+  }
 });
 
 /** a, sub/b and sub/c are one file; solo has a second name outside the source. */
