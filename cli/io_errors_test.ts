@@ -102,3 +102,39 @@ Deno.test("backup from or to a path longer than PATH_MAX gives one line and exit
   );
   await run("rm", "-rf", path.join(t.dir, names[0]!)); // Deno.remove cannot reach that deep
 });
+
+Deno.test({
+  name: "restore into a read-only target or one over PATH_MAX gives one line and its exit code",
+  ignore: !await canMountReadOnly(),
+  async fn() {
+    await using t = await tempDir();
+    const src = makeTree(path.join(t.dir, "src"), { largeSize: 0 });
+    const repo = path.join(t.dir, "repo");
+    assert.equal((await cli(["backup", "--from", src, "--to", repo])).code, 0);
+    const target = path.join(t.dir, "target");
+    await Deno.mkdir(target);
+    assert.ok(await run("mount", "--bind", target, target));
+    try {
+      assert.ok(await run("mount", "-o", "remount,bind,ro", target, target));
+      const r = await cli(["restore", "--from", repo, "--to", target, "--confirm"]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(assertOneLine(r.stderr), /restore target .* is read-only.*restore elsewhere/);
+      const sub = await cli([
+        "restore",
+        "--from",
+        repo,
+        "--to",
+        path.join(target, "inside"),
+        "--confirm",
+      ]);
+      assert.equal(sub.code, 1, sub.stderr);
+      assert.match(assertOneLine(sub.stderr), /is read-only/);
+    } finally {
+      await run("umount", target);
+    }
+    const long = path.join(t.dir, ...Array.from({ length: 20 }, (_, i) => `${i}`.padEnd(250, "d")));
+    const r = await cli(["restore", "--from", repo, "--to", long, "--confirm"]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(assertOneLine(r.stderr), /longer than the system allows \(ENAMETOOLONG\)/);
+  },
+});

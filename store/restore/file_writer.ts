@@ -42,6 +42,10 @@ export type WriteOp =
 export interface WriteError {
   readonly kind: "integrity" | "full" | "in-the-way" | "other";
   readonly message: string;
+  /** The system error code of an "other" error (EROFS, EACCES...), when there is one. */
+  readonly code?: string;
+  /** The path it happened on. */
+  readonly path?: string;
 }
 
 /** A file that was not restored while the others were. */
@@ -87,7 +91,12 @@ function classify(e: unknown, final: string): WriteError {
         `the disk holding "${final}" is full: free space (or restore elsewhere) and run the restore again`,
     };
   }
-  return { kind: "other", message: `cannot write "${final}": ${(e as Error).message}` };
+  return {
+    kind: "other",
+    message: `cannot write "${final}": ${(e as Error).message}`,
+    ...(code !== undefined ? { code } : {}),
+    path: final,
+  };
 }
 
 class Failure extends Error {
