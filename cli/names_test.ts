@@ -109,3 +109,60 @@ Deno.test("backup and restore round-trip files and symlinks with 255-byte names"
   assert.equal(fs.readFileSync(path.join(dest, "d", names[2]!), "utf8"), "three-byte");
   assert.deepEqual(filesUnder(dest).filter((f) => f.includes("bendsave-tmp")), []);
 });
+
+/** Runs a POSIX shell script in `cwd` (Deno's node:fs cannot name files that are not UTF-8). */
+async function sh(cwd: string, script: string): Promise<Uint8Array> {
+  const out = await new Deno.Command("sh", { args: ["-c", script], cwd, stderr: "piped" }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  return out.stdout;
+}
+
+Deno.test("backup and restore keep names that are not valid UTF-8 byte-exact", async () => {
+  await using t = await tempDir();
+  const src = path.join(t.dir, "src");
+  fs.mkdirSync(src);
+  // a<FF>b (a file), d<FE> (a directory) holding x<FF> and a symlink l<C3>, and a<EF BF BD>b:
+  // a file whose name is valid UTF-8 and equals the lossy form of the first.
+  await sh(
+    src,
+    `printf one > "$(printf 'a\\377b')" && mkdir "$(printf 'd\\376')" && ` +
+      `printf two > "$(printf 'd\\376/x\\377')" && ln -s ../ok.txt "$(printf 'd\\376/l\\303')" && ` +
+      `printf three > "a\u{fffd}b" && chmod 640 "$(printf 'a\\377b')"`,
+  );
+  const repo = path.join(t.dir, "repo");
+  const b = await cli(["backup", "--from", src, "--to", repo, "--json"]);
+  assert.equal(b.code, 0, b.stdout + b.stderr);
+  const s = lastOfType(b.stdout, "summary");
+  assert.equal(s.incomplete, false);
+  assert.equal(s.files, 3);
+  assert.equal(s.symlinks, 1);
+  // Unchanged files are matched by exact name in the next backup.
+  const b2 = await cli(["backup", "--from", src, "--to", repo, "--json"]);
+  assert.equal(b2.code, 0, b2.stderr);
+  assert.equal(lastOfType(b2.stdout, "summary").files_unchanged, 3);
+  const dest = path.join(t.dir, "dest");
+  const r = await cli(["restore", "--from", repo, "--to", dest, "--confirm"]);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  const listing = new TextDecoder("latin1").decode(
+    await sh(dest, "find . -print | LC_ALL=C sort | od -An -c | tr -s ' '"),
+  );
+  const want = new TextDecoder("latin1").decode(
+    await sh(src, "find . -print | LC_ALL=C sort | od -An -c | tr -s ' '"),
+  );
+  assert.equal(listing, want);
+  assert.equal(
+    new TextDecoder().decode(
+      await sh(
+        dest,
+        `cat "$(printf 'a\\377b')" "$(printf 'd\\376/x\\377')" "a\u{fffd}b"; ` +
+          `stat -c %a "$(printf 'a\\377b')"; readlink "$(printf 'd\\376/l\\303')"`,
+      ),
+    ),
+    "onetwothree640\n../ok.txt\n",
+  );
+  assert.deepEqual(
+    (await sh(dest, "find . -name '*bendsave*'")).length,
+    0,
+    "no placeholder or temporary name left",
+  );
+});

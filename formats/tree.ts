@@ -107,7 +107,7 @@ function compareNames(a: TreeNode, b: TreeNode): number {
 }
 
 /** A string equal for two nodes exactly when their exact name bytes are equal. */
-function nameKey(n: TreeNode): string {
+export function nameKey(n: Pick<TreeNode, "name" | "nameBytes">): string {
   if (!n.nameBytes) return n.name;
   // NUL never occurs in a name, so this cannot equal a UTF-8 name's key.
   return isUtf8(n.nameBytes)
@@ -116,7 +116,7 @@ function nameKey(n: TreeNode): string {
 }
 
 /** The name as a message quotes it: JSON, with the exact bytes in hex when not UTF-8. */
-function quoted(n: TreeNode): string {
+function quoted(n: Pick<TreeNode, "name" | "nameBytes">): string {
   if (!n.nameBytes) return JSON.stringify(n.name);
   return `${JSON.stringify(n.name)} (bytes ${
     [...n.nameBytes].map((b) => b.toString(16).padStart(2, "0")).join("")

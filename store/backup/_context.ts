@@ -12,7 +12,7 @@ import { encodeBlock } from "../../formats/codec.ts";
 import { sha256 } from "../../formats/hash.ts";
 import type { ManifestStats } from "../../formats/manifest.ts";
 import { BlobKind } from "../../formats/pack.ts";
-import { encodeTree, type TreeNode } from "../../formats/tree.ts";
+import { encodeTree, nameKey, type TreeNode } from "../../formats/tree.ts";
 
 /** What every part's backup works with. */
 export interface BackupContext {
@@ -127,7 +127,10 @@ export async function storeTree(ctx: BackupContext, nodes: TreeNode[]): Promise<
   return id;
 }
 
-/** Loads a parent tree's nodes by name; an unreadable one is reported and treated as empty. */
+/**
+ * Loads a parent tree's nodes by exact name ({@linkcode nameKey}); an
+ * unreadable one is reported and treated as empty.
+ */
 export async function parentNodes(
   ctx: BackupContext,
   id: Uint8Array | null,
@@ -136,7 +139,7 @@ export async function parentNodes(
   const old = new Map<string, TreeNode>();
   if (!id) return old;
   try {
-    for (const n of await ctx.repo.loadTree(id, `parent tree of ${where}`)) old.set(n.name, n);
+    for (const n of await ctx.repo.loadTree(id, `parent tree of ${where}`)) old.set(nameKey(n), n);
   } catch (e) {
     ctx.emit({
       type: "warning",

@@ -6,6 +6,7 @@
  * @module
  */
 import fs from "node:fs";
+import { Buffer } from "node:buffer";
 import path from "node:path";
 import { hostname } from "node:os";
 import type { BlobStore } from "../drivers/types.ts";
@@ -27,7 +28,15 @@ import {
   type ManifestStats,
 } from "../../formats/manifest.ts";
 import { BlobKind } from "../../formats/pack.ts";
-import { NodeType, type TreeNode } from "../../formats/tree.ts";
+import { nameFields, nameKey, NodeType, type TreeNode } from "../../formats/tree.ts";
+import {
+  type BytePath,
+  displayPath,
+  joinPath,
+  listNames,
+  lstatPath,
+  readlinkPath,
+} from "../_byte_path.ts";
 import { FORMAT_MINOR, FORMAT_VERSION, TOOL_VERSION } from "../../formats/version.ts";
 import { excludeMatcher } from "../../formats/glob.ts";
 import type { FileJob, FileResult } from "./file_blocks.ts";
@@ -359,32 +368,36 @@ async function backupDir(
   return await finish(root);
 }
 
+/** Walks directory `at` (its exact path) whose path in the part is `rel` (for messages). */
 async function walk(
   ctx: BackupContext,
-  base: string,
+  at: BytePath,
   rel: string,
   parentTree: Uint8Array | null,
   jobs: FileJob[],
   sizes: number[],
   jobNodes: TreeNode[],
 ): Promise<DirNode> {
-  const abs = rel === "" ? base : path.join(base, rel);
+  const abs = displayPath(at);
   const dir: DirNode = { rel, nodes: [], dirs: [] };
   const old = await parentNodes(ctx, parentTree, abs);
-  let names: string[];
+  let names: Uint8Array[];
   try {
-    names = fs.readdirSync(abs);
+    // Names are bytes: one that is not valid UTF-8 is kept exactly (nameBytes, format 1.2).
+    names = listNames(at);
   } catch (e) {
     warn(ctx, abs, `cannot list directory: ${(e as Error).message}`);
     return dir;
   }
-  names.sort();
-  for (const name of names) {
-    const p = path.join(abs, name);
+  names.sort(Buffer.compare);
+  for (const raw of names) {
+    const { name, nameBytes } = nameFields(raw);
+    const fp = joinPath(at, nameBytes ?? name);
+    const p = displayPath(fp);
     if (ctx.exclude(rel === "" ? name : `${rel}/${name}`)) continue;
     let st: fs.Stats;
     try {
-      st = fs.lstatSync(p);
+      st = lstatPath(fp);
     } catch (e) {
       warn(ctx, p, `cannot stat: ${(e as Error).message}`);
       continue;
@@ -398,8 +411,9 @@ async function walk(
       uid: st.uid,
       gid: st.gid,
       blocks: [] as Uint8Array[],
+      ...(nameBytes ? { nameBytes } : {}),
     };
-    const prev = old.get(name);
+    const prev = old.get(nameKey(common));
     if (st.isFile()) {
       const node: TreeNode = { ...common, type: NodeType.file, size: st.size };
       if (st.nlink > 1) node.nlink = st.nlink; // a hard link (format 1.2)
@@ -422,7 +436,12 @@ async function walk(
         : [];
       const packed = new Uint8Array(known.length * 32);
       known.forEach((b, i) => packed.set(b, i * 32));
-      jobs.push({ job: jobs.length, path: p, ...(known.length ? { known: packed } : {}) });
+      jobs.push({
+        job: jobs.length,
+        path: p,
+        ...(typeof fp === "string" ? {} : { exactPath: fp }),
+        ...(known.length ? { known: packed } : {}),
+      });
       sizes.push(st.size);
       jobNodes.push(node);
     } else if (
@@ -440,7 +459,7 @@ async function walk(
       ctx.stats.dirs++;
       const sub = await walk(
         ctx,
-        base,
+        fp,
         rel === "" ? name : `${rel}/${name}`,
         prev?.type === NodeType.dir && prev.subtree ? prev.subtree : null,
         jobs,
@@ -451,7 +470,7 @@ async function walk(
     } else if (st.isSymbolicLink()) {
       let target: string;
       try {
-        target = fs.readlinkSync(p);
+        target = readlinkPath(fp);
       } catch (e) {
         warn(ctx, p, `cannot read symlink: ${(e as Error).message}`);
         continue;

@@ -6,6 +6,7 @@
  * @module
  */
 import fs from "node:fs";
+import { openRead } from "../_byte_path.ts";
 import { type ChunkerParams, createChunker } from "../../formats/chunker.ts";
 import { type CompressionOptions, encodeBlock } from "../../formats/codec.ts";
 import { sha256, toHex } from "../../formats/hash.ts";
@@ -14,7 +15,10 @@ import { sha256, toHex } from "../../formats/hash.ts";
 export interface FileJob {
   /** Caller's number for the file. */
   readonly job: number;
+  /** The path (for messages; lossy when it is not valid UTF-8). */
   readonly path: string;
+  /** The exact path, when it is not valid UTF-8. */
+  readonly exactPath?: Uint8Array;
   /** Ids (32 bytes each, concatenated) the repository already holds: hashed but not compressed. */
   readonly known?: Uint8Array;
 }
@@ -74,7 +78,7 @@ export function* readFileBlocks(
   }
   let fd: number;
   try {
-    fd = fs.openSync(job.path, "r");
+    fd = openRead(job.exactPath ?? job.path);
   } catch (e) {
     yield failure(job, e, 0);
     return;

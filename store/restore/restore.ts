@@ -8,6 +8,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
+import { randomBytes } from "node:crypto";
 import type { BlobStore } from "../drivers/types.ts";
 import {
   IntegrityError,
@@ -25,6 +26,7 @@ import { type ChunkerParams, splitAll } from "../../formats/chunker.ts";
 import { equalBytes, sha256, toHex } from "../../formats/hash.ts";
 import { NodeType, type TreeNode } from "../../formats/tree.ts";
 import { includeMatcher } from "./glob.ts";
+import { displayPath, joinPath, renamePath } from "../_byte_path.ts";
 import { latestBackup } from "../source_groups.ts";
 import {
   type FailedFile,
@@ -135,6 +137,12 @@ interface Collected {
   readonly treePacks: Set<number>;
   /** Directories whose tree is in a missing pack (see {@linkcode RestorePlan.unlistedDirs}). */
   readonly unlistedDirs: string[];
+  /**
+   * Names that are not valid UTF-8, by the `rel` of their directory: such an
+   * entry is restored under the placeholder `seg` (its `rel` ends in it) and
+   * renamed to its exact bytes last ({@linkcode renameExact}).
+   */
+  readonly exact: Map<string, { seg: string; bytes: Uint8Array }[]>;
 }
 
 async function collect(
@@ -171,22 +179,26 @@ async function collect(
     symlinks: [],
     treePacks: new Set(),
     unlistedDirs: [],
+    exact: new Map(),
   };
-  const visit = async (id: Uint8Array, rel: string): Promise<boolean> => {
+  // `shown` is `rel` with the lossy names: what --include matches.
+  const visit = async (id: Uint8Array, rel: string, shown = rel): Promise<boolean> => {
     let any = false;
     const what = rel === "" ? `backup ${record.name}` : rel;
     const tree = await presence.tree(id, what);
     out.treePacks.add(tree.packIndex);
     if (tree.nodes === null) out.unlistedDirs.push(rel);
     for (const node of tree.nodes ?? []) {
-      const r = rel === "" ? node.name : `${rel}/${node.name}`;
+      const seg = node.nameBytes ? placeholder(out.exact, rel, node.nameBytes) : node.name;
+      const r = rel === "" ? seg : `${rel}/${seg}`;
+      const s = shown === "" ? node.name : `${shown}/${node.name}`;
       if (node.type === NodeType.dir) {
         const at = out.dirs.length;
         out.dirs.push({ rel: r, node });
-        const inner = node.subtree ? await visit(node.subtree, r) : false;
-        if (!inner && !include(r)) out.dirs.splice(at, 1);
+        const inner = node.subtree ? await visit(node.subtree, r, s) : false;
+        if (!inner && !include(s)) out.dirs.splice(at, 1);
         else any = true;
-      } else if (include(r)) {
+      } else if (include(s)) {
         (node.type === NodeType.file ? out.files : out.symlinks).push({ rel: r, node });
         any = true;
       }
@@ -195,6 +207,45 @@ async function collect(
   };
   await visit(part.root, "");
   return out;
+}
+
+/** Registers a name that is not valid UTF-8 in directory `dir`; returns its placeholder. */
+function placeholder(
+  exact: Collected["exact"],
+  dir: string,
+  bytes: Uint8Array,
+): string {
+  const seg = `.${randomBytes(6).toString("hex")}.bendsave-name`;
+  const list = exact.get(dir) ?? [];
+  list.push({ seg, bytes });
+  exact.set(dir, list);
+  return seg;
+}
+
+/**
+ * Renames the entries of directory `dir` (relative to `abs`) whose names are
+ * not valid UTF-8 from their placeholders to their exact names. Called for
+ * each directory, deepest first, before its own metadata is set (a rename
+ * changes the directory's mtime). Like every restore write, it replaces a
+ * file or symlink in its place and never follows one.
+ */
+function renameExact(abs: string, c: Collected, dir: string): void {
+  for (const { seg, bytes } of c.exact.get(dir) ?? []) {
+    const from = path.join(abs, dir, seg);
+    if (!lstatOrNull(from)) continue; // not restored (--include, or it failed)
+    const to = joinPath(path.join(abs, dir), bytes);
+    try {
+      renamePath(from, to);
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code === "ENOTEMPTY" || code === "EEXIST" || code === "EISDIR" || code === "ENOTDIR") {
+        throw new InvalidInput(
+          `cannot restore "${displayPath(to)}": something else is in its place in the target; move it away`,
+        );
+      }
+      throw fsError(e, displayPath(to));
+    }
+  }
 }
 
 /** Loads the index and collects what the restore reads. */
@@ -761,8 +812,10 @@ async function restoreLocked(
   }
   // Directory metadata last, deepest first (writing into a directory changes its mtime).
   for (const d of [...c.dirs].reverse()) {
+    renameExact(abs, c, d.rel);
     setMeta(path.join(abs, d.rel), d.node, ownerOf(d.node, options));
   }
+  renameExact(abs, c, "");
   const result: RestoreResult = {
     ...plan,
     failed,
