@@ -27,8 +27,32 @@ export function parse(command: string, args: string[], options: Options) {
       strict: true,
     });
   } catch (e) {
-    throw new UsageError(`${(e as Error).message.split("\n")[0]}: see bendsave ${command} --help`);
+    throw new UsageError(`${usageProblem(e, args)}: see bendsave ${command} --help`);
   }
+}
+
+/**
+ * What parseArgs refused, in bendsave's words: its own messages quote
+ * unevenly and put the useful hint on a later line.
+ */
+function usageProblem(e: unknown, args: string[]): string {
+  const message = e instanceof Error ? e.message : String(e);
+  const code = (e as { code?: string }).code;
+  const option = /^(?:Unknown option|Option) '(-[^' ]*)/.exec(message)?.[1]?.replace(/,$/, "");
+  if (option !== undefined) {
+    if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+      return `unknown option ${option} (a value that starts with "-" goes after "--")`;
+    }
+    if (/argument missing/.test(message)) return `${option} needs a value`;
+    if (/does not take an argument/.test(message)) return `${option} takes no value`;
+    if (/ambiguous/.test(message)) {
+      const next = args[args.indexOf(option) + 1];
+      return `${option} needs a value, but is followed by the option ${
+        next ?? "-"
+      } (write ${option}=<value> for a value that starts with "-")`;
+    }
+  }
+  return message.split("\n")[0]!.replace(/\.$/, "");
 }
 
 /** The value of a required string option. */

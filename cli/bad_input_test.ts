@@ -254,7 +254,7 @@ Deno.test(
       const big = path.join(t.dir, "big");
       fs.mkdirSync(big);
       fs.writeFileSync(path.join(big, "random.bin"), randomBytes(8 * 1024 * 1024, 5));
-      const r = await cli(["backup", "--from", big, "--to", repo, "--pack-size", "1"]);
+      const r = await cli(["backup", "--from", big, "--to", repo]);
       assert.equal(r.code, 1);
       assert.match(oneLine(r.stderr), /is full/);
       assert.deepEqual(filesUnder(path.join(repo, "manifests")), manifests);

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { ChunkerParams } from "../formats/chunker.ts";
 import type { RepoConfig } from "../formats/repo_config.ts";
 
 /** The text of `bendsave.md` for a repository. */
@@ -15,7 +16,7 @@ repository id \`${c.id}\`, created ${c.created}).
 
 ## What is here
 
-- \`config\`: JSON with the format version, chunking and compression settings.
+- \`config\`: JSON with the format version, the default chunker, compression and pack size.
 - \`manifests/\`: one file per backup, named by its UTC time (\`YYYYMMDD_HHMMSS.manifest\`).
   Each manifest points to its parent: every backup is logically full.
 - \`packs/\`: packfiles holding compressed blocks of file data and directory trees,
@@ -36,8 +37,40 @@ Never edit or rename files here by hand: every name is a checksum.
 Without bendsave: the byte format is described in FORMAT.md of the bendsave
 source; a SHA-256, a zstd decoder and a protobuf decoder are enough.
 
-Chunker: ${
-    JSON.stringify(c.chunker)
-  }; compression: ${c.compression.codec} level ${c.compression.level}.
+Chunking: every backup records in its manifest the chunker that cut its
+files (directory and cluster backups use FastCDC by default). The config's
+chunker applies only to parts that record none (streams): ${describeChunker(c.chunker)}.
+
+Compression: ${describeCompression(c)}; target pack size: ${formatMiB(c.packSize)}.
+Both are fixed when the repository is created.
 `;
+}
+
+/**
+ * A chunker in words, as the guide and messages print it.
+ *
+ * @example
+ * ```ts
+ * import { describeChunker } from "./guide.ts";
+ * describeChunker({ kind: "fixed", size: 8 * 1024 * 1024 }); // "fixed 8 MiB blocks"
+ * ```
+ */
+export function describeChunker(p: ChunkerParams): string {
+  if (p.kind === "fixed") return `fixed ${formatMiB(p.size)} blocks`;
+  return `FastCDC (min ${formatMiB(p.min)}, average ${formatMiB(p.avg)}, max ${formatMiB(p.max)})`;
+}
+
+/** A repository's compression in words, e.g. "zstd level 1". */
+export function describeCompression(c: RepoConfig): string {
+  return c.compression.codec === "none"
+    ? "none"
+    : `${c.compression.codec} level ${c.compression.level}`;
+}
+
+function formatMiB(bytes: number): string {
+  return bytes % (1024 * 1024) === 0
+    ? `${bytes / (1024 * 1024)} MiB`
+    : bytes % 1024 === 0
+    ? `${bytes / 1024} KiB`
+    : `${bytes} bytes`;
 }

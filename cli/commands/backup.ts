@@ -5,6 +5,7 @@
  */
 import { backup } from "../../store/backup/backup.ts";
 import { openStore } from "../../store/open_store.ts";
+import { FsStore } from "../../store/drivers/fs.ts";
 import { dirSource } from "../../sources/dir/dir_source.ts";
 import { clusterSource } from "../../sources/databend/cluster_source.ts";
 import type { Source } from "../../sources/types.ts";
@@ -136,10 +137,18 @@ export async function backupCommand(args: string[], out: Output): Promise<number
   const store = await openStore(to, { create: true, onWarning: out.warn });
   const r = await backup(store, source, {
     lockWaitMs: lockWait * 60_000,
-    init: { compression, ...(packMiB ? { packSize: packMiB * 1024 * 1024 } : {}) },
+    // Only the flags given: an existing repository warns that it ignores them.
+    init: {
+      ...(values.compression !== undefined ? { compression } : {}),
+      ...(packMiB ? { packSize: packMiB * 1024 * 1024 } : {}),
+    },
     onEvent: (e) => out.event(e),
     ...(workers === undefined ? {} : { workers }),
     ...(exclude.length > 0 ? { exclude } : {}),
+  }).catch(async (e) => {
+    // A failed first backup removes its repository; the directory made for it goes too.
+    if (store instanceof FsStore) await store.removeCreatedDirectory().catch(() => false);
+    throw e;
   });
   out.done();
   const s = r.manifest.stats;

@@ -5,6 +5,7 @@
  */
 import { copy, type CopyEvent, type CopyResult } from "../../store/copy.ts";
 import { openStore } from "../../store/open_store.ts";
+import { FsStore } from "../../store/drivers/fs.ts";
 import { parse, required } from "../args.ts";
 import { ExitCode } from "../exit_codes.ts";
 import { formatBytes, formatDuration, formatRate, type Output } from "../output.ts";
@@ -109,12 +110,14 @@ export async function copyCommand(args: string[], out: Output): Promise<number> 
   const manifests = (values.manifest as string[] | undefined) ?? [];
   const line = new ProgressLine(out);
   const source = await openStore(from, { onWarning: out.warn });
+  const dest = await openStore(to, { create: true, onWarning: out.warn });
   const r = await (async () => {
     try {
-      return await copy(source, await openStore(to, { create: true, onWarning: out.warn }), {
-        manifests,
-        onEvent: (e) => line.event(e),
-      });
+      return await copy(source, dest, { manifests, onEvent: (e) => line.event(e) });
+    } catch (e) {
+      // A copy refused before it wrote anything (a missing --manifest) leaves no empty directory.
+      if (dest instanceof FsStore) await dest.removeCreatedDirectory().catch(() => false);
+      throw e;
     } finally {
       line.clear();
     }

@@ -18,6 +18,7 @@ import { crashPoint } from "../crash_point.ts";
 import type { DirPart, Source, SourcePart, StreamPart } from "../../sources/types.ts";
 import { type BackupContext, BlockCutter, parentNodes, storeTree, warn } from "./_context.ts";
 import { backupObjects } from "./objects.ts";
+import { abandonNewRepository, ignoredInitOptions, removeStaleTemporaryFiles } from "./_upkeep.ts";
 import { sha256, toHex } from "../../formats/hash.ts";
 import {
   emptyStats,
@@ -111,12 +112,25 @@ export async function backup(
     created = true;
   }
   const emit: EventSink = options.onEvent ?? (() => {});
-  const lock = await RepositoryLock.acquire(store, "shared", {
-    operation: "backup",
-    waitMs: options.lockWaitMs ?? 0,
-    onWait: (message) => emit({ type: "warning", message }),
-    onStale: reportStale(emit),
-  });
+  if (!created) {
+    for (const message of ignoredInitOptions(repo.config, options.init)) {
+      emit({ type: "warning", message });
+    }
+  }
+  let lock: RepositoryLock;
+  try {
+    lock = await RepositoryLock.acquire(store, "shared", {
+      operation: "backup",
+      waitMs: options.lockWaitMs ?? 0,
+      onWait: (message) => emit({ type: "warning", message }),
+      onStale: reportStale(emit),
+    });
+  } catch (e) {
+    if (created) await abandonNewRepository(store).catch(() => false);
+    throw e;
+  }
+  let committed = false;
+  await removeStaleTemporaryFiles(store, emit);
   const writer = new PackWriter(store, repo.index, { targetSize: repo.config.packSize });
   try {
     await repo.loadIndex();
@@ -166,6 +180,7 @@ export async function backup(
     const bytes = encodeManifestFile(manifest);
     crashPoint("before-manifest");
     const name = await saveManifest(repo, start, bytes);
+    committed = true;
     crashPoint("manifest");
     return {
       name,
@@ -182,6 +197,8 @@ export async function backup(
   } finally {
     await source.close?.().catch(() => {});
     await lock.release().catch(() => {});
+    // A failed first backup leaves no repository behind (only the one it created).
+    if (created && !committed) await abandonNewRepository(store).catch(() => false);
   }
 }
 

@@ -108,6 +108,8 @@ export class FsStore implements BlobStore {
     rangedRead: true,
     name: "fs",
   };
+  /** The outermost directory `open` created for the root, or null. */
+  #createdDirectory: string | null = null;
 
   private constructor(root: string) {
     this.root = root;
@@ -139,8 +141,11 @@ export class FsStore implements BlobStore {
     } catch (err) {
       const code = errorCode(err);
       if (code === "ENOENT" && options.create === true) {
+        const top = topMissing(absolute);
         makeDirectories(absolute);
-        return new FsStore(absolute);
+        const store = new FsStore(absolute);
+        store.#createdDirectory = top;
+        return store;
       }
       if (code === "ENOENT") {
         throw new RepositoryNotFound(
@@ -339,6 +344,31 @@ export class FsStore implements BlobStore {
   }
 
   /**
+   * When {@linkcode FsStore.open} created the root (with `create`), removes
+   * it again with the empty directories below it and the parents it created,
+   * provided no file is left below it. Returns true when it was removed.
+   */
+  removeCreatedDirectory(): Promise<boolean> {
+    return Promise.try(() => {
+      const top = this.#createdDirectory;
+      if (top === null || [...walkFiles(this.root, "")].length > 0) return false;
+      try {
+        removeEmptyDirectories(this.root);
+        for (let dir = this.root; dir !== top;) {
+          dir = path.dirname(dir);
+          fs.rmdirSync(dir);
+        }
+      } catch (err) {
+        const code = errorCode(err);
+        if (code === "ENOTEMPTY" || code === "EEXIST" || code === "ENOENT") return false;
+        throw translateError(err, this.root, "remove");
+      }
+      this.#createdDirectory = null;
+      return true;
+    });
+  }
+
+  /**
    * Removes temporary files (`.tmp-*`) left anywhere below the root by saves
    * that were interrupted, when they are older than `olderThanMs` (one hour
    * by default, so saves in flight are not disturbed). Returns how many files
@@ -482,6 +512,23 @@ function readFileNames(dir: string): string[] {
   return readDirectory(dir)
     .filter((entry) => entry.isFile() && !entry.name.startsWith(TEMP_PREFIX))
     .map((entry) => entry.name);
+}
+
+/** The outermost directory of `dir`'s path that does not exist yet (`dir` itself at most). */
+function topMissing(dir: string): string {
+  let top = dir;
+  for (let up = path.dirname(top); up !== top && !fs.existsSync(up); up = path.dirname(up)) {
+    top = up;
+  }
+  return top;
+}
+
+/** Removes `dir` and every directory below it; throws ENOTEMPTY when anything else is there. */
+function removeEmptyDirectories(dir: string): void {
+  for (const entry of readDirectory(dir)) {
+    if (entry.isDirectory()) removeEmptyDirectories(path.join(dir, entry.name));
+  }
+  fs.rmdirSync(dir);
 }
 
 /** Relative paths (with `/`) of every regular file below `dir`, depth first. */
