@@ -86,3 +86,13 @@ Deno.test("backup leaves a repository inside its own source out, with a warning 
     "data/a.txt",
   ]);
 });
+
+Deno.test("backup refuses a repository that is the source directory itself", async () => {
+  await using t = await tempDir();
+  const src = path.join(t.dir, "src");
+  write(src, "a.txt", "a");
+  const b = await cli(["backup", "--from", src, "--to", src]);
+  assert.equal(b.code, 2, b.stderr);
+  assert.match(b.stderr, /is the directory being backed up: back up into a repository outside/);
+  assert.equal(b.stderr.trim().split("\n").length, 1, b.stderr);
+});

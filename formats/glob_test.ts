@@ -35,7 +35,7 @@ Deno.test("excludeMatcher leaves out a match and what is below it, and nothing w
   assert.equal(excludeMatcher([])("anything"), false);
 });
 
-Deno.test("excludeMatcher throws TypeError naming --exclude for an empty pattern", () => {
+Deno.test("excludeMatcher throws TypeError naming the option for an empty pattern", () => {
   assert.throws(
     () => excludeMatcher(["/"]),
     (e: Error) => e instanceof TypeError && e.message.startsWith('exclude pattern "/" is empty'),

@@ -70,14 +70,18 @@ function nodePath(p: BytePath): string | Buffer | null {
  */
 export function listNames(dir: BytePath): Uint8Array[] {
   const np = nodePath(dir);
-  if (np !== null) {
-    const names = fs.readdirSync(np, { encoding: "buffer" }) as unknown as Buffer[];
-    // Deno lists an invalid name as U+FFFD (EF BF BD): list again through libc for the exact bytes.
-    if (!onDeno || !names.some((n) => n.includes(REPLACEMENT))) {
-      return names.map((n) => new Uint8Array(n));
-    }
+  if (np === null) return libc().list(dir);
+  const names = fs.readdirSync(np, { encoding: "buffer" }) as unknown as Buffer[];
+  const listed = names.map((n) => new Uint8Array(n));
+  // Deno lists an invalid name as U+FFFD (EF BF BD): list again through libc for the exact bytes.
+  if (!onDeno || !names.some((n) => n.includes(REPLACEMENT))) return listed;
+  let lib: Libc;
+  try {
+    lib = libc();
+  } catch {
+    return listed; // no FFI (permission): the lossy names, as before format 1.2
   }
-  return libc().list(dir);
+  return lib.list(dir);
 }
 
 const REPLACEMENT = Buffer.from([0xef, 0xbf, 0xbd]);

@@ -10,7 +10,7 @@ import { Buffer } from "node:buffer";
 import path from "node:path";
 import { hostname } from "node:os";
 import type { BlobStore } from "../drivers/types.ts";
-import { AlreadyExists, RepositoryNotFound } from "../errors.ts";
+import { AlreadyExists, InvalidInput, RepositoryNotFound } from "../errors.ts";
 import { type InitOptions, type ManifestRecord, Repository } from "../repository.ts";
 import { reportStale, RepositoryLock } from "../lock.ts";
 import { PackWriter } from "../pack_writer.ts";
@@ -301,6 +301,12 @@ async function backupDir(
   part: DirPart,
   parentRoot: Uint8Array | null,
 ): Promise<Uint8Array> {
+  const top = fs.statSync(part.path);
+  if (ctx.repository?.ino === top.ino && ctx.repository.dev === top.dev) {
+    throw new InvalidInput(
+      `the repository ${ctx.repo.store.location} is the directory being backed up: back up into a repository outside ${part.path}`,
+    );
+  }
   // Phase 1: walk, reusing unchanged files from the parent.
   const jobs: FileJob[] = [];
   const sizes: number[] = [];
