@@ -125,3 +125,12 @@ export class RestoreIncomplete<R = unknown> extends IntegrityError {
     this.result = result;
   }
 }
+
+/**
+ * A database bendsave backs up (PostgreSQL) refused or failed a request, or
+ * cannot be reached: the server is down, a query failed, WAL did not reach
+ * the archive.
+ */
+export class DatabaseError extends BendsaveError {
+  override readonly code = "database";
+}
