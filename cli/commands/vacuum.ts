@@ -132,7 +132,11 @@ export async function vacuumCommand(args: string[], out: Output): Promise<number
       ? `dry run: nothing was changed\n${renderPlan(r)}`
       : `${renderPlan(r)}\ndone in ${
         formatDuration(r.durationMs)
-      }: ${r.newPacks} new pack(s), ${r.removedIndexFiles} old index file(s) replaced`,
+      }: ${r.newPacks} new pack(s), ${r.removedIndexFiles} old index file(s) replaced${
+        r.temporaryFilesRemoved
+          ? `, ${r.temporaryFilesRemoved} stale temporary file(s) removed`
+          : ""
+      }`,
   );
   return ExitCode.ok;
 }

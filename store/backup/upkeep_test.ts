@@ -142,3 +142,20 @@ Deno.test("copy of a missing manifest leaves no destination directory behind", a
   assert.match(r.stderr, /20000101_000000/);
   assert.equal(fs.existsSync(dest), false);
 });
+
+Deno.test("vacuum says how many stale temporary files it removed", async () => {
+  await using t = await tempDir();
+  const src = path.join(t.dir, "src");
+  fs.mkdirSync(src);
+  fs.writeFileSync(path.join(src, "a"), "a");
+  const repo = path.join(t.dir, "repo");
+  assert.equal((await cli(["backup", "--from", src, "--to", repo])).code, 0);
+  const stale = path.join(repo, "manifests", ".tmp-killed");
+  fs.writeFileSync(stale, "partial");
+  const twoHoursAgo = (Date.now() - 2 * 3_600_000) / 1000;
+  fs.utimesSync(stale, twoHoursAgo, twoHoursAgo);
+  const v = await cli(["vacuum", repo]);
+  assert.equal(v.code, 0, v.stderr);
+  assert.match(v.stdout, /1 stale temporary file\(s\) removed/);
+  assert.equal(fs.existsSync(stale), false);
+});
