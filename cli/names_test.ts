@@ -166,3 +166,36 @@ Deno.test("backup and restore keep names that are not valid UTF-8 byte-exact", a
     "no placeholder or temporary name left",
   );
 });
+
+Deno.test("restore --overwrite rewrites entries whose names are not valid UTF-8 in place", async () => {
+  await using t = await tempDir();
+  const src = path.join(t.dir, "src");
+  fs.mkdirSync(src);
+  await sh(
+    src,
+    `mkdir "$(printf 'd\\376')" && printf new > "$(printf 'd\\376/x\\377')" && ` +
+      `printf same > "$(printf 'd\\376/s\\377')" && printf top > "$(printf 't\\377')"`,
+  );
+  const repo = path.join(t.dir, "repo");
+  assert.equal((await cli(["backup", "--from", src, "--to", repo])).code, 0);
+  const dest = path.join(t.dir, "dest");
+  fs.mkdirSync(dest);
+  // The target already holds the directory (with a stale file, an equal one and one of its own).
+  await sh(
+    dest,
+    `mkdir "$(printf 'd\\376')" && printf old > "$(printf 'd\\376/x\\377')" && ` +
+      `printf same > "$(printf 'd\\376/s\\377')" && printf mine > "$(printf 'd\\376/keep\\377')"`,
+  );
+  const r = await cli(["restore", "--from", repo, "--to", dest, "--confirm", "--overwrite"]);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.equal(
+    new TextDecoder().decode(
+      await sh(
+        dest,
+        `cat "$(printf 'd\\376/x\\377')" "$(printf 'd\\376/s\\377')" "$(printf 'd\\376/keep\\377')" ` +
+          `"$(printf 't\\377')"; find . -name '*bendsave*'`,
+      ),
+    ),
+    "newsameminetop",
+  );
+});

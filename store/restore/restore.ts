@@ -26,7 +26,7 @@ import { type ChunkerParams, splitAll } from "../../formats/chunker.ts";
 import { equalBytes, sha256, toHex } from "../../formats/hash.ts";
 import { NodeType, type TreeNode } from "../../formats/tree.ts";
 import { includeMatcher } from "./glob.ts";
-import { displayPath, joinPath, renamePath } from "../_byte_path.ts";
+import { displayPath, joinPath, lstatPath, renamePath } from "../_byte_path.ts";
 import { latestBackup } from "../source_groups.ts";
 import {
   type FailedFile,
@@ -244,6 +244,35 @@ function renameExact(abs: string, c: Collected, dir: string): void {
         );
       }
       throw fsError(e, displayPath(to));
+    }
+  }
+}
+
+/**
+ * Before a restore into a non-empty target: moves each existing entry whose
+ * name is not valid UTF-8 and that the restore writes to its placeholder,
+ * parents first, so that the restore treats it like any existing entry (a
+ * file with the same content stays, a symlink where the backup has a
+ * directory is replaced, never followed), and {@linkcode renameExact} puts
+ * it back under its exact name.
+ */
+function adoptExact(abs: string, c: Collected): void {
+  // Map order is the walk's: a directory's own entry comes before its contents.
+  const restored = new Set(c.dirs.map((d) => d.rel));
+  for (const [dir, list] of c.exact) {
+    if (dir !== "" && !restored.has(dir)) continue; // renameExact would not put it back
+    for (const { seg, bytes } of list) {
+      const at = joinPath(path.join(abs, dir), bytes);
+      try {
+        lstatPath(at);
+      } catch {
+        continue; // not in the target (or its directory is not)
+      }
+      try {
+        renamePath(at, path.join(abs, dir, seg));
+      } catch (e) {
+        throw fsError(e, displayPath(at));
+      }
     }
   }
 }
@@ -657,6 +686,7 @@ async function restoreLocked(
     );
   }
   if (plan.missingPacks.length > 0) throw presence.error(plan);
+  if (plan.targetNotEmpty) adoptExact(abs, c);
   try {
     fs.mkdirSync(abs, { recursive: true });
     makeDirs(abs, c.dirs);
