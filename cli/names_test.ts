@@ -15,6 +15,11 @@ import { sha256 } from "../formats/hash.ts";
 import { BlobKind } from "../formats/pack.ts";
 import { encodeManifestFile } from "../formats/manifest.ts";
 import { encodeTree, NodeType } from "../formats/tree.ts";
+import { MemStore } from "../store/drivers/mem.ts";
+import { backup } from "../store/backup/backup.ts";
+import { restoreToStore } from "../store/restore/restore.ts";
+import { dirSource } from "../sources/dir/dir_source.ts";
+import { InvalidInput } from "../store/errors.ts";
 
 /**
  * Adds a backup whose root is a tree encoded straight with protobuf (as a
@@ -198,4 +203,22 @@ Deno.test("restore --overwrite rewrites entries whose names are not valid UTF-8 
     ),
     "newsameminetop",
   );
+});
+
+Deno.test("restoreToStore refuses names that are not valid UTF-8 (object names are UTF-8)", async () => {
+  await using t = await tempDir();
+  const src = path.join(t.dir, "src");
+  fs.mkdirSync(src);
+  await sh(src, `printf x > ok && printf y > "$(printf 'b\\377')"`);
+  const repo = new MemStore();
+  await backup(repo, dirSource(src), { workers: 0 });
+  const target = new MemStore();
+  await assert.rejects(
+    () => restoreToStore(repo, target),
+    (e: Error) =>
+      e instanceof InvalidInput && /b\ufffd.*restore it into a directory/.test(e.message),
+  );
+  const left: string[] = [];
+  for await (const f of target.list("raw")) left.push(f.name);
+  assert.deepEqual(left, [], "nothing written");
 });

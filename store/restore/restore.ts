@@ -1009,6 +1009,14 @@ export async function restoreToStore(
       );
     }
     if (plan.missingPacks.length > 0) throw presence.error(plan);
+    if (c.exact.size > 0) {
+      const [dir, [first]] = [...c.exact][0]!;
+      throw new InvalidInput(
+        `backup ${plan.manifest} holds names that are not valid UTF-8 (in "${dir}", ${
+          displayPath(first!.bytes)
+        }), which cannot be object names in ${target.location}: restore it into a directory`,
+      );
+    }
     for (const s of c.symlinks) {
       emit({
         type: "warning",
