@@ -11,10 +11,13 @@ import path from "node:path";
 import { randomBytes } from "node:crypto";
 import type { BlobStore } from "../drivers/types.ts";
 import {
+  AccessDenied,
   IntegrityError,
   InvalidInput,
+  IoError,
   MissingPacks,
   NotFound,
+  ReadOnlyError,
   RestoreIncomplete,
   StorageFull,
 } from "../errors.ts";
@@ -36,7 +39,7 @@ import {
   type WriteOp,
 } from "./file_writer.ts";
 import { WriterPool } from "./writer_pool.ts";
-import { type OwnerOptions, ownerOf, type Ownership, ownership } from "./owner.ts";
+import { ownerOf, type OwnerOptions, type Ownership, ownership } from "./owner.ts";
 
 /** A batch for a writer lane is sent at about this many bytes or steps. */
 const BATCH_BYTES = 4 * 1024 * 1024;
@@ -240,7 +243,9 @@ function renameExact(abs: string, c: Collected, dir: string): void {
       const code = (e as { code?: string }).code;
       if (code === "ENOTEMPTY" || code === "EEXIST" || code === "EISDIR" || code === "ENOTDIR") {
         throw new InvalidInput(
-          `cannot restore "${displayPath(to)}": something else is in its place in the target; move it away`,
+          `cannot restore "${
+            displayPath(to)
+          }": something else is in its place in the target; move it away`,
         );
       }
       throw fsError(e, displayPath(to));
@@ -632,12 +637,31 @@ function wholePacks(repo: Repository, c: Collected): Set<number> {
   return whole;
 }
 
+/** A system error of writing the restore target as one domain error with the fix. */
 function fsError(e: unknown, p: string): Error {
   const code = (e as { code?: string }).code;
   if (code === "ENOSPC" || code === "EDQUOT") {
     return new StorageFull(
       `the disk holding "${p}" is full: free space (or restore elsewhere) and run the restore again`,
     );
+  }
+  if (code === "EROFS") {
+    return new ReadOnlyError(
+      `restore target "${p}" is read-only (EROFS): restore elsewhere, or remount it read-write`,
+    );
+  }
+  if (code === "EACCES" || code === "EPERM") {
+    return new AccessDenied(
+      `restore target "${p}" cannot be written (${code}: not permitted, or immutable): restore elsewhere, or fix its permissions (lsattr shows an immutable flag)`,
+    );
+  }
+  if (code === "ENAMETOOLONG") {
+    return new InvalidInput(
+      `restore target "${p}" has a path longer than the system allows (ENAMETOOLONG): restore into a shorter path`,
+    );
+  }
+  if (code !== undefined) {
+    return new IoError(`cannot write restore target "${p}" (${code}): ${(e as Error).message}`);
   }
   return e as Error;
 }
@@ -793,14 +817,20 @@ async function restoreLocked(
     if (failure.kind === "integrity") throw new IntegrityError(failure.message);
     if (failure.kind === "full") throw new StorageFull(failure.message);
     if (failure.kind === "in-the-way") throw new InvalidInput(failure.message);
-    throw new Error(failure.message);
+    if (failure.code !== undefined) {
+      throw fsError({ code: failure.code, message: failure.message }, failure.path ?? abs);
+    }
+    throw new IoError(failure.message);
   }
   const failed: FailedFile[] = [...pool.failed];
   const lost = new Set(failed.map((f) => f.path));
   // Hard links once every file is written: each name of a file after the first.
   for (const l of links) {
     if (lost.has(l.of.rel)) {
-      failed.push({ path: l.rel, message: `hard link of ${l.of.rel}, which could not be restored` });
+      failed.push({
+        path: l.rel,
+        message: `hard link of ${l.of.rel}, which could not be restored`,
+      });
       continue;
     }
     if (lstatOrNull(path.join(abs, l.rel))?.isDirectory()) {
