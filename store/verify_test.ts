@@ -7,7 +7,7 @@ import { verify, type VerifyReport } from "./verify.ts";
 import { repairIndex } from "./repair.ts";
 import { restore } from "./restore/restore.ts";
 import { Repository } from "./repository.ts";
-import { IntegrityError, RestoreIncomplete } from "./errors.ts";
+import { RestoreIncomplete } from "./errors.ts";
 import { dirSource } from "../sources/dir/dir_source.ts";
 import { toHex } from "../formats/hash.ts";
 import { decodeTree } from "../formats/tree.ts";
