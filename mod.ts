@@ -41,6 +41,30 @@ export { type BackupSummary, listBackups } from "./store/list.ts";
 export { verify, type VerifyOptions, type VerifyReport } from "./store/verify.ts";
 export { repairIndex, type RepairResult } from "./store/repair.ts";
 export { vacuum, type VacuumOptions, type VacuumPlan, type VacuumResult } from "./store/vacuum.ts";
+export {
+  archivedSystems,
+  DEFAULT_WAL_LOCK_WAIT_MS,
+  fetchWal,
+  type FetchWalOptions,
+  type FetchWalResult,
+  listWal,
+  type ListWalOptions,
+  pushWal,
+  type PushWalOptions,
+  type PushWalResult,
+  type SystemIdOptions,
+  walArchived,
+  WalConflict,
+  walLiveBlocks,
+  WalNotArchived,
+} from "./store/wal_archive.ts";
+export {
+  formatLsn,
+  parseWalName,
+  type WalFileKind,
+  type WalName,
+  type WalRecord,
+} from "./formats/wal.ts";
 export { planRetention, type RetentionDecision, type RetentionRules } from "./store/retention.ts";
 export {
   type CopiedManifest,

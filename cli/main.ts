@@ -29,6 +29,8 @@ Commands:
   vacuum    delete old backups by retention rules and collect garbage
   copy      copy backups to another repository (only the blocks it lacks)
   repair    repair index: rebuild the index from the packs
+  wal-push  archive a PostgreSQL WAL file (archive_command = 'bendsave wal-push %p --to REPO')
+  wal-fetch restore an archived WAL file (restore_command = 'bendsave wal-fetch %f %p --from REPO')
 
 Run bendsave <command> --help for a command's options.
   --version   print the version, the repository formats it reads and writes, and how it was built
@@ -44,6 +46,11 @@ const COMMANDS: Record<string, (args: string[], out: Output) => Promise<number>>
   vacuum: vacuumCommand,
   copy: copyCommand,
   show: showCommand,
+  // Loaded on demand: PostgreSQL starts one process per WAL file.
+  "wal-push": async (args, out) =>
+    (await import("./commands/wal_push.ts")).walPushCommand(args, out),
+  "wal-fetch": async (args, out) =>
+    (await import("./commands/wal_fetch.ts")).walFetchCommand(args, out),
 };
 
 /** Runs the CLI and returns the exit code. */

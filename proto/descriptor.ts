@@ -381,6 +381,60 @@ export const descriptor = {
                   "protoName": "storage_prefix"
                 }
               }
+            },
+            "WalFile": {
+              "fields": {
+                "name": {
+                  "type": "string",
+                  "id": 1
+                },
+                "systemIdentifier": {
+                  "type": "uint64",
+                  "id": 2,
+                  "protoName": "system_identifier"
+                },
+                "size": {
+                  "type": "uint64",
+                  "id": 3
+                },
+                "sha256": {
+                  "type": "bytes",
+                  "id": 4
+                },
+                "blocks": {
+                  "rule": "repeated",
+                  "type": "bytes",
+                  "id": 5
+                },
+                "pushTimeMs": {
+                  "type": "int64",
+                  "id": 6,
+                  "protoName": "push_time_ms"
+                },
+                "timeline": {
+                  "type": "uint32",
+                  "id": 7
+                },
+                "startLsn": {
+                  "type": "uint64",
+                  "id": 8,
+                  "protoName": "start_lsn"
+                },
+                "segmentSize": {
+                  "type": "uint32",
+                  "id": 9,
+                  "protoName": "segment_size"
+                },
+                "toolVersion": {
+                  "type": "string",
+                  "id": 10,
+                  "protoName": "tool_version"
+                },
+                "host": {
+                  "type": "string",
+                  "id": 11
+                }
+              }
             }
           }
         }

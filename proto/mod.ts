@@ -24,3 +24,6 @@ export function toNumber(v: unknown): number {
   }
   return Number(v);
 }
+
+/** The `bendsave.v1.WalFile` message type (a WAL archive record, since format 1.2). */
+export const WalFileType: protobuf.Type = root.lookupType("bendsave.v1.WalFile");

@@ -18,6 +18,7 @@ import type { BlobStore } from "./drivers/types.ts";
 import { FsStore } from "./drivers/fs.ts";
 import { IntegrityError } from "./errors.ts";
 import { type ManifestRecord, Repository } from "./repository.ts";
+import { walLiveBlocks } from "./wal_archive.ts";
 import { reportStale, RepositoryLock } from "./lock.ts";
 import { BlockIndex } from "./block_index.ts";
 import { PackWriter } from "./pack_writer.ts";
@@ -122,6 +123,8 @@ async function markLive(repo: Repository, kept: ManifestRecord[]): Promise<Set<s
       if (l.root.length === 32) push(l.root, `backup ${r.name}`);
     }
   }
+  // Archived WAL is live: no vacuum deletes it (expiring WAL is a step of its own).
+  for (const w of await walLiveBlocks(repo.store)) need(w.id, w.what);
   for (let t = stack.pop(); t !== undefined; t = stack.pop()) {
     for (const n of await repo.loadTree(t.id, t.what)) {
       if (n.type === NodeType.file) { for (const b of n.blocks) need(b, `${t.what}/${n.name}`); }

@@ -22,6 +22,7 @@ import { decodeIndexFile } from "../formats/index_file.ts";
 import type { PackEntry } from "../formats/pack.ts";
 import { loadPackTrailer } from "./pack_trailer.ts";
 import { NodeType } from "../formats/tree.ts";
+import { listWal } from "./wal_archive.ts";
 
 /** Which packs `--read-data-subset` selects. */
 export type DataSubset = { kind: "slice"; n: number; t: number } | {
@@ -43,7 +44,7 @@ export interface VerifyOptions {
 }
 
 /** What kind of thing is damaged. */
-export type ProblemKind = "config" | "manifest" | "index" | "pack" | "tree" | "block";
+export type ProblemKind = "config" | "manifest" | "index" | "pack" | "tree" | "block" | "wal";
 
 /** One problem found by verify. */
 export interface Problem {
@@ -78,6 +79,8 @@ export interface VerifyReport {
     packs: number;
     packsRead: number;
     bytesRead: number;
+    /** WAL archive records (since format 1.2; only when every manifest is checked). */
+    walFiles: number;
   };
   readonly problems: Problem[];
   /** Manifests whose parent is no longer in the repository (not a problem). */
@@ -163,6 +166,7 @@ async function verifyLocked(
     packs: 0,
     packsRead: 0,
     bytesRead: 0,
+    walFiles: 0,
   };
 
   // Index files: each must match its name and parse; keep their pack records.
@@ -311,6 +315,36 @@ async function verifyLocked(
     });
   }
 
+  // WAL archive (since 1.2): every record's envelope holds and its blocks are
+  // indexed; the packs holding them are referenced (never reclaimable).
+  const walOfBlock = new Map<string, string[]>();
+  if (!options.manifests?.length) {
+    const records = await listWal(store, {
+      onDamaged: (name, e) => {
+        checked.walFiles++;
+        add("wal", name, e.message);
+      },
+    });
+    for (const w of records) {
+      checked.walFiles++;
+      const label = `wal:${w.systemId}/${w.name}`;
+      for (const b of w.blocks) {
+        const bh = toHex(b);
+        walOfBlock.set(bh, [...(walOfBlock.get(bh) ?? []), label]);
+        if (referencedBlocks.has(bh)) continue;
+        referencedBlocks.add(bh);
+        checked.blocks++;
+        const bl = repo.index.lookup(b);
+        if (!bl) {
+          badBlocks.set(
+            bh,
+            add("block", bh, `block ${bh} is not in the index (its pack or index file is lost)`),
+          );
+        } else referencedPacks.add(bl.packIndex);
+      }
+    }
+  }
+
   // Packs: existence, size, trailer against index.
   const present = new Map<string, number>();
   for await (const f of store.list("pack")) present.set(f.name, f.size);
@@ -445,6 +479,15 @@ async function verifyLocked(
           new Set(),
         );
       }
+    }
+  }
+
+  for (const [bh, labels] of walOfBlock) {
+    const p = badBlocks.get(bh);
+    if (!p) continue;
+    for (const label of labels) {
+      p.filesTotal++;
+      if (p.files.length < FILES_PER_PROBLEM) p.files.push(label);
     }
   }
 

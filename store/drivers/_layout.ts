@@ -11,11 +11,13 @@
  * | `pack`     | `packs/<first two hex digits>/<name>`  |
  * | `index`    | `index/<name>`                         |
  * | `lock`     | `locks/<name>`                         |
+ * | `wal`      | `wal/<system id>/<WAL file name>`      |
  * | `raw`      | the relative path itself               |
  *
  * @module
  */
 import type { ByteRange, FileKind, Handle } from "./types.ts";
+import { parseWalKey } from "../../formats/wal.ts";
 
 /** Pack names: 64 lowercase hex digits. */
 export const PACK_NAME = /^[0-9a-f]{64}$/;
@@ -35,7 +37,16 @@ export const FILE_KINDS: readonly FileKind[] = [
   "index",
   "lock",
   "raw",
+  "wal",
 ];
+
+/** Directory of WAL archive records (`wal/<system id>/<WAL file name>`, since format 1.2). */
+export const WAL_DIR = "wal";
+
+/** True when `name` is a WAL record name: a decimal system identifier, `/`, a WAL file name. */
+export function isWalRecordName(name: string): boolean {
+  return parseWalKey(name) !== null;
+}
 
 const KINDS: ReadonlySet<string> = new Set<string>(FILE_KINDS);
 
@@ -114,6 +125,15 @@ export function objectKey(h: Handle): string {
     case "raw":
       checkRawPath(h.name);
       return h.name;
+    case "wal":
+      if (!isWalRecordName(h.name)) {
+        throw new TypeError(
+          `WAL record name "${
+            String(h.name)
+          }" is not <system identifier>/<WAL file name>: use a decimal system identifier and a name such as 000000010000000000000001`,
+        );
+      }
+      return `${WAL_DIR}/${h.name}`;
   }
 }
 
@@ -140,6 +160,10 @@ export function handleOfKey(key: string): Handle | null {
     parts.length === 3 && parts[0] === "packs" && PACK_NAME.test(base) && base.startsWith(parts[1]!)
   ) {
     return { kind: "pack", name: base };
+  }
+  if (parts.length === 3 && parts[0] === WAL_DIR) {
+    const name = `${parts[1]}/${base}`;
+    if (isWalRecordName(name)) return { kind: "wal", name };
   }
   return null;
 }

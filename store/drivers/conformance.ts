@@ -135,6 +135,7 @@ export function runConformanceSuite(
         { kind: "index", name: "nope" },
         { kind: "lock", name: "nope" },
         { kind: "raw", name: "no/such/file" },
+        { kind: "wal", name: "7714430012941988799/000000010000000000000001" },
       ];
       for (const h of missing) {
         await assert.rejects(store.load(h), NotFound, `load ${h.kind}`);
@@ -194,9 +195,22 @@ export function runConformanceSuite(
       { handle: { kind: "pack", name: "ab".padEnd(64, "1") }, data: bytes(4, 9) },
       { handle: { kind: "index", name: "i1" }, data: bytes(11, 10) },
       { handle: { kind: "lock", name: "host-1.lock" }, data: bytes(12, 11) },
+      {
+        handle: { kind: "wal", name: "7714430012941988799/000000010000000000000001" },
+        data: bytes(13, 12),
+      },
+      {
+        handle: { kind: "wal", name: "7714430012941988799/00000002.history" },
+        data: bytes(14, 13),
+      },
+      {
+        handle: { kind: "wal", name: "42/000000010000000000000003.00000028.backup" },
+        data: bytes(15, 14),
+      },
+      { handle: { kind: "wal", name: "42/000000010000000000000004.partial" }, data: bytes(16, 15) },
     ];
     await withStore(objects, async (store) => {
-      const kinds: FileKind[] = ["config", "guide", "manifest", "pack", "index", "lock"];
+      const kinds: FileKind[] = ["config", "guide", "manifest", "pack", "index", "lock", "wal"];
       for (const kind of kinds) {
         const expected = objects
           .filter((o) => o.handle.kind === kind)
@@ -233,7 +247,16 @@ export function runConformanceSuite(
 
   readTest("list of an empty store yields nothing", async () => {
     await withStore([], async (store) => {
-      const kinds: FileKind[] = ["config", "guide", "manifest", "pack", "index", "lock", "raw"];
+      const kinds: FileKind[] = [
+        "config",
+        "guide",
+        "manifest",
+        "pack",
+        "index",
+        "lock",
+        "raw",
+        "wal",
+      ];
       for (const kind of kinds) {
         for await (const info of store.list(kind)) assert.fail(`unexpected ${kind} "${info.name}"`);
       }
@@ -269,6 +292,14 @@ export function runConformanceSuite(
       { kind: "pack", name: "abc" },
       { kind: "pack", name: "AB".padEnd(64, "0") },
       { kind: "pack", name: "../".padEnd(64, "0") },
+      { kind: "wal", name: "000000010000000000000001" },
+      { kind: "wal", name: "0/000000010000000000000001" },
+      { kind: "wal", name: "042/000000010000000000000001" },
+      { kind: "wal", name: "18446744073709551616/000000010000000000000001" },
+      { kind: "wal", name: "42/000000010000000000000001/x" },
+      { kind: "wal", name: "42/00000001000000000000000a" },
+      { kind: "wal", name: "42/../000000010000000000000001" },
+      { kind: "wal", name: "42/RECOVERYXLOG" },
     ];
     await withStore([], async (store) => {
       for (const h of bad) {

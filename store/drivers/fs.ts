@@ -11,6 +11,7 @@
  * | `pack`     | `packs/<first two hex digits>/<name>`  |
  * | `index`    | `index/<name>`                         |
  * | `lock`     | `locks/<name>`                         |
+ * | `wal`      | `wal/<system id>/<WAL file name>`      |
  * | `raw`      | the relative path itself               |
  *
  * Every save writes a temporary `.tmp-<random>` file beside its target,
@@ -54,11 +55,13 @@ import {
   describeHandle,
   FAN_OUT_DIR,
   isValidSegment,
+  isWalRecordName,
   KIND_DIRS,
   objectKey,
   PACK_NAME,
   SINGLETONS,
   TEMP_PREFIX,
+  WAL_DIR,
 } from "./_layout.ts";
 import { errorCode, readRange } from "./_fs_io.ts";
 
@@ -300,6 +303,20 @@ export class FsStore implements BlobStore {
           for (const name of readFileNames(dir)) {
             if (!PACK_NAME.test(name) || !name.startsWith(entry.name)) continue;
             const stat = statFile(path.join(dir, name));
+            if (stat !== undefined) yield { kind, name, size: stat.size, mtimeMs: stat.mtimeMs };
+          }
+        }
+        return;
+      }
+      case "wal": {
+        const wal = path.join(this.root, WAL_DIR);
+        for (const entry of readDirectory(wal)) {
+          if (!entry.isDirectory()) continue;
+          const dir = path.join(wal, entry.name);
+          for (const file of readFileNames(dir)) {
+            const name = `${entry.name}/${file}`;
+            if (!isWalRecordName(name)) continue;
+            const stat = statFile(path.join(dir, file));
             if (stat !== undefined) yield { kind, name, size: stat.size, mtimeMs: stat.mtimeMs };
           }
         }

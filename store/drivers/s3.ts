@@ -48,6 +48,7 @@ import {
   KIND_DIRS,
   objectKey,
   SINGLETONS,
+  WAL_DIR,
 } from "./_layout.ts";
 import { Semaphore } from "./_semaphore.ts";
 import { type RetryOptions, retryTransient } from "./retry.ts";
@@ -452,6 +453,9 @@ export class S3Store implements BlobStore, ListAfter {
         break;
       case "pack":
         listPrefix = `${base}packs/`;
+        break;
+      case "wal":
+        listPrefix = `${base}${WAL_DIR}/`;
         break;
       case "raw":
         listPrefix = base;

@@ -15,6 +15,7 @@
  * | `<parent>` is `manifests`                                          | `manifest` |
  * | `<parent>` is `index`                                              | `index`    |
  * | `<parent>` is `locks`                                              | `lock`     |
+ * | `wal/<system id>/<WAL file name>`, or `<system id>/<WAL file name>` starting with `BSWL` | `wal` |
  * | 64 hex digits in `packs/` or in a fan-out directory `packs/<ab>/`  | `pack`     |
  * | `<name>` is `config` / `bendsave.md`                               | `config` / `guide` |
  * | `<name>` is `YYYYMMDD_HHMMSS[_N].manifest`                         | `manifest` |
@@ -66,17 +67,21 @@ import {
   describeHandle,
   FAN_OUT_DIR,
   FILE_KINDS,
+  isWalRecordName,
   KIND_DIRS,
   objectKey,
   PACK_NAME,
   SINGLETONS,
   TEMP_PREFIX,
+  WAL_DIR,
 } from "./_layout.ts";
 import { isManifestName, openManifestFile } from "../../formats/manifest.ts";
+import { decodeWalRecord } from "../../formats/wal.ts";
 import { errorCode, readRange } from "./_fs_io.ts";
 
 const PACK_MAGIC = "BSPK";
 const INDEX_MAGIC = "BSIX";
+const WAL_MAGIC = "BSWL";
 const HASH_CHUNK = 4 * 1024 * 1024;
 
 /** Options of {@linkcode StagedStore.open}. */
@@ -392,6 +397,16 @@ function classify({ relative, file }: Walked, warn: (message: string) => void): 
   if (parent === KIND_DIRS.manifest) return { kind: "manifest", name };
   if (parent === KIND_DIRS.index) return { kind: "index", name };
   if (parent === KIND_DIRS.lock) return { kind: "lock", name };
+  if (parent !== null && isWalRecordName(`${parent}/${name}`)) {
+    // wal/<system id>/<WAL file name>, or <system id>/<WAL file name> holding a record
+    const wal: Handle = { kind: "wal", name: `${parent}/${name}` };
+    if (grandparent === WAL_DIR) return wal;
+    try {
+      if (readMagic(file) === WAL_MAGIC) return wal;
+    } catch {
+      return null;
+    }
+  }
   const isHex = PACK_NAME.test(name);
   if (
     isHex && (parent === "packs" ||
@@ -497,6 +512,15 @@ function nameCheck(kind: FileKind): ((copy: Copy) => boolean) | null {
     case "pack":
     case "index":
       return (copy) => hashFile(copy.file) === copy.name;
+    case "wal":
+      return (copy) => {
+        try {
+          decodeWalRecord(fs.readFileSync(copy.file));
+          return true;
+        } catch {
+          return false;
+        }
+      };
     case "manifest":
       return (copy) => {
         try {

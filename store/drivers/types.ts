@@ -9,8 +9,19 @@
  * @module
  */
 
-/** The kinds of file a repository holds; `raw` is a plain relative path (cluster storage). */
-export type FileKind = "config" | "guide" | "manifest" | "pack" | "index" | "lock" | "raw";
+/**
+ * The kinds of file a repository holds; `raw` is a plain relative path (cluster storage);
+ * `wal` a WAL archive record, named `<system identifier>/<WAL file name>` (since format 1.2).
+ */
+export type FileKind =
+  | "config"
+  | "guide"
+  | "manifest"
+  | "pack"
+  | "index"
+  | "lock"
+  | "raw"
+  | "wal";
 
 /** A typed name: a kind and a name within that kind (for `raw`, a relative path with `/`). */
 export interface Handle {

@@ -1,0 +1,72 @@
+/**
+ * `bendsave wal-fetch <name> <dest> --from <repo>`: PostgreSQL's restore_command.
+ *
+ * @module
+ */
+import { fetchWal } from "../../store/wal_archive.ts";
+import { openStore } from "../../store/open_store.ts";
+import { parse, required } from "../args.ts";
+import { ExitCode, UsageError } from "../exit_codes.ts";
+import type { Output } from "../output.ts";
+import { lockWaitMs } from "./wal_push.ts";
+
+/** Help text. */
+export const WAL_FETCH_HELP =
+  `Usage: bendsave wal-fetch <WAL file name> <destination> --from <repo> [options]
+
+Restores one archived PostgreSQL WAL file, for recovery:
+
+  restore_command = 'bendsave wal-fetch %f %p --from /backups/pg'
+
+The database system comes from global/pg_control of the working directory
+(PostgreSQL runs the command in the data directory), --pg-data or --system-id;
+without any of them, from the archive when it holds one system only.
+
+Every block and the whole file's SHA-256 are checked before the file takes its
+name: it is written under a temporary name beside the destination, flushed and
+renamed, so a failure never leaves a partial file at the destination.
+
+Options:
+  --from <repo>         the repository (a path, s3://..., staged:...)
+  --pg-data <dir>       the data directory holding global/pg_control
+  --system-id <n>       the database system identifier
+  --lock-wait <s>       wait up to this many seconds for a running vacuum (default 60)
+  --json                print the result as one JSON object
+
+Exit codes: 0 restored; 1 not in the archive (one line on stderr; PostgreSQL asks
+for files that may not exist), damage, storage error; 2 bad input.`;
+
+/** Runs the command. */
+export async function walFetchCommand(args: string[], out: Output): Promise<number> {
+  const { values, positionals } = parse("wal-fetch", args, {
+    from: { type: "string" },
+    "pg-data": { type: "string" },
+    "system-id": { type: "string" },
+    "lock-wait": { type: "string" },
+  });
+  if (values.help) {
+    console.log(WAL_FETCH_HELP);
+    return ExitCode.ok;
+  }
+  if (positionals.length !== 2) {
+    throw new UsageError(
+      "bendsave wal-fetch takes a WAL file name (%f) and a destination (%p): see bendsave wal-fetch --help",
+    );
+  }
+  const [name, dest] = positionals as [string, string];
+  const from = required("wal-fetch", values, "from");
+  const lockWait = lockWaitMs("wal-fetch", values["lock-wait"]);
+  const store = await openStore(from, { onWarning: out.warn });
+  try {
+    const r = await fetchWal(store, name, dest, {
+      lockWaitMs: lockWait,
+      onEvent: out.event.bind(out),
+      ...(typeof values["pg-data"] === "string" ? { pgData: values["pg-data"] } : {}),
+      ...(typeof values["system-id"] === "string" ? { systemId: values["system-id"] } : {}),
+    });
+    out.result({ type: "summary", ...r });
+    return ExitCode.ok;
+  } finally {
+    await store.close?.();
+  }
+}

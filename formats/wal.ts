@@ -1,0 +1,308 @@
+/**
+ * The PostgreSQL WAL archive's byte formats (FORMAT.md, "WAL archive"):
+ * WAL file names, the first page's long header of a segment, the first
+ * bytes of `global/pg_control`, and the archive record (`WalFile` in an
+ * envelope). Pure: no I/O.
+ *
+ * The PostgreSQL layouts (little-endian on the machines PostgreSQL writes
+ * them on, as every platform bendsave runs on is):
+ *
+ * ```
+ * XLogLongPageHeaderData (first page of a segment)    ControlFileData (pg_control)
+ *   0  u16 xlp_magic   (0xD110 in PostgreSQL 15)        0  u64 system_identifier
+ *   2  u16 xlp_info    (XLP_LONG_HEADER = 0x0002)
+ *   4  u32 xlp_tli
+ *   8  u64 xlp_pageaddr (the segment's start LSN)
+ *  16  u32 xlp_rem_len
+ *  20  4 bytes padding
+ *  24  u64 xlp_sysid
+ *  32  u32 xlp_seg_size
+ *  36  u32 xlp_xlog_blcksz
+ * ```
+ *
+ * @module
+ */
+import { toNumber, WalFileType } from "../proto/mod.ts";
+import { FORMAT_VERSION } from "./version.ts";
+import { sha256 } from "./hash.ts";
+
+/** What a WAL file name names. */
+export type WalFileKind = "segment" | "partial" | "history" | "backup";
+
+/** A parsed WAL file name. */
+export interface WalName {
+  readonly name: string;
+  readonly type: WalFileKind;
+  /** The timeline (first 8 hex digits). */
+  readonly timeline: number;
+  /** Segments, partial segments and backup files: the 16 hex digits of log and segment number. */
+  readonly log: number;
+  readonly seg: number;
+  /** Backup history files: the offset of the backup's start in its segment. */
+  readonly offset: number;
+}
+
+const SEGMENT = /^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})$/;
+const PARTIAL = /^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})\.partial$/;
+const HISTORY = /^([0-9A-F]{8})\.history$/;
+const BACKUP = /^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})\.([0-9A-F]{8})\.backup$/;
+const SYSTEM_ID = /^[1-9][0-9]{0,19}$/;
+const U64_MAX = (1n << 64n) - 1n;
+
+/**
+ * Parses a WAL file name as PostgreSQL writes them (upper-case hex): a
+ * segment (24 hex digits), a partial segment (`<segment>.partial`), a
+ * timeline history file (`<8 hex>.history`) or a backup history file
+ * (`<segment>.<8 hex>.backup`). Returns null for anything else.
+ *
+ * @example
+ * ```ts
+ * import { parseWalName } from "./wal.ts";
+ * parseWalName("000000010000000000000002")?.type; // "segment"
+ * parseWalName("00000002.history")?.timeline; // 2
+ * parseWalName("RECOVERYXLOG"); // null
+ * ```
+ */
+export function parseWalName(name: string): WalName | null {
+  if (typeof name !== "string") return null;
+  let m = SEGMENT.exec(name);
+  if (m) return segmentName(name, "segment", m, 0);
+  m = PARTIAL.exec(name);
+  if (m) return segmentName(name, "partial", m, 0);
+  m = BACKUP.exec(name);
+  if (m) return segmentName(name, "backup", m, parseInt(m[4]!, 16));
+  m = HISTORY.exec(name);
+  if (m) return { name, type: "history", timeline: parseInt(m[1]!, 16), log: 0, seg: 0, offset: 0 };
+  return null;
+}
+
+function segmentName(name: string, type: WalFileKind, m: RegExpExecArray, offset: number): WalName {
+  return {
+    name,
+    type,
+    timeline: parseInt(m[1]!, 16),
+    log: parseInt(m[2]!, 16),
+    seg: parseInt(m[3]!, 16),
+    offset,
+  };
+}
+
+/** True when `name` is a WAL file name ({@linkcode parseWalName}). */
+export function isWalName(name: string): boolean {
+  return parseWalName(name) !== null;
+}
+
+/** True when `s` is a system identifier in decimal: 1 to 2^64-1, no leading zero. */
+export function isSystemId(s: string): boolean {
+  return typeof s === "string" && SYSTEM_ID.test(s) && BigInt(s) <= U64_MAX;
+}
+
+/**
+ * The name of a WAL archive record within its driver kind:
+ * `<system identifier>/<WAL file name>`, or null when either part is invalid.
+ */
+export function parseWalKey(key: string): { systemId: string; name: WalName } | null {
+  if (typeof key !== "string") return null;
+  const slash = key.indexOf("/");
+  if (slash < 0) return null;
+  const systemId = key.slice(0, slash);
+  const name = parseWalName(key.slice(slash + 1));
+  return isSystemId(systemId) && name ? { systemId, name } : null;
+}
+
+/**
+ * The LSN of a segment's first byte: the segment number
+ * (`log * (2^32 / segmentSize) + seg`) times the segment size. Throws
+ * RangeError when `seg` does not fit the segment size.
+ */
+export function segmentStartLsn(name: WalName, segmentSize: number): bigint {
+  checkSegmentSize(segmentSize);
+  const perLog = 0x1_0000_0000 / segmentSize;
+  if (name.seg >= perLog) {
+    throw new RangeError(
+      `WAL file "${name.name}" has segment number ${name.seg}, beyond the ${perLog} of a ${segmentSize}-byte segment size`,
+    );
+  }
+  return (BigInt(name.log) * BigInt(perLog) + BigInt(name.seg)) * BigInt(segmentSize);
+}
+
+/** Throws RangeError unless `size` is a power of two from 1 MiB to 1 GiB (PostgreSQL's range). */
+export function checkSegmentSize(size: number): void {
+  if (!Number.isInteger(size) || size < 1 << 20 || size > 1 << 30 || (size & (size - 1)) !== 0) {
+    throw new RangeError(
+      `WAL segment size ${size} is not a power of two from 1 MiB to 1 GiB`,
+    );
+  }
+}
+
+/** An LSN as PostgreSQL prints it: `X/Y`, upper-case hex. */
+export function formatLsn(lsn: bigint): string {
+  return `${(lsn >> 32n).toString(16).toUpperCase()}/${
+    (lsn & 0xffff_ffffn).toString(16).toUpperCase()
+  }`;
+}
+
+/** `xlp_info` flag of a long page header (the first page of a segment). */
+export const XLP_LONG_HEADER = 0x0002;
+/** Size of XLogLongPageHeaderData. */
+export const LONG_HEADER_SIZE = 40;
+
+/** The fields of a segment's first page header that bendsave checks. */
+export interface WalSegmentHeader {
+  readonly magic: number;
+  readonly info: number;
+  readonly timeline: number;
+  readonly pageAddress: bigint;
+  readonly systemId: string;
+  readonly segmentSize: number;
+  readonly blockSize: number;
+}
+
+/**
+ * Parses the long page header at the start of a segment. Throws SyntaxError
+ * when the bytes are too short or the page has no long header (not the
+ * first page of a WAL segment).
+ */
+export function parseSegmentHeader(bytes: Uint8Array): WalSegmentHeader {
+  if (bytes.length < LONG_HEADER_SIZE) {
+    throw new SyntaxError(
+      `${bytes.length} bytes are too short for a WAL page header (${LONG_HEADER_SIZE})`,
+    );
+  }
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, LONG_HEADER_SIZE);
+  const info = dv.getUint16(2, true);
+  if ((info & XLP_LONG_HEADER) === 0) {
+    throw new SyntaxError("its first page has no long header: it is not a WAL segment");
+  }
+  return {
+    magic: dv.getUint16(0, true),
+    info,
+    timeline: dv.getUint32(4, true),
+    pageAddress: dv.getBigUint64(8, true),
+    systemId: dv.getBigUint64(24, true).toString(),
+    segmentSize: dv.getUint32(32, true),
+    blockSize: dv.getUint32(36, true),
+  };
+}
+
+/** The system identifier in the first 8 bytes of `global/pg_control`, in decimal. */
+export function controlFileSystemId(bytes: Uint8Array): string {
+  if (bytes.length < 8) {
+    throw new SyntaxError(`pg_control has ${bytes.length} bytes, fewer than its first field`);
+  }
+  return new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true).toString();
+}
+
+/** A WAL archive record (the `WalFile` message). */
+export interface WalRecord {
+  readonly name: string;
+  /** In decimal (a uint64). */
+  readonly systemId: string;
+  readonly size: number;
+  /** SHA-256 of the whole file. */
+  readonly sha256: Uint8Array;
+  /** Data block ids, in file order. */
+  readonly blocks: readonly Uint8Array[];
+  readonly pushTimeMs: number;
+  readonly timeline: number;
+  readonly startLsn: bigint;
+  /** Segments: the segment size of the header; otherwise 0. */
+  readonly segmentSize: number;
+  readonly toolVersion: string;
+  readonly host: string;
+}
+
+const WAL_MAGIC = [0x42, 0x53, 0x57, 0x4c]; // "BSWL"
+const ENVELOPE_HEADER = 8;
+const ENVELOPE_CHECKSUM = 32;
+
+/**
+ * The bytes of a record file: `"BSWL"`, the major format version, three
+ * zero bytes, the `WalFile` message, and the SHA-256 of everything before
+ * it (the manifest envelope with another magic).
+ */
+export function encodeWalRecord(r: WalRecord): Uint8Array {
+  const body = WalFileType.encode(WalFileType.fromObject({
+    name: r.name,
+    systemIdentifier: r.systemId,
+    size: r.size,
+    sha256: r.sha256,
+    blocks: [...r.blocks],
+    pushTimeMs: r.pushTimeMs,
+    timeline: r.timeline,
+    startLsn: r.startLsn.toString(),
+    segmentSize: r.segmentSize,
+    toolVersion: r.toolVersion,
+    host: r.host,
+  })).finish();
+  const out = new Uint8Array(ENVELOPE_HEADER + body.length + ENVELOPE_CHECKSUM);
+  out.set([...WAL_MAGIC, FORMAT_VERSION, 0, 0, 0]);
+  out.set(body, ENVELOPE_HEADER);
+  out.set(sha256(out.subarray(0, ENVELOPE_HEADER + body.length)), ENVELOPE_HEADER + body.length);
+  return out;
+}
+
+/** True when `bytes` start with the record magic `"BSWL"`. */
+export function hasWalMagic(bytes: Uint8Array): boolean {
+  return bytes.length >= 4 && WAL_MAGIC.every((b, i) => bytes[i] === b);
+}
+
+/**
+ * Decodes a record file. Throws SyntaxError when it is truncated, garbled
+ * (the checksum), of a newer major version, or lacks its name, hash or
+ * system identifier, or when its block ids are not 32 bytes.
+ */
+export function decodeWalRecord(bytes: Uint8Array): WalRecord {
+  if (bytes.length < ENVELOPE_HEADER || !hasWalMagic(bytes)) {
+    throw new SyntaxError("not a bendsave WAL record (no BSWL header, or truncated)");
+  }
+  if (bytes[4]! > FORMAT_VERSION) {
+    throw new SyntaxError(
+      `WAL record format version ${
+        bytes[4]
+      } is newer than this bendsave reads (${FORMAT_VERSION}): use a newer bendsave`,
+    );
+  }
+  if (bytes.length < ENVELOPE_HEADER + ENVELOPE_CHECKSUM) {
+    throw new SyntaxError("WAL record is truncated");
+  }
+  const end = bytes.length - ENVELOPE_CHECKSUM;
+  const sum = sha256(bytes.subarray(0, end));
+  for (let i = 0; i < ENVELOPE_CHECKSUM; i++) {
+    if (sum[i] !== bytes[end + i]) {
+      throw new SyntaxError("WAL record checksum mismatch (truncated or garbled)");
+    }
+  }
+  // deno-lint-ignore no-explicit-any
+  let r: any;
+  try {
+    r = WalFileType.toObject(WalFileType.decode(bytes.subarray(ENVELOPE_HEADER, end)), {
+      defaults: false,
+      arrays: true,
+      longs: String,
+    });
+  } catch (e) {
+    throw new SyntaxError(`WAL record does not decode (${(e as Error).message})`);
+  }
+  const hash = r.sha256 instanceof Uint8Array ? new Uint8Array(r.sha256) : new Uint8Array(0);
+  if (!r.name || !r.systemIdentifier || hash.length !== 32) {
+    throw new SyntaxError("WAL record lacks its name, system identifier or SHA-256");
+  }
+  const blocks: Uint8Array[] = (r.blocks ?? []).map((b: Uint8Array) => new Uint8Array(b));
+  if (blocks.some((b) => b.length !== 32)) {
+    throw new SyntaxError("WAL record has a block id that is not 32 bytes");
+  }
+  return {
+    name: r.name,
+    systemId: String(r.systemIdentifier),
+    size: toNumber(r.size),
+    sha256: hash,
+    blocks,
+    pushTimeMs: toNumber(r.pushTimeMs),
+    timeline: r.timeline ?? 0,
+    startLsn: BigInt(r.startLsn ?? 0),
+    segmentSize: r.segmentSize ?? 0,
+    toolVersion: r.toolVersion ?? "",
+    host: r.host ?? "",
+  };
+}

@@ -1,0 +1,533 @@
+/**
+ * The PostgreSQL WAL archive in a repository (FORMAT.md, "WAL archive"):
+ * `archive_command` pushes a WAL file, `restore_command` fetches one.
+ *
+ * A push stores the file like a backed-up file's content: cut by the
+ * repository's chunker, blocks the index does not hold compressed into a new
+ * pack, then one index file listing it, and last the record
+ * `wal/<system identifier>/<name>` (an exclusive create): the commit point.
+ * It holds a shared lock, so a vacuum never runs meanwhile.
+ *
+ * PostgreSQL's contracts: a push succeeds only once the record is durable;
+ * the same name with the same content succeeds again without writing; the
+ * same name with other content is refused ({@linkcode WalConflict}) and
+ * nothing is overwritten. A fetch of a name the archive does not hold
+ * throws {@linkcode WalNotArchived}; a fetch writes a temporary file beside
+ * the destination and renames it into place only when every block and the
+ * whole file's SHA-256 checked, so no partial file is ever left there.
+ *
+ * @module
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { hostname } from "node:os";
+import { randomBytes } from "node:crypto";
+import type { BlobStore, Handle } from "./drivers/types.ts";
+import { AlreadyExists, BendsaveError, IntegrityError, InvalidInput, NotFound } from "./errors.ts";
+import { Repository } from "./repository.ts";
+import { reportStale, RepositoryLock } from "./lock.ts";
+import { PackWriter } from "./pack_writer.ts";
+import { crashPoint } from "./crash_point.ts";
+import type { EventSink } from "./backup/events.ts";
+import { splitAll } from "../formats/chunker.ts";
+import { encodeBlock } from "../formats/codec.ts";
+import { equalBytes, Sha256, sha256, toHex } from "../formats/hash.ts";
+import { BlobKind } from "../formats/pack.ts";
+import {
+  controlFileSystemId,
+  decodeWalRecord,
+  encodeWalRecord,
+  formatLsn,
+  isSystemId,
+  parseSegmentHeader,
+  parseWalName,
+  segmentStartLsn,
+  type WalName,
+  type WalRecord,
+} from "../formats/wal.ts";
+import { TOOL_VERSION } from "../formats/version.ts";
+
+/** How long a push or fetch waits for a running vacuum by default: 60 s. */
+export const DEFAULT_WAL_LOCK_WAIT_MS = 60_000;
+
+/** The same WAL file name was archived with other content; nothing was overwritten. */
+export class WalConflict extends BendsaveError {
+  override readonly code = "wal_conflict";
+}
+
+/** The archive holds no WAL file of that name. */
+export class WalNotArchived extends NotFound {}
+
+/** Where the system identifier comes from: given, or `global/pg_control` of a data directory. */
+export interface SystemIdOptions {
+  /** The database system identifier, in decimal (overrides pg_control). */
+  readonly systemId?: string;
+  /** The data directory whose `global/pg_control` names the system (default: the working directory). */
+  readonly pgData?: string;
+}
+
+/** Options of {@linkcode pushWal}. */
+export interface PushWalOptions extends SystemIdOptions {
+  /** The name to archive under (default: the file's base name, as `%f`). */
+  readonly name?: string;
+  /** How long to wait for a vacuum's exclusive lock (default 60 s). */
+  readonly lockWaitMs?: number;
+  readonly now?: () => number;
+  readonly onEvent?: EventSink;
+}
+
+/** What a push did. */
+export interface PushWalResult {
+  readonly name: string;
+  readonly systemId: string;
+  /** `archived`: this push wrote the record; `already-archived`: the same content was there. */
+  readonly status: "archived" | "already-archived";
+  readonly size: number;
+  readonly blocks: number;
+  /** Blocks this push stored (the others were in the repository already). */
+  readonly newBlocks: number;
+  /** Bytes of pack files written. */
+  readonly packBytes: number;
+  readonly durationMs: number;
+}
+
+/** Options of {@linkcode fetchWal}. */
+export interface FetchWalOptions extends SystemIdOptions {
+  /** How long to wait for a vacuum's exclusive lock (default 60 s). */
+  readonly lockWaitMs?: number;
+  readonly onEvent?: EventSink;
+}
+
+/** What a fetch wrote. */
+export interface FetchWalResult {
+  readonly name: string;
+  readonly systemId: string;
+  readonly size: number;
+  readonly path: string;
+}
+
+/** The handle of a WAL record. */
+export function walHandle(systemId: string, name: string): Handle {
+  return { kind: "wal", name: `${systemId}/${name}` };
+}
+
+/**
+ * The system identifier for a push or fetch: `systemId` when given, else
+ * the first field of `<pgData or cwd>/global/pg_control`, else null when
+ * there is no pg_control (and `pgData` was not given).
+ */
+export function resolveSystemId(options: SystemIdOptions): string | null {
+  if (options.systemId !== undefined) {
+    if (!isSystemId(options.systemId)) {
+      throw new InvalidInput(
+        `system identifier "${options.systemId}" is not a decimal number from 1 to 2^64-1: give it as PostgreSQL prints it (pg_controldata, "Database system identifier")`,
+      );
+    }
+    return options.systemId;
+  }
+  const file = path.join(options.pgData ?? ".", "global", "pg_control");
+  let bytes: Uint8Array;
+  try {
+    bytes = fs.readFileSync(file);
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if ((code === "ENOENT" || code === "ENOTDIR") && options.pgData === undefined) return null;
+    throw new InvalidInput(
+      `cannot read "${path.resolve(file)}" (${
+        code ?? (e as Error).message
+      }): give the data directory with --pg-data, or the system identifier with --system-id`,
+    );
+  }
+  try {
+    return controlFileSystemId(bytes);
+  } catch (e) {
+    throw new InvalidInput(
+      `"${path.resolve(file)}" is not a pg_control file (${(e as Error).message})`,
+    );
+  }
+}
+
+/** The checks of a WAL file's content: its system identifier, segment size and start LSN. */
+function inspect(
+  name: WalName,
+  data: Uint8Array,
+  given: string | null,
+): { systemId: string; startLsn: bigint; segmentSize: number } {
+  if (name.type === "segment" || name.type === "partial") {
+    let header;
+    try {
+      header = parseSegmentHeader(data);
+    } catch (e) {
+      throw new InvalidInput(
+        `"${name.name}" is not a WAL segment (${
+          (e as Error).message
+        }): PostgreSQL keeps it and retries; check that archive_command passes %p`,
+      );
+    }
+    if (given !== null && header.systemId !== given) {
+      throw new InvalidInput(
+        `WAL segment "${name.name}" belongs to database system ${header.systemId}, not ${given} (pg_control or --system-id): archive each cluster's WAL from its own data directory`,
+      );
+    }
+    try {
+      segmentStartLsn(name, header.segmentSize); // checks the segment size and number
+    } catch (e) {
+      throw new InvalidInput(`WAL segment "${name.name}" is damaged (${(e as Error).message})`);
+    }
+    if (data.length !== header.segmentSize) {
+      throw new InvalidInput(
+        `"${name.name}" is a segment of the wrong size: ${data.length} bytes, its header says ${header.segmentSize}; it is truncated or not a finished segment, so it is not archived`,
+      );
+    }
+    const startLsn = segmentStartLsn(name, header.segmentSize);
+    if (header.pageAddress !== startLsn) {
+      throw new InvalidInput(
+        `WAL segment "${name.name}" starts at LSN ${formatLsn(header.pageAddress)}, not ${
+          formatLsn(startLsn)
+        } as its name says: it is not that segment`,
+      );
+    }
+    return { systemId: header.systemId, startLsn, segmentSize: header.segmentSize };
+  }
+  if (given === null) {
+    throw new InvalidInput(
+      `cannot tell which database system "${name.name}" belongs to (no global/pg_control in the working directory): run it in the data directory, or give --pg-data or --system-id`,
+    );
+  }
+  let startLsn = 0n;
+  if (name.type === "backup") {
+    const m = /START WAL LOCATION: ([0-9A-F]{1,8})\/([0-9A-F]{1,8})/.exec(
+      new TextDecoder().decode(data.subarray(0, 4096)),
+    );
+    if (m) startLsn = (BigInt(`0x${m[1]}`) << 32n) | BigInt(`0x${m[2]}`);
+  }
+  return { systemId: given, startLsn, segmentSize: 0 };
+}
+
+function walName(name: string): WalName {
+  const parsed = parseWalName(name);
+  if (!parsed) {
+    throw new InvalidInput(
+      `"${name}" is not a WAL file name (24 hex digits, <timeline>.history, <segment>.<offset>.backup or <segment>.partial): pass %p (and %f) as PostgreSQL gives them`,
+    );
+  }
+  return parsed;
+}
+
+/** Reads and checks a record; a damaged one is an IntegrityError naming it. */
+async function loadRecord(store: BlobStore, h: Handle): Promise<WalRecord> {
+  const bytes = await store.load(h);
+  try {
+    return decodeWalRecord(bytes);
+  } catch (e) {
+    throw new IntegrityError(
+      `WAL record ${h.name} in ${store.location} is damaged (${
+        (e as Error).message
+      }): run bendsave verify`,
+    );
+  }
+}
+
+async function loadRecordOrNull(store: BlobStore, h: Handle): Promise<WalRecord | null> {
+  try {
+    return await loadRecord(store, h);
+  } catch (e) {
+    if (e instanceof NotFound) return null;
+    throw e;
+  }
+}
+
+/** Same name archived: the same content is fine, other content a conflict. */
+function compareExisting(existing: WalRecord, size: number, hash: Uint8Array): void {
+  if (existing.size === size && equalBytes(existing.sha256, hash)) return;
+  throw new WalConflict(
+    `WAL file ${existing.name} of system ${existing.systemId} is already archived with other content (${existing.size} bytes, SHA-256 ${
+      toHex(existing.sha256).slice(0, 16)
+    }..., not ${size} bytes, ${
+      toHex(hash).slice(0, 16)
+    }...): nothing was overwritten; check that only one cluster archives into this repository`,
+  );
+}
+
+async function acquire(
+  store: BlobStore,
+  operation: string,
+  options: { lockWaitMs?: number; onEvent?: EventSink },
+): Promise<RepositoryLock | null> {
+  if (!store.capabilities.writable) return null; // read-only (staged): no locks
+  const emit = options.onEvent ?? (() => {});
+  return await RepositoryLock.acquire(store, "shared", {
+    operation,
+    onStale: reportStale(emit),
+    waitMs: options.lockWaitMs ?? DEFAULT_WAL_LOCK_WAIT_MS,
+    onWait: (message) => emit({ type: "warning", message }),
+  });
+}
+
+/**
+ * Archives one WAL file (`archive_command = 'bendsave wal-push %p --to REPO'`).
+ * Resolves once the record is durable; throws {@linkcode WalConflict} when
+ * the name is archived with other content, and `InvalidInput` for a file
+ * that is not a WAL file of this system (a segment of the wrong size, of
+ * another system identifier).
+ *
+ * @example
+ * ```ts ignore
+ * import { openStore, pushWal } from "../mod.ts";
+ * const store = await openStore("/backups/pg");
+ * await pushWal(store, "pg_wal/000000010000000000000003", { pgData: "/var/lib/postgresql/15/main" });
+ * ```
+ */
+export async function pushWal(
+  store: BlobStore,
+  file: string,
+  options: PushWalOptions = {},
+): Promise<PushWalResult> {
+  const started = Date.now();
+  const now = options.now ?? Date.now;
+  const emit = options.onEvent ?? (() => {});
+  const name = walName(options.name ?? path.basename(file));
+  const repo = await Repository.open(store);
+  let data: Uint8Array;
+  try {
+    data = fs.readFileSync(file);
+  } catch (e) {
+    throw new InvalidInput(
+      `cannot read WAL file "${file}" (${(e as { code?: string }).code ?? (e as Error).message})`,
+    );
+  }
+  const { systemId, startLsn, segmentSize } = inspect(name, data, resolveSystemId(options));
+  const hash = sha256(data);
+  const h = walHandle(systemId, name.name);
+  const result = (status: PushWalResult["status"], blocks: number, writer?: PackWriter) => ({
+    name: name.name,
+    systemId,
+    status,
+    size: data.length,
+    blocks,
+    newBlocks: writer?.stats.blocks ?? 0,
+    packBytes: writer?.stats.packBytes ?? 0,
+    durationMs: Date.now() - started,
+  });
+  // Records are never rewritten: an existing one answers without a lock.
+  const existing = await loadRecordOrNull(store, h);
+  if (existing) {
+    compareExisting(existing, data.length, hash);
+    return result("already-archived", existing.blocks.length);
+  }
+  const lock = await acquire(store, "wal-push", options);
+  try {
+    await repo.loadIndex((indexName, e) =>
+      emit({
+        type: "warning",
+        message: `${e.message} (skipped: its blocks are stored again)`,
+        path: indexName,
+      })
+    );
+    const writer = new PackWriter(store, repo.index, { targetSize: repo.config.packSize });
+    const blocks: Uint8Array[] = [];
+    let offset = 0;
+    for (const length of splitAll(repo.config.chunker, data)) {
+      const raw = data.subarray(offset, offset + length);
+      offset += length;
+      const id = sha256(raw);
+      blocks.push(id);
+      if (writer.has(id)) continue;
+      const encoded = encodeBlock(raw, repo.config.compression);
+      await writer.add(id, BlobKind.data, { ...encoded, rawLength: raw.length });
+    }
+    await writer.writeIndex();
+    const record = encodeWalRecord({
+      name: name.name,
+      systemId,
+      size: data.length,
+      sha256: hash,
+      blocks,
+      pushTimeMs: now(),
+      timeline: name.timeline,
+      startLsn,
+      segmentSize,
+      toolVersion: TOOL_VERSION,
+      host: hostname(),
+    });
+    try {
+      await store.save(h, record, { exclusive: true });
+    } catch (e) {
+      if (!(e instanceof AlreadyExists)) throw e;
+      // Another push of the same name won the race: same content is success.
+      compareExisting(await loadRecord(store, h), data.length, hash);
+      return result("already-archived", blocks.length, writer);
+    }
+    crashPoint("wal-record");
+    return result("archived", blocks.length, writer);
+  } finally {
+    await lock?.release().catch(() => {});
+  }
+}
+
+/** The system identifier of a fetch: given, from pg_control, or the archive's only one. */
+async function fetchSystemId(store: BlobStore, options: SystemIdOptions): Promise<string> {
+  const given = resolveSystemId(options);
+  if (given !== null) return given;
+  const ids = await archivedSystems(store);
+  if (ids.length === 1) return ids[0]!;
+  throw new InvalidInput(
+    ids.length === 0
+      ? `the WAL archive in ${store.location} is empty and there is no global/pg_control here: give --system-id`
+      : `the WAL archive in ${store.location} holds several database systems (${
+        ids.join(", ")
+      }) and there is no global/pg_control here: give --system-id or --pg-data`,
+  );
+}
+
+/** The system identifiers the archive holds WAL of, sorted. */
+export async function archivedSystems(store: BlobStore): Promise<string[]> {
+  const ids = new Set<string>();
+  for await (const f of store.list("wal")) ids.add(f.name.slice(0, f.name.indexOf("/")));
+  return [...ids].sort();
+}
+
+/**
+ * Restores one archived WAL file to `dest`
+ * (`restore_command = 'bendsave wal-fetch %f %p --from REPO'`). Throws
+ * {@linkcode WalNotArchived} when the archive does not hold it, and
+ * IntegrityError when a block or the whole file does not match its hash;
+ * in every failure `dest` is left as it was.
+ */
+export async function fetchWal(
+  store: BlobStore,
+  name: string,
+  dest: string,
+  options: FetchWalOptions = {},
+): Promise<FetchWalResult> {
+  const parsed = walName(name);
+  const repo = await Repository.open(store);
+  const systemId = await fetchSystemId(store, options);
+  const h = walHandle(systemId, parsed.name);
+  const record = await loadRecordOrNull(store, h);
+  if (!record) {
+    throw new WalNotArchived(`WAL file ${parsed.name} of system ${systemId} is not in the archive`);
+  }
+  if (record.name !== parsed.name || record.systemId !== systemId) {
+    throw new IntegrityError(
+      `WAL record ${h.name} names ${record.systemId}/${record.name} (damaged or misplaced): run bendsave verify`,
+    );
+  }
+  const lock = await acquire(store, "wal-fetch", options);
+  const dir = path.dirname(path.resolve(dest));
+  const temp = path.join(dir, `.bendsave-${randomBytes(12).toString("hex")}.tmp`);
+  let fd: number | null = null;
+  try {
+    await repo.loadIndex(() => {}); // a damaged index file only matters if a block is missing
+    fd = fs.openSync(temp, "wx", 0o600);
+    const hash = new Sha256();
+    let size = 0;
+    for (const id of record.blocks) {
+      const raw = await repo.readBlob(id, `WAL file ${h.name}`);
+      hash.update(raw);
+      size += raw.length;
+      for (let pos = 0; pos < raw.length;) pos += fs.writeSync(fd, raw, pos);
+    }
+    if (size !== record.size || !equalBytes(hash.digest(), record.sha256)) {
+      throw new IntegrityError(
+        `WAL file ${h.name} does not match its recorded size and SHA-256 (damaged): nothing was written to "${dest}"`,
+      );
+    }
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fd = null;
+    fs.renameSync(temp, dest);
+    syncDirectory(dir);
+    return { name: parsed.name, systemId, size, path: dest };
+  } catch (e) {
+    if (fd !== null) fs.closeSync(fd);
+    try {
+      fs.unlinkSync(temp);
+    } catch {
+      // never created, or already renamed
+    }
+    if (e instanceof BendsaveError) throw e;
+    const code = (e as { code?: string }).code;
+    if (typeof code === "string" && /^E[A-Z]+$/.test(code)) {
+      throw new InvalidInput(`cannot write WAL file "${dest}" (${code})`, { cause: e });
+    }
+    throw e;
+  } finally {
+    await lock?.release().catch(() => {});
+  }
+}
+
+function syncDirectory(dir: string): void {
+  const fd = fs.openSync(dir, "r");
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Options of {@linkcode listWal}. */
+export interface ListWalOptions {
+  /** Only this system's records (default: every system's). */
+  readonly systemId?: string;
+  /** Called for a damaged record instead of throwing IntegrityError. */
+  readonly onDamaged?: (name: string, error: IntegrityError) => void;
+}
+
+/**
+ * Every WAL record of the archive (or of one system), sorted by system
+ * identifier and name, read without reading any block.
+ */
+export async function listWal(
+  store: BlobStore,
+  options: ListWalOptions = {},
+): Promise<WalRecord[]> {
+  const names: string[] = [];
+  for await (const f of store.list("wal")) {
+    if (options.systemId === undefined || f.name.startsWith(`${options.systemId}/`)) {
+      names.push(f.name);
+    }
+  }
+  names.sort();
+  const records: WalRecord[] = [];
+  for (const name of names) {
+    try {
+      records.push(await loadRecord(store, { kind: "wal", name }));
+    } catch (e) {
+      if (e instanceof NotFound) continue; // removed meanwhile
+      if (!(e instanceof IntegrityError) || !options.onDamaged) throw e;
+      options.onDamaged(name, e);
+    }
+  }
+  return records;
+}
+
+/** True when the archive holds a record of WAL file `name` of system `systemId`. */
+export async function walArchived(
+  store: BlobStore,
+  systemId: string,
+  name: string,
+): Promise<boolean> {
+  try {
+    await store.stat(walHandle(systemId, walName(name).name));
+    return true;
+  } catch (e) {
+    if (e instanceof NotFound) return false;
+    throw e;
+  }
+}
+
+/**
+ * The blocks of every WAL record, each with what needs it (`WAL file
+ * <system id>/<name>`), for vacuum's live set. A damaged record throws
+ * IntegrityError: its blocks cannot be known, so nothing may be deleted.
+ */
+export async function walLiveBlocks(
+  store: BlobStore,
+): Promise<{ id: Uint8Array; what: string }[]> {
+  const out: { id: Uint8Array; what: string }[] = [];
+  for (const r of await listWal(store)) {
+    for (const id of r.blocks) out.push({ id, what: `WAL file ${r.systemId}/${r.name}` });
+  }
+  return out;
+}
