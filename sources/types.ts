@@ -26,6 +26,13 @@ export interface DirPart {
   readonly path: string;
   /** Chunker for this part's files (default: the repository's). */
   readonly chunker?: ChunkerParams;
+  /**
+   * True for a path (relative to `path`, `/`-separated) that this part
+   * leaves out, on top of the backup's `exclude` globs (a PostgreSQL data
+   * directory leaves out the contents of `pg_wal/`, `postmaster.pid`, ...).
+   * A directory left out is left out with everything below it.
+   */
+  readonly exclude?: (rel: string) => boolean;
 }
 
 /** A single byte stream, stored as a one-file tree. */

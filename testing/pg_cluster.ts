@@ -325,6 +325,24 @@ export async function startPgCluster(options: PgClusterOptions = {}): Promise<Pg
   }
 }
 
+/**
+ * A temporary directory the `postgres` user owns and can reach (mode 0755,
+ * in /tmp), removed on dispose: restore a data directory below it for
+ * {@linkcode startPgFromDataDir} (the test's own temporary directories are
+ * root's, mode 0700, which the server cannot enter).
+ */
+export async function pgTempDir(
+  prefix = "bendsave-pg-dir-",
+): Promise<{ dir: string; [Symbol.asyncDispose](): Promise<void> }> {
+  const dir = await postgresTempDir(prefix);
+  return {
+    dir,
+    async [Symbol.asyncDispose]() {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
 /** Options of {@linkcode startPgFromDataDir}. */
 export interface RestoredServerOptions {
   /** Settings given on the server's command line (`-c name=value`), over postgresql.conf. */
@@ -357,6 +375,13 @@ export async function startPgFromDataDir(
   const ids = postgresIds()!;
   await run(["chown", "-R", `${ids.uid}:${ids.gid}`, dataDir]);
   fs.chmodSync(dataDir, 0o700);
+  try {
+    await asPostgres(["test", "-r", path.join(dataDir, "PG_VERSION")]);
+  } catch {
+    throw new Error(
+      `the postgres user cannot reach ${dataDir}: restore it below a directory it may enter (pgTempDir())`,
+    );
+  }
   const root = await postgresTempDir("bendsave-pg-restored-");
   const socketDir = path.join(root, "sock");
   mkdirOwned(socketDir, 0o755);

@@ -8,6 +8,10 @@ import { openStore } from "../../store/open_store.ts";
 import { FsStore } from "../../store/drivers/fs.ts";
 import { dirSource } from "../../sources/dir/dir_source.ts";
 import { clusterSource } from "../../sources/databend/cluster_source.ts";
+import { isPgUri } from "../../sources/postgres/connection.ts";
+import { pgSource } from "../../sources/postgres/pg_source.ts";
+import { walArchived } from "../../store/wal_archive.ts";
+import type { BlobStore } from "../../store/drivers/types.ts";
 import type { Source } from "../../sources/types.ts";
 import { isConfigFile } from "../args.ts";
 import { type ChunkerParams, DEFAULT_FASTCDC, DEFAULT_FIXED } from "../../formats/chunker.ts";
@@ -20,15 +24,21 @@ import { formatBytes, formatDuration, formatRate, type Output } from "../output.
 
 /** Help text. */
 export const BACKUP_HELP =
-  `Usage: bendsave backup --from <dir | query-node.toml> --to <repo> [options]
+  `Usage: bendsave backup --from <dir | query-node.toml | postgresql://...> --to <repo> [options]
 
 Backs up a directory, or a whole Databend cluster given by its query-node
 config (the meta service's export first, then every object of its fs or S3
-storage). Creates the repository on first use; later backups of the same
-source are incremental against its latest backup.
+storage), or a PostgreSQL server (an online base backup of its data directory
+and tablespaces; its WAL must be archived into the same repository with
+archive_command = 'bendsave wal-push %p --to <repo>'). Creates the repository
+on first use; later backups of the same source are incremental against its
+latest backup.
 
 Options:
-  --from <source>       directory to back up, or a databend-query config (.toml)
+  --from <source>       directory to back up, a databend-query config (.toml), or a
+                        PostgreSQL URI: postgresql://USER@HOST:PORT/DB, or
+                        postgresql://USER@/DB?host=SOCKETDIR&port=PORT (also the PG*
+                        variables and ~/.pgpass)
   --to <repo>           repository: a path, fs:///path, or s3://bucket/prefix?options
   --meta-export-file <file>
                         cluster: read the meta export from this file (the output of
@@ -38,6 +48,8 @@ Options:
                         its output (e.g. "databend-metactl export --grpc-api-address ...")
                         Without either, the export is taken from the meta service at the
                         config's [meta] endpoints over its gRPC export API.
+  --pg-data <dir>       PostgreSQL: the data directory as this machine sees it (default:
+                        the server's data_directory); it must be the server's own
   --exclude <glob>      directory: leave out matching paths, relative to the directory
                         (repeatable; * within a name, ** across dirs, ? one character; a
                         matching directory is left out whole). E.g. --exclude '**/*.tmp'
@@ -66,6 +78,7 @@ export async function backupCommand(args: string[], out: Output): Promise<number
     "meta-export-file": { type: "string" },
     "meta-export-command": { type: "string" },
     exclude: { type: "string", multiple: true },
+    "pg-data": { type: "string" },
   });
   if (values.help) {
     console.log(BACKUP_HELP);
@@ -112,7 +125,25 @@ export async function backupCommand(args: string[], out: Output): Promise<number
     throw new UsageError((e as Error).message);
   }
   let source: Source;
-  if (isConfigFile(from)) {
+  // The PostgreSQL source's archive check looks in the repository, opened below.
+  let repository: BlobStore | null = null;
+  if (values["pg-data"] !== undefined && !isPgUri(from)) {
+    throw new UsageError(
+      "--pg-data is for a PostgreSQL server: give its postgresql:// URI to --from",
+    );
+  }
+  if (isPgUri(from)) {
+    if (values["meta-export-file"] || values["meta-export-command"]) {
+      throw new UsageError(
+        "--meta-export-file and --meta-export-command are for a Databend cluster, not PostgreSQL",
+      );
+    }
+    source = await pgSource(from, {
+      chunker,
+      ...(values["pg-data"] !== undefined ? { pgData: String(values["pg-data"]) } : {}),
+      archived: (systemId, name) => walArchived(repository!, systemId, name),
+    });
+  } else if (isConfigFile(from)) {
     if (exclude.length > 0) {
       throw new UsageError(
         "--exclude is for a directory: a cluster is backed up whole (give a directory to --from)",
@@ -134,7 +165,11 @@ export async function backupCommand(args: string[], out: Output): Promise<number
     }
     source = dirSource(from, { chunker });
   }
-  const store = await openStore(to, { create: true, onWarning: out.warn });
+  const store = await openStore(to, { create: true, onWarning: out.warn }).catch(async (e) => {
+    await source.close?.();
+    throw e;
+  });
+  repository = store;
   const r = await backup(store, source, {
     lockWaitMs: lockWait * 60_000,
     // Only the flags given: an existing repository warns that it ignores them.

@@ -20,8 +20,9 @@
  *
  * @module
  */
-// @ts-types="@types/pg"
+// @ts-types="./_pg.d.ts"
 import pg from "pg";
+import type { Client } from "./_pg.d.ts";
 import { parse as parseUri } from "pg-connection-string";
 import pgpass from "pgpass";
 import fs from "node:fs";
@@ -189,11 +190,11 @@ export interface PgConnectOptions {
 export class PgConnection {
   /** Where it is connected, without the password (for messages). */
   readonly target: PgTarget;
-  readonly #client: pg.Client;
+  readonly #client: Client;
   readonly #secrets: readonly (string | undefined)[];
   #lost: Error | null = null;
 
-  private constructor(target: PgTarget, client: pg.Client, secrets: (string | undefined)[]) {
+  private constructor(target: PgTarget, client: Client, secrets: (string | undefined)[]) {
     this.target = target;
     this.#client = client;
     this.#secrets = secrets;

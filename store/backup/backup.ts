@@ -311,7 +311,10 @@ async function backupDir(
   const jobs: FileJob[] = [];
   const sizes: number[] = [];
   const jobNodes: TreeNode[] = [];
-  const root = await walk(ctx, part.path, "", parentRoot, jobs, sizes, jobNodes);
+  // The part's own exclusions (a PostgreSQL data directory's) come on top of the backup's.
+  const own = part.exclude;
+  const walkCtx = own ? { ...ctx, exclude: (rel: string) => ctx.exclude(rel) || own(rel) } : ctx;
+  const root = await walk(walkCtx, part.path, "", parentRoot, jobs, sizes, jobNodes);
   const totalBytes = sizes.reduce((a, b) => a + b, 0);
 
   // Phase 2: read changed and new files on the reader workers.
