@@ -18,7 +18,9 @@ import type { BlobStore } from "./drivers/types.ts";
 import { FsStore } from "./drivers/fs.ts";
 import { IntegrityError } from "./errors.ts";
 import { type ManifestRecord, Repository } from "./repository.ts";
-import { walLiveBlocks } from "./wal_archive.ts";
+import { listWal, walHandle } from "./wal_archive.ts";
+import { planWalExpiry } from "./wal_expiry.ts";
+import type { WalRecord } from "../formats/wal.ts";
 import { reportStale, RepositoryLock } from "./lock.ts";
 import { BlockIndex } from "./block_index.ts";
 import { PackWriter } from "./pack_writer.ts";
@@ -63,6 +65,11 @@ export interface VacuumPlan {
   readonly groups: VacuumGroup[];
   readonly manifests: RetentionDecision[];
   readonly deleteManifests: string[];
+  /**
+   * Archived WAL files no kept base backup needs (`<system id>/<name>`),
+   * deleted right after the manifests.
+   */
+  readonly deleteWal: string[];
   /** Packs with no live block. */
   readonly deletePacks: string[];
   /** Packs whose live blocks are copied into new packs, then deleted. */
@@ -101,7 +108,11 @@ export interface VacuumResult extends VacuumPlan {
  * one must be indexed: a block the index does not list (its index file was
  * lost) would make its pack look dead, so the vacuum stops with the fix.
  */
-async function markLive(repo: Repository, kept: ManifestRecord[]): Promise<Set<string>> {
+async function markLive(
+  repo: Repository,
+  kept: ManifestRecord[],
+  wal: readonly WalRecord[],
+): Promise<Set<string>> {
   const live = new Set<string>();
   const unindexed: string[] = [];
   const need = (id: Uint8Array, what: string): boolean => {
@@ -123,8 +134,10 @@ async function markLive(repo: Repository, kept: ManifestRecord[]): Promise<Set<s
       if (l.root.length === 32) push(l.root, `backup ${r.name}`);
     }
   }
-  // Archived WAL is live: no vacuum deletes it (expiring WAL is a step of its own).
-  for (const w of await walLiveBlocks(repo.store)) need(w.id, w.what);
+  // The archived WAL that is kept is live.
+  for (const w of wal) {
+    for (const id of w.blocks) need(id, `WAL file ${w.systemId}/${w.name}`);
+  }
   for (let t = stack.pop(); t !== undefined; t = stack.pop()) {
     for (const n of await repo.loadTree(t.id, t.what)) {
       if (n.type === NodeType.file) { for (const b of n.blocks) need(b, `${t.what}/${n.name}`); }
@@ -203,7 +216,9 @@ export async function vacuum(store: BlobStore, options: VacuumOptions = {}): Pro
     );
     const deleteSet = new Set(decisions.filter((d) => d.delete).map((d) => d.name));
     const kept = records.filter((r) => !deleteSet.has(r.name));
-    const live = await markLive(repo, kept);
+    // A damaged WAL record stops the vacuum here: its blocks cannot be known.
+    const wal = planWalExpiry(await listWal(store), kept);
+    const live = await markLive(repo, kept, wal.keep);
 
     // Classify packs.
     const entriesOf = repo.index.packEntries();
@@ -280,6 +295,7 @@ export async function vacuum(store: BlobStore, options: VacuumOptions = {}): Pro
       groups: [...groups.values()],
       manifests: decisions,
       deleteManifests: [...deleteSet],
+      deleteWal: wal.remove.map((w) => `${w.systemId}/${w.name}`),
       deletePacks,
       repackPacks,
       unindexedPacks,
@@ -299,11 +315,13 @@ export async function vacuum(store: BlobStore, options: VacuumOptions = {}): Pro
     });
     if (options.dryRun) return result({});
 
-    // 1. Manifests.
+    // 1. Manifests, then the WAL no kept backup needs (records only: their
+    //    blocks are garbage from here on, like a deleted backup's).
     for (const name of plan.deleteManifests) {
       await store.remove({ kind: "manifest", name });
       crashPoint("vacuum-manifest");
     }
+    for (const w of wal.remove) await store.remove(walHandle(w.systemId, w.name));
     // 2. Repack live blocks into new packs; `fresh` indexes what survives.
     const fresh = new BlockIndex();
     const survivors: IndexedPack[] = [];

@@ -70,6 +70,7 @@ function renderPlan(p: VacuumPlan): string {
       `(${
         formatBytes(p.repackBytes)
       } of live blocks copied), ${p.unindexedPacks.length} left by interrupted backups`,
+    `wal:     ${p.deleteWal.length} archived WAL file(s) no kept base backup needs to delete`,
     `frees:   ${formatBytes(Math.max(0, p.freeBytes))} of ${
       formatBytes(p.packBytesBefore)
     } in ${p.packsBefore} packs`,
