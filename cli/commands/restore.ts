@@ -11,6 +11,8 @@ import {
 } from "../../store/restore/restore.ts";
 import type { FailedFile } from "../../store/restore/file_writer.ts";
 import { RestoreIncomplete } from "../../store/errors.ts";
+import { restoresPostgres } from "../../sources/postgres/pg_restore.ts";
+import { restorePgCommand } from "./restore_pg.ts";
 import { openStore, splitManifestLocation } from "../../store/open_store.ts";
 import { parseIdMap } from "../../store/restore/owner.ts";
 import {
@@ -39,6 +41,15 @@ Options:
   --from <location>    <repo>/manifests/<name>.manifest, or <repo> for the latest backup
   --source <key>       with --from <repo>: restore the latest backup of this source (its key
                        as bendsave list --json shows it, its description, or its path)
+
+PostgreSQL (point-in-time recovery into a new data directory; a PostgreSQL base backup is
+always restored this way):
+  --as-of <time>       recover to this time (RFC 3339, or a timestamptz as PostgreSQL prints
+                       it), or "latest" (the default: the end of the archived WAL); a named
+                       backup without --as-of recovers to the end of that backup
+  --target-lsn <lsn>   recover to this LSN (X/Y) instead
+  --bendsave-command <cmd>
+                       the command restore_command runs bendsave with (default: this bendsave)
   --to <target>        target directory (must be empty unless --overwrite), or a
                        databend-query config (.toml) whose storage must be empty
   --meta-export-to <file>
@@ -142,6 +153,9 @@ export async function restoreCommand(args: string[], out: Output): Promise<numbe
     include: { type: "string", multiple: true },
     part: { type: "string" },
     source: { type: "string" },
+    "as-of": { type: "string" },
+    "target-lsn": { type: "string" },
+    "bendsave-command": { type: "string" },
     "no-owner": { type: "boolean" },
     "map-uid": { type: "string", multiple: true },
     "map-gid": { type: "string", multiple: true },
@@ -205,6 +219,24 @@ export async function restoreCommand(args: string[], out: Output): Promise<numbe
   const store = await openStore(repo, { onWarning: out.warn });
   if (cluster) {
     return await restoreClusterCommand(store, to, values, manifest, out);
+  }
+  const pgFlags = values["as-of"] !== undefined || values["target-lsn"] !== undefined;
+  const source = values.source as string | undefined;
+  if (
+    pgFlags ||
+    await restoresPostgres(store, { manifest, ...(source !== undefined ? { source } : {}) })
+  ) {
+    return await restorePgCommand(
+      store,
+      to,
+      values,
+      { manifest, ...(source !== undefined ? { source } : {}), repository: repo },
+      owner,
+      out,
+    );
+  }
+  if (values["bendsave-command"] !== undefined) {
+    throw new UsageError("--bendsave-command is for a PostgreSQL restore (with --as-of)");
   }
   const listPacks = values["list-packs"] === true || !store.capabilities.writable;
   const options = {

@@ -1,0 +1,44 @@
+/**
+ * The shell command that runs this same bendsave again, for the
+ * `restore_command` a point-in-time restore writes: the single executable
+ * itself, or, when run from source, this Deno with this checkout's entry
+ * point (and the `DENO_DIR` in use, so another user such as `postgres`
+ * finds the same cache).
+ *
+ * @module
+ */
+import path from "node:path";
+import process from "node:process";
+
+/** Quotes a word for `sh`. */
+function q(s: string): string {
+  return /^[A-Za-z0-9_\/.,:=@%+-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
+}
+
+/**
+ * The command, to which a subcommand and its arguments are appended.
+ *
+ * @example
+ * ```ts ignore
+ * `${selfCommand()} wal-fetch %f %p --from /backups/pg`
+ * ```
+ */
+export function selfCommand(): string {
+  const exe = process.execPath;
+  const runtime = /^(deno|bun)(\.exe)?$/.test(path.basename(exe));
+  const main = new URL("./main.ts", import.meta.url);
+  if (!runtime || main.protocol !== "file:") return q(exe);
+  const checkout = path.dirname(path.dirname(main.pathname));
+  const denoDir = process.env.DENO_DIR;
+  return [
+    ...(denoDir ? [`DENO_DIR=${q(path.resolve(denoDir))}`] : []),
+    "DENO_NO_UPDATE_CHECK=1",
+    q(exe),
+    "run",
+    "--allow-all",
+    "--quiet",
+    "--config",
+    q(path.join(checkout, "deno.json")),
+    q(main.pathname),
+  ].join(" ");
+}

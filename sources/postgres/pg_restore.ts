@@ -1,0 +1,380 @@
+/**
+ * Point-in-time recovery of a PostgreSQL cluster: `restore --to NEW_DATA_DIR
+ * --as-of TIME` (or `--target-lsn`, or `latest`). Chooses the base backup and
+ * the archived WAL that reach the target (recovery_plan.ts), restores the
+ * data directory with the owner and modes PostgreSQL requires (and the
+ * tablespaces, into their recorded locations), writes the backup's
+ * `backup_label` and `tablespace_map`, `recovery.signal`, and the recovery
+ * settings in `postgresql.auto.conf`: `restore_command` fetches WAL from the
+ * same repository with this same bendsave, and the target makes starting
+ * PostgreSQL replay to exactly it, then promote.
+ *
+ * @module
+ */
+import fs from "node:fs";
+import path from "node:path";
+import type { BlobStore } from "../../store/drivers/types.ts";
+import { InvalidInput } from "../../store/errors.ts";
+import { type ManifestRecord, Repository } from "../../store/repository.ts";
+import {
+  planRestore,
+  restore,
+  type RestoreOptions,
+  type RestorePlan,
+  type RestoreResult,
+} from "../../store/restore/restore.ts";
+import { latestBackup } from "../../store/source_groups.ts";
+import { listWal } from "../../store/wal_archive.ts";
+import type { EventSink } from "../../store/backup/events.ts";
+import type { Manifest } from "../../formats/manifest.ts";
+import { NodeType } from "../../formats/tree.ts";
+import {
+  formatMicros,
+  parseLsn,
+  type RecoveryTarget,
+  timeMicros,
+} from "../../formats/pg_target.ts";
+import {
+  PG_DATA_PART,
+  PG_LABEL_PART,
+  PG_TABLESPACE_MAP_PART,
+  tablespacePartName,
+} from "./pg_source.ts";
+import {
+  type ArchivedSegment,
+  type BaseBackup,
+  OutsideWindow,
+  planRecovery,
+  type RecoveryPlan,
+} from "./recovery_plan.ts";
+
+/** Options of {@linkcode planPgRestore} and {@linkcode restorePg}. */
+export interface PgRestoreOptions {
+  /** Where to recover to (default: `latest`; with `manifest`, that backup's end). */
+  readonly target?: RecoveryTarget;
+  /** A base backup to start from (default: the one the plan chooses). */
+  readonly manifest?: string | null;
+  /** The source (its key or data directory) when the repository holds several. */
+  readonly source?: string;
+  /**
+   * The command that runs this bendsave for `restore_command` (the server
+   * appends ` wal-fetch %f %p --from <repository>`), e.g. `/usr/local/bin/bendsave`.
+   */
+  readonly bendsaveCommand: string;
+  /** The repository as `restore_command` must name it (default: the store's location). */
+  readonly repositoryLocation?: string;
+  /** Ownership and worker options of the data directory restore. */
+  readonly restore?: Omit<RestoreOptions, "manifest" | "part" | "source" | "overwrite">;
+  readonly onEvent?: EventSink;
+}
+
+/** A tablespace of the backup and where it is restored. */
+export interface RestoredTablespace {
+  readonly oid: string;
+  readonly location: string;
+  readonly part: string;
+}
+
+/** What a point-in-time restore will do (the dry run). */
+export interface PgRestorePlan {
+  readonly manifest: string;
+  readonly systemId: string;
+  readonly dataDirectory: string;
+  readonly target: string;
+  /** The WAL replay reads: first and last file, and how many segments. */
+  readonly wal: { first: string; last: string; segments: number } | null;
+  /** The recoverable window: from, to (timestamptz text). */
+  readonly window: { from: string | null; to: string | null; gaps: string[] };
+  readonly dataDir: RestorePlan;
+  readonly tablespaces: (RestoredTablespace & { plan: RestorePlan })[];
+  /** The files written beside the data: backup_label, tablespace_map, recovery.signal. */
+  readonly files: string[];
+  /** The settings appended to postgresql.auto.conf. */
+  readonly settings: Record<string, string>;
+}
+
+/** What a point-in-time restore did. */
+export interface PgRestoreResult extends PgRestorePlan {
+  readonly dataDirResult: RestoreResult;
+  readonly durationMs: number;
+}
+
+/** The `pg.*` settings of a base backup's manifest as the plan needs them. */
+function baseBackupOf(r: ManifestRecord): BaseBackup {
+  const s = r.manifest.source.settings;
+  const need = (k: string) => {
+    const v = s[k];
+    if (v === undefined || v === "") {
+      throw new InvalidInput(
+        `backup ${r.name} is not a complete PostgreSQL base backup (no ${k}): choose another with --from <repo>/manifests/<name>`,
+      );
+    }
+    return v;
+  };
+  return {
+    name: r.name,
+    timeline: Number(need("pg.timeline")),
+    startLsn: parseLsn(need("pg.start_lsn")),
+    stopLsn: parseLsn(need("pg.stop_lsn")),
+    stopMicros: timeMicros(need("pg.stop_time")),
+    segmentSize: Number(s["pg.wal_segment_size"] ?? 16 * 1024 * 1024),
+  };
+}
+
+const isPg = (m: Manifest) =>
+  m.source.type === "postgresql" && m.parts.some((p) => p.name === PG_DATA_PART);
+
+interface Chosen {
+  readonly repo: Repository;
+  readonly record: ManifestRecord;
+  readonly recovery: RecoveryPlan | null;
+  readonly target: RecoveryTarget | { kind: "immediate" };
+  readonly systemId: string;
+}
+
+/** Opens the repository, picks the base backup and the WAL for the target. */
+async function choose(store: BlobStore, options: PgRestoreOptions): Promise<Chosen> {
+  const repo = await Repository.open(store);
+  await repo.loadIndex();
+  const all = await repo.listManifests();
+  let record: ManifestRecord;
+  if (options.manifest) {
+    record = await repo.loadManifest(options.manifest);
+    if (!isPg(record.manifest)) {
+      throw new InvalidInput(
+        `backup ${record.name} is of ${record.manifest.source.description}, not a PostgreSQL base backup: restore it without --as-of`,
+      );
+    }
+  } else {
+    record = latestBackup(all, {
+      source: options.source,
+      accept: isPg,
+      location: store.location,
+    });
+  }
+  const systemId = record.manifest.source.settings["pg.system_identifier"] ?? "";
+  const sameSource = all.filter((r) =>
+    isPg(r.manifest) && r.manifest.source.key === record.manifest.source.key
+  );
+  const wal: ArchivedSegment[] = (await listWal(store, { systemId }))
+    .filter((w) => /^[0-9A-F]{24}$/.test(w.name))
+    .map((w) => ({ name: w.name, pushedMicros: BigInt(Math.round(w.pushTimeMs * 1000)) }));
+  // A named backup without a target recovers to the end of that backup only.
+  if (options.manifest && options.target === undefined) {
+    const b = baseBackupOf(record);
+    const plan = planRecovery([b], wal, { kind: "lsn", lsn: b.stopLsn, text: "" });
+    return { repo, record, recovery: plan, target: { kind: "immediate" }, systemId };
+  }
+  const target = options.target ?? { kind: "latest" as const };
+  const candidates = (options.manifest ? [record] : sameSource).map(baseBackupOf);
+  let recovery: RecoveryPlan;
+  try {
+    recovery = planRecovery(candidates, wal, target);
+  } catch (e) {
+    if (e instanceof OutsideWindow) throw new InvalidInput(e.message);
+    throw e;
+  }
+  const chosen = sameSource.find((r) => r.name === recovery.backup.name) ?? record;
+  return { repo, record: chosen, recovery, target, systemId };
+}
+
+/** Quotes a value for postgresql.conf. */
+function confString(s: string): string {
+  return `'${s.replaceAll("\\", "\\\\").replaceAll("'", "''")}'`;
+}
+
+/** Quotes a word for the shell PostgreSQL runs restore_command with. */
+function shellWord(s: string): string {
+  return /^[A-Za-z0-9_\/.,:=@%+-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
+}
+
+function recoverySettings(
+  c: Chosen,
+  options: PgRestoreOptions,
+  location: string,
+): Record<string, string> {
+  const out: Record<string, string> = {
+    restore_command: `${options.bendsaveCommand} wal-fetch %f %p --from ${shellWord(location)}`,
+  };
+  const t = c.target;
+  if (t.kind === "time") out.recovery_target_time = t.text;
+  else if (t.kind === "lsn") out.recovery_target_lsn = t.text;
+  else if (t.kind === "immediate") out.recovery_target = "immediate";
+  if (t.kind !== "latest") out.recovery_target_action = "promote";
+  out.recovery_target_timeline = "latest";
+  return out;
+}
+
+function tablespacesOf(record: ManifestRecord): RestoredTablespace[] {
+  const raw = record.manifest.source.settings["pg.tablespaces"];
+  if (!raw) return [];
+  let list: { oid: string | number; location: string }[];
+  try {
+    list = JSON.parse(raw);
+  } catch {
+    throw new InvalidInput(`backup ${record.name} records unreadable tablespaces: ${raw}`);
+  }
+  return list.map((t) => ({
+    oid: String(t.oid),
+    location: t.location,
+    part: tablespacePartName(t.oid),
+  })).filter((t) => record.manifest.parts.some((p) => p.name === t.part));
+}
+
+/** Works out what a point-in-time restore would do, writing nothing. */
+export async function planPgRestore(
+  store: BlobStore,
+  target: string,
+  options: PgRestoreOptions,
+): Promise<PgRestorePlan> {
+  const c = await choose(store, options);
+  return await buildPlan(store, c, path.resolve(target), options);
+}
+
+async function buildPlan(
+  store: BlobStore,
+  c: Chosen,
+  abs: string,
+  options: PgRestoreOptions,
+): Promise<PgRestorePlan> {
+  const common = { ...(options.restore ?? {}), manifest: c.record.name, repository: c.repo };
+  const dataDir = await planRestore(store, abs, { ...common, part: PG_DATA_PART });
+  if (dataDir.targetNotEmpty) {
+    throw new InvalidInput(
+      `restore target "${abs}" is not empty: a PostgreSQL data directory is restored into an empty or new directory`,
+    );
+  }
+  const tablespaces = [];
+  for (const t of tablespacesOf(c.record)) {
+    const plan = await planRestore(store, t.location, { ...common, part: t.part });
+    if (plan.targetNotEmpty) {
+      throw new InvalidInput(
+        `tablespace ${t.oid} is restored into its location "${t.location}", which is not empty: empty it (or move it away) first`,
+      );
+    }
+    tablespaces.push({ ...t, plan });
+  }
+  const labels = await labelFiles(c);
+  const w = c.recovery?.window;
+  return {
+    manifest: c.record.name,
+    systemId: c.systemId,
+    dataDirectory: abs,
+    target: c.target.kind === "time" || c.target.kind === "lsn" ? c.target.text : c.target.kind,
+    wal: c.recovery
+      ? { first: c.recovery.firstWal, last: c.recovery.lastWal, segments: c.recovery.segments }
+      : null,
+    window: {
+      from: w?.fromMicros != null ? formatMicros(w.fromMicros) : null,
+      to: w?.toMicros != null ? formatMicros(w.toMicros) : null,
+      gaps: (w?.gaps ?? []).map((g) => `${g.after}..${g.before}`),
+    },
+    dataDir,
+    tablespaces,
+    files: [...labels.keys(), "recovery.signal"],
+    settings: recoverySettings(c, options, options.repositoryLocation ?? store.location),
+  };
+}
+
+/** The files pg_backup_stop returned (backup_label, tablespace_map), by name. */
+async function labelFiles(c: Chosen): Promise<Map<string, Uint8Array>> {
+  const out = new Map<string, Uint8Array>();
+  for (const part of c.record.manifest.parts) {
+    if (part.name !== PG_LABEL_PART && part.name !== PG_TABLESPACE_MAP_PART) continue;
+    await readStreamFiles(c, part.root, part.name, out);
+  }
+  if (!out.has("backup_label")) {
+    throw new InvalidInput(
+      `backup ${c.record.name} has no backup_label, so it cannot be recovered consistently: choose another base backup`,
+    );
+  }
+  return out;
+}
+
+/** Reads the files of a stream part's one-file tree into `out`. */
+async function readStreamFiles(
+  c: Chosen,
+  root: Uint8Array,
+  partName: string,
+  out: Map<string, Uint8Array>,
+): Promise<void> {
+  for (const n of await c.repo.loadTree(root, `backup ${c.record.name}:${partName}`)) {
+    if (n.type !== NodeType.file) continue;
+    const chunks: Uint8Array[] = [];
+    for (const b of n.blocks) chunks.push(await c.repo.readBlob(b, n.name));
+    const data = new Uint8Array(chunks.reduce((a, x) => a + x.length, 0));
+    let pos = 0;
+    for (const x of chunks) {
+      data.set(x, pos);
+      pos += x.length;
+    }
+    out.set(n.name, data);
+  }
+}
+
+/** Restores a PostgreSQL cluster to the target (see the module documentation). */
+export async function restorePg(
+  store: BlobStore,
+  target: string,
+  options: PgRestoreOptions,
+): Promise<PgRestoreResult> {
+  const started = Date.now();
+  const abs = path.resolve(target);
+  const c = await choose(store, options);
+  const plan = await buildPlan(store, c, abs, options);
+  const common = {
+    ...(options.restore ?? {}),
+    manifest: c.record.name,
+    repository: c.repo,
+    ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+  };
+  const dataDirResult = await restore(store, abs, { ...common, part: PG_DATA_PART });
+  for (const t of plan.tablespaces) await restore(store, t.location, { ...common, part: t.part });
+  // The owner of the cluster is the owner of PG_VERSION; PostgreSQL refuses
+  // a data directory that is not 0700 (or 0750) or not owned by its user.
+  const owner = fs.statSync(path.join(abs, "PG_VERSION"));
+  const own = (p: string, mode: number) => {
+    if (process.getuid?.() === 0) fs.chownSync(p, owner.uid, owner.gid);
+    fs.chmodSync(p, mode);
+  };
+  own(abs, 0o700);
+  for (const d of ["pg_wal", path.join("pg_wal", "archive_status")]) {
+    const p = path.join(abs, d);
+    if (!fs.existsSync(p)) fs.mkdirSync(p, { mode: 0o700 });
+    own(p, 0o700);
+  }
+  for (const [name, data] of await labelFiles(c)) {
+    fs.writeFileSync(path.join(abs, name), data, { mode: 0o600 });
+    own(path.join(abs, name), 0o600);
+  }
+  fs.writeFileSync(path.join(abs, "recovery.signal"), "", { mode: 0o600 });
+  own(path.join(abs, "recovery.signal"), 0o600);
+  const auto = path.join(abs, "postgresql.auto.conf");
+  const lines = [
+    "",
+    `# bendsave restore: base backup ${c.record.name}, target ${plan.target}`,
+    ...Object.entries(plan.settings).map(([k, v]) => `${k} = ${confString(v)}`),
+    "",
+  ];
+  fs.appendFileSync(auto, lines.join("\n"));
+  own(auto, 0o600);
+  return { ...plan, dataDirResult, durationMs: Date.now() - started };
+}
+
+/**
+ * True when a restore with these choices restores a PostgreSQL base backup
+ * (and so must recover it): the named backup is one, or the newest backup of
+ * `source` is, or every backup of the repository is.
+ */
+export async function restoresPostgres(
+  store: BlobStore,
+  options: { manifest?: string | null; source?: string },
+): Promise<boolean> {
+  const repo = await Repository.open(store);
+  if (options.manifest) return isPg((await repo.loadManifest(options.manifest)).manifest);
+  const all = await repo.listManifests();
+  if (options.source !== undefined) {
+    return isPg(latestBackup(all, { source: options.source, location: store.location }).manifest);
+  }
+  return all.length > 0 && all.every((r) => isPg(r.manifest));
+}

@@ -1,0 +1,162 @@
+/**
+ * Point-in-time recovery end to end on a real PostgreSQL 15 (the design's
+ * demo): base backups, continuous WAL archiving through `bendsave wal-push`,
+ * and `restore --as-of` back to two noted times and to the latest WAL. The
+ * server and every bendsave command run as the `postgres` user.
+ */
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import {
+  bendsaveCommand,
+  type PgCluster,
+  pgIgnore,
+  prepareBendsaveForPostgres,
+  shellQuote,
+  startPgCluster,
+  startPgFromDataDir,
+} from "../../testing/pg_cluster.ts";
+
+/** Runs this checkout's bendsave as `postgres`; returns code and output. */
+async function bendsave(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const line = `${bendsaveCommand()} ${args.map(shellQuote).join(" ")}`;
+  const out = await new Deno.Command("runuser", {
+    args: ["-u", "postgres", "--", "sh", "-c", line],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+async function ok(args: string[]): Promise<string> {
+  const r = await bendsave(args);
+  assert.equal(r.code, 0, `bendsave ${args.join(" ")}:\n${r.stderr}\n${r.stdout}`);
+  return r.stdout;
+}
+
+/** An order-independent checksum of the pgbench tables and the demo table. */
+function checksum(pg: PgCluster): Promise<string> {
+  return pg.sql(
+    `SELECT md5(string_agg(x, ',' ORDER BY x)) FROM (
+       SELECT 'a' || aid || ':' || abalance AS x FROM pgbench_accounts
+       UNION ALL SELECT 'b' || bid || ':' || bbalance FROM pgbench_branches
+       UNION ALL SELECT 't' || tid || ':' || tbalance FROM pgbench_tellers) s`,
+  );
+}
+
+/** Waits until the server has archived WAL file `name`. */
+async function archived(pg: PgCluster, name: string): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    const last = await pg.sql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver");
+    if (last >= name && last.length === name.length) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`WAL ${name} was not archived:\n${pg.log()}`);
+}
+
+/** Starts PostgreSQL on a restored data directory and waits for the end of recovery. */
+async function recovered(dataDir: string): Promise<PgCluster> {
+  const pg = await startPgFromDataDir(dataDir);
+  for (let i = 0; i < 600; i++) {
+    if ((await pg.sql("SELECT pg_is_in_recovery()")) === "f") return pg;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`the restored server did not finish recovery:\n${pg.log()}`);
+}
+
+Deno.test({
+  name: "restore --as-of brings a PostgreSQL cluster back to each noted time and to the latest WAL",
+  ignore: pgIgnore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await prepareBendsaveForPostgres();
+    const repoRoot = await Deno.makeTempDir({ prefix: "bendsave-pitr-" });
+    fs.chmodSync(repoRoot, 0o777);
+    const repo = path.join(repoRoot, "repo");
+    try {
+      await using pg = await startPgCluster({ archiveTo: repo });
+      await pg.pgbench(["-i", "-s", "1", "-q"]);
+      await pg.sql(
+        "CREATE TABLE demo (id int PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())",
+      );
+      await ok(["backup", "--from", pg.uri(), "--to", repo]);
+
+      await pg.pgbench(["-t", "200", "-n"]);
+      await pg.sql("INSERT INTO demo (id) VALUES (1)");
+      const sumT1 = await checksum(pg);
+      const t1 = await pg.sql("SELECT now()");
+      await new Promise((r) => setTimeout(r, 50));
+      await pg.sql("INSERT INTO demo (id) VALUES (2)");
+      await ok(["backup", "--from", pg.uri(), "--to", repo]);
+      await pg.pgbench(["-t", "200", "-n"]);
+      await pg.sql("INSERT INTO demo (id) VALUES (3)");
+      const sumT2 = await checksum(pg);
+      const t2 = await pg.sql("SELECT now()");
+      await new Promise((r) => setTimeout(r, 50));
+      await pg.sql("INSERT INTO demo (id) VALUES (4)");
+      const sumLatest = await checksum(pg);
+      const last = await pg.sql("SELECT pg_walfile_name(pg_switch_wal())");
+      await archived(pg, last);
+      await pg.stop();
+      fs.rmSync(pg.dataDir, { recursive: true, force: true });
+
+      const list = await ok(["list", repo, "--json"]);
+      assert.equal(JSON.parse(list).length, 2, list);
+
+      const cases: [string, number[], string][] = [
+        [t1, [1], sumT1],
+        [t2, [1, 2, 3], sumT2],
+        ["latest", [1, 2, 3, 4], sumLatest],
+      ];
+      for (const [asOf, rows, sum] of cases) {
+        const target = path.join(repoRoot, `data-${rows.length}`);
+        const dry = await ok(["restore", "--from", repo, "--to", target, "--as-of", asOf]);
+        assert.match(dry, /dry run: nothing was written/);
+        if (Deno.env.get("SHOW_DRY")) console.log(dry);
+        assert.equal(fs.existsSync(target), false, "the dry run wrote nothing");
+        await ok(["restore", "--from", repo, "--to", target, "--as-of", asOf, "--confirm"]);
+        await using restored = await recovered(target);
+        const ids = await restored.sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM demo");
+        assert.equal(ids, rows.join(","), `as of ${asOf}:\n${restored.log()}`);
+        assert.equal(await checksum(restored), sum, `pgbench tables as of ${asOf}`);
+      }
+
+      // Vacuum keeps the newest base backup and deletes the WAL only the older one needed:
+      // T1 is then outside the window, T2 still inside it.
+      const vac = JSON.parse(await ok(["vacuum", repo, "--max-backups", "1", "--json"]));
+      assert.equal(vac.deleteManifests.length, 1);
+      assert.ok(vac.deleteWal.length >= 1, JSON.stringify(vac.deleteWal));
+      const after = await bendsave([
+        "restore",
+        "--from",
+        repo,
+        "--to",
+        path.join(repoRoot, "x"),
+        "--as-of",
+        t1,
+      ]);
+      assert.equal(after.code, 2, after.stderr);
+      assert.match(after.stderr, /no base backup ended before/);
+      await ok(["restore", "--from", repo, "--to", path.join(repoRoot, "y"), "--as-of", t2]);
+      assert.equal((await bendsave(["verify", repo])).code, 0);
+
+      // A time outside the window is refused, stating the window.
+      const early = await bendsave([
+        "restore",
+        "--from",
+        repo,
+        "--to",
+        path.join(repoRoot, "early"),
+        "--as-of",
+        "2001-01-01T00:00:00Z",
+      ]);
+      assert.equal(early.code, 2, early.stderr);
+      assert.match(early.stderr, /recoverable window is/);
+      assert.equal(early.stderr.trim().split("\n").length, 1, early.stderr);
+    } finally {
+      await Deno.remove(repoRoot, { recursive: true }).catch(() => {});
+    }
+  },
+});
