@@ -5,15 +5,7 @@
  */
 import { classify, ExitCode, UsageError } from "./exit_codes.ts";
 import { Output } from "./output.ts";
-import { backupCommand } from "./commands/backup.ts";
-import { listCommand } from "./commands/list.ts";
-import { restoreCommand } from "./commands/restore.ts";
 import { versionText } from "./commands/version.ts";
-import { verifyCommand } from "./commands/verify.ts";
-import { repairCommand } from "./commands/repair.ts";
-import { vacuumCommand } from "./commands/vacuum.ts";
-import { copyCommand } from "./commands/copy.ts";
-import { showCommand } from "./commands/show.ts";
 
 /** Top-level help. */
 export const HELP = `bendsave: disaster-recovery backups for databases and directories
@@ -37,20 +29,21 @@ Run bendsave <command> --help for a command's options.
 
 Exit codes: 0 ok, 1 failure, 2 usage or bad input, 3 backup done but some files could not be read.`;
 
-const COMMANDS: Record<string, (args: string[], out: Output) => Promise<number>> = {
-  backup: backupCommand,
-  list: listCommand,
-  restore: restoreCommand,
-  verify: verifyCommand,
-  repair: repairCommand,
-  vacuum: vacuumCommand,
-  copy: copyCommand,
-  show: showCommand,
-  // Loaded on demand: PostgreSQL starts one process per WAL file.
-  "wal-push": async (args, out) =>
-    (await import("./commands/wal_push.ts")).walPushCommand(args, out),
-  "wal-fetch": async (args, out) =>
-    (await import("./commands/wal_fetch.ts")).walFetchCommand(args, out),
+type Command = (args: string[], out: Output) => Promise<number>;
+
+// Each command is loaded when it runs, so a process imports only what its
+// command needs (PostgreSQL starts one wal-push process per WAL file).
+const COMMANDS: Record<string, Command> = {
+  backup: async (a, o) => (await import("./commands/backup.ts")).backupCommand(a, o),
+  list: async (a, o) => (await import("./commands/list.ts")).listCommand(a, o),
+  restore: async (a, o) => (await import("./commands/restore.ts")).restoreCommand(a, o),
+  verify: async (a, o) => (await import("./commands/verify.ts")).verifyCommand(a, o),
+  repair: async (a, o) => (await import("./commands/repair.ts")).repairCommand(a, o),
+  vacuum: async (a, o) => (await import("./commands/vacuum.ts")).vacuumCommand(a, o),
+  copy: async (a, o) => (await import("./commands/copy.ts")).copyCommand(a, o),
+  show: async (a, o) => (await import("./commands/show.ts")).showCommand(a, o),
+  "wal-push": async (a, o) => (await import("./commands/wal_push.ts")).walPushCommand(a, o),
+  "wal-fetch": async (a, o) => (await import("./commands/wal_fetch.ts")).walFetchCommand(a, o),
 };
 
 /** Runs the CLI and returns the exit code. */
