@@ -3,7 +3,8 @@ import fs from "node:fs";
 import { Buffer } from "node:buffer";
 import path from "node:path";
 import { FsStore } from "./drivers/fs.ts";
-import { IntegrityError, InvalidInput } from "./errors.ts";
+import { IntegrityError, InvalidInput, LockedError } from "./errors.ts";
+import { RepositoryLock } from "./lock.ts";
 import { Repository } from "./repository.ts";
 import {
   fetchWal,
@@ -241,4 +242,38 @@ Deno.test("vacuum keeps every block of archived WAL and verify checks the record
     ["wal", `${TEST_SYSTEM_ID}/${segs[1]!.name}`],
   ]);
   await assert.rejects(vacuum(store, { keepLast: 1 }), IntegrityError);
+});
+
+Deno.test("pushWal of one file by two pushes at once archives it once and both succeed", async () => {
+  await using t = await tempDir();
+  const { store, repoDir, pgData, out } = await setup(t.dir);
+  const seg = makeSegment({ segno: 8, used: 2 * MiB });
+  const file = writeSegment(pgData, seg);
+  const results = await Promise.all([
+    pushWal(store, file, { pgData }),
+    pushWal(store, file, { pgData }),
+  ]);
+  assert.deepEqual(results.map((r) => r.status).sort(), ["already-archived", "archived"]);
+  assert.deepEqual(filesUnder(path.join(repoDir, "wal")), [`${TEST_SYSTEM_ID}/${seg.name}`]);
+  await fetchWal(store, seg.name, path.join(out, "x"), { pgData });
+  assert.equal(sha256Hex(fs.readFileSync(path.join(out, "x"))), sha256Hex(seg.data));
+  assert.equal((await verify(store)).ok, true);
+});
+
+Deno.test("pushWal waits for a vacuum's exclusive lock, or fails with LockedError past --lock-wait", async () => {
+  await using t = await tempDir();
+  const { store, pgData } = await setup(t.dir);
+  const file = writeSegment(pgData, makeSegment({ segno: 9 }));
+  const vacuumLock = await RepositoryLock.acquire(store, "exclusive", { operation: "vacuum" });
+  await assert.rejects(pushWal(store, file, { pgData, lockWaitMs: 0 }), LockedError);
+  const warnings: string[] = [];
+  const pending = pushWal(store, file, {
+    pgData,
+    lockWaitMs: 30_000,
+    onEvent: (e) => e.type === "warning" && warnings.push(e.message),
+  });
+  await new Promise((r) => setTimeout(r, 300));
+  await vacuumLock.release();
+  assert.equal((await pending).status, "archived");
+  assert.match(warnings.join("\n"), /locked by vacuum.*waiting for it/);
 });

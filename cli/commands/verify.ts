@@ -36,6 +36,7 @@ function render(r: VerifyReport): string {
   lines.push(
     `checked ${c.manifests} manifest(s), ${c.trees} trees, ${c.files} files, ${c.blocks} blocks, ` +
       `${c.indexFiles} index file(s), ${c.packs} packs` +
+      (c.walFiles > 0 ? `, ${c.walFiles} WAL file(s)` : "") +
       (r.scope.readData === "none"
         ? ""
         : `; read ${c.packsRead} of ${r.scope.packsInScope} packs (${
