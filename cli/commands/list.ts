@@ -5,6 +5,12 @@
  */
 import { listBackups } from "../../store/list.ts";
 import { openStore } from "../../store/open_store.ts";
+import { Repository } from "../../store/repository.ts";
+import {
+  describePgWindow,
+  type PgSourceWindow,
+  postgresWindows,
+} from "../../sources/postgres/pg_windows.ts";
 import { onePositional, parse } from "../args.ts";
 import { ExitCode } from "../exit_codes.ts";
 import { formatBytes, type Output, table } from "../output.ts";
@@ -17,7 +23,8 @@ Lists the backups in a repository, oldest first.
 Options:
   --json       a JSON array of objects: name, id, time (RFC 3339), parent (name or null),
                parent_present, kind, files, bytes, added_bytes, incomplete, source (its
-               description), source_key (its identity: retention and restore group by it), host
+               description), source_key (its identity: retention and restore group by it), host;
+               PostgreSQL backups also recoverable_window (from, to, gaps) of their source
   -h, --help   this help`;
 
 /** Runs the command. */
@@ -28,7 +35,13 @@ export async function listCommand(args: string[], out: Output): Promise<number> 
     return ExitCode.ok;
   }
   const repo = onePositional("list", positionals, "repository");
-  const { backups, damaged } = await listBackups(await openStore(repo, { onWarning: out.warn }));
+  const store = await openStore(repo, { onWarning: out.warn });
+  const { backups, damaged } = await listBackups(store);
+  const windows = await postgresWindows(
+    store,
+    await (await Repository.open(store)).listManifests(),
+  );
+  const windowOf = new Map(windows.map((w) => [w.source, w]));
   if (out.json) {
     console.log(JSON.stringify(
       backups.map((b) => ({
@@ -45,6 +58,9 @@ export async function listCommand(args: string[], out: Output): Promise<number> 
         source: b.source,
         source_key: b.sourceKey,
         host: b.host,
+        ...(windowOf.has(b.sourceKey)
+          ? { recoverable_window: windowJson(windowOf.get(b.sourceKey)!) }
+          : {}),
       })),
       null,
       2,
@@ -66,7 +82,13 @@ export async function listCommand(args: string[], out: Output): Promise<number> 
       ]),
     ));
     out.print(`${backups.length} backup(s)`);
+    for (const w of windows) out.print(describePgWindow(w));
   }
   for (const d of damaged) console.error(`error: ${d.error}`);
   return damaged.length ? ExitCode.failure : ExitCode.ok;
+}
+
+/** A PostgreSQL source's window in `list --json`. */
+export function windowJson(w: PgSourceWindow): Record<string, unknown> {
+  return { from: w.from, to: w.to, gaps: w.gaps, wal_files: w.walFiles };
 }

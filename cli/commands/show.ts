@@ -9,6 +9,12 @@ import { toHex } from "../../formats/hash.ts";
 import type { Manifest } from "../../formats/manifest.ts";
 import { onePositional, parse } from "../args.ts";
 import { ExitCode, UsageError } from "../exit_codes.ts";
+import {
+  baseBackupOf,
+  describePgWindow,
+  postgresWindows,
+} from "../../sources/postgres/pg_windows.ts";
+import { windowJson } from "./list.ts";
 import { formatBytes, formatDuration, type Output } from "../output.ts";
 
 /** Help text. */
@@ -63,8 +69,20 @@ export async function showCommand(args: string[], out: Output): Promise<number> 
   if (!name) throw new UsageError(`repository ${repo} holds no backups: nothing to show`);
   const rec = await r.loadManifest(name);
   const m = rec.manifest;
+  const window = baseBackupOf(rec)
+    ? (await postgresWindows(r.store, await r.listManifests())).find((w) =>
+      w.source === m.source.key
+    )
+    : undefined;
   if (out.json) {
-    console.log(JSON.stringify(manifestJson(rec.name, rec.id, m), null, 2));
+    console.log(JSON.stringify(
+      {
+        ...manifestJson(rec.name, rec.id, m),
+        ...(window ? { recoverable_window: windowJson(window) } : {}),
+      },
+      null,
+      2,
+    ));
     return ExitCode.ok;
   }
   const lines = [
@@ -102,6 +120,7 @@ export async function showCommand(args: string[], out: Output): Promise<number> 
       }
     }
   }
+  if (window) lines.push(`window     ${describePgWindow(window)}`);
   out.print(lines.join("\n"));
   return ExitCode.ok;
 }

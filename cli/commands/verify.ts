@@ -5,6 +5,9 @@
  */
 import { parseSubset, verify, type VerifyReport } from "../../store/verify.ts";
 import { openStore } from "../../store/open_store.ts";
+import { Repository } from "../../store/repository.ts";
+import { describePgWindow, postgresWindows } from "../../sources/postgres/pg_windows.ts";
+import { windowJson } from "./list.ts";
 import { onePositional, parse } from "../args.ts";
 import { ExitCode, UsageError } from "../exit_codes.ts";
 import { formatBytes, type Output } from "../output.ts";
@@ -106,15 +109,50 @@ export async function verifyCommand(args: string[], out: Output): Promise<number
   const manifests = ((values.manifest as string[] | undefined) ?? []).map((m) =>
     m.endsWith(".manifest") ? m.replace(/^.*\//, "") : `${m}.manifest`
   );
-  const report = await verify(await openStore(repo, { onWarning: out.warn }), {
+  const store = await openStore(repo, { onWarning: out.warn });
+  const report = await verify(store, {
     manifests,
     readData: values["read-data"] === true,
     ...(subset ? { subset } : {}),
     onEvent: out.event.bind(out),
   });
   out.done();
+  // PostgreSQL: a WAL gap is damage to the recoverable window it cuts.
+  const windows = await postgresWindows(
+    store,
+    await (await Repository.open(store)).listManifests(),
+  );
+  const gaps = windows.flatMap((w) =>
+    w.gaps.map((g) => ({
+      source: w.source,
+      after: g.after,
+      before: g.before,
+      message:
+        `WAL of ${w.source} is missing after ${g.after} (next archived: ${g.before}): the base backups before the gap cannot be recovered past it; copy the missing WAL back, or take a new base backup`,
+    }))
+  );
+  const ok = report.ok && gaps.length === 0;
   if (out.json) {
-    out.result({ type: "report", ...report });
-  } else out.print(render(report));
-  return report.ok ? ExitCode.ok : ExitCode.failure;
+    out.result({
+      type: "report",
+      ...report,
+      ok,
+      postgres: windows.map((w) => ({ source: w.source, ...windowJson(w) })),
+      walGaps: gaps,
+    });
+  } else {
+    const lines = render(report).split("\n");
+    const verdict = lines.pop()!;
+    for (const w of windows) lines.push(describePgWindow(w));
+    for (const g of gaps) lines.push(`damage: ${g.message}`);
+    lines.push(
+      report.ok && gaps.length > 0
+        ? `verdict: DAMAGED, ${gaps.length} WAL gap(s) cut the recoverable window of ${
+          new Set(gaps.map((g) => g.source)).size
+        } PostgreSQL source(s)`
+        : verdict,
+    );
+    out.print(lines.join("\n"));
+  }
+  return ok ? ExitCode.ok : ExitCode.failure;
 }

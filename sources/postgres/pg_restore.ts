@@ -24,16 +24,11 @@ import {
   type RestoreResult,
 } from "../../store/restore/restore.ts";
 import { latestBackup } from "../../store/source_groups.ts";
-import { listWal } from "../../store/wal_archive.ts";
+import { archivedSegments, baseBackupOf } from "./pg_windows.ts";
 import type { EventSink } from "../../store/backup/events.ts";
 import type { Manifest } from "../../formats/manifest.ts";
 import { NodeType } from "../../formats/tree.ts";
-import {
-  formatMicros,
-  parseLsn,
-  type RecoveryTarget,
-  timeMicros,
-} from "../../formats/pg_target.ts";
+import { formatMicros, type RecoveryTarget } from "../../formats/pg_target.ts";
 import {
   PG_DATA_PART,
   PG_LABEL_PART,
@@ -41,7 +36,6 @@ import {
   tablespacePartName,
 } from "./pg_source.ts";
 import {
-  type ArchivedSegment,
   type BaseBackup,
   OutsideWindow,
   planRecovery,
@@ -99,26 +93,15 @@ export interface PgRestoreResult extends PgRestorePlan {
   readonly durationMs: number;
 }
 
-/** The `pg.*` settings of a base backup's manifest as the plan needs them. */
-function baseBackupOf(r: ManifestRecord): BaseBackup {
-  const s = r.manifest.source.settings;
-  const need = (k: string) => {
-    const v = s[k];
-    if (v === undefined || v === "") {
-      throw new InvalidInput(
-        `backup ${r.name} is not a complete PostgreSQL base backup (no ${k}): choose another with --from <repo>/manifests/<name>`,
-      );
-    }
-    return v;
-  };
-  return {
-    name: r.name,
-    timeline: Number(need("pg.timeline")),
-    startLsn: parseLsn(need("pg.start_lsn")),
-    stopLsn: parseLsn(need("pg.stop_lsn")),
-    stopMicros: timeMicros(need("pg.stop_time")),
-    segmentSize: Number(s["pg.wal_segment_size"] ?? 16 * 1024 * 1024),
-  };
+/** The base backup of a manifest, or an InvalidInput naming what it lacks. */
+function baseBackup(r: ManifestRecord): BaseBackup {
+  const b = baseBackupOf(r);
+  if (!b) {
+    throw new InvalidInput(
+      `backup ${r.name} is not a complete PostgreSQL base backup (its pg.* settings are missing or unreadable): choose another with --from <repo>/manifests/<name>`,
+    );
+  }
+  return b;
 }
 
 const isPg = (m: Manifest) =>
@@ -156,17 +139,15 @@ async function choose(store: BlobStore, options: PgRestoreOptions): Promise<Chos
   const sameSource = all.filter((r) =>
     isPg(r.manifest) && r.manifest.source.key === record.manifest.source.key
   );
-  const wal: ArchivedSegment[] = (await listWal(store, { systemId }))
-    .filter((w) => /^[0-9A-F]{24}$/.test(w.name))
-    .map((w) => ({ name: w.name, pushedMicros: BigInt(Math.round(w.pushTimeMs * 1000)) }));
+  const wal = await archivedSegments(store, systemId);
   // A named backup without a target recovers to the end of that backup only.
   if (options.manifest && options.target === undefined) {
-    const b = baseBackupOf(record);
+    const b = baseBackup(record);
     const plan = planRecovery([b], wal, { kind: "lsn", lsn: b.stopLsn, text: "" });
     return { repo, record, recovery: plan, target: { kind: "immediate" }, systemId };
   }
   const target = options.target ?? { kind: "latest" as const };
-  const candidates = (options.manifest ? [record] : sameSource).map(baseBackupOf);
+  const candidates = (options.manifest ? [record] : sameSource).map(baseBackup);
   let recovery: RecoveryPlan;
   try {
     recovery = planRecovery(candidates, wal, target);

@@ -56,10 +56,16 @@ async function archived(pg: PgCluster, name: string): Promise<void> {
 }
 
 /** Starts PostgreSQL on a restored data directory and waits for the end of recovery. */
-async function recovered(dataDir: string): Promise<PgCluster> {
-  const pg = await startPgFromDataDir(dataDir);
+async function recovered(
+  dataDir: string,
+  settings?: Record<string, string>,
+): Promise<PgCluster> {
+  const pg = await startPgFromDataDir(dataDir, settings ? { settings } : {});
   for (let i = 0; i < 600; i++) {
-    if ((await pg.sql("SELECT pg_is_in_recovery()")) === "f") return pg;
+    const state = await pg.sql("SELECT pg_is_in_recovery()").catch((e) => {
+      throw new Error(`${(e as Error).message}\n${pg.log()}`);
+    });
+    if (state === "f") return pg;
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`the restored server did not finish recovery:\n${pg.log()}`);
@@ -155,6 +161,80 @@ Deno.test({
       assert.equal(early.code, 2, early.stderr);
       assert.match(early.stderr, /recoverable window is/);
       assert.equal(early.stderr.trim().split("\n").length, 1, early.stderr);
+    } finally {
+      await Deno.remove(repoRoot, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "restore --as-of reaches a time on timeline 2 after a promotion; list, show and verify state the window and a WAL gap",
+  ignore: pgIgnore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await prepareBendsaveForPostgres();
+    const repoRoot = await Deno.makeTempDir({ prefix: "bendsave-pitr-tli-" });
+    fs.chmodSync(repoRoot, 0o777);
+    const repo = path.join(repoRoot, "repo");
+    try {
+      const first = path.join(repoRoot, "first");
+      {
+        await using pg = await startPgCluster({ archiveTo: repo });
+        await pg.sql("CREATE TABLE demo (id int PRIMARY KEY)");
+        await ok(["backup", "--from", pg.uri(), "--to", repo]);
+        await pg.sql("INSERT INTO demo VALUES (1)");
+        await archived(pg, await pg.sql("SELECT pg_walfile_name(pg_switch_wal())"));
+        await pg.stop();
+        await ok(["restore", "--from", repo, "--to", first, "--confirm"]);
+      }
+      // The restored server promotes onto timeline 2 and archives into the same repository.
+      let t = "";
+      {
+        await using promoted = await recovered(first, {
+          archive_mode: "on",
+          archive_command: `${bendsaveCommand()} wal-push %p --to ${shellQuote(repo)}`,
+        });
+        assert.equal(
+          await promoted.sql("SELECT timeline_id FROM pg_control_checkpoint()"),
+          "2",
+          promoted.log(),
+        );
+        await promoted.sql("INSERT INTO demo VALUES (2)");
+        t = await promoted.sql("SELECT now()");
+        await new Promise((r) => setTimeout(r, 50));
+        await promoted.sql("INSERT INTO demo VALUES (3)");
+        await archived(promoted, await promoted.sql("SELECT pg_walfile_name(pg_switch_wal())"));
+      }
+      const target = path.join(repoRoot, "second");
+      const plan = await ok(["restore", "--from", repo, "--to", target, "--as-of", t]);
+      assert.match(plan, /WAL\s+000000010000000000000002 \.\. 00000002/, plan);
+      await ok(["restore", "--from", repo, "--to", target, "--as-of", t, "--confirm"]);
+      {
+        await using again = await recovered(target);
+        assert.equal(
+          await again.sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM demo"),
+          "1,2",
+        );
+      }
+
+      // list and show state the window; verify is clean, then reports a gap as damage.
+      const listed = JSON.parse(await ok(["list", repo, "--json"]));
+      assert.ok(listed[0].recoverable_window?.to, JSON.stringify(listed[0]));
+      assert.match(await ok(["list", repo]), /recoverable from \S+ \S+ to /);
+      assert.match(await ok(["show", repo]), /window\s+PostgreSQL postgresql:\d+:/);
+      assert.equal((await bendsave(["verify", repo])).code, 0);
+      const sys = fs.readdirSync(path.join(repo, "wal"))[0]!;
+      const segments = fs.readdirSync(path.join(repo, "wal", sys)).filter((n) =>
+        /^[0-9A-F]{24}$/.test(n)
+      ).sort();
+      assert.ok(segments.length >= 3, segments.join(" "));
+      fs.rmSync(path.join(repo, "wal", sys, segments[1]!));
+      const v = await bendsave(["verify", repo]);
+      assert.equal(v.code, 1, v.stdout);
+      assert.match(v.stdout, new RegExp(`missing after ${segments[0]}`));
+      assert.match(v.stdout, /verdict: DAMAGED, 1 WAL gap/);
     } finally {
       await Deno.remove(repoRoot, { recursive: true }).catch(() => {});
     }
