@@ -449,7 +449,7 @@ async function stopBackup(
         Math.round(waitMs / 1000)
       } s${await archiverState(
         conn,
-      )}: fix archive_command (it must be 'bendsave wal-push %p --to REPO') and back up again`,
+      )}: the server log says why archive_command fails; it must be 'bendsave wal-push %p --to REPO', run as a user who may write REPO; fix it and back up again`,
     );
   } finally {
     await conn.query("SET statement_timeout = 0").catch(() => {});
