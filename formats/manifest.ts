@@ -64,14 +64,45 @@ export interface ManifestPart {
   chunker: ChunkerParams | null;
 }
 
-/** Databases and tables of a cluster (reserved for table-level restore). */
+/**
+ * One table snapshot a cluster backup holds (since 1.2): a `_ss/` object of
+ * the table read at backup time.
+ */
+export interface CatalogSnapshot {
+  /** The snapshot id, a hyphenated UUID. */
+  id: string;
+  /** The snapshot's timestamp in microseconds since the epoch; 0 when it has none. */
+  timestampUs: number;
+  /** Rows of the table in this snapshot. */
+  rowCount: number;
+  /** The snapshot object, relative to the storage root. */
+  location: string;
+  /** The snapshot's format version. */
+  formatVersion: number;
+  /** The previous snapshot's id, "" for the first. */
+  prevId: string;
+}
+
+/** One table of a cluster's catalog. */
+export interface CatalogTable {
+  name: string;
+  id: number;
+  /** Storage prefix of the table's data, relative to the storage root, ending in `/`. */
+  storagePrefix: string;
+  /** The current snapshot named by the meta export (since 1.2), relative to the storage root. */
+  snapshotLocation?: string;
+  /** The snapshots the backup holds, oldest first (since 1.2). */
+  snapshots?: CatalogSnapshot[];
+}
+
+/** Databases and tables of a cluster (for table-level restore). */
 export interface Catalog {
   tenant: string;
   clusterId: string;
   databases: {
     name: string;
     id: number;
-    tables: { name: string; id: number; storagePrefix: string }[];
+    tables: CatalogTable[];
   }[];
 }
 
@@ -219,10 +250,24 @@ export function decodeManifest(buf: Uint8Array): Manifest {
           name: d.name ?? "",
           id: toNumber(d.id),
           // deno-lint-ignore no-explicit-any
-          tables: (d.tables ?? []).map((t: any) => ({
+          tables: (d.tables ?? []).map((t: any): CatalogTable => ({
             name: t.name ?? "",
             id: toNumber(t.id),
             storagePrefix: t.storagePrefix ?? "",
+            ...(t.snapshotLocation ? { snapshotLocation: t.snapshotLocation } : {}),
+            ...(t.snapshots?.length
+              ? {
+                // deno-lint-ignore no-explicit-any
+                snapshots: t.snapshots.map((s: any): CatalogSnapshot => ({
+                  id: s.id ?? "",
+                  timestampUs: toNumber(s.timestampUs),
+                  rowCount: toNumber(s.rowCount),
+                  location: s.location ?? "",
+                  formatVersion: toNumber(s.formatVersion),
+                  prevId: s.prevId ?? "",
+                })),
+              }
+              : {}),
           })),
         })),
       }

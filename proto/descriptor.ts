@@ -379,6 +379,48 @@ export const descriptor = {
                   "type": "string",
                   "id": 3,
                   "protoName": "storage_prefix"
+                },
+                "snapshotLocation": {
+                  "type": "string",
+                  "id": 4,
+                  "protoName": "snapshot_location"
+                },
+                "snapshots": {
+                  "rule": "repeated",
+                  "type": "TableSnapshot",
+                  "id": 5
+                }
+              }
+            },
+            "TableSnapshot": {
+              "fields": {
+                "id": {
+                  "type": "string",
+                  "id": 1
+                },
+                "timestampUs": {
+                  "type": "int64",
+                  "id": 2,
+                  "protoName": "timestamp_us"
+                },
+                "rowCount": {
+                  "type": "uint64",
+                  "id": 3,
+                  "protoName": "row_count"
+                },
+                "location": {
+                  "type": "string",
+                  "id": 4
+                },
+                "formatVersion": {
+                  "type": "uint64",
+                  "id": 5,
+                  "protoName": "format_version"
+                },
+                "prevId": {
+                  "type": "string",
+                  "id": 6,
+                  "protoName": "prev_id"
                 }
               }
             },

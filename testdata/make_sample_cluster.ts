@@ -15,6 +15,8 @@
  *
  * @module
  */
+import { encode as msgpackEncode } from "@msgpack/msgpack";
+import { zstdCompressSync } from "node:zlib";
 
 /** Tenant of the sample cluster (`[query] tenant_id`). */
 export const SAMPLE_TENANT = "sample_tenant";
@@ -154,6 +156,21 @@ function chronoUtc(ms: number, micros: number): string {
   const iso = new Date(ms).toISOString(); // 2025-03-10T08:00:00.123Z
   const frac = String((ms % 1000) * 1000 + micros).padStart(6, "0");
   return `${iso.slice(0, 10)} ${iso.slice(11, 19)}.${frac} UTC`;
+}
+
+/**
+ * A chrono `DateTime<Utc>` as serde writes it (RFC 3339, `Z`, the shortest of
+ * 0, 3 or 6 fraction digits that is exact), e.g. `2025-03-10T08:00:00.123456Z`.
+ */
+function chronoSerde(ms: number, micros: number): string {
+  const iso = new Date(ms).toISOString();
+  const us = (ms % 1000) * 1000 + micros;
+  const frac = us === 0
+    ? ""
+    : us % 1000 === 0
+    ? `.${String(us / 1000).padStart(3, "0")}`
+    : `.${String(us).padStart(6, "0")}`;
+  return `${iso.slice(0, 19)}${frac}Z`;
 }
 
 // ---------------------------------------------------------------------------
@@ -398,6 +415,10 @@ class MetaSim {
   readonly kv = new Map<string, SeqV>();
   readonly expire = new Map<string, { timeMs: number; seq: number }>();
   readonly log: LogEntry[] = [];
+  /** The state machine snapshot, when one was taken. */
+  snapshot:
+    | { seq: number; index: number; kv: Map<string, SeqV>; expire: MetaSim["expire"] }
+    | null = null;
 
   /** Starts after the bootstrap entries (initial membership and AddNode). */
   constructor(firstIndex: number) {
@@ -427,6 +448,19 @@ class MetaSim {
   #append(timeMs: number, cmd: unknown): void {
     this.logIndex += 1;
     this.log.push({ index: this.logIndex, timeMs, cmd });
+  }
+
+  /**
+   * Takes the state machine snapshot (as the meta service does every 1,024
+   * entries): the export holds this state and the log entries after it.
+   */
+  takeSnapshot(): void {
+    this.snapshot = {
+      seq: this.seq,
+      index: this.logIndex,
+      kv: new Map([...this.kv].map(([k, v]) => [k, { ...v }])),
+      expire: new Map(this.expire),
+    };
   }
 
   /** Current seq of `key`, 0 if absent. */
@@ -505,6 +539,12 @@ export interface SampleCluster {
   readonly emptyDirs: readonly string[];
   /** Tables, for tests that want to know what the tree holds. */
   readonly tables: readonly SampleTableInfo[];
+  /** The meta service's key-value state after the last log entry (seq and bytes per key). */
+  readonly finalKv: ReadonlyMap<string, { readonly seq: number; readonly data: readonly number[] }>;
+  /** The log index of the state machine snapshot in the export (`LastApplied`). */
+  readonly snapshotIndex: number;
+  /** The last log index. */
+  readonly lastIndex: number;
 }
 
 /** What a test may want to know about one sample table. */
@@ -519,6 +559,8 @@ export interface SampleTableInfo {
   readonly state: "live" | "dropped" | "vacuumed" | "attached";
   /** Location of the latest snapshot, relative to the storage root; null if none exists. */
   readonly snapshotLocation: string | null;
+  /** Every snapshot the table's storage holds, oldest first (none for attached or vacuumed). */
+  readonly snapshots: readonly SampleSnapshot[];
 }
 
 const PARQUET_MAGIC = te.encode("PAR1");
@@ -577,13 +619,56 @@ function fakeSegment(blocks: number, columns: number, rng: SeededRandom): Uint8A
   ]);
 }
 
+/** `TableDataType` as serde names it (externally tagged enum). */
+function serdeDataType(t: ColumnType): unknown {
+  switch (t.kind) {
+    case "string":
+      return "String";
+    case "uint64":
+      return { Number: "UInt64" };
+    case "uint32":
+      return { Number: "UInt32" };
+    case "int64":
+      return { Number: "Int64" };
+    case "date":
+      return "Date";
+    case "timestamp":
+      return "Timestamp";
+    case "decimal":
+      return { Decimal: { Decimal128: { precision: t.precision, scale: t.scale } } };
+    case "nullable":
+      return { Nullable: serdeDataType(t.inner) };
+  }
+}
+
+/** What one snapshot of a sample table records. */
+export interface SampleSnapshot {
+  /** Hyphenated snapshot id. */
+  readonly id: string;
+  /** Location relative to the storage root. */
+  readonly location: string;
+  /** `timestamp` as written (RFC 3339). */
+  readonly timestamp: string;
+  /** Microseconds since the epoch. */
+  readonly timestampUs: number;
+  readonly rowCount: number;
+  /** Hyphenated id of the previous snapshot, "" for the first. */
+  readonly prevId: string;
+  /** Segment locations the snapshot lists (newest first). */
+  readonly segments: readonly string[];
+}
+
 /**
- * A v4 snapshot (`_ss/*_v4.mpk`): format version (u64 LE), encoding, compression,
- * size of the compressed payload (u64 LE), then the payload (opaque here).
+ * A v4 snapshot (`_ss/*_v4.mpk`), as `TableSnapshot::to_bytes` writes it:
+ * format version (u64 LE), encoding (2, MessagePack), compression (1, Zstd),
+ * size of the compressed body (u64 LE), then the body: the snapshot as a
+ * MessagePack map with field names (rmp-serde `to_vec_named`; uuids as 16-byte
+ * bin, timestamps as RFC 3339 strings, tuples as arrays), zstd-compressed.
  */
-function fakeSnapshot(segments: number, columns: number, rng: SeededRandom): Uint8Array {
-  const payload = fakeZstd(260 + segments * 64 + columns * 46 + rng.int(0, 47), rng);
-  return new Uint8Array([...u64le(4), 2, 1, ...u64le(payload.length), ...payload]);
+function snapshotFile(body: Record<string, unknown>): Uint8Array {
+  const packed = msgpackEncode(body);
+  const compressed = new Uint8Array(zstdCompressSync(packed));
+  return new Uint8Array([4, 0, 0, 0, 0, 0, 0, 0, 2, 1, ...u64le(compressed.length), ...compressed]);
 }
 
 /** Writes and tracks the files of one table's storage prefix. */
@@ -596,6 +681,8 @@ class FuseTableStorage {
   segments: string[] = [];
   snapshotLocation: string | null = null;
   snapshotId: Uint8Array | null = null;
+  blockCount = 0;
+  readonly snapshots: SampleSnapshot[] = [];
   stats: TableStats = { rows: 0, dataBytes: 0, compressedBytes: 0, indexBytes: 0 };
 
   constructor(
@@ -644,12 +731,6 @@ class FuseTableStorage {
     this.#put(segment, fakeSegment(blockSizes.length, ncols, rng), timeMs + 2);
     this.segments.push(segment);
 
-    const snapshotMs = timeMs + 5;
-    this.snapshotId = uuidV7(snapshotMs, rng);
-    const snapshot = `${this.prefix}/_ss/h${uuidSimple(this.snapshotId)}_v4.mpk`;
-    this.#put(snapshot, fakeSnapshot(this.segments.length, ncols, rng), snapshotMs);
-    this.snapshotLocation = snapshot;
-
     const compressed = blockSizes.reduce((a, b) => a + b, 0);
     this.stats = {
       rows: this.stats.rows + rows,
@@ -657,6 +738,61 @@ class FuseTableStorage {
       compressedBytes: this.stats.compressedBytes + compressed,
       indexBytes: this.stats.indexBytes + indexBytes,
     };
+    this.blockCount += blockSizes.length;
+
+    const snapshotMs = timeMs + 5;
+    const micros = rng.int(0, 999);
+    const prevId = this.snapshotId;
+    this.snapshotId = uuidV7(snapshotMs, rng);
+    const snapshot = `${this.prefix}/_ss/h${uuidSimple(this.snapshotId)}_v4.mpk`;
+    const timestamp = chronoSerde(snapshotMs, micros);
+    // Databend puts the segment an append writes before the ones it keeps.
+    const segments = [...this.segments].reverse();
+    this.#put(
+      snapshot,
+      snapshotFile({
+        format_version: 4,
+        snapshot_id: this.snapshotId,
+        timestamp,
+        prev_table_seq: null,
+        prev_snapshot_id: prevId === null ? null : [prevId, 4],
+        schema: {
+          fields: this.columns.map((c, i) => ({
+            name: c.name,
+            default_expr: null,
+            data_type: serdeDataType(c.type),
+            column_id: i,
+            computed_expr: null,
+          })),
+          metadata: {},
+          next_column_id: ncols,
+        },
+        summary: {
+          row_count: this.stats.rows,
+          block_count: this.blockCount,
+          perfect_block_count: 0,
+          uncompressed_byte_size: this.stats.dataBytes,
+          compressed_byte_size: this.stats.compressedBytes,
+          index_size: this.stats.indexBytes,
+          col_stats: {},
+          cluster_stats: null,
+        },
+        segments: segments.map((sg) => [sg, 4]),
+        cluster_key_meta: null,
+        table_statistics_location: null,
+      }),
+      snapshotMs,
+    );
+    this.snapshotLocation = snapshot;
+    this.snapshots.push({
+      id: uuidHyphenated(this.snapshotId),
+      location: snapshot,
+      timestamp,
+      timestampUs: snapshotMs * 1000 + micros,
+      rowCount: this.stats.rows,
+      prevId: prevId === null ? "" : uuidHyphenated(prevId),
+      segments,
+    });
     this.#writeHint(snapshotMs + 3);
     return snapshot;
   }
@@ -970,6 +1106,9 @@ export function buildSampleCluster(): SampleCluster {
     T_UPGRADE + n * MS_PER_DAY + h * MS_PER_HOUR + m * MS_PER_MINUTE;
   registerNode(up(0, 0, 5), "v1.2.830-nightly-sample");
   insert(up(1, 9, 0), pageViews, 2_950, [15_104]);
+  // The meta service's last state machine snapshot: what follows is only in
+  // the raft log of the export.
+  sim.takeSnapshot();
   dropTable(up(2, 11, 0), orders2023);
 
   const tmpImport = createTable(up(3, 14, 0), analytics, "tmp_import", [
@@ -987,7 +1126,19 @@ export function buildSampleCluster(): SampleCluster {
     },
   });
 
-  const tEnd = up(5, 10, 0) + 17 * MS_PER_SECOND;
+  // After the snapshot: a new snapshot of sales.orders (the state machine's
+  // snapshot_location of it is stale) and a table created with data.
+  insert(up(5, 11, 0), orders, 1_100, [5_632]);
+  const returns = createTable(up(5, 12, 0), sales, "returns", [
+    { name: "order_id", type: COL.u64 },
+    { name: "returned_at", type: COL.ts },
+    { name: "reason", type: nullable(COL.str) },
+  ]);
+  insert(up(5, 12, 5), returns, 40, [2_048]);
+
+  const tEnd = up(5, 12, 5) + 17 * MS_PER_SECOND;
+  // The query node restarted: its registration had expired.
+  registerNode(tEnd - 8 * MS_PER_SECOND, "v1.2.830-nightly-sample");
   heartbeat(tEnd - 4 * MS_PER_SECOND);
   heartbeat(tEnd);
 
@@ -997,7 +1148,7 @@ export function buildSampleCluster(): SampleCluster {
     { path: "databend-meta.toml", bytes: te.encode(metaToml()), mtimeMs: configTime },
     {
       path: "meta-export.jsonl",
-      bytes: te.encode(metaExport(sim, 6)),
+      bytes: te.encode(metaExport(sim, 2)),
       mtimeMs: tEnd + 30 * MS_PER_SECOND,
     },
     { path: "query-node.toml", bytes: te.encode(queryNodeToml()), mtimeMs: configTime },
@@ -1017,20 +1168,28 @@ export function buildSampleCluster(): SampleCluster {
       snapshotLocation: tbl.state === "attached" || tbl.state === "vacuumed"
         ? null
         : tbl.storage.snapshotLocation,
+      snapshots: tbl.state === "attached" || tbl.state === "vacuumed" ? [] : tbl.storage.snapshots,
     })),
+    finalKv: new Map([...sim.kv].map(([k, v]) => [k, { seq: v.seq, data: v.data }])),
+    snapshotIndex: sim.snapshot?.index ?? sim.logIndex,
+    lastIndex: sim.logIndex,
   };
 }
 
 /**
  * The meta export, one JSON array `[tree, entry]` per line: the data header,
- * the raft log tree (node id, vote, committed, purged, the last `keepLogs`
- * entries), then the state machine (sequence, state machine meta, nodes,
- * expiries, and every key-value pair sorted by key).
+ * the raft log tree (node id, vote, committed, purged, the entries from
+ * `keepBefore` entries before the state machine snapshot to the last one),
+ * then the state machine as of its snapshot (sequence, state machine meta
+ * with `LastApplied` = the snapshot's index, nodes, expiries, and every
+ * key-value pair sorted by key). The entries after `LastApplied` are writes
+ * the snapshot does not hold yet.
  */
-function metaExport(sim: MetaSim, keepLogs: number): string {
+function metaExport(sim: MetaSim, keepBefore: number): string {
   const leader = { term: 2, node_id: 1 };
   const last = sim.logIndex;
-  const purged = last - keepLogs;
+  const snap = sim.snapshot ?? { seq: sim.seq, index: last, kv: sim.kv, expire: sim.expire };
+  const purged = snap.index - keepBefore;
   const lines: unknown[] = [
     ["header", { DataHeader: { key: "header", value: { version: "V004" } } }],
     ["raft_log", { NodeId: 1 }],
@@ -1051,9 +1210,12 @@ function metaExport(sim: MetaSim, keepLogs: number): string {
     ]);
   }
   const sm = "state_machine/0";
-  lines.push([sm, { Sequences: { key: "generic-kv", value: sim.seq } }]);
+  lines.push([sm, { Sequences: { key: "generic-kv", value: snap.seq } }]);
   lines.push([sm, {
-    StateMachineMeta: { key: "LastApplied", value: { LogId: { leader_id: leader, index: last } } },
+    StateMachineMeta: {
+      key: "LastApplied",
+      value: { LogId: { leader_id: leader, index: snap.index } },
+    },
   }]);
   lines.push([sm, {
     StateMachineMeta: {
@@ -1076,7 +1238,7 @@ function metaExport(sim: MetaSim, keepLogs: number): string {
       },
     },
   }]);
-  const expiries = [...sim.expire.entries()].sort((a, b) =>
+  const expiries = [...snap.expire.entries()].sort((a, b) =>
     a[1].timeMs - b[1].timeMs || a[1].seq - b[1].seq
   );
   for (const [key, e] of expiries) {
@@ -1084,8 +1246,8 @@ function metaExport(sim: MetaSim, keepLogs: number): string {
       Expire: { key: { time_ms: e.timeMs, seq: e.seq }, value: { seq: 1, key } },
     }]);
   }
-  for (const key of [...sim.kv.keys()].sort()) {
-    const v = sim.kv.get(key)!;
+  for (const key of [...snap.kv.keys()].sort()) {
+    const v = snap.kv.get(key)!;
     lines.push([sm, { GenericKV: { key, value: { seq: v.seq, meta: v.meta, data: v.data } } }]);
   }
   return lines.map((l) => JSON.stringify(l)).join("\n") + "\n";

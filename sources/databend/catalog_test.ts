@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { buildCatalog } from "./catalog.ts";
+import { buildSampleCluster } from "../../testdata/make_sample_cluster.ts";
+import { buildCatalog, CatalogBuilder } from "./catalog.ts";
 import { splitLines } from "./meta_export.ts";
 
 const SAMPLE = new URL("../../testdata/sample-cluster/meta-export.jsonl", import.meta.url);
@@ -12,9 +13,11 @@ function kv(key: string, data: number[] | string): string {
   ]);
 }
 
-Deno.test("the sample cluster's catalog (testdata/README.md table)", async () => {
+Deno.test("the sample cluster's catalog is its current state: the log after the snapshot replayed", async () => {
   const file = await Deno.open(SAMPLE);
   const c = await buildCatalog(splitLines(file.readable), "sample_tenant", "sample_cluster");
+  const sample = buildSampleCluster();
+  const loc = (name: string) => sample.tables.find((t) => t.name === name)!.snapshotLocation!;
   assert.deepEqual(c, {
     tenant: "sample_tenant",
     clusterId: "sample_cluster",
@@ -24,21 +27,45 @@ Deno.test("the sample cluster's catalog (testdata/README.md table)", async () =>
         name: "sales",
         id: 8,
         tables: [
-          { name: "customers", id: 25, storagePrefix: "8/25/" },
-          { name: "orders", id: 32, storagePrefix: "8/32/" },
-          // orders_2023 (39) is dropped and tmp_import (64) vacuumed: both excluded.
+          { name: "customers", id: 25, storagePrefix: "8/25/", snapshotLocation: loc("customers") },
+          // The snapshot location written after the state machine snapshot.
+          { name: "orders", id: 32, storagePrefix: "8/32/", snapshotLocation: loc("orders") },
+          // orders_2023 (39) is dropped after the snapshot and tmp_import (64) vacuumed:
+          // both excluded; returns (82) is created after the snapshot.
+          { name: "returns", id: 82, storagePrefix: "8/82/", snapshotLocation: loc("returns") },
         ],
       },
       {
         name: "analytics",
         id: 13,
         tables: [
-          { name: "page_views", id: 46, storagePrefix: "13/46/" },
+          {
+            name: "page_views",
+            id: 46,
+            storagePrefix: "13/46/",
+            snapshotLocation: loc("page_views"),
+          },
           { name: "orders_shared", id: 74, storagePrefix: "8/32/" },
         ],
       },
     ],
   });
+  const orders = sample.tables.find((t) => t.name === "orders")!;
+  assert.equal(orders.snapshots.at(-1)!.location, loc("orders"));
+});
+
+Deno.test("the state machine snapshot alone would be stale (the case the replay fixes)", async () => {
+  const lines = (await Deno.readTextFile(SAMPLE)).split("\n");
+  const b = new CatalogBuilder("sample_tenant");
+  for (const line of lines) if (!line.startsWith('["raft_log"')) b.addLine(line);
+  const stale = b.build();
+  const names = stale.databases.flatMap((d) => d.tables.map((t) => t.name));
+  assert.ok(names.includes("orders_2023") && !names.includes("returns"));
+  const full = new CatalogBuilder("sample_tenant");
+  for (const line of lines) full.addLine(line);
+  full.build();
+  assert.equal(full.lastApplied, buildSampleCluster().snapshotIndex);
+  assert.ok(full.replayed > 5);
 });
 
 Deno.test("another tenant sees nothing; raft_log history is ignored", async () => {
@@ -69,14 +96,19 @@ Deno.test("escaped key segments, a missing TableMeta and a dropped TableMeta", a
   ]);
 });
 
-Deno.test("bad values are refused with the line number", async () => {
+Deno.test("bad values are refused naming the key", async () => {
   await assert.rejects(
     buildCatalog(["", kv("__fd_database/t/d", "x1")], "t"),
     (e: unknown) =>
-      e instanceof SyntaxError && /line 2: the value is not a decimal id/.test(e.message),
+      e instanceof SyntaxError &&
+      /meta key "__fd_database\/t\/d": the value is not a decimal id/.test(e.message),
   );
   await assert.rejects(
-    buildCatalog([kv("__fd_table_by_id/4", [42, 9])], "t"),
+    buildCatalog([
+      kv("__fd_database/t/d", "3"),
+      kv("__fd_table/3/x", "4"),
+      kv("__fd_table_by_id/4", [42, 9]),
+    ], "t"),
     (e: unknown) =>
       e instanceof RangeError && /TableMeta of table 4 cannot be decoded/.test(e.message),
   );
@@ -89,7 +121,14 @@ Deno.test("bad values are refused with the line number", async () => {
     ...new TextEncoder().encode("../x"),
   ];
   await assert.rejects(
-    buildCatalog([kv("__fd_table_by_id/4", [42, entry.length, ...entry])], "t"),
+    buildCatalog(
+      [
+        kv("__fd_database/t/d", "3"),
+        kv("__fd_table/3/x", "4"),
+        kv("__fd_table_by_id/4", [42, entry.length, ...entry]),
+      ],
+      "t",
+    ),
     /table 4 has a storage_prefix with "." or ".." segments/,
   );
 });

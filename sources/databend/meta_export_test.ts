@@ -88,7 +88,7 @@ Deno.test("the whole sample export parses, line numbers count blank lines", asyn
     kinds.set(e.kind, (kinds.get(e.kind) ?? 0) + 1);
   }
   assert.equal(kinds.get("DataHeader"), 1);
-  assert.equal(kinds.get("LogEntry"), 6);
+  assert.equal(kinds.get("LogEntry"), 20); // 2 before the state machine snapshot, 18 after
   assert.equal(kinds.get("Sequences"), 1);
   assert.equal(kinds.get("StateMachineMeta"), 2);
   assert.ok((kinds.get("GenericKV") ?? 0) > 30);
