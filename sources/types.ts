@@ -33,6 +33,13 @@ export interface DirPart {
    * A directory left out is left out with everything below it.
    */
   readonly exclude?: (rel: string) => boolean;
+  /**
+   * A file or directory that disappears while the part is read (ENOENT) is
+   * left out without a warning, and does not make the backup incomplete: a
+   * PostgreSQL data directory's files come and go during a base backup, and
+   * WAL replay recreates what the restored server needs.
+   */
+  readonly vanishedOk?: boolean;
 }
 
 /** A single byte stream, stored as a one-file tree. */

@@ -249,6 +249,7 @@ export async function pgSource(uri: string, options: PgSourceOptions = {}): Prom
       path: dataDir,
       chunker: options.chunker ?? DEFAULT_FASTCDC,
       exclude: pgExcluded,
+      vanishedOk: true,
     };
     const spaces: DirPart[] = facts.tablespaces.map((t) => ({
       name: tablespacePartName(t.oid),
@@ -256,6 +257,7 @@ export async function pgSource(uri: string, options: PgSourceOptions = {}): Prom
       path: t.location,
       chunker: options.chunker ?? DEFAULT_FASTCDC,
       exclude: pgExcluded,
+      vanishedOk: true,
     }));
     return [data, ...spaces, label, ...(facts.tablespaces.length ? [map] : [])];
   };

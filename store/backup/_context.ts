@@ -28,6 +28,8 @@ export interface BackupContext {
   lastScanEmit: number;
   /** True for a path (relative to a directory part) that the backup leaves out. */
   readonly exclude: (rel: string) => boolean;
+  /** The directory part being walked leaves out entries that vanish (DirPart.vanishedOk). */
+  readonly vanishedOk?: boolean;
   /** The repository's own directory when it is local: left out of a directory backup. */
   readonly repository: { readonly dev: number; readonly ino: number } | null;
 }

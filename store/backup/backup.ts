@@ -313,7 +313,13 @@ async function backupDir(
   const jobNodes: TreeNode[] = [];
   // The part's own exclusions (a PostgreSQL data directory's) come on top of the backup's.
   const own = part.exclude;
-  const walkCtx = own ? { ...ctx, exclude: (rel: string) => ctx.exclude(rel) || own(rel) } : ctx;
+  const walkCtx: BackupContext = own || part.vanishedOk
+    ? {
+      ...ctx,
+      ...(own ? { exclude: (rel: string) => ctx.exclude(rel) || own(rel) } : {}),
+      ...(part.vanishedOk ? { vanishedOk: true } : {}),
+    }
+    : ctx;
   const root = await walk(walkCtx, part.path, "", parentRoot, jobs, sizes, jobNodes);
   const totalBytes = sizes.reduce((a, b) => a + b, 0);
 
@@ -332,11 +338,14 @@ async function backupDir(
       const node = jobNodes[r.job]!;
       if (r.error !== undefined) {
         failed.add(r.job);
-        warn(
-          ctx,
-          path.join(part.path, jobs[r.job]!.path.slice(part.path.length + 1)),
-          `cannot read: ${r.error}`,
-        );
+        // A file removed since the walk is left out; with vanishedOk, silently.
+        if (!(part.vanishedOk && r.errorCode === "ENOENT")) {
+          warn(
+            ctx,
+            path.join(part.path, jobs[r.job]!.path.slice(part.path.length + 1)),
+            `cannot read: ${r.error}`,
+          );
+        }
       } else {
         for (const b of r.blocks) {
           if (b.data) {
@@ -412,6 +421,7 @@ async function walk(
     // Names are bytes: one that is not valid UTF-8 is kept exactly (nameBytes, format 1.2).
     names = listNames(at);
   } catch (e) {
+    if (ctx.vanishedOk && (e as { code?: string }).code === "ENOENT") return dir;
     warn(ctx, abs, `cannot list directory: ${(e as Error).message}`);
     return dir;
   }
@@ -425,6 +435,7 @@ async function walk(
     try {
       st = lstatPath(fp);
     } catch (e) {
+      if (ctx.vanishedOk && (e as { code?: string }).code === "ENOENT") continue;
       warn(ctx, p, `cannot stat: ${(e as Error).message}`);
       continue;
     }
