@@ -108,6 +108,26 @@ export {
 export { loadMetaConfig, type MetaNodeConfig } from "./sources/databend/meta_config.ts";
 export { buildCatalog, CatalogBuilder } from "./sources/databend/catalog.ts";
 export { exportMetaGrpc, MetaServiceError } from "./sources/databend/meta_grpc.ts";
+export {
+  isPgUri,
+  PgConnection,
+  type PgConnectOptions,
+  type PgTarget,
+  redactUri,
+  resolvePgUri,
+} from "./sources/postgres/connection.ts";
+export {
+  PG_DATA_PART,
+  PG_LABEL_PART,
+  PG_SOURCE_TYPE,
+  PG_TABLESPACE_MAP_PART,
+  type PgBackupSettings,
+  pgExcluded,
+  pgSource,
+  type PgSourceOptions,
+  type PgTablespace,
+  tablespacePartName,
+} from "./sources/postgres/pg_source.ts";
 export { type ChunkerParams, DEFAULT_FASTCDC, DEFAULT_FIXED } from "./formats/chunker.ts";
 export { type CompressionOptions, DEFAULT_COMPRESSION } from "./formats/codec.ts";
 export type { Catalog, Manifest, ManifestPart, ManifestStats } from "./formats/manifest.ts";
