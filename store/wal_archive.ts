@@ -287,6 +287,11 @@ export async function pushWal(
   const now = options.now ?? Date.now;
   const emit = options.onEvent ?? (() => {});
   const name = walName(options.name ?? path.basename(file));
+  if (!store.capabilities.writable) {
+    throw new InvalidInput(
+      `${store.location} is a read-only (${store.capabilities.name}) repository: archive WAL into a local path or s3:// repository`,
+    );
+  }
   const repo = await Repository.open(store);
   let data: Uint8Array;
   try {

@@ -3,6 +3,7 @@ import fs from "node:fs";
 import { Buffer } from "node:buffer";
 import path from "node:path";
 import { FsStore } from "./drivers/fs.ts";
+import { StagedStore } from "./drivers/staged.ts";
 import { IntegrityError, InvalidInput, LockedError } from "./errors.ts";
 import { RepositoryLock } from "./lock.ts";
 import { Repository } from "./repository.ts";
@@ -168,6 +169,14 @@ Deno.test("pushWal refuses a segment of the wrong size or of another system, wri
   fs.writeFileSync(notWal, "x");
   await assert.rejects(pushWal(store, notWal, { pgData }), /is not a WAL file name/);
   assert.deepEqual(repoFiles(repoDir), before);
+});
+
+Deno.test("pushWal refuses a read-only (staged) repository before reading anything", async () => {
+  await using t = await tempDir();
+  const { repoDir, pgData } = await setup(t.dir);
+  const staged = await StagedStore.open([repoDir]);
+  const file = writeSegment(pgData, makeSegment({ segno: 6 }));
+  await assert.rejects(pushWal(staged, file, { pgData }), /read-only \(staged\) repository/);
 });
 
 Deno.test("pushWal takes the system identifier from the segment without pg_control, or from --system-id", async () => {
