@@ -286,3 +286,25 @@ Deno.test("pushWal waits for a vacuum's exclusive lock, or fails with LockedErro
   assert.equal((await pending).status, "archived");
   assert.match(warnings.join("\n"), /locked by vacuum.*waiting for it/);
 });
+
+Deno.test("fetchWal reads a WAL archive staged back from tape in another layout", async () => {
+  await using t = await tempDir();
+  const { store, repoDir, pgData, out } = await setup(t.dir);
+  const seg = makeSegment({ segno: 12, used: 3 * MiB });
+  await pushWal(store, writeSegment(pgData, seg), { pgData });
+  // One tape with everything flat but the records, kept in their system's directory.
+  const tape = path.join(t.dir, "tape");
+  fs.mkdirSync(path.join(tape, TEST_SYSTEM_ID), { recursive: true });
+  for (const f of filesUnder(repoDir)) {
+    if (f.startsWith("locks/")) continue;
+    const to = f.startsWith("wal/")
+      ? path.join(tape, TEST_SYSTEM_ID, path.basename(f))
+      : path.join(tape, path.basename(f));
+    fs.copyFileSync(path.join(repoDir, f), to);
+  }
+  const staged = await StagedStore.open([tape]);
+  assert.deepEqual((await listWal(staged)).map((r) => r.name), [seg.name]);
+  const dest = path.join(out, "RECOVERYXLOG");
+  await fetchWal(staged, seg.name, dest, {});
+  assert.equal(sha256Hex(fs.readFileSync(dest)), sha256Hex(seg.data));
+});
