@@ -10,6 +10,7 @@ import { dirSource } from "../../sources/dir/dir_source.ts";
 import { clusterSource } from "../../sources/databend/cluster_source.ts";
 import { isPgUri } from "../../sources/postgres/connection.ts";
 import { pgSource } from "../../sources/postgres/pg_source.ts";
+import { withRelationMap } from "../../sources/postgres/relation_map.ts";
 import { walArchived } from "../../store/wal_archive.ts";
 import type { BlobStore } from "../../store/drivers/types.ts";
 import type { Source } from "../../sources/types.ts";
@@ -138,11 +139,14 @@ export async function backupCommand(args: string[], out: Output): Promise<number
         "--meta-export-file and --meta-export-command are for a Databend cluster, not PostgreSQL",
       );
     }
-    source = await pgSource(from, {
-      chunker,
-      ...(values["pg-data"] !== undefined ? { pgData: String(values["pg-data"]) } : {}),
-      archived: (systemId, name) => walArchived(repository!, systemId, name),
-    });
+    source = withRelationMap(
+      await pgSource(from, {
+        chunker,
+        ...(values["pg-data"] !== undefined ? { pgData: String(values["pg-data"]) } : {}),
+        archived: (systemId, name) => walArchived(repository!, systemId, name),
+      }),
+      from,
+    );
   } else if (isConfigFile(from)) {
     if (exclude.length > 0) {
       throw new UsageError(

@@ -15,6 +15,7 @@ import {
   postgresWindows,
 } from "../../sources/postgres/pg_windows.ts";
 import { windowJson } from "./list.ts";
+import { describeRelationMap, loadRelationMap } from "../../sources/postgres/relation_map.ts";
 import { formatBytes, formatDuration, type Output } from "../output.ts";
 
 /** Help text. */
@@ -74,11 +75,13 @@ export async function showCommand(args: string[], out: Output): Promise<number> 
       w.source === m.source.key
     )
     : undefined;
+  const relations = baseBackupOf(rec) ? await loadRelationMap(r, rec) : null;
   if (out.json) {
     console.log(JSON.stringify(
       {
         ...manifestJson(rec.name, rec.id, m),
         ...(window ? { recoverable_window: windowJson(window) } : {}),
+        ...(relations ? { relation_map: relations } : {}),
       },
       null,
       2,
@@ -121,6 +124,7 @@ export async function showCommand(args: string[], out: Output): Promise<number> 
     }
   }
   if (window) lines.push(`window     ${describePgWindow(window)}`);
+  if (relations) lines.push(...describeRelationMap(relations));
   out.print(lines.join("\n"));
   return ExitCode.ok;
 }
