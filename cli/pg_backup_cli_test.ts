@@ -44,7 +44,7 @@ Deno.test({
     const summary = lastOfType(r.stdout, "summary");
     assert.deepEqual(
       (summary.parts as { name: string }[]).map((p) => p.name),
-      ["data", `tablespace-${oid}`, "backup_label", "tablespace_map"],
+      ["data", `tablespace-${oid}`, "backup_label", "tablespace_map", "pg_relations"],
     );
     const shown = JSON.parse((await cliAsPostgres(["show", repo, "--json"])).stdout);
     assert.equal(shown.source.type, "postgresql");
