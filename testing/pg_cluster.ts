@@ -102,16 +102,7 @@ let prepared: Promise<void> | null = null;
  * bendsave without fetching anything. Once per process.
  */
 export function prepareBendsaveForPostgres(): Promise<void> {
-  prepared ??= (async () => {
-    fs.mkdirSync(SHARED_DENO_DIR, { recursive: true });
-    const own = Deno.env.get("DENO_DIR") ??
-      path.join(Deno.env.get("HOME") ?? "/root", ".cache", "deno");
-    if (
-      path.resolve(own) !== SHARED_DENO_DIR && fs.existsSync(path.join(own, "npm")) &&
-      !fs.existsSync(path.join(SHARED_DENO_DIR, "npm"))
-    ) {
-      await run(["cp", "-a", "--", `${own}/.`, SHARED_DENO_DIR]).catch(() => {});
-    }
+  const denoCache = async (dir: string) => {
     await run([
       Deno.execPath(),
       "cache",
@@ -119,8 +110,30 @@ export function prepareBendsaveForPostgres(): Promise<void> {
       "--config",
       path.join(CHECKOUT, "deno.json"),
       path.join(CHECKOUT, "cli", "main.ts"),
-    ], { env: { DENO_DIR: SHARED_DENO_DIR } });
-    await run(["chmod", "-R", "a+rwX", SHARED_DENO_DIR]);
+    ], { env: { DENO_DIR: dir } });
+    await run(["chmod", "-R", "a+rwX", dir]);
+  };
+  prepared ??= (async () => {
+    if (!fs.existsSync(path.join(SHARED_DENO_DIR, "npm"))) {
+      // First use on this machine: fill a private directory, then rename it into place, so that
+      // test processes running at once never see a half-copied cache.
+      const tmp = `${SHARED_DENO_DIR}.tmp-${Deno.pid}`;
+      fs.rmSync(tmp, { recursive: true, force: true });
+      fs.mkdirSync(tmp, { recursive: true });
+      const own = Deno.env.get("DENO_DIR") ??
+        path.join(Deno.env.get("HOME") ?? "/root", ".cache", "deno");
+      if (fs.existsSync(path.join(own, "npm"))) {
+        await run(["cp", "-a", "--", `${own}/.`, tmp]).catch(() => {});
+      }
+      await denoCache(tmp);
+      try {
+        fs.renameSync(tmp, SHARED_DENO_DIR); // onto nothing or an empty directory
+      } catch {
+        fs.rmSync(tmp, { recursive: true, force: true }); // another process was first
+      }
+    }
+    // Dependencies added since the directory was filled.
+    await denoCache(SHARED_DENO_DIR);
   })();
   return prepared;
 }
