@@ -135,12 +135,8 @@ export function checkSegmentSize(size: number): void {
   }
 }
 
-/** An LSN as PostgreSQL prints it: `X/Y`, upper-case hex. */
-export function formatLsn(lsn: bigint): string {
-  return `${(lsn >> 32n).toString(16).toUpperCase()}/${
-    (lsn & 0xffff_ffffn).toString(16).toUpperCase()
-  }`;
-}
+/** An LSN as PostgreSQL prints it: `X/Y`, upper-case hex (see formats/pg_target.ts). */
+export { formatLsn } from "./pg_target.ts";
 
 /** `xlp_info` flag of a long page header (the first page of a segment). */
 export const XLP_LONG_HEADER = 0x0002;

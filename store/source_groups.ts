@@ -11,7 +11,7 @@
  */
 import type { Manifest } from "../formats/manifest.ts";
 import { InvalidInput } from "./errors.ts";
-import type { ManifestRecord } from "./repository.ts";
+import type { ManifestRecord, Repository } from "./repository.ts";
 
 /** How backups are grouped for retention: by source (the default), by host, or all together. */
 export type GroupBy = "source" | "host" | "repository";
@@ -118,4 +118,18 @@ export function latestBackup(
     throw new InvalidInput(`repository ${options.location} holds no backups: nothing to restore`);
   }
   return pick;
+}
+
+/**
+ * Every manifest that can be read, oldest first, for choosing among them: a
+ * damaged or newer one is passed over (and reported to `onWarning`), so it
+ * never keeps the others from being listed or restored.
+ */
+export async function readableManifests(
+  repo: Repository,
+  onWarning: (message: string) => void = () => {},
+): Promise<ManifestRecord[]> {
+  return await repo.listManifests((name, e) =>
+    onWarning(`backup ${name} is passed over: ${e.message}`)
+  );
 }

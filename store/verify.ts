@@ -248,6 +248,20 @@ async function verifyLocked(
   const referencedBlocks = new Set<string>();
   const treeChildren = new Map<string, { blocks: Uint8Array[]; path: string }[]>();
   const subtrees = new Map<string, { id: string; name: string }[]>();
+  /** Counts a block a backup or WAL file needs, once; one the index lacks is damage. */
+  const referenceBlock = (b: Uint8Array): void => {
+    const bh = toHex(b);
+    if (referencedBlocks.has(bh)) return;
+    referencedBlocks.add(bh);
+    checked.blocks++;
+    const bl = repo.index.lookup(b);
+    if (!bl) {
+      badBlocks.set(
+        bh,
+        add("block", bh, `block ${bh} is not in the index (its pack or index file is lost)`),
+      );
+    } else referencedPacks.add(bl.packIndex);
+  };
   const walk = async (id: Uint8Array, what: string): Promise<void> => {
     const hex = toHex(id);
     if (seenTrees.has(hex)) return;
@@ -280,19 +294,7 @@ async function verifyLocked(
       if (n.type === NodeType.file) {
         checked.files++;
         files.push({ blocks: n.blocks, path: n.name });
-        for (const b of n.blocks) {
-          const bh = toHex(b);
-          if (referencedBlocks.has(bh)) continue;
-          referencedBlocks.add(bh);
-          checked.blocks++;
-          const bl = repo.index.lookup(b);
-          if (!bl) {
-            badBlocks.set(
-              bh,
-              add("block", bh, `block ${bh} is not in the index (its pack or index file is lost)`),
-            );
-          } else referencedPacks.add(bl.packIndex);
-        }
+        for (const b of n.blocks) referenceBlock(b);
       } else if (n.type === NodeType.dir && n.subtree) {
         dirs.push({ id: toHex(n.subtree), name: n.name });
         await walk(n.subtree, `${what}/${n.name}`);
@@ -331,16 +333,7 @@ async function verifyLocked(
       for (const b of w.blocks) {
         const bh = toHex(b);
         walOfBlock.set(bh, [...(walOfBlock.get(bh) ?? []), label]);
-        if (referencedBlocks.has(bh)) continue;
-        referencedBlocks.add(bh);
-        checked.blocks++;
-        const bl = repo.index.lookup(b);
-        if (!bl) {
-          badBlocks.set(
-            bh,
-            add("block", bh, `block ${bh} is not in the index (its pack or index file is lost)`),
-          );
-        } else referencedPacks.add(bl.packIndex);
+        referenceBlock(b);
       }
     }
   }

@@ -6,6 +6,7 @@
 import { listBackups } from "../../store/list.ts";
 import { openStore } from "../../store/open_store.ts";
 import { Repository } from "../../store/repository.ts";
+import { readableManifests } from "../../store/source_groups.ts";
 import {
   describePgWindow,
   type PgSourceWindow,
@@ -39,7 +40,7 @@ export async function listCommand(args: string[], out: Output): Promise<number> 
   const { backups, damaged } = await listBackups(store);
   const windows = await postgresWindows(
     store,
-    await (await Repository.open(store)).listManifests(),
+    await readableManifests(await Repository.open(store)),
   );
   const windowOf = new Map(windows.map((w) => [w.source, w]));
   if (out.json) {

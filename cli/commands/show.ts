@@ -15,6 +15,7 @@ import {
   postgresWindows,
 } from "../../sources/postgres/pg_windows.ts";
 import { windowJson } from "./list.ts";
+import { readableManifests } from "../../store/source_groups.ts";
 import { describeRelationMap, loadRelationMap } from "../../sources/postgres/relation_map.ts";
 import { formatBytes, formatDuration, type Output } from "../output.ts";
 
@@ -71,7 +72,7 @@ export async function showCommand(args: string[], out: Output): Promise<number> 
   const rec = await r.loadManifest(name);
   const m = rec.manifest;
   const window = baseBackupOf(rec)
-    ? (await postgresWindows(r.store, await r.listManifests())).find((w) =>
+    ? (await postgresWindows(r.store, await readableManifests(r))).find((w) =>
       w.source === m.source.key
     )
     : undefined;

@@ -6,6 +6,7 @@
 import { parseSubset, verify, type VerifyReport } from "../../store/verify.ts";
 import { openStore } from "../../store/open_store.ts";
 import { Repository } from "../../store/repository.ts";
+import { readableManifests } from "../../store/source_groups.ts";
 import { describePgWindow, postgresWindows } from "../../sources/postgres/pg_windows.ts";
 import { windowJson } from "./list.ts";
 import { onePositional, parse } from "../args.ts";
@@ -120,7 +121,7 @@ export async function verifyCommand(args: string[], out: Output): Promise<number
   // PostgreSQL: a WAL gap is damage to the recoverable window it cuts.
   const windows = await postgresWindows(
     store,
-    await (await Repository.open(store)).listManifests(),
+    await readableManifests(await Repository.open(store)),
   );
   const gaps = windows.flatMap((w) =>
     w.gaps.map((g) => ({

@@ -29,7 +29,7 @@ import {
   restoreToStore,
 } from "../../store/restore/restore.ts";
 import type { Manifest } from "../../formats/manifest.ts";
-import { latestBackup } from "../../store/source_groups.ts";
+import { latestBackup, readableManifests } from "../../store/source_groups.ts";
 import { toHex } from "../../formats/hash.ts";
 import { loadQueryConfig, type QueryConfig, storageLocation } from "./query_config.ts";
 import { loadMetaConfig, type MetaNodeConfig } from "./meta_config.ts";
@@ -119,7 +119,7 @@ async function chooseManifest(
     check(r.name, r.manifest);
     return { name: r.name, id: toHex(r.id), manifest: r.manifest };
   }
-  const all = await repo.listManifests();
+  const all = await readableManifests(repo);
   const accept = (m: Manifest) => m.source.type === "databend";
   if (!all.some((r) => accept(r.manifest))) {
     throw new InvalidInput(

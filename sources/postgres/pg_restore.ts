@@ -23,7 +23,7 @@ import {
   type RestorePlan,
   type RestoreResult,
 } from "../../store/restore/restore.ts";
-import { latestBackup } from "../../store/source_groups.ts";
+import { latestBackup, readableManifests } from "../../store/source_groups.ts";
 import { archivedSegments, baseBackupOf } from "./pg_windows.ts";
 import type { EventSink } from "../../store/backup/events.ts";
 import type { Manifest } from "../../formats/manifest.ts";
@@ -115,11 +115,16 @@ interface Chosen {
   readonly systemId: string;
 }
 
+/** The warning sink of `options`, as a message callback. */
+function warn(options: PgRestoreOptions): (message: string) => void {
+  return (message) => options.onEvent?.({ type: "warning", message });
+}
+
 /** Opens the repository, picks the base backup and the WAL for the target. */
 async function choose(store: BlobStore, options: PgRestoreOptions): Promise<Chosen> {
   const repo = await Repository.open(store);
   await repo.loadIndex();
-  const all = await repo.listManifests();
+  const all = await readableManifests(repo, warn(options));
   let record: ManifestRecord;
   if (options.manifest) {
     record = await repo.loadManifest(options.manifest);
@@ -353,7 +358,7 @@ export async function restoresPostgres(
 ): Promise<boolean> {
   const repo = await Repository.open(store);
   if (options.manifest) return isPg((await repo.loadManifest(options.manifest)).manifest);
-  const all = await repo.listManifests();
+  const all = await readableManifests(repo);
   if (options.source !== undefined) {
     return isPg(latestBackup(all, { source: options.source, location: store.location }).manifest);
   }

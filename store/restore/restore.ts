@@ -30,7 +30,7 @@ import { equalBytes, sha256, toHex } from "../../formats/hash.ts";
 import { NodeType, type TreeNode } from "../../formats/tree.ts";
 import { includeMatcher } from "./glob.ts";
 import { displayPath, joinPath, lstatPath, renamePath } from "../_byte_path.ts";
-import { latestBackup } from "../source_groups.ts";
+import { latestBackup, readableManifests } from "../source_groups.ts";
 import {
   type FailedFile,
   type StoredBlock,
@@ -153,12 +153,10 @@ async function collect(
   options: RestoreOptions,
   presence: PackPresence,
 ): Promise<Collected> {
-  const record = options.manifest
-    ? await repo.loadManifest(options.manifest)
-    : latestBackup(await repo.listManifests(), {
-      source: options.source,
-      location: repo.store.location,
-    });
+  const record = options.manifest ? await repo.loadManifest(options.manifest) : latestBackup(
+    await readableManifests(repo, (message) => options.onEvent?.({ type: "warning", message })),
+    { source: options.source, location: repo.store.location },
+  );
   const trees = record.manifest.parts.filter((p) => p.kind === "tree");
   const part = options.part
     ? record.manifest.parts.find((p) => p.name === options.part)
@@ -876,15 +874,20 @@ async function restoreLocked(
     setMeta(path.join(abs, d.rel), d.node, ownerOf(d.node, options));
   }
   renameExact(abs, c, "");
-  const result: RestoreResult = {
-    ...plan,
-    failed,
-    filesWritten,
-    filesUnchanged,
-    bytesWritten,
-    durationMs: Date.now() - started,
-  };
-  if (failed.length > 0) throw incomplete(result, failed);
+  return finish(plan, { failed, filesWritten, filesUnchanged, bytesWritten }, started);
+}
+
+/**
+ * The result of a restore, or the {@linkcode RestoreIncomplete} that carries
+ * it when some files could not be restored.
+ */
+function finish(
+  plan: RestorePlan,
+  done: Omit<RestoreResult, keyof RestorePlan | "durationMs">,
+  started: number,
+): RestoreResult {
+  const result: RestoreResult = { ...plan, ...done, durationMs: Date.now() - started };
+  if (done.failed.length > 0) throw incomplete(result, done.failed);
   return result;
 }
 
@@ -1110,16 +1113,7 @@ export async function restoreToStore(
     }
     await Promise.all(inFlight);
     if (failure !== null) throw failure;
-    const result: RestoreResult = {
-      ...plan,
-      failed,
-      filesWritten,
-      filesUnchanged,
-      bytesWritten,
-      durationMs: Date.now() - started,
-    };
-    if (failed.length > 0) throw incomplete(result, failed);
-    return result;
+    return finish(plan, { failed, filesWritten, filesUnchanged, bytesWritten }, started);
   });
 }
 
