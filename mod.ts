@@ -107,6 +107,29 @@ export {
 } from "./sources/databend/query_config.ts";
 export { loadMetaConfig, type MetaNodeConfig } from "./sources/databend/meta_config.ts";
 export { buildCatalog, CatalogBuilder } from "./sources/databend/catalog.ts";
+export {
+  lastAppliedIndex,
+  logCommand,
+  type LoggedCommand,
+  MetaState,
+  type StoredValue,
+} from "./sources/databend/meta_state.ts";
+export {
+  decodeTableSnapshot,
+  parseTimestampUs,
+  type TableSnapshotInfo,
+} from "./sources/databend/table_snapshot.ts";
+export {
+  type CapturedObjects,
+  scanTableSnapshots,
+  type SnapshotScan,
+} from "./sources/databend/snapshot_scan.ts";
+export {
+  formatTimestampUs,
+  type SnapshotJson,
+  tableSnapshots,
+  type TableSnapshotsJson,
+} from "./sources/databend/table_window.ts";
 export { exportMetaGrpc, MetaServiceError } from "./sources/databend/meta_grpc.ts";
 export {
   isPgUri,
@@ -130,6 +153,13 @@ export {
 } from "./sources/postgres/pg_source.ts";
 export { type ChunkerParams, DEFAULT_FASTCDC, DEFAULT_FIXED } from "./formats/chunker.ts";
 export { type CompressionOptions, DEFAULT_COMPRESSION } from "./formats/codec.ts";
-export type { Catalog, Manifest, ManifestPart, ManifestStats } from "./formats/manifest.ts";
+export type {
+  Catalog,
+  CatalogSnapshot,
+  CatalogTable,
+  Manifest,
+  ManifestPart,
+  ManifestStats,
+} from "./formats/manifest.ts";
 export { parseRepoUri, type RepoUri } from "./formats/uri.ts";
 export { FORMAT_VERSION, TOOL_VERSION } from "./formats/version.ts";

@@ -93,6 +93,13 @@ export interface ObjectsPart {
 /** One part of a source. */
 export type SourcePart = DirPart | StreamPart | ObjectsPart;
 
+/** What a source reports once every part is backed up. */
+export interface SourceConclusion {
+  readonly catalog: Catalog | null;
+  readonly warnings: readonly string[];
+  readonly incomplete: boolean;
+}
+
 /** A source of a backup. */
 export interface Source {
   readonly info: SourceInfo;
@@ -103,6 +110,12 @@ export interface Source {
    * backed up (a Databend source derives it from the meta export it streamed).
    */
   catalog?(): Catalog | null;
+  /**
+   * Asked for once every part is backed up, instead of `catalog` when present:
+   * the catalog, warnings for the manifest, and whether what the source found
+   * makes the backup incomplete (a Databend source's consistency guard).
+   */
+  conclude?(): Promise<SourceConclusion>;
   /** Releases what the parts hold open (connections); called once the backup ends. */
   close?(): Promise<void>;
 }

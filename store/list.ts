@@ -7,6 +7,7 @@ import type { BlobStore } from "./drivers/types.ts";
 import { Repository } from "./repository.ts";
 import { toHex } from "../formats/hash.ts";
 import type { BendsaveError } from "./errors.ts";
+import type { Catalog } from "../formats/manifest.ts";
 
 /** One backup as `bendsave list` shows it. */
 export interface BackupSummary {
@@ -31,6 +32,8 @@ export interface BackupSummary {
   /** The source's identity (retention groups and restore picks by it). */
   readonly sourceKey: string;
   readonly host: string;
+  /** The catalog of a cluster backup (databases, tables, their snapshots), else null. */
+  readonly catalog: Catalog | null;
 }
 
 /** A manifest that could not be read. */
@@ -63,6 +66,7 @@ export async function listBackups(
     source: r.manifest.source.description,
     sourceKey: r.manifest.source.key,
     host: r.manifest.host,
+    catalog: r.manifest.catalog,
   }));
   return { backups, damaged };
 }

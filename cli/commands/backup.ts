@@ -238,7 +238,9 @@ export async function backupCommand(args: string[], out: Output): Promise<number
   );
   if (r.manifest.incomplete) {
     out.print(
-      `warning: ${s.errors} file(s) could not be read; the backup is marked incomplete (see the warnings above)`,
+      s.errors > 0
+        ? `warning: ${s.errors} file(s) could not be read; the backup is marked incomplete (see the warnings above)`
+        : "warning: objects the meta export refers to are missing from the backup; it is marked incomplete (see the warnings above)",
     );
     return ExitCode.partial;
   }

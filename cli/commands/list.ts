@@ -15,6 +15,7 @@ import {
 import { onePositional, parse } from "../args.ts";
 import { ExitCode } from "../exit_codes.ts";
 import { formatBytes, type Output, table } from "../output.ts";
+import { tableSnapshots } from "../../sources/databend/table_window.ts";
 
 /** Help text. */
 export const LIST_HELP = `Usage: bendsave list <repo> [--json]
@@ -25,7 +26,9 @@ Options:
   --json       a JSON array of objects: name, id, time (RFC 3339), parent (name or null),
                parent_present, kind, files, bytes, added_bytes, incomplete, source (its
                description), source_key (its identity: retention and restore group by it), host;
-               PostgreSQL backups also recoverable_window (from, to, gaps) of their source
+               PostgreSQL backups also recoverable_window (from, to, gaps) of their source;
+               Databend cluster backups also tables (table, id, current_snapshot,
+               snapshots with id, time, row_count, location, and the window from, to)
   -h, --help   this help`;
 
 /** Runs the command. */
@@ -62,6 +65,7 @@ export async function listCommand(args: string[], out: Output): Promise<number> 
         ...(windowOf.has(b.sourceKey)
           ? { recoverable_window: windowJson(windowOf.get(b.sourceKey)!) }
           : {}),
+        ...(b.catalog ? { tables: tableSnapshots(b.catalog) } : {}),
       })),
       null,
       2,

@@ -18,6 +18,7 @@ import { windowJson } from "./list.ts";
 import { readableManifests } from "../../store/source_groups.ts";
 import { describeRelationMap, loadRelationMap } from "../../sources/postgres/relation_map.ts";
 import { formatBytes, formatDuration, type Output } from "../output.ts";
+import { formatTimestampUs, tableSnapshots } from "../../sources/databend/table_window.ts";
 
 /** Help text. */
 export const SHOW_HELP = `Usage: bendsave show <repo>/manifests/<name>.manifest [--json]
@@ -83,6 +84,7 @@ export async function showCommand(args: string[], out: Output): Promise<number> 
         ...manifestJson(rec.name, rec.id, m),
         ...(window ? { recoverable_window: windowJson(window) } : {}),
         ...(relations ? { relation_map: relations } : {}),
+        ...(m.catalog ? { tables: tableSnapshots(m.catalog) } : {}),
       },
       null,
       2,
@@ -121,6 +123,22 @@ export async function showCommand(args: string[], out: Output): Promise<number> 
       lines.push(`database   ${d.name} (id ${d.id})`);
       for (const t of d.tables) {
         lines.push(`  table    ${d.name}.${t.name} (id ${t.id}) at ${t.storagePrefix}`);
+        const snaps = t.snapshots ?? [];
+        const timed = snaps.filter((x) => x.timestampUs > 0);
+        if (timed.length > 0) {
+          lines.push(
+            `           restorable ${formatTimestampUs(timed[0]!.timestampUs)} to ${
+              formatTimestampUs(timed.at(-1)!.timestampUs)
+            } (${snaps.length} snapshot${snaps.length === 1 ? "" : "s"})`,
+          );
+        }
+        for (const x of snaps) {
+          lines.push(
+            `           snapshot ${x.id} ${
+              x.timestampUs > 0 ? formatTimestampUs(x.timestampUs) : "(no time)"
+            } ${x.rowCount} rows${x.location === t.snapshotLocation ? " (current)" : ""}`,
+          );
+        }
       }
     }
   }

@@ -33,6 +33,8 @@ import {
 } from "./query_config.ts";
 import { CatalogBuilder } from "./catalog.ts";
 import { openClusterStorage } from "./cluster_storage.ts";
+import { type CapturedObjects, scanTableSnapshots } from "./snapshot_scan.ts";
+import fs from "node:fs/promises";
 import { exportMetaGrpc } from "./meta_grpc.ts";
 
 /** File name of the meta export inside the `meta` part. */
@@ -94,7 +96,10 @@ export async function clusterSource(
   };
   let builder: CatalogBuilder | null = null;
   let complete = false;
+  let exportDoneMs = 0;
   let storage: BlobStore | null = null;
+  /** Objects the storage part listed (object stores), by name. */
+  const listed = new Map<string, number>();
 
   const meta: StreamPart = {
     name: "meta",
@@ -106,6 +111,7 @@ export async function clusterSource(
       return Promise.resolve(
         checkedExport(openExport(config, options), b, origin.shown, () => {
           complete = true;
+          exportDoneMs = Date.now();
         }),
       );
     },
@@ -132,7 +138,9 @@ export async function clusterSource(
       chunker: options.chunker ?? DEFAULT_FASTCDC,
       location: storageLocation(config.storage),
       async *list() {
+        listed.clear();
         for await (const f of store.list("raw")) {
+          listed.set(f.name, f.size);
           yield {
             name: f.name,
             size: f.size,
@@ -159,6 +167,17 @@ export async function clusterSource(
     info,
     parts,
     catalog: (): Catalog | null => (complete && builder ? builder.build() : null),
+    conclude: async () => {
+      if (!complete || builder === null) return { catalog: null, warnings: [], incomplete: false };
+      const catalog = builder.build();
+      const captured: CapturedObjects = config.storage.type === "fs"
+        ? capturedFs(config.storage.dataPath, exportDoneMs)
+        : capturedListing(listed, storage!);
+      const scan = await scanTableSnapshots(catalog, captured);
+      const warnings = [...builder.warnings, ...scan.warnings, ...scan.missing];
+      for (const w of warnings) options.onWarning?.(w);
+      return { catalog: scan.catalog, warnings, incomplete: scan.missing.length > 0 };
+    },
     close: async () => {
       await storage?.close?.();
       storage = null;
@@ -278,4 +297,46 @@ async function* checkedExport(
     );
   }
   onComplete();
+}
+
+/**
+ * The objects of an fs storage root a backup captured: the storage part
+ * walked the directory after the meta export, and table objects are never
+ * rewritten, so a file there now whose mtime is not after the export's end
+ * was captured (listing); one the export refers to was written before it
+ * (has).
+ */
+function capturedFs(root: string, sinceMs: number): CapturedObjects {
+  const full = (name: string) => path.join(root, ...name.split("/"));
+  return {
+    async list(dir) {
+      let entries;
+      try {
+        entries = await fs.readdir(full(dir), { withFileTypes: true });
+      } catch {
+        return [];
+      }
+      const out: string[] = [];
+      for (const e of entries) {
+        if (!e.isFile()) continue;
+        const st = await fs.stat(full(dir + e.name)).catch(() => null);
+        if (st !== null && st.mtimeMs <= sinceMs) out.push(dir + e.name);
+      }
+      return out;
+    },
+    has: async (name) => (await fs.stat(full(name)).catch(() => null))?.isFile() ?? false,
+    read: async (name) => new Uint8Array(await fs.readFile(full(name))),
+  };
+}
+
+/** The objects of an object store a backup captured: the names its storage part listed. */
+function capturedListing(listed: ReadonlyMap<string, number>, store: BlobStore): CapturedObjects {
+  return {
+    list: (dir) =>
+      Promise.resolve(
+        [...listed.keys()].filter((n) => n.startsWith(dir) && !n.slice(dir.length).includes("/")),
+      ),
+    has: (name) => Promise.resolve(listed.has(name)),
+    read: (name) => store.load({ kind: "raw", name }),
+  };
 }

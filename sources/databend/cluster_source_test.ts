@@ -10,6 +10,7 @@ import { Repository } from "../../store/repository.ts";
 import { restore } from "../../store/restore/restore.ts";
 import type { Catalog } from "../../formats/manifest.ts";
 import { cli, filesUnder, tempDir } from "../../testing/mod.ts";
+import { buildSampleCluster } from "../../testdata/make_sample_cluster.ts";
 import { buildCatalog } from "./catalog.ts";
 import { clusterSource, META_EXPORT_FILE } from "./cluster_source.ts";
 import { splitLines } from "./meta_export.ts";
@@ -20,10 +21,29 @@ const SAMPLE_EXPORT = path.join(SAMPLE_DIR, "meta-export.jsonl");
 const SAMPLE_STORAGE = path.join(SAMPLE_DIR, "storage");
 const STORAGE_FILES = filesUnder(SAMPLE_STORAGE);
 
-/** The catalog `buildCatalog` derives from an export file. */
+/**
+ * The catalog `buildCatalog` derives from an export file, with the snapshots
+ * of the sample's storage a backup records per table (by storage prefix).
+ */
 async function catalogOf(file: string): Promise<Catalog> {
   const f = await Deno.open(file);
-  return await buildCatalog(splitLines(f.readable), "sample_tenant", "sample_cluster");
+  const c = await buildCatalog(splitLines(f.readable), "sample_tenant", "sample_cluster");
+  const sample = buildSampleCluster();
+  for (const d of c.databases) {
+    for (const t of d.tables) {
+      const owner = sample.tables.find((x) => `${x.storagePrefix}/` === t.storagePrefix);
+      if (owner === undefined || owner.snapshots.length === 0) continue;
+      t.snapshots = owner.snapshots.map((s) => ({
+        id: s.id,
+        timestampUs: s.timestampUs,
+        rowCount: s.rowCount,
+        location: s.location,
+        formatVersion: 4,
+        prevId: s.prevId,
+      }));
+    }
+  }
+  return c;
 }
 
 /** A copy of the sample cluster in `dir` (config, export, storage); returns the config path. */

@@ -158,6 +158,7 @@ export async function backup(
     ctx.stats.addedBytes = writer.stats.packBytes;
     ctx.stats.newBlocks = writer.stats.blocks;
     ctx.stats.newBytes = writer.stats.rawBytes;
+    const concluded = source.conclude ? await source.conclude() : null;
     const manifest: Manifest = {
       formatVersion: FORMAT_VERSION,
       formatMinor: FORMAT_MINOR,
@@ -171,11 +172,11 @@ export async function backup(
       stats: ctx.stats,
       toolVersion: TOOL_VERSION,
       host: hostname(),
-      incomplete: ctx.stats.errors > 0,
-      warnings: ctx.warnings,
+      incomplete: ctx.stats.errors > 0 || concluded?.incomplete === true,
+      warnings: concluded ? [...ctx.warnings, ...concluded.warnings] : ctx.warnings,
       labels: { ...(options.labels ?? {}) },
       logSegments: [],
-      catalog: source.catalog?.() ?? null,
+      catalog: concluded ? concluded.catalog : source.catalog?.() ?? null,
     };
     const bytes = encodeManifestFile(manifest);
     crashPoint("before-manifest");
