@@ -76,6 +76,11 @@ const EXCLUDED_TOP_FILES = new Set([
   "current_logfiles.tmp",
 ]);
 
+/** A relation's file: `<relfilenode>[_<fork>][.<segment>]`. */
+const RELATION_FILE = /^(\d+)(?:_(fsm|vm|init))?(?:\.\d+)?$/;
+/** A temporary relation's file: `t<backend>_<relfilenode>[_<fork>][.<segment>]`. */
+const TEMP_RELATION_FILE = /^t\d+_\d+(?:_(?:fsm|vm|init))?(?:\.\d+)?$/;
+
 /**
  * True for a path (relative to the data directory or a tablespace, `/`
  * separated) that a base backup leaves out: the contents of `pg_wal/`
@@ -83,7 +88,9 @@ const EXCLUDED_TOP_FILES = new Set([
  * `pg_dynshmem/`, `pg_notify/`, `pg_serial/`, `pg_snapshots/`,
  * `pg_stat_tmp/` and `pg_subtrans/`; `postmaster.pid`, `postmaster.opts`, a
  * leftover `backup_label` or `tablespace_map`, temporary configuration
- * files; at any depth, `pgsql_tmp*` and `pg_internal.init`.
+ * files; at any depth, `pgsql_tmp*`, `pg_internal.init` and the files of
+ * temporary relations (`t<n>_<n>...`, removed when the server starts). See
+ * {@linkcode pgPartExclude} for unlogged relations.
  *
  * @example
  * ```ts
@@ -98,9 +105,43 @@ export function pgExcluded(rel: string): boolean {
   const name = parts[parts.length - 1]!;
   if (name.startsWith("pgsql_tmp") || name === "pg_internal.init") return true;
   if (parts.length === 1) return EXCLUDED_TOP_FILES.has(name);
+  if (TEMP_RELATION_FILE.test(name)) return true;
   const top = parts[0]!;
   if (top === "pg_wal") return !(parts.length === 2 && name === "archive_status");
   return EXCLUDED_CONTENTS.has(top);
+}
+
+/**
+ * The exclusions of the data directory or tablespace at `root`:
+ * {@linkcode pgExcluded}, and the files of unlogged relations other than
+ * their init fork (`N`, `N.1`, `N_fsm`, `N_vm` beside an `N_init`): at the
+ * end of recovery PostgreSQL makes an unlogged relation anew from its init
+ * fork, as pg_basebackup relies on. Each directory is listed once.
+ */
+export function pgPartExclude(root: string): (rel: string) => boolean {
+  const inits = new Map<string, Set<string>>();
+  return (rel) => {
+    if (pgExcluded(rel)) return true;
+    const slash = rel.lastIndexOf("/");
+    if (slash < 0) return false;
+    const m = RELATION_FILE.exec(rel.slice(slash + 1));
+    if (!m || m[2] === "init") return false;
+    const dir = rel.slice(0, slash);
+    let set = inits.get(dir);
+    if (!set) {
+      set = new Set();
+      try {
+        for (const n of fs.readdirSync(path.join(root, dir))) {
+          const i = /^(\d+)_init$/.exec(n);
+          if (i) set.add(i[1]!);
+        }
+      } catch {
+        // unlistable: the walk reports it
+      }
+      inits.set(dir, set);
+    }
+    return set.has(m[1]!);
+  };
 }
 
 /** Options of {@linkcode pgSource}. */
@@ -248,7 +289,7 @@ export async function pgSource(uri: string, options: PgSourceOptions = {}): Prom
       kind: "tree",
       path: dataDir,
       chunker: options.chunker ?? DEFAULT_FASTCDC,
-      exclude: pgExcluded,
+      exclude: pgPartExclude(dataDir),
       vanishedOk: true,
     };
     const spaces: DirPart[] = facts.tablespaces.map((t) => ({
@@ -256,7 +297,7 @@ export async function pgSource(uri: string, options: PgSourceOptions = {}): Prom
       kind: "tree",
       path: t.location,
       chunker: options.chunker ?? DEFAULT_FASTCDC,
-      exclude: pgExcluded,
+      exclude: pgPartExclude(t.location),
       vanishedOk: true,
     }));
     return [data, ...spaces, label, ...(facts.tablespaces.length ? [map] : [])];

@@ -5,7 +5,7 @@ import { backup } from "../../store/backup/backup.ts";
 import { restore } from "../../store/restore/restore.ts";
 import { FsStore } from "../../store/drivers/fs.ts";
 import { DatabaseError, InvalidInput } from "../../store/errors.ts";
-import { pgExcluded, pgSource, type PgSourceOptions } from "./pg_source.ts";
+import { pgExcluded, pgPartExclude, pgSource, type PgSourceOptions } from "./pg_source.ts";
 import {
   type PgCluster,
   pgIgnore,
@@ -92,6 +92,9 @@ Deno.test("pgExcluded leaves out what PostgreSQL's documentation lists, keeping 
       "global/pg_internal.init",
       "base/5/pg_internal.init",
       "postgresql.auto.conf.tmp",
+      "base/5/t3_16390",
+      "base/5/t3_16390_fsm",
+      "base/5/t12_16400.1",
     ]
   ) assert.ok(pgExcluded(p), p);
   for (
@@ -113,6 +116,25 @@ Deno.test("pgExcluded leaves out what PostgreSQL's documentation lists, keeping 
   ) assert.ok(!pgExcluded(p), p);
 });
 
+Deno.test("pgPartExclude leaves out an unlogged relation's files except its init fork", async () => {
+  await using t = await tempDir();
+  const db = path.join(t.dir, "base", "5");
+  fs.mkdirSync(db, { recursive: true });
+  for (
+    const f of ["100", "100_init", "100_fsm", "100.1", "100_vm", "200", "200_fsm", "2000_init"]
+  ) {
+    fs.writeFileSync(path.join(db, f), "");
+  }
+  const exclude = pgPartExclude(t.dir);
+  for (const p of ["base/5/100", "base/5/100.1", "base/5/100_fsm", "base/5/100_vm"]) {
+    assert.ok(exclude(p), p);
+  }
+  for (const p of ["base/5/100_init", "base/5/200", "base/5/200_fsm", "base/5/2000_init", "base"]) {
+    assert.ok(!exclude(p), p);
+  }
+  assert.ok(exclude("pg_wal/000000010000000000000001"));
+});
+
 Deno.test({
   name: "pgSource takes a base backup of a live cluster that restores and replays",
   ignore: pgIgnore,
@@ -122,7 +144,10 @@ Deno.test({
     await using pg = await startPgCluster();
     await using t = await tempDir();
     await pg.pgbench(["-i", "-s", "2", "-q"]);
-    await pg.sql("CREATE TABLE marks (n int); CREATE UNLOGGED TABLE scratch (n int)");
+    await pg.sql(
+      "CREATE TABLE marks (n int); CREATE UNLOGGED TABLE scratch (n int); INSERT INTO scratch SELECT generate_series(1, 10000)",
+    );
+    const scratch = await pg.sql("SELECT pg_relation_filepath('scratch')");
     const store = await FsStore.open(path.join(t.dir, "repo"), { create: true });
 
     // 1. While pgbench writes.
@@ -194,6 +219,8 @@ Deno.test({
       "pg_wal/archive_status/",
     ]);
     assert.ok(!entries.includes("postmaster.pid") && entries.includes("global/pg_control"));
+    // An unlogged table: only its init fork.
+    assert.ok(!entries.includes(scratch) && entries.includes(`${scratch}_init`), scratch);
 
     // 4. With its backup_label and the archived WAL, the server replays to the end.
     const label = path.join(t.dir, "label");
