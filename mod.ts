@@ -146,6 +146,7 @@ export {
   PG_TABLESPACE_MAP_PART,
   type PgBackupSettings,
   pgExcluded,
+  pgPartExclude,
   pgSource,
   type PgSourceOptions,
   type PgTablespace,
