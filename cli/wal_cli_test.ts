@@ -104,8 +104,29 @@ Deno.test("wal-push to a missing repository fails in one line and creates nothin
     "--from",
     path.join(t.dir, "nope"),
   ]);
-  assert.notEqual(f.code, 0);
+  // Not "not archived": 126, so PostgreSQL stops recovery instead of ending it early.
+  assert.equal(f.code, 126, f.stderr);
   assert.ok(oneLine(f.stderr), f.stderr);
+  const usage = await cli(["wal-fetch", "000000010000000000000001", "--from", pgData]);
+  assert.equal(usage.code, 126, usage.stderr);
+});
+
+Deno.test("wal-fetch of a damaged WAL file exits 126 (PostgreSQL stops recovery) and writes nothing at %p", async () => {
+  await using t = await tempDir();
+  const { repo, pgData } = await setup(t.dir);
+  const { file, name } = writeSegment(pgData, 3);
+  assert.equal((await cli(["wal-push", file, "--to", repo, "--pg-data", pgData])).code, 0);
+  for (const pack of filesUnder(path.join(repo, "packs"))) {
+    const p = path.join(repo, "packs", pack);
+    const b = fs.readFileSync(p);
+    b[100] = b[100]! ^ 0xff;
+    fs.writeFileSync(p, b);
+  }
+  const dest = path.join(t.dir, "restored-wal");
+  const r = await cli(["wal-fetch", name, dest, "--from", repo, "--pg-data", pgData]);
+  assert.equal(r.code, 126, r.stderr);
+  assert.ok(oneLine(r.stderr), r.stderr);
+  assert.equal(fs.existsSync(dest), false);
 });
 
 Deno.test("wal-push killed with SIGKILL at any point leaves the archive valid and the next push completes", async () => {

@@ -3,10 +3,10 @@
  *
  * @module
  */
-import { fetchWal } from "../../store/wal_archive.ts";
+import { fetchWal, WalNotArchived } from "../../store/wal_archive.ts";
 import { openStore } from "../../store/open_store.ts";
 import { parse, required } from "../args.ts";
-import { ExitCode, UsageError } from "../exit_codes.ts";
+import { ExitCode, StopRecovery, UsageError } from "../exit_codes.ts";
 import type { Output } from "../output.ts";
 import { lockWaitMs } from "./wal_push.ts";
 
@@ -34,10 +34,26 @@ Options:
   --json                print the result as one JSON object
 
 Exit codes: 0 restored; 1 not in the archive (one line on stderr; PostgreSQL asks
-for files that may not exist), damage, storage error; 2 bad input.`;
+for files that may not exist); 126 any other failure (bad input, a missing or
+unreachable repository, damage, a lock held too long): PostgreSQL takes exit
+codes up to 125 as "not archived" and could end recovery early, short of its
+target, so these stop recovery with an error instead.`;
 
-/** Runs the command. */
+/**
+ * Runs the command. Every failure but "not in the archive" exits 126, usage
+ * errors and a missing repository included: any code up to 125 would let
+ * PostgreSQL end recovery early, short of its target.
+ */
 export async function walFetchCommand(args: string[], out: Output): Promise<number> {
+  try {
+    return await walFetch(args, out);
+  } catch (e) {
+    if (e instanceof WalNotArchived) throw e;
+    throw new StopRecovery((e as Error)?.message ?? String(e), { cause: e });
+  }
+}
+
+async function walFetch(args: string[], out: Output): Promise<number> {
   const { values, positionals } = parse("wal-fetch", args, {
     from: { type: "string" },
     "pg-data": { type: "string" },
@@ -56,6 +72,17 @@ export async function walFetchCommand(args: string[], out: Output): Promise<numb
   const [name, dest] = positionals as [string, string];
   const from = required("wal-fetch", values, "from");
   const lockWait = lockWaitMs("wal-fetch", values["lock-wait"]);
+  return await fetchInto(from, name, dest, values, lockWait, out);
+}
+
+async function fetchInto(
+  from: string,
+  name: string,
+  dest: string,
+  values: Record<string, unknown>,
+  lockWait: number,
+  out: Output,
+): Promise<number> {
   const store = await openStore(from, { onWarning: out.warn });
   try {
     const r = await fetchWal(store, name, dest, {
