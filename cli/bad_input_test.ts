@@ -268,3 +268,19 @@ Deno.test(
     }
   },
 );
+
+Deno.test("restore --include with an empty pattern is a usage error in one line, not an internal error", async () => {
+  await using t = await tempDir();
+  const { repo } = await backedUp(t.dir);
+  const r = await cli([
+    "restore",
+    "--from",
+    repo,
+    "--to",
+    path.join(t.dir, "out"),
+    "--include",
+    "",
+  ]);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(oneLine(r.stderr), /include pattern "" is empty/);
+});

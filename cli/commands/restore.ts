@@ -13,6 +13,7 @@ import type { FailedFile } from "../../store/restore/file_writer.ts";
 import { RestoreIncomplete } from "../../store/errors.ts";
 import { restoresPostgres } from "../../sources/postgres/pg_restore.ts";
 import { restorePgCommand } from "./restore_pg.ts";
+import { includeMatcher } from "../../formats/glob.ts";
 import { openStore, splitManifestLocation } from "../../store/open_store.ts";
 import { parseIdMap } from "../../store/restore/owner.ts";
 import {
@@ -215,6 +216,11 @@ export async function restoreCommand(args: string[], out: Output): Promise<numbe
     };
   } catch (e) {
     throw new UsageError(`${(e as Error).message} (--map-uid, --map-gid)`);
+  }
+  try {
+    includeMatcher((values.include as string[] | undefined) ?? []);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
   }
   const store = await openStore(repo, { onWarning: out.warn });
   if (cluster) {
