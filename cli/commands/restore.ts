@@ -13,6 +13,8 @@ import type { FailedFile } from "../../store/restore/file_writer.ts";
 import { RestoreIncomplete } from "../../store/errors.ts";
 import { restoresPostgres } from "../../sources/postgres/pg_restore.ts";
 import { restorePgCommand } from "./restore_pg.ts";
+import { RESTORE_PG_TABLE_HELP, restorePgTableCommand } from "./restore_pg_table.ts";
+import { isPgUri } from "../../sources/postgres/connection.ts";
 import { includeMatcher } from "../../formats/glob.ts";
 import { openStore, splitManifestLocation } from "../../store/open_store.ts";
 import { parseIdMap } from "../../store/restore/owner.ts";
@@ -77,7 +79,8 @@ always restored this way):
   --list-packs         list every pack the restore reads (always on for staged: repositories,
                        so an operator knows which tapes to stage)
   --json               NDJSON progress events and a final summary object
-  -h, --help           this help`;
+  -h, --help           this help
+${RESTORE_PG_TABLE_HELP}`;
 
 function describePlan(plan: RestorePlan, listPacks: boolean, location: string, limit = 20): string {
   const lines = [
@@ -164,6 +167,13 @@ export async function restoreCommand(args: string[], out: Output): Promise<numbe
     "meta-export-to": { type: "string" },
     "meta-config": { type: "string" },
     metactl: { type: "string" },
+    table: { type: "string", multiple: true },
+    "table-list": { type: "string" },
+    "restore-target-list": { type: "string" },
+    "rename-to": { type: "string" },
+    clean: { type: "boolean" },
+    "pg-bin": { type: "string" },
+    "scratch-dir": { type: "string" },
   });
   if (values.help) {
     console.log(RESTORE_HELP);
@@ -175,6 +185,28 @@ export async function restoreCommand(args: string[], out: Output): Promise<numbe
   if (manifest && values.source !== undefined) {
     throw new UsageError(
       "--source picks the latest backup of a source: give --from <repo> without a manifest name, or leave out --source",
+    );
+  }
+  const tableFlags = [
+    "table",
+    "table-list",
+    "restore-target-list",
+    "rename-to",
+    "clean",
+    "pg-bin",
+    "scratch-dir",
+  ] as const;
+  if (isPgUri(to)) {
+    const store = await openStore(repo, { onWarning: out.warn });
+    return await restorePgTableCommand(store, to, values, {
+      manifest,
+      ...(values.source !== undefined ? { source: values.source as string } : {}),
+      repository: repo,
+    }, out);
+  }
+  if (tableFlags.some((f) => values[f] !== undefined)) {
+    throw new UsageError(
+      "--table, --table-list, --restore-target-list, --rename-to, --clean, --pg-bin and --scratch-dir restore tables into a PostgreSQL server: give its postgresql:// URI to --to",
     );
   }
   const cluster = isConfigFile(to);

@@ -60,6 +60,28 @@ export interface PgRestoreOptions {
   /** Ownership and worker options of the data directory restore. */
   readonly restore?: Omit<RestoreOptions, "manifest" | "part" | "source" | "overwrite">;
   readonly onEvent?: EventSink;
+  /**
+   * Restore only some of the base backup's files (restore --table,
+   * table_restore.ts): asked once the base backup is chosen.
+   */
+  readonly select?: (repo: Repository, record: ManifestRecord) => Promise<PgFileSelection>;
+  /**
+   * Restore each tablespace into `<tablespaceRoot>/<oid>` rather than its
+   * recorded location (a scratch restore beside the live server); the
+   * restored tablespace_map names the new places.
+   */
+  readonly tablespaceRoot?: string;
+}
+
+/** Which files of a base backup a partial restore writes (see {@linkcode PgRestoreOptions.select}). */
+export interface PgFileSelection {
+  /** Per part name: globs of the paths to restore; a part not named is restored whole. */
+  readonly include: Readonly<Record<string, readonly string[]>>;
+  /**
+   * Per part name: files made as sparse files of this many bytes (all zero
+   * pages), relative path -> bytes: the relation files left out.
+   */
+  readonly sparse: Readonly<Record<string, Readonly<Record<string, number>>>>;
 }
 
 /** A tablespace of the backup and where it is restored. */
@@ -85,6 +107,8 @@ export interface PgRestorePlan {
   readonly files: string[];
   /** The settings appended to postgresql.auto.conf. */
   readonly settings: Record<string, string>;
+  /** With a selection: the files made sparse, and their apparent bytes. */
+  readonly sparse?: { readonly files: number; readonly bytes: number };
 }
 
 /** What a point-in-time restore did. */
@@ -113,6 +137,57 @@ interface Chosen {
   readonly recovery: RecoveryPlan | null;
   readonly target: RecoveryTarget | { kind: "immediate" };
   readonly systemId: string;
+  readonly selection?: PgFileSelection;
+}
+
+/** {@linkcode choose}, then the selection of the chosen backup's files. */
+async function chooseSelected(store: BlobStore, options: PgRestoreOptions): Promise<Chosen> {
+  const c = await choose(store, options);
+  return options.select ? { ...c, selection: await options.select(c.repo, c.record) } : c;
+}
+
+/** Where the part's selection restores: its globs, or everything. */
+function includeOf(c: Chosen, part: string): { include?: readonly string[] } {
+  const globs = c.selection?.include[part];
+  if (!globs) return {};
+  // No glob would mean everything: a name no backup holds means nothing.
+  return { include: globs.length ? globs : [".bendsave-nothing-selected"] };
+}
+
+/** How many files a selection makes sparse, and their apparent bytes. */
+function sparseTotals(s: PgFileSelection): { files: number; bytes: number } {
+  let files = 0;
+  let bytes = 0;
+  for (const part of Object.values(s.sparse)) {
+    for (const size of Object.values(part)) {
+      files++;
+      bytes += size;
+    }
+  }
+  return { files, bytes };
+}
+
+/** Makes the selection's sparse files of `part` below `dir`; returns how many it made. */
+function makeSparse(c: Chosen, part: string, dir: string, own: (p: string, mode: number) => void) {
+  let made = 0;
+  for (const [rel, size] of Object.entries(c.selection?.sparse[part] ?? {})) {
+    const p = path.join(dir, rel);
+    if (fs.existsSync(p)) continue;
+    const parent = path.dirname(p);
+    if (!fs.existsSync(parent)) {
+      fs.mkdirSync(parent, { recursive: true, mode: 0o700 });
+      own(parent, 0o700);
+    }
+    const fd = fs.openSync(p, "wx", 0o600);
+    try {
+      fs.ftruncateSync(fd, size);
+    } finally {
+      fs.closeSync(fd);
+    }
+    own(p, 0o600);
+    made++;
+  }
+  return made;
 }
 
 /** The warning sink of `options`, as a message callback. */
@@ -191,7 +266,7 @@ function recoverySettings(
   return out;
 }
 
-function tablespacesOf(record: ManifestRecord): RestoredTablespace[] {
+function tablespacesOf(record: ManifestRecord, tablespaceRoot?: string): RestoredTablespace[] {
   const raw = record.manifest.source.settings["pg.tablespaces"];
   if (!raw) return [];
   let list: { oid: string | number; location: string }[];
@@ -202,7 +277,7 @@ function tablespacesOf(record: ManifestRecord): RestoredTablespace[] {
   }
   return list.map((t) => ({
     oid: String(t.oid),
-    location: t.location,
+    location: tablespaceRoot ? path.join(tablespaceRoot, String(t.oid)) : t.location,
     part: tablespacePartName(t.oid),
   })).filter((t) => record.manifest.parts.some((p) => p.name === t.part));
 }
@@ -213,7 +288,7 @@ export async function planPgRestore(
   target: string,
   options: PgRestoreOptions,
 ): Promise<PgRestorePlan> {
-  const c = await choose(store, options);
+  const c = await chooseSelected(store, options);
   return await buildPlan(store, c, path.resolve(target), options);
 }
 
@@ -224,15 +299,23 @@ async function buildPlan(
   options: PgRestoreOptions,
 ): Promise<PgRestorePlan> {
   const common = { ...(options.restore ?? {}), manifest: c.record.name, repository: c.repo };
-  const dataDir = await planRestore(store, abs, { ...common, part: PG_DATA_PART });
+  const dataDir = await planRestore(store, abs, {
+    ...common,
+    part: PG_DATA_PART,
+    ...includeOf(c, PG_DATA_PART),
+  });
   if (dataDir.targetNotEmpty) {
     throw new InvalidInput(
       `restore target "${abs}" is not empty: a PostgreSQL data directory is restored into an empty or new directory`,
     );
   }
   const tablespaces = [];
-  for (const t of tablespacesOf(c.record)) {
-    const plan = await planRestore(store, t.location, { ...common, part: t.part });
+  for (const t of tablespacesOf(c.record, options.tablespaceRoot)) {
+    const plan = await planRestore(store, t.location, {
+      ...common,
+      part: t.part,
+      ...includeOf(c, t.part),
+    });
     if (plan.targetNotEmpty) {
       throw new InvalidInput(
         `tablespace ${t.oid} is restored into its location "${t.location}", which is not empty: empty it (or move it away) first`,
@@ -259,6 +342,7 @@ async function buildPlan(
     tablespaces,
     files: [...labels.keys(), "recovery.signal"],
     settings: recoverySettings(c, options, options.repositoryLocation ?? store.location),
+    ...(c.selection ? { sparse: sparseTotals(c.selection) } : {}),
   };
 }
 
@@ -306,7 +390,7 @@ export async function restorePg(
 ): Promise<PgRestoreResult> {
   const started = Date.now();
   const abs = path.resolve(target);
-  const c = await choose(store, options);
+  const c = await chooseSelected(store, options);
   const plan = await buildPlan(store, c, abs, options);
   const common = {
     ...(options.restore ?? {}),
@@ -314,8 +398,14 @@ export async function restorePg(
     repository: c.repo,
     ...(options.onEvent ? { onEvent: options.onEvent } : {}),
   };
-  const dataDirResult = await restore(store, abs, { ...common, part: PG_DATA_PART });
-  for (const t of plan.tablespaces) await restore(store, t.location, { ...common, part: t.part });
+  const dataDirResult = await restore(store, abs, {
+    ...common,
+    part: PG_DATA_PART,
+    ...includeOf(c, PG_DATA_PART),
+  });
+  for (const t of plan.tablespaces) {
+    await restore(store, t.location, { ...common, part: t.part, ...includeOf(c, t.part) });
+  }
   // The owner of the cluster is the owner of PG_VERSION; PostgreSQL refuses
   // a data directory that is not 0700 (or 0750) or not owned by its user.
   const owner = fs.statSync(path.join(abs, "PG_VERSION"));
@@ -324,12 +414,23 @@ export async function restorePg(
     fs.chmodSync(p, mode);
   };
   own(abs, 0o700);
+  if (c.selection) {
+    makeSparse(c, PG_DATA_PART, abs, own);
+    for (const t of plan.tablespaces) makeSparse(c, t.part, t.location, own);
+  }
   for (const d of ["pg_wal", path.join("pg_wal", "archive_status")]) {
     const p = path.join(abs, d);
     if (!fs.existsSync(p)) fs.mkdirSync(p, { mode: 0o700 });
     own(p, 0o700);
   }
-  for (const [name, data] of await labelFiles(c)) {
+  for (const [name, bytes] of await labelFiles(c)) {
+    let data = bytes;
+    if (name === "tablespace_map" && options.tablespaceRoot) {
+      // Lines "<oid> <location>": the tablespaces are restored below tablespaceRoot.
+      data = new TextEncoder().encode(
+        plan.tablespaces.map((t) => `${t.oid} ${t.location}\n`).join(""),
+      );
+    }
     fs.writeFileSync(path.join(abs, name), data, { mode: 0o600 });
     own(path.join(abs, name), 0o600);
   }
