@@ -124,6 +124,24 @@ export {
   scanTableSnapshots,
   type SnapshotScan,
 } from "./sources/databend/snapshot_scan.ts";
+export { decodeSegmentObjects } from "./sources/databend/table_segment.ts";
+export {
+  type ChosenSnapshot,
+  parseTableName as parseDatabendTableName,
+  type PlannedTable,
+  planTableRestore,
+  removeStaged,
+  type StagedObject,
+  stageTableRestore,
+  type TableRestoreOptions,
+  type TableRestorePlan,
+  type TableSelection,
+} from "./sources/databend/table_restore.ts";
+export {
+  type QueryEndpoint,
+  runStatements,
+  type RunStatementsOptions,
+} from "./sources/databend/query_http.ts";
 export {
   formatTimestampUs,
   type SnapshotJson,

@@ -3,8 +3,9 @@
  * backup in `show` and `list`, and table-level restore.
  */
 import assert from "node:assert/strict";
+import fs from "node:fs";
 import path from "node:path";
-import { cli, tempDir } from "../testing/mod.ts";
+import { cli, filesUnder, tempDir } from "../testing/mod.ts";
 import { buildSampleCluster } from "../testdata/make_sample_cluster.ts";
 
 const SAMPLE = path.resolve(import.meta.dirname!, "../testdata/sample-cluster");
@@ -68,4 +69,301 @@ Deno.test("show and list --json give per table its snapshots and the window", as
   assert.equal(listed.code, 0, listed.stderr);
   const [first] = JSON.parse(listed.stdout) as { tables: typeof tables }[];
   assert.deepEqual(first!.tables, tables);
+});
+
+const STAGE = "bendsave-restore/test-1/";
+
+/** A target cluster config with fs storage in `dir/storage` (same tenant and cluster as the sample). */
+function targetConfig(dir: string, extra = ""): { config: string; storage: string } {
+  const storage = path.join(dir, "target", "storage");
+  fs.mkdirSync(storage, { recursive: true });
+  const config = path.join(dir, "target", "query-node.toml");
+  fs.writeFileSync(
+    config,
+    `[query]\ntenant_id = "sample_tenant"\ncluster_id = "sample_cluster"\n${extra}` +
+      `[meta]\nendpoints = ["127.0.0.1:9191"]\n[storage]\ntype = "fs"\n[storage.fs]\n` +
+      `data_path = ${JSON.stringify(storage)}\n`,
+  );
+  return { config, storage };
+}
+
+/** The sample's snapshots of sales.orders, oldest first. */
+function ordersSnapshots() {
+  return buildSampleCluster().tables.find((x) => x.name === "orders")!.snapshots;
+}
+
+type PlanJson = {
+  snapshot: { id: string; time: string; location: string; rowCount: number };
+  statements: string[];
+  tables: { objects: { name: string; staged: string; size: number }[]; hint: string }[];
+};
+
+async function restoreJson(args: string[], env?: Record<string, string>) {
+  const r = await cli(["restore", ...args, "--json"], env ? { env } : {});
+  const lines = r.stdout.trim().split("\n").filter((l) => l.startsWith("{"));
+  return { ...r, json: lines.length ? JSON.parse(lines.at(-1)!) as PlanJson : null };
+}
+
+Deno.test("restore --table --as-of chooses the newest snapshot at or before the time; the dry run writes nothing", async () => {
+  await using t = await tempDir();
+  const repo = path.join(t.dir, "repo");
+  await backupSample(repo);
+  const target = targetConfig(t.dir);
+  const snaps = ordersSnapshots();
+  const base = ["--from", repo, "--to", target.config, "--table", "sales.orders"];
+  const cases: [string | null, number][] = [
+    [null, 3], // default: the snapshot at backup time
+    [snaps[0]!.timestamp, 0], // exactly at a snapshot
+    ["2025-03-12 00:00", 1], // between the second and the third
+    [snaps[3]!.timestamp.replace(/\.\d+Z$/, ".999999Z"), 3], // after the newest
+  ];
+  for (const [asOf, want] of cases) {
+    const r = await restoreJson([
+      ...base,
+      ...(asOf === null ? [] : ["--as-of", asOf]),
+      "--rename-to",
+      "sales.orders_old",
+      "--stage-prefix",
+      STAGE,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.json!.snapshot.id, snaps[want]!.id, `as of ${asOf}`);
+    assert.equal(r.json!.snapshot.time, snaps[want]!.timestamp);
+    assert.deepEqual(
+      r.json!.tables[0]!.objects.map((o) => o.name),
+      snaps[want]!.objects,
+      "the snapshot, its segments, their blocks and bloom indexes",
+    );
+  }
+  assert.deepEqual(fs.readdirSync(target.storage), [], "a dry run stages nothing");
+
+  const before = await cli([...["restore"], ...base, "--as-of", "2025-03-10T11:00:00Z"]);
+  assert.equal(before.code, 2);
+  assert.match(
+    before.stderr,
+    new RegExp(
+      `before the oldest snapshot of sales.orders the backups hold: its window is ${
+        snaps[0]!.timestamp
+      } to ${snaps[3]!.timestamp}`,
+    ),
+  );
+});
+
+Deno.test("restore --table --confirm stages exactly the snapshot's objects and its hint; the statements are exact", async () => {
+  await using t = await tempDir();
+  const repo = path.join(t.dir, "repo");
+  await backupSample(repo);
+  const target = targetConfig(t.dir);
+  const snap = ordersSnapshots()[1]!;
+  const args = [
+    "--from",
+    repo,
+    "--to",
+    target.config,
+    "--table",
+    "sales.orders",
+    "--rename-to",
+    "sales.orders_old",
+    "--as-of",
+    snap.timestamp,
+    "--stage-prefix",
+    STAGE,
+    "--confirm",
+  ];
+  const r = await restoreJson(args);
+  assert.equal(r.code, 0, r.stderr);
+  const staged = filesUnder(target.storage);
+  assert.deepEqual(
+    staged,
+    [...snap.objects.map((o) => STAGE + o), `${STAGE}8/32/last_snapshot_location_hint_v2`].sort(),
+  );
+  for (const o of snap.objects) {
+    assert.deepEqual(
+      fs.readFileSync(path.join(target.storage, STAGE + o)),
+      fs.readFileSync(path.join(SAMPLE, "storage", o)),
+      o,
+    );
+  }
+  assert.deepEqual(
+    JSON.parse(
+      fs.readFileSync(
+        path.join(target.storage, STAGE, "8/32/last_snapshot_location_hint_v2"),
+        "utf8",
+      ),
+    ),
+    {
+      snapshot_full_path: `${target.storage}/${STAGE}${snap.location}`,
+      entity_comments: { table_comment: "", field_comments: [] },
+      indexes: {},
+    },
+  );
+  const tmp = r.json!.statements[0]!.match(/`(_bendsave_tmp_orders_old_[0-9a-f]{6})`/)![1];
+  assert.deepEqual(r.json!.statements, [
+    `ATTACH TABLE \`sales\`.\`${tmp}\` 'fs://${target.storage}/${STAGE}8/32/';`,
+    `CREATE TABLE \`sales\`.\`orders_old\` AS SELECT * FROM \`sales\`.\`${tmp}\`;`,
+    `DROP TABLE \`sales\`.\`${tmp}\`;`,
+  ]);
+
+  // The same stage prefix again: a collision, refused before anything is written.
+  const again = await cli(["restore", ...args]);
+  assert.equal(again.code, 2);
+  assert.match(
+    again.stderr,
+    /already exists in .*: the stage prefix bendsave-restore\/test-1\/ is in use/,
+  );
+  assert.deepEqual(filesUnder(target.storage), staged);
+});
+
+Deno.test("restore --table refuses an existing target without --clean, and drops it first with --clean", async () => {
+  await using t = await tempDir();
+  const repo = path.join(t.dir, "repo");
+  await backupSample(repo);
+  const target = targetConfig(t.dir);
+  const base = [
+    "--from",
+    repo,
+    "--to",
+    target.config,
+    "--table",
+    "sales.orders",
+    "--stage-prefix",
+    STAGE,
+  ];
+  const refused = await cli(["restore", ...base]);
+  assert.equal(refused.code, 2);
+  assert.match(refused.stderr, /table sales.orders exists in the target cluster: pass --clean/);
+  const clean = await restoreJson([...base, "--clean"]);
+  assert.equal(clean.code, 0, clean.stderr);
+  assert.equal(clean.json!.statements[0], "DROP TABLE IF EXISTS `sales`.`orders`;");
+  assert.equal(clean.json!.statements.length, 4);
+});
+
+Deno.test("restore --table-list with --restore-target-list; bad input is refused in one line", async () => {
+  await using t = await tempDir();
+  const repo = path.join(t.dir, "repo");
+  await backupSample(repo);
+  const target = targetConfig(t.dir);
+  const list = path.join(t.dir, "tables.txt");
+  const targets = path.join(t.dir, "targets.txt");
+  fs.writeFileSync(list, "# tables\nsales.orders\nanalytics.page_views\n");
+  fs.writeFileSync(targets, "sales.orders_copy\nanalytics.views_copy\n");
+  const base = ["--from", repo, "--to", target.config, "--stage-prefix", STAGE];
+  const ok = await restoreJson([...base, "--table-list", list, "--restore-target-list", targets]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal(ok.json!.statements.length, 6);
+  assert.match(ok.json!.statements[4]!, /^CREATE TABLE `analytics`.`views_copy` AS SELECT/);
+
+  fs.writeFileSync(targets, "sales.orders_copy\n");
+  const short = await cli([
+    "restore",
+    ...base,
+    "--table-list",
+    list,
+    "--restore-target-list",
+    targets,
+  ]);
+  assert.equal(short.code, 2);
+  assert.match(short.stderr, /--table-list lists 2 table\(s\) but --restore-target-list 1/);
+
+  const unknown = await cli(["restore", ...base, "--table", "sales.nope"]);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /table sales.nope is in no backup of the repository/);
+  assert.equal(unknown.stderr.trim().split("\n").length, 1);
+
+  const badTime = await cli(["restore", ...base, "--table", "sales.orders", "--as-of", "soon"]);
+  assert.equal(badTime.code, 2);
+  assert.match(badTime.stderr, /--as-of "soon" is not a time/);
+  assert.deepEqual(fs.readdirSync(target.storage), []);
+});
+
+/** A recording stand-in for Databend's HTTP query API; fails statements matching `failOn`. */
+function startQueryServer(failOn?: RegExp) {
+  const seen: { sql: string; auth: string | null }[] = [];
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, async (req) => {
+    const body = await req.json() as { sql: string };
+    seen.push({ sql: body.sql, auth: req.headers.get("authorization") });
+    if (failOn?.test(body.sql)) {
+      return Response.json({ state: "Failed", error: { code: 1025, message: "Unknown database" } });
+    }
+    return Response.json({ state: "Succeeded", error: null, data: [], next_uri: null });
+  });
+  return { seen, server, url: `http://127.0.0.1:${server.addr.port}` };
+}
+
+Deno.test("restore --table --confirm --execute runs the statements over /v1/query and removes what it staged", async () => {
+  await using t = await tempDir();
+  const repo = path.join(t.dir, "repo");
+  await backupSample(repo);
+  const q = startQueryServer();
+  try {
+    const target = targetConfig(t.dir);
+    const r = await restoreJson([
+      "--from",
+      repo,
+      "--to",
+      target.config,
+      "--table",
+      "sales.returns",
+      "--rename-to",
+      "sales.returns_back",
+      "--stage-prefix",
+      STAGE,
+      "--confirm",
+      "--execute",
+      "--query-url",
+      q.url,
+      "--query-user",
+      "restorer",
+    ], { BENDSAVE_QUERY_PASSWORD: "s3cret-pw" });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(q.seen.map((s) => s.sql), r.json!.statements);
+    assert.equal(q.seen[0]!.auth, "Basic " + btoa("restorer:s3cret-pw"));
+    assert.ok(!r.stdout.includes("s3cret-pw") && !r.stderr.includes("s3cret-pw"));
+    assert.deepEqual(filesUnder(target.storage), [], "the staged objects are removed");
+  } finally {
+    await q.server.shutdown();
+  }
+});
+
+Deno.test("restore --execute against an endpoint that refuses: before ATTACH nothing is left; after it, where it is", async () => {
+  await using t = await tempDir();
+  const repo = path.join(t.dir, "repo");
+  await backupSample(repo);
+  for (const [failOn, left] of [[/^ATTACH/, false], [/^CREATE/, true]] as const) {
+    const q = startQueryServer(failOn);
+    try {
+      const target = targetConfig(path.join(t.dir, String(left)));
+      const r = await cli([
+        "restore",
+        "--from",
+        repo,
+        "--to",
+        target.config,
+        "--table",
+        "sales.returns",
+        "--rename-to",
+        "sales.returns_back",
+        "--stage-prefix",
+        STAGE,
+        "--confirm",
+        "--execute",
+        "--query-url",
+        q.url,
+      ]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /Unknown database \(code 1025\)/);
+      if (left) {
+        assert.match(
+          r.stderr,
+          /1 statement\(s\) ran: the staged objects are left under bendsave-restore\/test-1\/8\/82\//,
+        );
+        assert.ok(filesUnder(target.storage).length > 0);
+      } else {
+        assert.match(r.stderr, /the staged objects were removed again, nothing was changed/);
+        assert.deepEqual(filesUnder(target.storage), []);
+      }
+    } finally {
+      await q.server.shutdown();
+    }
+  }
 });

@@ -564,7 +564,6 @@ export interface SampleTableInfo {
 }
 
 const PARQUET_MAGIC = te.encode("PAR1");
-const ZSTD_MAGIC = [0x28, 0xb5, 0x2f, 0xfd];
 
 function u64le(n: number): number[] {
   const out: number[] = [];
@@ -595,19 +594,52 @@ function fakeParquet(size: number, footerLen: number, rng: SeededRandom): Uint8A
   return out;
 }
 
-/** A zstd-looking frame: the zstd magic, then pseudo-random bytes. */
-function fakeZstd(size: number, rng: SeededRandom): number[] {
-  return [...ZSTD_MAGIC, ...rng.bytes(size - ZSTD_MAGIC.length)];
+/** One block of a segment, as the sample writes it. */
+interface SampleBlock {
+  readonly location: string;
+  readonly bloom: string;
+  readonly bloomSize: number;
+  readonly rows: number;
+  readonly fileSize: number;
+  readonly createdOn: string;
 }
 
 /**
- * A v4 segment (`_sg/*_v4.mpk`): format version (u64 LE), encoding (2,
- * MessagePack), compression (1, Zstd), sizes of the two compressed parts (u64
- * LE each), then the block metas and the summary. The payloads are opaque.
+ * A v4 segment (`_sg/*_v4.mpk`), as `SegmentInfo::to_bytes` writes it: format
+ * version (u64 LE), encoding (2, MessagePack), compression (1, Zstd), the
+ * sizes of the two compressed parts (u64 LE each), then the block metas (a
+ * MessagePack array of `BlockMeta` maps with field names) and the summary
+ * (`Statistics`), each zstd-compressed. A block meta names its block
+ * (`location`, `[path, 2]`) and its bloom index (`bloom_filter_index_location`,
+ * `[path, 4]`); column statistics and metas are left empty.
  */
-function fakeSegment(blocks: number, columns: number, rng: SeededRandom): Uint8Array {
-  const blocksPart = fakeZstd(120 + blocks * (90 + columns * 38) + rng.int(0, 63), rng);
-  const summaryPart = fakeZstd(80 + columns * 34 + rng.int(0, 31), rng);
+function segmentFile(blocks: readonly SampleBlock[], uncompressed: number): Uint8Array {
+  const metas = blocks.map((b) => ({
+    row_count: b.rows,
+    block_size: b.fileSize * 3,
+    file_size: b.fileSize,
+    col_stats: {},
+    col_metas: {},
+    cluster_stats: null,
+    location: [b.location, 2],
+    bloom_filter_index_location: [b.bloom, 4],
+    bloom_filter_index_size: b.bloomSize,
+    inverted_index_size: null,
+    compression: "Zstd",
+    create_on: b.createdOn,
+  }));
+  const summary = {
+    row_count: blocks.reduce((a, b) => a + b.rows, 0),
+    block_count: blocks.length,
+    perfect_block_count: 0,
+    uncompressed_byte_size: uncompressed,
+    compressed_byte_size: blocks.reduce((a, b) => a + b.fileSize, 0),
+    index_size: blocks.reduce((a, b) => a + b.bloomSize, 0),
+    col_stats: {},
+    cluster_stats: null,
+  };
+  const blocksPart = new Uint8Array(zstdCompressSync(msgpackEncode(metas)));
+  const summaryPart = new Uint8Array(zstdCompressSync(msgpackEncode(summary)));
   return new Uint8Array([
     ...u64le(4),
     2,
@@ -656,6 +688,8 @@ export interface SampleSnapshot {
   readonly prevId: string;
   /** Segment locations the snapshot lists (newest first). */
   readonly segments: readonly string[];
+  /** Every object the snapshot needs: itself, its segments, their blocks and bloom indexes, sorted. */
+  readonly objects: readonly string[];
 }
 
 /**
@@ -683,6 +717,8 @@ class FuseTableStorage {
   snapshotId: Uint8Array | null = null;
   blockCount = 0;
   readonly snapshots: SampleSnapshot[] = [];
+  /** Segments, blocks and bloom indexes written so far (a snapshot lists them all). */
+  readonly segmentObjects: string[] = [];
   stats: TableStats = { rows: 0, dataBytes: 0, compressedBytes: 0, indexBytes: 0 };
 
   constructor(
@@ -712,23 +748,29 @@ class FuseTableStorage {
     const rng = this.#rng;
     const ncols = this.columns.length;
     let indexBytes = 0;
-    for (const size of blockSizes) {
+    const blocks: SampleBlock[] = [];
+    for (const [i, size] of blockSizes.entries()) {
       const id = uuidSimple(uuidV7(timeMs, rng));
-      this.#put(
-        `${this.prefix}/_b/h${id}_v2.parquet`,
-        fakeParquet(size, 300 + ncols * 120, rng),
-        timeMs,
-      );
+      const location = `${this.prefix}/_b/h${id}_v2.parquet`;
+      this.#put(location, fakeParquet(size, 300 + ncols * 120, rng), timeMs);
       const bloomSize = 700 + ncols * 260 + rng.int(0, 400) + Math.floor(size / 200);
-      this.#put(
-        `${this.prefix}/_i_b_v2/${id}_v4.parquet`,
-        fakeParquet(bloomSize, 200 + ncols * 40, rng),
-        timeMs,
-      );
+      const bloom = `${this.prefix}/_i_b_v2/${id}_v4.parquet`;
+      this.#put(bloom, fakeParquet(bloomSize, 200 + ncols * 40, rng), timeMs);
       indexBytes += bloomSize;
+      const share = Math.floor(rows / blockSizes.length);
+      blocks.push({
+        location,
+        bloom,
+        bloomSize,
+        rows: i === 0 ? rows - share * (blockSizes.length - 1) : share,
+        fileSize: size,
+        createdOn: chronoSerde(timeMs, rng.int(0, 999)),
+      });
     }
     const segment = `${this.prefix}/_sg/h${uuidSimple(uuidV7(timeMs, rng))}_v4.mpk`;
-    this.#put(segment, fakeSegment(blockSizes.length, ncols, rng), timeMs + 2);
+    const uncompressed = blockSizes.reduce((a, b) => a + b, 0) * 3;
+    this.#put(segment, segmentFile(blocks, uncompressed), timeMs + 2);
+    for (const b of blocks) this.segmentObjects.push(segment, b.location, b.bloom);
     this.segments.push(segment);
 
     const compressed = blockSizes.reduce((a, b) => a + b, 0);
@@ -792,6 +834,7 @@ class FuseTableStorage {
       rowCount: this.stats.rows,
       prevId: prevId === null ? "" : uuidHyphenated(prevId),
       segments,
+      objects: [...new Set([snapshot, ...this.segmentObjects])].sort(),
     });
     this.#writeHint(snapshotMs + 3);
     return snapshot;

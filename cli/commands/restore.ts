@@ -15,6 +15,7 @@ import { restoresPostgres } from "../../sources/postgres/pg_restore.ts";
 import { restorePgCommand } from "./restore_pg.ts";
 import { RESTORE_PG_TABLE_HELP, restorePgTableCommand } from "./restore_pg_table.ts";
 import { isPgUri } from "../../sources/postgres/connection.ts";
+import { isTableRestore, restoreTableCommand } from "./restore_table.ts";
 import { includeMatcher } from "../../formats/glob.ts";
 import { openStore, splitManifestLocation } from "../../store/open_store.ts";
 import { parseIdMap } from "../../store/restore/owner.ts";
@@ -80,7 +81,10 @@ always restored this way):
                        so an operator knows which tapes to stage)
   --json               NDJSON progress events and a final summary object
   -h, --help           this help
-${RESTORE_PG_TABLE_HELP}`;
+${RESTORE_PG_TABLE_HELP}
+
+Databend tables into a running cluster (--to query-node.toml with --table DB.TABLE or
+--table-list FILE): see bendsave restore --to query-node.toml --table x.y --help`;
 
 function describePlan(plan: RestorePlan, listPacks: boolean, location: string, limit = 20): string {
   const lines = [
@@ -149,6 +153,7 @@ function describePlan(plan: RestorePlan, listPacks: boolean, location: string, l
 
 /** Runs the command. */
 export async function restoreCommand(args: string[], out: Output): Promise<number> {
+  if (isTableRestore(args)) return await restoreTableCommand(args, out);
   const { values } = parse("restore", args, {
     from: { type: "string" },
     to: { type: "string" },
