@@ -10,7 +10,7 @@ import { dirSource } from "../../sources/dir/dir_source.ts";
 import { clusterSource } from "../../sources/databend/cluster_source.ts";
 import { isPgUri } from "../../sources/postgres/connection.ts";
 import { pgSource } from "../../sources/postgres/pg_source.ts";
-import { withRelationMap } from "../../sources/postgres/relation_map.ts";
+import { splitName, withRelationMap } from "../../sources/postgres/relation_map.ts";
 import { walArchived } from "../../store/wal_archive.ts";
 import type { BlobStore } from "../../store/drivers/types.ts";
 import type { Source } from "../../sources/types.ts";
@@ -51,6 +51,12 @@ Options:
                         config's [meta] endpoints over its gRPC export API.
   --pg-data <dir>       PostgreSQL: the data directory as this machine sees it (default:
                         the server's data_directory); it must be the server's own
+  --schema <DB.SCHEMA>  PostgreSQL: back up only this schema's tables (repeatable), plus what
+                        a restore needs (global/, pg_xact/, ..., the database's catalogs); the
+                        other relations' files are left out (restored sparse). restore --table
+                        restores from it; a table it does not hold is refused by name
+  --table <DB.SCHEMA.TABLE>
+                        PostgreSQL: the same for one table (repeatable; with --schema too)
   --exclude <glob>      directory: leave out matching paths, relative to the directory
                         (repeatable; * within a name, ** across dirs, ? one character; a
                         matching directory is left out whole). E.g. --exclude '**/*.tmp'
@@ -66,6 +72,16 @@ Options:
 
 Exit codes: 0 ok, 1 failure, 2 usage or bad input, 3 some files could not be read.`;
 
+/** `DB.SCHEMA` (`parts` 2) or `DB.SCHEMA.TABLE` (3), checked; a usage error names the flag. */
+function pgName(text: string, parts: 2 | 3, flag: string): string {
+  try {
+    splitName(text, parts);
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message} (${flag})`);
+  }
+  return text.trim();
+}
+
 /** Runs the command. */
 export async function backupCommand(args: string[], out: Output): Promise<number> {
   const { values } = parse("backup", args, {
@@ -80,6 +96,8 @@ export async function backupCommand(args: string[], out: Output): Promise<number
     "meta-export-command": { type: "string" },
     exclude: { type: "string", multiple: true },
     "pg-data": { type: "string" },
+    schema: { type: "string", multiple: true },
+    table: { type: "string", multiple: true },
   });
   if (values.help) {
     console.log(BACKUP_HELP);
@@ -133,6 +151,15 @@ export async function backupCommand(args: string[], out: Output): Promise<number
       "--pg-data is for a PostgreSQL server: give its postgresql:// URI to --from",
     );
   }
+  const only = [
+    ...((values.schema as string[] | undefined) ?? []).map((s) => pgName(s, 2, "--schema")),
+    ...((values.table as string[] | undefined) ?? []).map((t) => pgName(t, 3, "--table")),
+  ];
+  if (only.length && !isPgUri(from)) {
+    throw new UsageError(
+      "--schema and --table are for a PostgreSQL server: give its postgresql:// URI to --from",
+    );
+  }
   if (isPgUri(from)) {
     if (values["meta-export-file"] || values["meta-export-command"]) {
       throw new UsageError(
@@ -146,6 +173,7 @@ export async function backupCommand(args: string[], out: Output): Promise<number
         archived: (systemId, name) => walArchived(repository!, systemId, name),
       }),
       from,
+      only.length ? { only } : {},
     );
   } else if (isConfigFile(from)) {
     if (exclude.length > 0) {

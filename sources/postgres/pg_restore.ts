@@ -131,6 +131,9 @@ function baseBackup(r: ManifestRecord): BaseBackup {
 const isPg = (m: Manifest) =>
   m.source.type === "postgresql" && m.parts.some((p) => p.name === PG_DATA_PART);
 
+/** A schema- or table-level base backup (`pg.only`): only a table restore may start from it. */
+const isPartial = (m: Manifest) => (m.source.settings["pg.only"] ?? "") !== "";
+
 interface Chosen {
   readonly repo: Repository;
   readonly record: ManifestRecord;
@@ -208,16 +211,24 @@ async function choose(store: BlobStore, options: PgRestoreOptions): Promise<Chos
         `backup ${record.name} is of ${record.manifest.source.description}, not a PostgreSQL base backup: restore it without --as-of`,
       );
     }
+    if (!options.select && isPartial(record.manifest)) {
+      throw new InvalidInput(
+        `backup ${record.name} holds only ${
+          record.manifest.source.settings["pg.only"]
+        }, not the whole cluster: restore tables from it with --to postgresql://... --table, or choose a whole-cluster backup`,
+      );
+    }
   } else {
     record = latestBackup(all, {
       source: options.source,
-      accept: isPg,
+      accept: (m) => isPg(m) && (options.select !== undefined || !isPartial(m)),
       location: store.location,
     });
   }
   const systemId = record.manifest.source.settings["pg.system_identifier"] ?? "";
   const sameSource = all.filter((r) =>
-    isPg(r.manifest) && r.manifest.source.key === record.manifest.source.key
+    isPg(r.manifest) && r.manifest.source.key === record.manifest.source.key &&
+    (options.select !== undefined || !isPartial(r.manifest))
   );
   const wal = await archivedSegments(store, systemId);
   // A named backup without a target recovers to the end of that backup only.

@@ -557,7 +557,7 @@ async function startScratch(
         break;
       } catch (e) {
         last = (e as Error).message;
-        if (!/not accepting connections|starting up|recovery/.test(last)) break;
+        if (!/not accepting connections|starting up|recovery|no server socket/.test(last)) break;
       }
       const status = await new Deno.Command(path.join(bin, "pg_ctl"), {
         args: ["-D", data, "status"],

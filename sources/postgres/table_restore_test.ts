@@ -304,3 +304,121 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "backup --schema keeps only that schema's relations; restore --table restores from it and refuses a table it does not hold",
+  ignore: pgIgnore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await prepareBendsaveForPostgres();
+    const root = await Deno.makeTempDir({ prefix: "bendsave-schema-backup-test-" });
+    fs.chmodSync(root, 0o777);
+    const repo = path.join(root, "repo");
+    const scratch = path.join(root, "scratch");
+    fs.mkdirSync(scratch, { mode: 0o777 });
+    fs.chmodSync(scratch, 0o777);
+    try {
+      await using pg = await startPgCluster({ archiveTo: repo });
+      await pg.sql("CREATE DATABASE shop");
+      await pg.sql(SCHEMA, { db: "shop" });
+      await pg.sql(
+        `CREATE TABLE crm.big AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 100000) g;
+         CHECKPOINT`,
+        { db: "shop" },
+      );
+      const bigBytes = Number(
+        await pg.sql("SELECT pg_relation_size('crm.big')", { db: "shop" }),
+      );
+      const bad = await bendsave([
+        "backup",
+        "--from",
+        pg.uri({ db: "shop" }),
+        "--to",
+        repo,
+        "--schema",
+        "shop.nope",
+      ]);
+      assert.equal(bad.code, 2, bad.stderr);
+      assert.match(bad.stderr, /"shop\.nope" is not in the server's catalog/);
+
+      await ok([
+        "backup",
+        "--from",
+        pg.uri({ db: "shop" }),
+        "--to",
+        repo,
+        "--schema",
+        "shop.billing",
+      ]);
+      const shown = JSON.parse(await ok(["show", repo, "--json"]));
+      assert.deepEqual(shown.relation_map.only, ["shop.billing"]);
+      assert.equal(shown.source.settings["pg.only"], '["shop.billing"]');
+      const data = shown.parts.find((p: { name: string }) => p.name === "data");
+      const whole = Number(await pg.sql("SELECT sum(pg_database_size(oid)) FROM pg_database"));
+      assert.ok(
+        data.stats.bytes < whole - bigBytes,
+        `the data part (${data.stats.bytes} bytes) leaves out crm.big (${bigBytes} of ${whole})`,
+      );
+      const text = await ok(["show", repo]);
+      assert.match(text, /table {2}shop\.crm\.big \(oid \d+, \d+ bytes\) \(not held\)/);
+
+      await pg.sql("UPDATE billing.invoices SET amount = 0 WHERE id < 10", { db: "shop" });
+      const want = await checksum(pg, "billing.invoices");
+      const t = await pg.sql("SELECT now()");
+      await new Promise((r) => setTimeout(r, 50));
+      await pg.sql("TRUNCATE billing.invoices", { db: "shop" });
+      await switchWal(pg);
+
+      const done = await ok([
+        "restore",
+        "--from",
+        repo,
+        "--to",
+        pg.uri({ db: "shop" }),
+        "--table",
+        "shop.billing.invoices",
+        "--rename-to",
+        "billing.invoices_back",
+        "--as-of",
+        t,
+        "--scratch-dir",
+        scratch,
+        "--confirm",
+      ]);
+      assert.match(done, /rows {7}shop\.billing\.invoices_back: 300 \(checked\)/);
+      assert.equal(await checksum(pg, "billing.invoices_back"), want);
+      assert.equal(
+        await indexes(pg, "billing", "invoices_back"),
+        await indexes(pg, "billing", "invoices"),
+      );
+
+      const notHeld = await bendsave([
+        "restore",
+        "--from",
+        repo,
+        "--to",
+        pg.uri({ db: "shop" }),
+        "--table",
+        "shop.crm.customers",
+        "--rename-to",
+        "crm.customers_back",
+      ]);
+      assert.equal(notHeld.code, 2, notHeld.stderr);
+      assert.match(notHeld.stderr, /holds only shop\.billing, not shop\.crm\.customers/);
+      // A schema-level backup is never the start of a whole-cluster restore.
+      const cluster = await bendsave([
+        "restore",
+        "--from",
+        repo,
+        "--to",
+        path.join(root, "cluster"),
+      ]);
+      assert.equal(cluster.code, 2, cluster.stderr);
+      assert.deepEqual(fs.readdirSync(scratch), []);
+    } finally {
+      await Deno.remove(root, { recursive: true }).catch(() => {});
+    }
+  },
+});
