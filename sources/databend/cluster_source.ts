@@ -52,6 +52,48 @@ export interface ClusterSourceOptions {
   readonly chunker?: ChunkerParams;
   /** Receives warnings (S3 retries). */
   readonly onWarning?: (message: string) => void;
+  /**
+   * A partial backup: only these databases (`db`) and tables (`db.table`)
+   * have their objects backed up; the meta export is always whole.
+   */
+  readonly select?: readonly string[];
+}
+
+/** The storage prefixes (ending in `/`) of the selected databases and tables. */
+function selectedPrefixes(catalog: Catalog, select: readonly string[]): string[] {
+  const out = new Set<string>();
+  for (const item of select) {
+    const dot = item.indexOf(".");
+    const dbName = dot < 0 ? item : item.slice(0, dot);
+    const db = catalog.databases.find((d) => d.name === dbName);
+    if (db === undefined) {
+      throw new InvalidInput(
+        `database ${dbName} (of ${
+          dot < 0 ? "--database" : "--table"
+        } ${item}) is not in the cluster's catalog: check the name`,
+      );
+    }
+    if (dot < 0) {
+      for (const t of db.tables) out.add(t.storagePrefix);
+      continue;
+    }
+    const t = db.tables.find((x) => x.name === item.slice(dot + 1));
+    if (t === undefined) {
+      throw new InvalidInput(
+        `table ${item} (--table) is not in the cluster's catalog: check the name`,
+      );
+    }
+    out.add(t.storagePrefix);
+  }
+  return [...out].sort();
+}
+
+/** Whether the object or directory `rel` (no trailing `/`) is within or above a selected prefix. */
+function withinSelection(prefixes: readonly string[], rel: string, dirsAbove: boolean): boolean {
+  const r = `${rel}/`;
+  return prefixes.some((p) =>
+    r.startsWith(p) || rel.startsWith(p) || (dirsAbove && p.startsWith(r))
+  );
 }
 
 /** Where the meta export comes from, for messages and the manifest's settings. */
@@ -90,9 +132,18 @@ export async function clusterSource(
   const config = await loadQueryConfig(configPath);
   const described = describeQueryConfig(config);
   const origin = metaOrigin(config, options);
+  const select = options.select ?? [];
   const info = {
     ...described,
-    settings: { ...described.settings, meta_source: origin.kind, host: hostname() },
+    ...(select.length > 0
+      ? { description: `${described.description} (partial: ${select.join(", ")})` }
+      : {}),
+    settings: {
+      ...described.settings,
+      meta_source: origin.kind,
+      host: hostname(),
+      ...(select.length > 0 ? { partial: select.join(",") } : {}),
+    },
   };
   let builder: CatalogBuilder | null = null;
   let complete = false;
@@ -100,6 +151,18 @@ export async function clusterSource(
   let storage: BlobStore | null = null;
   /** Objects the storage part listed (object stores), by name. */
   const listed = new Map<string, number>();
+  /** The selected storage prefixes, resolved from the catalog once the export is in. */
+  let prefixes: string[] | null = null;
+  const selection = (): string[] | null => {
+    if (select.length === 0) return null;
+    if (prefixes === null) {
+      if (!complete || builder === null) {
+        throw new InvalidInput("the meta export must be read before the storage is selected");
+      }
+      prefixes = selectedPrefixes(builder.build(), select);
+    }
+    return prefixes;
+  };
 
   const meta: StreamPart = {
     name: "meta",
@@ -126,6 +189,9 @@ export async function clusterSource(
         kind: "tree",
         path: config.storage.dataPath,
         chunker: options.chunker ?? DEFAULT_FASTCDC,
+        ...(select.length > 0
+          ? { exclude: (rel: string) => !withinSelection(selection()!, rel, true) }
+          : {}),
       }];
     }
     storage = await openClusterStorage(config.storage, {
@@ -139,7 +205,9 @@ export async function clusterSource(
       location: storageLocation(config.storage),
       async *list() {
         listed.clear();
+        const chosen = selection();
         for await (const f of store.list("raw")) {
+          if (chosen !== null && !withinSelection(chosen, f.name, false)) continue;
           listed.set(f.name, f.size);
           yield {
             name: f.name,
@@ -170,10 +238,11 @@ export async function clusterSource(
     conclude: async () => {
       if (!complete || builder === null) return { catalog: null, warnings: [], incomplete: false };
       const catalog = builder.build();
+      const chosen = selection();
       const captured: CapturedObjects = config.storage.type === "fs"
-        ? capturedFs(config.storage.dataPath, exportDoneMs)
+        ? capturedFs(config.storage.dataPath, exportDoneMs, chosen)
         : capturedListing(listed, storage!);
-      const scan = await scanTableSnapshots(catalog, captured);
+      const scan = await scanTableSnapshots(catalog, captured, chosen ? { only: chosen } : {});
       const warnings = [...builder.warnings, ...scan.warnings, ...scan.missing];
       for (const w of warnings) options.onWarning?.(w);
       return { catalog: scan.catalog, warnings, incomplete: scan.missing.length > 0 };
@@ -306,10 +375,12 @@ async function* checkedExport(
  * was captured (listing); one the export refers to was written before it
  * (has).
  */
-function capturedFs(root: string, sinceMs: number): CapturedObjects {
+function capturedFs(root: string, sinceMs: number, chosen: string[] | null): CapturedObjects {
   const full = (name: string) => path.join(root, ...name.split("/"));
+  const inside = (name: string) => chosen === null || withinSelection(chosen, name, false);
   return {
     async list(dir) {
+      if (!inside(dir.replace(/\/$/, ""))) return [];
       let entries;
       try {
         entries = await fs.readdir(full(dir), { withFileTypes: true });
@@ -324,7 +395,8 @@ function capturedFs(root: string, sinceMs: number): CapturedObjects {
       }
       return out;
     },
-    has: async (name) => (await fs.stat(full(name)).catch(() => null))?.isFile() ?? false,
+    has: async (name) =>
+      inside(name) && ((await fs.stat(full(name)).catch(() => null))?.isFile() ?? false),
     read: async (name) => new Uint8Array(await fs.readFile(full(name))),
   };
 }

@@ -155,6 +155,13 @@ async function prepare(
   const repo = await Repository.open(store);
   const chosen = await chooseManifest(repo, config, options.manifest);
   const settings = chosen.manifest.source.settings;
+  if (settings["partial"] !== undefined) {
+    throw new InvalidInput(
+      `backup ${chosen.name} is partial (it holds the objects of ${
+        settings["partial"].split(",").join(", ")
+      } only): a whole-cluster restore needs a full backup; restore its tables with --table DB.TABLE`,
+    );
+  }
   const tenant = settings["tenant"] ?? "";
   const clusterId = settings["cluster"] ?? "";
   const notes: string[] = [];

@@ -43,6 +43,10 @@ function errorText(e: unknown): string {
 export async function scanTableSnapshots(
   catalog: Catalog,
   objects: CapturedObjects,
+  options: {
+    /** A partial backup: only the tables under these storage prefixes are scanned and checked. */
+    readonly only?: readonly string[];
+  } = {},
 ): Promise<SnapshotScan> {
   const warnings: string[] = [];
   const missing: string[] = [];
@@ -87,6 +91,10 @@ export async function scanTableSnapshots(
     const tables: CatalogTable[] = [];
     for (const t of d.tables) {
       const name = `${d.name}.${t.name}`;
+      if (options.only !== undefined && !options.only.includes(t.storagePrefix)) {
+        tables.push(t);
+        continue;
+      }
       const snapshots = await snapshotsOf(t.storagePrefix, name);
       const loc = t.snapshotLocation;
       if (loc !== undefined) {

@@ -126,3 +126,60 @@ Deno.test("scanTableSnapshots over an object listing: only listed objects count"
   assert.equal(gone.missing.length, 1);
   assert.match(gone.missing[0]!, /^table sales.returns: segment 8\/82\/_sg\//);
 });
+
+Deno.test("a partial backup (select) holds the whole meta export and only the selected tables' objects", async () => {
+  await using t = await tempDir();
+  const c = copySample(t.dir);
+  const store = await FsStore.open(path.join(t.dir, "repo"), { create: true });
+  const warnings: string[] = [];
+  const source = await clusterSource(c.config, {
+    metaExportFile: c.exportFile,
+    onWarning: (w) => warnings.push(w),
+    select: ["sales.orders", "analytics"],
+  });
+  const r = await backup(store, source, { workers: 0 });
+  const m = r.manifest;
+  assert.deepEqual(warnings, []);
+  assert.equal(m.incomplete, false);
+  assert.equal(m.source.settings["partial"], "sales.orders,analytics");
+  assert.match(m.source.description, /\(partial: sales.orders, analytics\)$/);
+  assert.equal(m.parts[0]!.stats.bytes, fs.statSync(c.exportFile).size, "the whole export");
+  // 8/32/ (orders, shared by analytics.orders_shared) and 13/46/ (page_views) only.
+  const sample = buildSampleCluster();
+  const want = sample.files.filter((f) =>
+    f.path.startsWith("storage/8/32/") || f.path.startsWith("storage/13/46/")
+  );
+  assert.equal(m.parts[1]!.stats.files, want.length);
+  assert.equal(tableOf(m, "sales", "customers").snapshots, undefined);
+  assert.equal(tableOf(m, "sales", "orders").snapshots!.length, 4);
+  assert.equal(tableOf(m, "analytics", "page_views").snapshots!.length, 2);
+
+  // A whole-cluster restore from it is refused.
+  const { planClusterRestore } = await import("./cluster_target.ts");
+  const target = path.join(t.dir, "target.toml");
+  fs.writeFileSync(
+    target,
+    `[query]\ntenant_id = "sample_tenant"\ncluster_id = "sample_cluster"\n[meta]\nendpoints = ["127.0.0.1:9191"]\n` +
+      `[storage]\ntype = "fs"\n[storage.fs]\ndata_path = ${
+        JSON.stringify(path.join(t.dir, "t"))
+      }\n`,
+  );
+  await assert.rejects(
+    planClusterRestore(store, target),
+    /is partial \(it holds the objects of sales.orders, analytics only\): a whole-cluster restore needs a full backup/,
+  );
+});
+
+Deno.test("a partial backup of an unknown table fails naming it, writing no manifest", async () => {
+  await using t = await tempDir();
+  const c = copySample(t.dir);
+  const store = await FsStore.open(path.join(t.dir, "repo"), { create: true });
+  const source = await clusterSource(c.config, {
+    metaExportFile: c.exportFile,
+    select: ["sales.nope"],
+  });
+  await assert.rejects(
+    backup(store, source, { workers: 0 }),
+    /table sales.nope \(--table\) is not in the cluster's catalog/,
+  );
+});

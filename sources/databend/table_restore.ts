@@ -265,10 +265,19 @@ export async function planTableRestore(
     const dst = parseTableName(sel.to, "target table");
     if (seenTargets.has(sel.to)) throw new InvalidInput(`target table ${sel.to} is given twice`);
     seenTargets.add(sel.to);
-    const holding = backups.filter((b) => findTable(b.manifest.catalog!, src.db, src.table));
+    const listing = backups.filter((b) => findTable(b.manifest.catalog!, src.db, src.table));
+    // A partial backup lists every table but holds the objects of its selection only.
+    const holding = listing.filter((b) =>
+      b.manifest.source.settings["partial"] === undefined ||
+      (findTable(b.manifest.catalog!, src.db, src.table)!.snapshots?.length ?? 0) > 0
+    );
     const newest = holding.at(-1);
     if (newest === undefined) {
-      throw new InvalidInput(`table ${sel.from} is in no backup of the repository: check the name`);
+      throw new InvalidInput(
+        listing.length > 0
+          ? `table ${sel.from} is only in partial backups that left its objects out: nothing to restore it from`
+          : `table ${sel.from} is in no backup of the repository: check the name`,
+      );
     }
     const group = holding.filter((b) => b.manifest.source.key === newest.manifest.source.key);
     // Every snapshot any backup of the cluster holds, with the newest backup holding it.
