@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { cli, filesUnder, tempDir } from "../testing/mod.ts";
+import { startMetaService } from "../testing/meta_service.ts";
 import { buildSampleCluster } from "../testdata/make_sample_cluster.ts";
 
 const SAMPLE = path.resolve(import.meta.dirname!, "../testdata/sample-cluster");
@@ -365,5 +366,116 @@ Deno.test("restore --execute against an endpoint that refuses: before ATTACH not
     } finally {
       await q.server.shutdown();
     }
+  }
+});
+
+Deno.test("backup --database/--table of a cluster is partial: show marks it, whole restore refuses it, table restore uses it", async () => {
+  await using t = await tempDir();
+  const repo = path.join(t.dir, "repo");
+  await backupSample(repo, ["--database", "analytics", "--table", "sales.orders"]);
+  const shown = await cli(["show", repo]);
+  assert.match(shown.stdout, /source {5}Databend .*\(partial: analytics, sales.orders\)/);
+  assert.match(shown.stdout, /partial = analytics,sales.orders/);
+  const target = targetConfig(t.dir);
+  const whole = await cli(["restore", "--from", repo, "--to", target.config]);
+  assert.equal(whole.code, 2);
+  assert.match(whole.stderr, /is partial \(it holds the objects of analytics, sales.orders only\)/);
+  const base = ["--from", repo, "--to", target.config, "--stage-prefix", STAGE];
+  const ok = await restoreJson([...base, "--table", "sales.orders", "--rename-to", "sales.o2"]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal(ok.json!.snapshot.id, ordersSnapshots()[3]!.id);
+  const left = await cli([
+    "restore",
+    ...base,
+    "--table",
+    "sales.customers",
+    "--rename-to",
+    "sales.c2",
+  ]);
+  assert.equal(left.code, 2);
+  assert.match(
+    left.stderr,
+    /table sales.customers is only in partial backups that left its objects out/,
+  );
+
+  const bad = await cli([
+    "backup",
+    "--from",
+    SAMPLE_CONFIG,
+    "--to",
+    repo,
+    "--meta-export-file",
+    SAMPLE_EXPORT,
+    "--table",
+    "sales",
+  ]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--table "sales" is not DB.TABLE/);
+  const unknown = await cli([
+    "backup",
+    "--from",
+    SAMPLE_CONFIG,
+    "--to",
+    path.join(t.dir, "repo2"),
+    "--meta-export-file",
+    SAMPLE_EXPORT,
+    "--database",
+    "nope",
+  ]);
+  assert.equal(unknown.code, 2);
+  assert.match(
+    unknown.stderr,
+    /database nope \(of --database nope\) is not in the cluster's catalog/,
+  );
+});
+
+Deno.test("backup --meta-chunk-size and --meta-timeout reach the gRPC export; bad values are refused", async () => {
+  await using t = await tempDir();
+  const lines = fs.readFileSync(SAMPLE_EXPORT, "utf8").trimEnd().split("\n");
+  const meta = await startMetaService({ lines });
+  try {
+    const config = path.join(t.dir, "query-node.toml");
+    fs.writeFileSync(
+      config,
+      fs.readFileSync(SAMPLE_CONFIG, "utf8")
+        .replace(/endpoints = \[.*\]/, `endpoints = ["${meta.endpoint}"]`)
+        .replace(
+          'data_path = "./storage"',
+          `data_path = ${JSON.stringify(path.join(SAMPLE, "storage"))}`,
+        ),
+    );
+    const b = await cli([
+      "backup",
+      "--from",
+      config,
+      "--to",
+      path.join(t.dir, "repo"),
+      "--meta-chunk-size",
+      "5",
+      "--meta-timeout",
+      "90",
+    ]);
+    assert.equal(b.code, 0, b.stderr);
+    assert.equal(meta.requests.find((r) => r.path.endsWith("/ExportV1"))!.chunkSize, 5);
+  } finally {
+    await meta.close();
+  }
+  for (
+    const [flag, value, want] of [
+      ["--meta-chunk-size", "0", /--meta-chunk-size must be a whole number of lines/],
+      ["--meta-timeout", "soon", /--meta-timeout must be a number of seconds/],
+    ] as const
+  ) {
+    const r = await cli([
+      "backup",
+      "--from",
+      SAMPLE_CONFIG,
+      "--to",
+      path.join(t.dir, "r3"),
+      flag,
+      value,
+    ]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, want);
   }
 });

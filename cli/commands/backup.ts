@@ -57,6 +57,15 @@ Options:
                         restores from it; a table it does not hold is refused by name
   --table <DB.SCHEMA.TABLE>
                         PostgreSQL: the same for one table (repeatable; with --schema too)
+  --database <DB>       cluster: a partial backup: the whole meta export plus only this
+                        database's table objects (repeatable; with --table too)
+  --table <DB.TABLE>    cluster: the same for one table (repeatable). show marks such a
+                        backup partial; restore --table restores from it; a whole-cluster
+                        restore refuses it
+  --meta-chunk-size <n> cluster: lines per gRPC message of the meta export (server default 32)
+  --meta-timeout <s>    cluster: seconds to wait for the meta service to connect, answer and
+                        between two messages (default 20; a large meta service can stay
+                        silent longer while it compacts)
   --exclude <glob>      directory: leave out matching paths, relative to the directory
                         (repeatable; * within a name, ** across dirs, ? one character; a
                         matching directory is left out whole). E.g. --exclude '**/*.tmp'
@@ -82,6 +91,50 @@ function pgName(text: string, parts: 2 | 3, flag: string): string {
   return text.trim();
 }
 
+/** `--database DB` and `--table DB.TABLE` of a cluster backup, checked. */
+function clusterSelection(values: Record<string, unknown>): string[] {
+  const dbs = (values.database as string[] | undefined) ?? [];
+  const tables = (values.table as string[] | undefined) ?? [];
+  for (const d of dbs) {
+    if (!/^[^.\s`]+$/.test(d)) throw new UsageError(`--database "${d}" is not a database name`);
+  }
+  for (const t of tables) {
+    if (!/^[^.\s`]+\.[^.\s`]+$/.test(t)) {
+      throw new UsageError(`--table "${t}" is not DB.TABLE: give it as database.table`);
+    }
+  }
+  return [...dbs, ...tables];
+}
+
+/** `--meta-chunk-size N` and `--meta-timeout SECONDS` for the gRPC export. */
+function metaGrpcFlags(values: Record<string, unknown>): {
+  metaChunkSize?: number;
+  metaTimeoutMs?: number;
+} {
+  const out: { metaChunkSize?: number; metaTimeoutMs?: number } = {};
+  const chunk = values["meta-chunk-size"];
+  if (chunk !== undefined) {
+    const n = Number(chunk);
+    if (!Number.isInteger(n) || n < 1 || n > 100_000) {
+      throw new UsageError(
+        `--meta-chunk-size must be a whole number of lines from 1 to 100000, not "${chunk}"`,
+      );
+    }
+    out.metaChunkSize = n;
+  }
+  const timeout = values["meta-timeout"];
+  if (timeout !== undefined) {
+    const s = Number(timeout);
+    if (!(s > 0 && s <= 24 * 3600)) {
+      throw new UsageError(
+        `--meta-timeout must be a number of seconds from 1 to 86400, not "${timeout}"`,
+      );
+    }
+    out.metaTimeoutMs = Math.round(s * 1000);
+  }
+  return out;
+}
+
 /** Runs the command. */
 export async function backupCommand(args: string[], out: Output): Promise<number> {
   const { values } = parse("backup", args, {
@@ -98,6 +151,9 @@ export async function backupCommand(args: string[], out: Output): Promise<number
     "pg-data": { type: "string" },
     schema: { type: "string", multiple: true },
     table: { type: "string", multiple: true },
+    database: { type: "string", multiple: true },
+    "meta-chunk-size": { type: "string" },
+    "meta-timeout": { type: "string" },
   });
   if (values.help) {
     console.log(BACKUP_HELP);
@@ -151,13 +207,21 @@ export async function backupCommand(args: string[], out: Output): Promise<number
       "--pg-data is for a PostgreSQL server: give its postgresql:// URI to --from",
     );
   }
-  const only = [
-    ...((values.schema as string[] | undefined) ?? []).map((s) => pgName(s, 2, "--schema")),
-    ...((values.table as string[] | undefined) ?? []).map((t) => pgName(t, 3, "--table")),
-  ];
-  if (only.length && !isPgUri(from)) {
+  const clusterSelect = isPgUri(from) ? [] : clusterSelection(values);
+  const only = isPgUri(from)
+    ? [
+      ...((values.schema as string[] | undefined) ?? []).map((s) => pgName(s, 2, "--schema")),
+      ...((values.table as string[] | undefined) ?? []).map((t) => pgName(t, 3, "--table")),
+    ]
+    : [];
+  if (values.database !== undefined && isPgUri(from)) {
     throw new UsageError(
-      "--schema and --table are for a PostgreSQL server: give its postgresql:// URI to --from",
+      "--database is for a Databend cluster: use --schema DB.SCHEMA for PostgreSQL",
+    );
+  }
+  if (values.schema !== undefined && !isPgUri(from)) {
+    throw new UsageError(
+      "--schema is for a PostgreSQL server: give its postgresql:// URI to --from (a Databend cluster takes --database DB)",
     );
   }
   if (isPgUri(from)) {
@@ -184,6 +248,8 @@ export async function backupCommand(args: string[], out: Output): Promise<number
     source = await clusterSource(from, {
       chunker,
       onWarning: out.warn,
+      ...(clusterSelect.length ? { select: clusterSelect } : {}),
+      ...metaGrpcFlags(values),
       ...(values["meta-export-file"] ? { metaExportFile: String(values["meta-export-file"]) } : {}),
       ...(values["meta-export-command"]
         ? { metaExportCommand: String(values["meta-export-command"]) }
@@ -193,6 +259,11 @@ export async function backupCommand(args: string[], out: Output): Promise<number
     if (values["meta-export-file"] || values["meta-export-command"]) {
       throw new UsageError(
         "--meta-export-file and --meta-export-command are for a cluster: give its query-node .toml to --from",
+      );
+    }
+    if (clusterSelect.length) {
+      throw new UsageError(
+        "--database and --table are for a Databend cluster (its query-node .toml) or --table for PostgreSQL: a directory is backed up with --exclude",
       );
     }
     source = dirSource(from, { chunker });

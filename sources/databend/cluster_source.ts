@@ -48,6 +48,8 @@ export interface ClusterSourceOptions {
   readonly metaExportCommand?: string;
   /** Milliseconds to wait for a meta service endpoint (gRPC export; default 10 000). */
   readonly metaTimeoutMs?: number;
+  /** Lines per gRPC message asked of the meta service (gRPC export; the server's default is 32). */
+  readonly metaChunkSize?: number;
   /** Chunker of the storage part (default FastCDC, as for directories). */
   readonly chunker?: ChunkerParams;
   /** Receives warnings (S3 retries). */
@@ -265,6 +267,7 @@ function openExport(
   }
   return exportMetaGrpc(config.meta.endpoints, {
     ...(options.metaTimeoutMs !== undefined ? { timeoutMs: options.metaTimeoutMs } : {}),
+    ...(options.metaChunkSize !== undefined ? { chunkSize: options.metaChunkSize } : {}),
     ...(config.meta.username !== undefined ? { username: config.meta.username } : {}),
     ...(config.meta.password !== undefined ? { password: config.meta.password } : {}),
   });
