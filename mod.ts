@@ -170,6 +170,31 @@ export {
   type PgTablespace,
   tablespacePartName,
 } from "./sources/postgres/pg_source.ts";
+export {
+  type FoundTable,
+  loadRelationMap,
+  parseTableName,
+  PG_RELATIONS_PART,
+  type PgDatabaseMap,
+  type PgRelationFiles,
+  type PgRelationMap,
+  type PgSchemaMap,
+  type PgTableMap,
+  readRelationMap,
+  relationSelector,
+  selectionOf,
+  type TableName,
+  withRelationMap,
+  type WithRelationMapOptions,
+} from "./sources/postgres/relation_map.ts";
+export {
+  type PgTableRestoreItem,
+  type PgTableRestoreOptions,
+  type PgTableRestorePlan,
+  type PgTableRestoreResult,
+  planPgTableRestore,
+  restorePgTables,
+} from "./sources/postgres/table_restore.ts";
 export { type ChunkerParams, DEFAULT_FASTCDC, DEFAULT_FIXED } from "./formats/chunker.ts";
 export { type CompressionOptions, DEFAULT_COMPRESSION } from "./formats/codec.ts";
 export type {

@@ -429,6 +429,16 @@ export async function restorePg(
     makeSparse(c, PG_DATA_PART, abs, own);
     for (const t of plan.tablespaces) makeSparse(c, t.part, t.location, own);
   }
+  if (options.tablespaceRoot) {
+    // The restored links still point at the recorded locations: point them at the new ones
+    // (PostgreSQL would do so from tablespace_map; a link into a live tablespace never stays).
+    for (const t of plan.tablespaces) {
+      const link = path.join(abs, "pg_tblspc", t.oid);
+      fs.rmSync(link, { force: true });
+      fs.mkdirSync(path.dirname(link), { recursive: true, mode: 0o700 });
+      fs.symlinkSync(t.location, link);
+    }
+  }
   for (const d of ["pg_wal", path.join("pg_wal", "archive_status")]) {
     const p = path.join(abs, d);
     if (!fs.existsSync(p)) fs.mkdirSync(p, { mode: 0o700 });

@@ -622,8 +622,14 @@ async function renameInScratch(
     );
     const tmp = `bendsave_t${i}`;
     const renamed = others.map((o, j) => {
-      const final = p.source.table !== p.target.table && o.name.startsWith(p.source.table)
+      // An index or sequence named after the table follows its new name; another one in the
+      // same schema gets the new name as a prefix, so that it cannot clash with the live one's.
+      const final = p.source.table === p.target.table
+        ? o.name
+        : o.name.startsWith(p.source.table)
         ? (p.target.table + o.name.slice(p.source.table.length)).slice(0, 63)
+        : p.source.schema === p.target.schema
+        ? `${p.target.table}_${o.name}`.slice(0, 63)
         : o.name;
       return { name: o.name, tmp: `bendsave_t${i}_${j}`, final, kind: o.kind };
     });

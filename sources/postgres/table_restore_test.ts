@@ -422,3 +422,70 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "restore --table of a table in a tablespace restores it below the scratch directory, never into the live tablespace",
+  ignore: pgIgnore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await prepareBendsaveForPostgres();
+    const root = await Deno.makeTempDir({ prefix: "bendsave-tablespace-restore-test-" });
+    fs.chmodSync(root, 0o777);
+    const repo = path.join(root, "repo");
+    try {
+      await using pg = await startPgCluster({ archiveTo: repo });
+      const space = path.join(root, "space");
+      fs.mkdirSync(space);
+      fs.chownSync(space, fs.statSync(pg.root).uid, fs.statSync(pg.root).gid);
+      await pg.sql(`CREATE TABLESPACE outside LOCATION '${space}'; CREATE DATABASE shop`);
+      await pg.sql(
+        `CREATE TABLE far (id int PRIMARY KEY USING INDEX TABLESPACE outside, v text)
+           TABLESPACE outside;
+         CREATE SEQUENCE far_seq; CREATE TABLE near (id int);
+         INSERT INTO far SELECT g, repeat(md5(g::text), 50) FROM generate_series(1, 2000) g;`,
+        { db: "shop" },
+      );
+      await ok(["backup", "--from", pg.uri({ db: "shop" }), "--to", repo]);
+      await pg.sql("UPDATE far SET v = 'changed' WHERE id <= 10", { db: "shop" });
+      const want = await checksum(pg, "far");
+      const t = await pg.sql("SELECT now()");
+      await new Promise((r) => setTimeout(r, 50));
+      await pg.sql("DELETE FROM far WHERE id > 5", { db: "shop" });
+      const live = await checksum(pg, "far");
+      const before = fs.readdirSync(space, { recursive: true }).map(String).sort();
+      await switchWal(pg);
+      const done = await ok([
+        "restore",
+        "--from",
+        repo,
+        "--to",
+        pg.uri({ db: "shop" }),
+        "--table",
+        "shop.public.far",
+        "--rename-to",
+        "public.far_back",
+        "--as-of",
+        t,
+        "--confirm",
+      ]);
+      assert.match(done, /rows {7}shop\.public\.far_back: 2000 \(checked\)/);
+      assert.equal(await checksum(pg, "far_back"), want);
+      assert.equal(await checksum(pg, "far"), live);
+      // The renamed primary key's index follows the new name; the live one keeps its own.
+      assert.equal(
+        await pg.sql(
+          "SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes WHERE tablename LIKE 'far%'",
+          { db: "shop" },
+        ),
+        "far_back_pkey,far_pkey",
+      );
+      // The live tablespace holds what it held, plus the new table's files only.
+      const after = fs.readdirSync(space, { recursive: true }).map(String).sort();
+      for (const f of before) assert.ok(after.includes(f), f);
+    } finally {
+      await Deno.remove(root, { recursive: true }).catch(() => {});
+    }
+  },
+});
