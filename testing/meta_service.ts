@@ -38,6 +38,8 @@ export interface MetaServiceOptions {
   readonly resetAfterLines?: number;
   /** Mark data messages as compressed (the client must refuse them). */
   readonly compressed?: boolean;
+  /** Serve over TLS with this key and certificate (PEM). */
+  readonly tls?: { readonly key: string; readonly cert: string };
 }
 
 /** One RPC the service received. */
@@ -106,7 +108,9 @@ function flatHeaders(h: http2.IncomingHttpHeaders): Record<string, string> {
 
 /** Starts a test meta service on a free loopback port. */
 export async function startMetaService(options: MetaServiceOptions): Promise<MetaService> {
-  const server = http2.createServer();
+  const server = options.tls === undefined
+    ? http2.createServer()
+    : http2.createSecureServer({ key: options.tls.key, cert: options.tls.cert });
   const sessions = new Set<http2.ServerHttp2Session>();
   const requests: MetaServiceRequest[] = [];
   let calls = 0;

@@ -34,7 +34,8 @@ import {
 import { CatalogBuilder } from "./catalog.ts";
 import { openClusterStorage } from "./cluster_storage.ts";
 import { type CapturedObjects, scanTableSnapshots } from "./snapshot_scan.ts";
-import fs from "node:fs/promises";
+import fs from "node:fs";
+import fsp from "node:fs/promises";
 import { exportMetaGrpc } from "./meta_grpc.ts";
 
 /** File name of the meta export inside the `meta` part. */
@@ -265,7 +266,21 @@ function openExport(
   if (options.metaExportCommand !== undefined) {
     return runCommand(options.metaExportCommand);
   }
+  const tls = config.meta.tls;
+  let ca: string | undefined;
+  if (tls !== undefined) {
+    try {
+      ca = fs.readFileSync(tls.caCertPath, "utf8");
+    } catch (e) {
+      throw new InvalidInput(
+        `the meta service CA certificate ${tls.caCertPath} (rpc_tls_meta_server_root_ca_cert) cannot be read (${
+          (e as { code?: string }).code ?? e
+        }): fix [meta] in the query config`,
+      );
+    }
+  }
   return exportMetaGrpc(config.meta.endpoints, {
+    ...(tls !== undefined && ca !== undefined ? { tls: { ca, servername: tls.domainName } } : {}),
     ...(options.metaTimeoutMs !== undefined ? { timeoutMs: options.metaTimeoutMs } : {}),
     ...(options.metaChunkSize !== undefined ? { chunkSize: options.metaChunkSize } : {}),
     ...(config.meta.username !== undefined ? { username: config.meta.username } : {}),
@@ -386,21 +401,21 @@ function capturedFs(root: string, sinceMs: number, chosen: string[] | null): Cap
       if (!inside(dir.replace(/\/$/, ""))) return [];
       let entries;
       try {
-        entries = await fs.readdir(full(dir), { withFileTypes: true });
+        entries = await fsp.readdir(full(dir), { withFileTypes: true });
       } catch {
         return [];
       }
       const out: string[] = [];
       for (const e of entries) {
         if (!e.isFile()) continue;
-        const st = await fs.stat(full(dir + e.name)).catch(() => null);
+        const st = await fsp.stat(full(dir + e.name)).catch(() => null);
         if (st !== null && st.mtimeMs <= sinceMs) out.push(dir + e.name);
       }
       return out;
     },
     has: async (name) =>
-      inside(name) && ((await fs.stat(full(name)).catch(() => null))?.isFile() ?? false),
-    read: async (name) => new Uint8Array(await fs.readFile(full(name))),
+      inside(name) && ((await fsp.stat(full(name)).catch(() => null))?.isFile() ?? false),
+    read: async (name) => new Uint8Array(await fsp.readFile(full(name))),
   };
 }
 

@@ -92,6 +92,12 @@ export interface MetaGrpcOptions {
   readonly username?: string;
   /** Ignored, like {@linkcode MetaGrpcOptions.username}; never sent, never printed. */
   readonly password?: string;
+  /**
+   * TLS to the meta service (the query config's `rpc_tls_meta_server_root_ca_cert`
+   * and `rpc_tls_meta_service_domain_name`): the CA certificates (PEM) the
+   * server's certificate must chain to, and the name it must carry.
+   */
+  readonly tls?: { readonly ca: string; readonly servername: string };
 }
 
 /** The meta service answered with a gRPC error status, or broke the gRPC protocol. */
@@ -120,6 +126,7 @@ interface Target {
   /** `host:port` as used in messages and in `:authority`. */
   readonly label: string;
   readonly url: string;
+  readonly tls?: { readonly ca: string; readonly servername: string };
 }
 
 /** The endpoint failed before answering anything: try the next one. */
@@ -133,14 +140,15 @@ class EndpointDown extends Error {
 
 const ENDPOINT_RE = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$/;
 
-function parseEndpoint(raw: string): Target {
+function parseEndpoint(raw: string, tls?: Target["tls"]): Target {
   if (typeof raw !== "string") throw new TypeError("a meta endpoint must be a string");
   let s = raw.trim();
+  if (tls !== undefined) s = s.replace(/^https:\/\//i, "");
   if (/^https:\/\//i.test(s)) {
     throw new InvalidInput(
       `meta endpoint "${
         s.replace(/^https:\/\/[^@/]*@/i, "https://")
-      }" uses TLS, which bendsave's meta client does not support: export with databend-metactl and pass --meta-export-file`,
+      }" uses TLS: set rpc_tls_meta_server_root_ca_cert (and rpc_tls_meta_service_domain_name) in [meta] of the query config`,
     );
   }
   s = s.replace(/^http:\/\//i, "").replace(/\/+$/, "");
@@ -154,7 +162,9 @@ function parseEndpoint(raw: string): Target {
     );
   }
   const label = `${m[1]}:${port}`;
-  return { label, url: `http://${label}` };
+  return tls === undefined
+    ? { label, url: `http://${label}` }
+    : { label, url: `https://${label}`, tls };
 }
 
 /** A system error code (`ECONNREFUSED`...) or the error's name, looking into causes. */
@@ -303,7 +313,9 @@ async function connect(
   timeoutMs: number,
   signal: AbortSignal | undefined,
 ): Promise<http2.ClientHttp2Session> {
-  const session = http2.connect(target.url);
+  const session = target.tls === undefined
+    ? http2.connect(target.url)
+    : http2.connect(target.url, { ca: target.tls.ca, servername: target.tls.servername });
   let onError: ((e: unknown) => void) | undefined;
   try {
     await bounded(
@@ -526,7 +538,7 @@ export function exportMetaGrpc(
   if (endpoints.length === 0) {
     throw new InvalidInput(`no meta endpoints are given: ${ADVICE}`);
   }
-  const targets = endpoints.map(parseEndpoint);
+  const targets = endpoints.map((e) => parseEndpoint(e, options.tls));
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   if (!Number.isSafeInteger(timeoutMs) || timeoutMs <= 0) {
     throw new RangeError(`timeoutMs must be a positive integer, got ${timeoutMs}`);
@@ -609,7 +621,14 @@ async function* run(
       await destroySession(session);
     }
   }
-  throw new StoreUnreachable(`cannot reach the meta service at ${failures.join(", ")}: ${ADVICE}`);
+  // A TLS server hangs up on a plain HTTP/2 client: say what would fix that.
+  const tlsHint = targets.some((t) => t.tls === undefined) &&
+      failures.some((f) => /closed|ECONNRESET|PROTOCOL/i.test(f))
+    ? " (a meta service with TLS needs rpc_tls_meta_server_root_ca_cert in [meta])"
+    : "";
+  throw new StoreUnreachable(
+    `cannot reach the meta service at ${failures.join(", ")}: ${ADVICE}${tlsHint}`,
+  );
 }
 
 function isUnavailable(e: unknown): boolean {

@@ -296,7 +296,10 @@ Deno.test("exportMetaGrpc rejects endpoints that are not host:port at once", () 
   assert.throws(() => exportMetaGrpc([]), InvalidInput);
   assert.throws(() => exportMetaGrpc(["127.0.0.1"]), /meta endpoint "127.0.0.1" is not host:port/);
   assert.throws(() => exportMetaGrpc(["host:99999"]), InvalidInput);
-  assert.throws(() => exportMetaGrpc(["https://meta:9191"]), /uses TLS/);
+  assert.throws(
+    () => exportMetaGrpc(["https://meta:9191"]),
+    /uses TLS: set rpc_tls_meta_server_root_ca_cert/,
+  );
   assert.throws(() => exportMetaGrpc(["127.0.0.1:9191"], { chunkSize: 0 }), RangeError);
   assert.throws(() => exportMetaGrpc(["127.0.0.1:9191"], { timeoutMs: -1 }), RangeError);
   // Well-formed endpoints, including IPv6 and an http:// prefix, are accepted.

@@ -54,6 +54,13 @@ export interface MetaConfig {
   readonly username?: string;
   /** Secret: never log or store it. */
   readonly password?: string;
+  /**
+   * TLS to the meta service, as databend-query enables it: both
+   * `rpc_tls_meta_server_root_ca_cert` (a PEM file, resolved against the
+   * config's directory) and `rpc_tls_meta_service_domain_name` (default
+   * `localhost`) are non-empty.
+   */
+  readonly tls?: { readonly caCertPath: string; readonly domainName: string };
 }
 
 /** The parts of a databend-query configuration that bendsave needs. */
@@ -129,7 +136,20 @@ function parseMeta(root: Table, file: string): MetaConfig {
   if (endpoints.length === 0) {
     throw new InvalidInput(`meta.endpoints is missing or empty in ${file}: list the meta nodes`);
   }
-  const out: { endpoints: string[]; username?: string; password?: string } = { endpoints };
+  const out: {
+    endpoints: string[];
+    username?: string;
+    password?: string;
+    tls?: { caCertPath: string; domainName: string };
+  } = { endpoints };
+  const ca = optString(meta, "rpc_tls_meta_server_root_ca_cert", "meta", file);
+  const domain = optString(meta, "rpc_tls_meta_service_domain_name", "meta", file) ?? "localhost";
+  if (ca !== undefined && ca !== "" && domain !== "") {
+    out.tls = {
+      caCertPath: path.resolve(path.dirname(path.resolve(file)), ca),
+      domainName: domain,
+    };
+  }
   const username = optString(meta, "username", "meta", file);
   if (username !== undefined && username !== "") out.username = username;
   const password = optString(meta, "password", "meta", file);
