@@ -7,6 +7,9 @@ import fs from "node:fs";
 import path from "node:path";
 import { cli, filesUnder, tempDir } from "../testing/mod.ts";
 import { startMetaService } from "../testing/meta_service.ts";
+import { startS3Server } from "../testing/s3_server.ts";
+import { openClusterStorage } from "../sources/databend/cluster_storage.ts";
+import { parseQueryConfig } from "../sources/databend/query_config.ts";
 import { buildSampleCluster } from "../testdata/make_sample_cluster.ts";
 
 const SAMPLE = path.resolve(import.meta.dirname!, "../testdata/sample-cluster");
@@ -477,5 +480,101 @@ Deno.test("backup --meta-chunk-size and --meta-timeout reach the gRPC export; ba
     ]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, want);
+  }
+});
+
+Deno.test("S3 storage: a partial backup lists only the selected prefixes; a table restore stages into the bucket", async () => {
+  await using t = await tempDir();
+  const s3 = await startS3Server();
+  try {
+    await s3.bucket("cluster-data");
+    const env = {
+      AWS_REGION: s3.region,
+      AWS_CONFIG_FILE: path.join(t.dir, "no-aws-config"),
+      AWS_SHARED_CREDENTIALS_FILE: path.join(t.dir, "no-aws-credentials"),
+    };
+    const config = path.join(t.dir, "node", "query-node.toml");
+    fs.mkdirSync(path.dirname(config), { recursive: true });
+    fs.writeFileSync(
+      config,
+      `[query]\ntenant_id = "sample_tenant"\ncluster_id = "sample_cluster"\n` +
+        `[meta]\nendpoints = ["127.0.0.1:9191"]\n[storage]\ntype = "s3"\n[storage.s3]\n` +
+        `bucket = "cluster-data"\nroot = "prod"\nendpoint_url = "${s3.endpoint}"\nregion = "${s3.region}"\n` +
+        `access_key_id = "${s3.credentials.accessKeyId}"\nsecret_access_key = "${s3.credentials.secretAccessKey}"\n`,
+    );
+    const store = await openClusterStorage(
+      parseQueryConfig(fs.readFileSync(config, "utf8"), config).storage,
+    );
+    for (const f of buildSampleCluster().files) {
+      if (f.path.startsWith("storage/")) {
+        await store.save({ kind: "raw", name: f.path.slice("storage/".length) }, f.bytes);
+      }
+    }
+    await store.close?.();
+    const repo = path.join(t.dir, "repo");
+    const b = await cli([
+      "backup",
+      "--from",
+      config,
+      "--to",
+      repo,
+      "--meta-export-file",
+      SAMPLE_EXPORT,
+      "--table",
+      "sales.returns",
+      "--json",
+    ], { env });
+    assert.equal(b.code, 0, b.stderr);
+    const returns = buildSampleCluster().tables.find((x) => x.name === "returns")!;
+    const held = buildSampleCluster().files.filter((f) => f.path.startsWith("storage/8/82/"));
+    const summary = b.stdout.trim().split("\n").map((l) => JSON.parse(l)).findLast((e) =>
+      e.type === "summary"
+    );
+    assert.equal(summary.files, held.length + 1); // the prefix's objects and the meta export
+
+    const r = await restoreJson([
+      "--from",
+      repo,
+      "--to",
+      config,
+      "--table",
+      "sales.returns",
+      "--rename-to",
+      "sales.returns_back",
+      "--stage-prefix",
+      STAGE,
+      "--connection",
+      "prod_s3",
+      "--confirm",
+    ], env);
+    assert.equal(r.code, 0, r.stderr);
+    const snap = returns.snapshots[0]!;
+    const keys = await s3.keys("cluster-data");
+    const staged = keys.filter((k) => k.startsWith(`prod/${STAGE}`));
+    assert.deepEqual(
+      staged,
+      [
+        ...snap.objects.map((o) => `prod/${STAGE}${o}`),
+        `prod/${STAGE}8/82/last_snapshot_location_hint_v2`,
+      ].sort(),
+    );
+    const tmp = r.json!.statements[0]!.match(/`(_bendsave_tmp_returns_back_[0-9a-f]{6})`/)![1];
+    assert.equal(
+      r.json!.statements[0],
+      `ATTACH TABLE \`sales\`.\`${tmp}\` 's3://cluster-data/prod/${STAGE}8/82/' CONNECTION = (CONNECTION_NAME = 'prod_s3');`,
+    );
+    const hintStore = await openClusterStorage(
+      parseQueryConfig(fs.readFileSync(config, "utf8"), config).storage,
+    );
+    const hint = JSON.parse(
+      new TextDecoder().decode(
+        await hintStore.load({ kind: "raw", name: `${STAGE}8/82/last_snapshot_location_hint_v2` }),
+      ),
+    );
+    await hintStore.close?.();
+    assert.equal(hint.snapshot_full_path, `/prod/${STAGE}${snap.location}`);
+    assert.ok(!r.stdout.includes(s3.credentials.secretAccessKey));
+  } finally {
+    await s3.stop();
   }
 });
