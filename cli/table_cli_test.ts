@@ -578,3 +578,37 @@ Deno.test("S3 storage: a partial backup lists only the selected prefixes; a tabl
     await s3.stop();
   }
 });
+
+Deno.test("restore --clean --execute: a refused ATTACH after the DROP says that the DROP ran", async () => {
+  await using t = await tempDir();
+  const repo = path.join(t.dir, "repo");
+  await backupSample(repo);
+  const q = startQueryServer(/^ATTACH/);
+  try {
+    const target = targetConfig(t.dir);
+    const r = await cli([
+      "restore",
+      "--from",
+      repo,
+      "--to",
+      target.config,
+      "--table",
+      "sales.returns",
+      "--clean",
+      "--stage-prefix",
+      STAGE,
+      "--confirm",
+      "--execute",
+      "--query-url",
+      q.url,
+    ]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(
+      r.stderr,
+      /the staged objects were removed again, after 1 statement\(s\) ran: DROP TABLE IF EXISTS `sales`.`returns`;/,
+    );
+    assert.deepEqual(filesUnder(target.storage), []);
+  } finally {
+    await q.server.shutdown();
+  }
+});

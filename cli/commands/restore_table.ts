@@ -272,7 +272,11 @@ export async function restoreTableCommand(args: string[], out: Output): Promise<
       if (!attached) {
         await removeStaged(storage, staged);
         throw new DatabaseError(
-          `${(e as Error).message}; the staged objects were removed again, nothing was changed`,
+          `${(e as Error).message}; the staged objects were removed again, ${
+            ran === 0
+              ? "nothing was changed"
+              : `after ${ran} statement(s) ran: ${plan.statements[0]}`
+          }`,
           { cause: e },
         );
       }
