@@ -6,7 +6,7 @@
  * @module
  */
 import type { ChunkerParams } from "../formats/chunker.ts";
-import type { Catalog } from "../formats/manifest.ts";
+import type { Catalog, Manifest } from "../formats/manifest.ts";
 
 /** Identity and description of a source, with every secret removed. */
 export interface SourceInfo {
@@ -115,7 +115,7 @@ export interface Source {
    * the catalog, warnings for the manifest, and whether what the source found
    * makes the backup incomplete (a Databend source's consistency guard).
    */
-  conclude?(): Promise<SourceConclusion>;
+  conclude?(context?: { readonly parent: Manifest | null }): Promise<SourceConclusion>;
   /** Releases what the parts hold open (connections); called once the backup ends. */
   close?(): Promise<void>;
 }

@@ -24,7 +24,7 @@ import type { ObjectsPart, Source, SourcePart, StreamPart } from "../types.ts";
 import { CommandFailed, InvalidInput } from "../../store/errors.ts";
 import type { BlobStore } from "../../store/drivers/types.ts";
 import { type ChunkerParams, DEFAULT_FASTCDC } from "../../formats/chunker.ts";
-import type { Catalog } from "../../formats/manifest.ts";
+import type { Catalog, CatalogSnapshot } from "../../formats/manifest.ts";
 import {
   describeQueryConfig,
   loadQueryConfig,
@@ -238,14 +238,22 @@ export async function clusterSource(
     info,
     parts,
     catalog: (): Catalog | null => (complete && builder ? builder.build() : null),
-    conclude: async () => {
+    conclude: async (context) => {
       if (!complete || builder === null) return { catalog: null, warnings: [], incomplete: false };
       const catalog = builder.build();
       const chosen = selection();
       const captured: CapturedObjects = config.storage.type === "fs"
         ? capturedFs(config.storage.dataPath, exportDoneMs, chosen)
         : capturedListing(listed, storage!);
-      const scan = await scanTableSnapshots(catalog, captured, chosen ? { only: chosen } : {});
+      // Snapshot objects are never rewritten: the parent backup's reading of one still holds.
+      const known = new Map<string, CatalogSnapshot>();
+      for (const d of context?.parent?.catalog?.databases ?? []) {
+        for (const t of d.tables) for (const x of t.snapshots ?? []) known.set(x.location, x);
+      }
+      const scan = await scanTableSnapshots(catalog, captured, {
+        ...(chosen ? { only: chosen } : {}),
+        known,
+      });
       const warnings = [...builder.warnings, ...scan.warnings, ...scan.missing];
       for (const w of warnings) options.onWarning?.(w);
       return { catalog: scan.catalog, warnings, incomplete: scan.missing.length > 0 };

@@ -46,6 +46,11 @@ export async function scanTableSnapshots(
   options: {
     /** A partial backup: only the tables under these storage prefixes are scanned and checked. */
     readonly only?: readonly string[];
+    /**
+     * Snapshots already read (by location; the parent backup's): snapshot
+     * objects are never rewritten, so these are not read again.
+     */
+    readonly known?: ReadonlyMap<string, CatalogSnapshot>;
   } = {},
 ): Promise<SnapshotScan> {
   const warnings: string[] = [];
@@ -59,6 +64,11 @@ export async function scanTableSnapshots(
     if (known !== undefined) return known;
     const list: CatalogSnapshot[] = [];
     for (const name of (await objects.list(`${prefix}_ss/`)).sort()) {
+      const seen = options.known?.get(name);
+      if (seen !== undefined) {
+        list.push(seen);
+        continue;
+      }
       let info: TableSnapshotInfo;
       try {
         info = decodeTableSnapshot(await objects.read(name));

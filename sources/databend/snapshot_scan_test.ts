@@ -183,3 +183,46 @@ Deno.test("a partial backup of an unknown table fails naming it, writing no mani
     /table sales.nope \(--table\) is not in the cluster's catalog/,
   );
 });
+
+Deno.test("scanTableSnapshots reads a snapshot the parent backup already read only for the guard", async () => {
+  const files = new Map<string, Uint8Array>();
+  for (const f of buildSampleCluster().files) {
+    if (f.path.startsWith("storage/")) files.set(f.path.slice("storage/".length), f.bytes);
+  }
+  const reads: string[] = [];
+  const listing: CapturedObjects = {
+    list: (dir) =>
+      Promise.resolve(
+        [...files.keys()].filter((n) => n.startsWith(dir) && !n.slice(dir.length).includes("/")),
+      ),
+    has: (n) => Promise.resolve(files.has(n)),
+    read: (n) => {
+      reads.push(n);
+      return Promise.resolve(files.get(n)!);
+    },
+  };
+  const orders = buildSampleCluster().tables.find((x) => x.name === "orders")!;
+  const catalog = {
+    tenant: "t",
+    clusterId: "",
+    databases: [{
+      name: "sales",
+      id: 8,
+      tables: [{
+        name: "orders",
+        id: 32,
+        storagePrefix: "8/32/",
+        snapshotLocation: orders.snapshotLocation!,
+      }],
+    }],
+  };
+  const first = await scanTableSnapshots(catalog, listing);
+  assert.equal(reads.length, 4);
+  const known = new Map(
+    first.catalog.databases[0]!.tables[0]!.snapshots!.map((s) => [s.location, s]),
+  );
+  reads.length = 0;
+  const second = await scanTableSnapshots(catalog, listing, { known });
+  assert.deepEqual(second.catalog, first.catalog);
+  assert.deepEqual(reads, [orders.snapshotLocation], "only the current snapshot, for its segments");
+});

@@ -158,7 +158,9 @@ export async function backup(
     ctx.stats.addedBytes = writer.stats.packBytes;
     ctx.stats.newBlocks = writer.stats.blocks;
     ctx.stats.newBytes = writer.stats.rawBytes;
-    const concluded = source.conclude ? await source.conclude() : null;
+    const concluded = source.conclude
+      ? await source.conclude({ parent: parent?.manifest ?? null })
+      : null;
     const manifest: Manifest = {
       formatVersion: FORMAT_VERSION,
       formatMinor: FORMAT_MINOR,
