@@ -612,3 +612,33 @@ Deno.test("restore --clean --execute: a refused ATTACH after the DROP says that 
     await q.server.shutdown();
   }
 });
+
+Deno.test("the consistency guard through the CLI: a missing current snapshot is named by table, exit 3", async () => {
+  await using t = await tempDir();
+  const cluster = path.join(t.dir, "cluster");
+  fs.cpSync(SAMPLE, cluster, { recursive: true });
+  const customers = buildSampleCluster().tables.find((x) => x.name === "customers")!;
+  fs.rmSync(path.join(cluster, "storage", customers.snapshotLocation!));
+  const b = await cli([
+    "backup",
+    "--from",
+    path.join(cluster, "query-node.toml"),
+    "--to",
+    path.join(t.dir, "repo"),
+    "--meta-export-file",
+    path.join(cluster, "meta-export.jsonl"),
+  ]);
+  assert.equal(b.code, 3, b.stderr);
+  assert.match(
+    b.stderr + b.stdout,
+    new RegExp(
+      `table sales.customers: its current snapshot ${customers.snapshotLocation} is not in the backup`,
+    ),
+  );
+  assert.match(
+    b.stdout,
+    /objects the meta export refers to are missing from the backup; it is marked incomplete/,
+  );
+  const shown = await cli(["show", path.join(t.dir, "repo")]);
+  assert.match(shown.stdout, /\(incomplete\)/);
+});
