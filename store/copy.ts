@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { walkTree } from "./walker.ts";
 import type { BlobStore } from "./drivers/types.ts";
 import { AlreadyExists, IntegrityError, InvalidInput, RepositoryNotFound } from "./errors.ts";
 import {
@@ -479,38 +480,49 @@ class CopyRun {
    * that its blocks are (a vacuum keeps whole packs, dead trees included).
    */
   async #walk(id: Uint8Array, rel: string, backupName: string): Promise<void> {
-    if (!this.#trees.add(id)) return; // walked earlier in this run
-    const what = `directory ${rel || "/"} of ${backupName}`;
-    const loc = this.#src.locate(id, what);
-    const stored = await this.#src.loadPackRange(loc.packId, loc.offset, loc.storedLength, what);
-    const raw = this.#src.decodeStored(id, loc, stored, what);
-    let nodes: TreeNode[];
-    try {
-      nodes = decodeTree(raw);
-    } catch (e) {
-      throw new IntegrityError(`tree ${toHex(id)} (${what}) is damaged (${(e as Error).message})`);
-    }
-    if (this.#blocks.add(id)) {
-      if (this.writer.has(id)) this.blocksPresent++;
-      else await this.#add(id, loc, stored.slice());
-    }
-    for (const n of nodes) {
-      const path = `${rel}${rel && !rel.endsWith(":") ? "/" : ""}${n.name}`;
-      if (n.type === NodeType.file) {
-        for (const b of n.blocks) {
-          if (!this.#blocks.add(b)) continue;
-          if (this.writer.has(b)) {
-            this.blocksPresent++;
-            continue;
-          }
-          const fileWhat = `file ${path} of ${backupName}`;
-          this.#queue.push({ id: b, loc: this.#src.locate(b, fileWhat), what: fileWhat });
-          if (this.#queue.length >= BATCH_BLOCKS) await this.#drain();
+    await walkTree(id, rel, {
+      load: async (tree, dir) => {
+        if (!this.#trees.add(tree)) return null; // walked earlier in this run
+        const what = `directory ${dir || "/"} of ${backupName}`;
+        const loc = this.#src.locate(tree, what);
+        const stored = await this.#src.loadPackRange(
+          loc.packId,
+          loc.offset,
+          loc.storedLength,
+          what,
+        );
+        const raw = this.#src.decodeStored(tree, loc, stored, what);
+        let nodes: TreeNode[];
+        try {
+          nodes = decodeTree(raw);
+        } catch (e) {
+          throw new IntegrityError(
+            `tree ${toHex(tree)} (${what}) is damaged (${(e as Error).message})`,
+          );
         }
-      } else if (n.type === NodeType.dir && n.subtree?.length === ID_LENGTH) {
-        await this.#walk(n.subtree, path, backupName);
-      }
-    }
+        if (this.#blocks.add(tree)) {
+          if (this.writer.has(tree)) this.blocksPresent++;
+          else await this.#add(tree, loc, stored.slice());
+        }
+        return nodes;
+      },
+      enter: async (n, dir) => {
+        const path = `${dir}${dir && !dir.endsWith(":") ? "/" : ""}${n.name}`;
+        if (n.type === NodeType.file) {
+          for (const b of n.blocks) {
+            if (!this.#blocks.add(b)) continue;
+            if (this.writer.has(b)) {
+              this.blocksPresent++;
+              continue;
+            }
+            const fileWhat = `file ${path} of ${backupName}`;
+            this.#queue.push({ id: b, loc: this.#src.locate(b, fileWhat), what: fileWhat });
+            if (this.#queue.length >= BATCH_BLOCKS) await this.#drain();
+          }
+        }
+        return n.type === NodeType.dir && n.subtree?.length === ID_LENGTH ? path : undefined;
+      },
+    });
   }
 
   /** Copies the queued blocks, reading the source pack by pack. */

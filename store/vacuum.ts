@@ -25,6 +25,7 @@ import { reportStale, RepositoryLock } from "./lock.ts";
 import { BlockIndex } from "./block_index.ts";
 import { PackWriter } from "./pack_writer.ts";
 import { crashPoint } from "./crash_point.ts";
+import { walkTree } from "./walker.ts";
 import { loadPackTrailer } from "./pack_trailer.ts";
 import type { EventSink } from "./backup/events.ts";
 import { planRetention, type RetentionDecision, type RetentionRules } from "./retention.ts";
@@ -123,26 +124,27 @@ async function markLive(
     unindexed.push(`${hex} (${what})`);
     return false;
   };
-  // Iterative, so a deep tree cannot overflow the stack.
-  const stack: { id: Uint8Array; what: string }[] = [];
-  const push = (id: Uint8Array, what: string) => {
-    if (need(id, what)) stack.push({ id, what });
-  };
+  const roots: { id: Uint8Array; what: string }[] = [];
   for (const r of kept) {
-    for (const p of r.manifest.parts) push(p.root, `backup ${r.name}`);
+    for (const p of r.manifest.parts) roots.push({ id: p.root, what: `backup ${r.name}` });
     for (const l of r.manifest.logSegments) {
-      if (l.root.length === 32) push(l.root, `backup ${r.name}`);
+      if (l.root.length === 32) roots.push({ id: l.root, what: `backup ${r.name}` });
     }
   }
   // The archived WAL that is kept is live.
   for (const w of wal) {
     for (const id of w.blocks) need(id, `WAL file ${w.systemId}/${w.name}`);
   }
-  for (let t = stack.pop(); t !== undefined; t = stack.pop()) {
-    for (const n of await repo.loadTree(t.id, t.what)) {
-      if (n.type === NodeType.file) { for (const b of n.blocks) need(b, `${t.what}/${n.name}`); }
-      else if (n.type === NodeType.dir && n.subtree) push(n.subtree, `${t.what}/${n.name}`);
-    }
+  for (const root of roots) {
+    if (!need(root.id, root.what)) continue;
+    await walkTree(root.id, root.what, {
+      load: (id, what) => repo.loadTree(id, what),
+      enter: (n, what) => {
+        const path = `${what}/${n.name}`;
+        if (n.type === NodeType.file) { for (const b of n.blocks) need(b, path); }
+        return n.type === NodeType.dir && n.subtree && need(n.subtree, path) ? path : undefined;
+      },
+    });
   }
   if (unindexed.length > 0) throw notIndexed(unindexed);
   return live;

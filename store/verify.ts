@@ -21,6 +21,7 @@ import { equalBytes, isHexId, sha256, toHex } from "../formats/hash.ts";
 import { decodeIndexFile } from "../formats/index_file.ts";
 import type { PackEntry } from "../formats/pack.ts";
 import { loadPackTrailer } from "./pack_trailer.ts";
+import { type TreeWalk, walkTree } from "./walker.ts";
 import { NodeType } from "../formats/tree.ts";
 import { listWal } from "./wal_archive.ts";
 
@@ -262,47 +263,62 @@ async function verifyLocked(
       );
     } else referencedPacks.add(bl.packIndex);
   };
-  const walk = async (id: Uint8Array, what: string): Promise<void> => {
-    const hex = toHex(id);
-    if (seenTrees.has(hex)) return;
-    seenTrees.add(hex);
-    checked.trees++;
-    const loc = repo.index.lookup(id);
-    if (!loc) {
-      badTrees.set(
-        hex,
-        add(
-          "tree",
-          hex,
-          `tree ${hex} (${what}) is not in the index: run bendsave repair index, then verify again`,
-        ),
-      );
-      return;
-    }
-    referencedPacks.add(loc.packIndex);
-    let nodes;
-    try {
-      nodes = await repo.loadTree(id, what);
-    } catch (e) {
-      if (!(e instanceof BendsaveError)) throw e;
-      badTrees.set(hex, add("tree", hex, e.message));
-      return;
-    }
-    const files: { blocks: Uint8Array[]; path: string }[] = [];
-    const dirs: { id: string; name: string }[] = [];
-    for (const n of nodes) {
+  interface Dir {
+    readonly what: string;
+    readonly hex: string;
+    readonly files: { blocks: Uint8Array[]; path: string }[];
+    readonly dirs: { id: string; name: string }[];
+  }
+  const dirOf = (id: Uint8Array, what: string): Dir => ({
+    what,
+    hex: toHex(id),
+    files: [],
+    dirs: [],
+  });
+  const treeWalk: TreeWalk<Dir> = {
+    load: async (id, d) => {
+      if (seenTrees.has(d.hex)) return null;
+      seenTrees.add(d.hex);
+      checked.trees++;
+      const loc = repo.index.lookup(id);
+      if (!loc) {
+        badTrees.set(
+          d.hex,
+          add(
+            "tree",
+            d.hex,
+            `tree ${d.hex} (${d.what}) is not in the index: run bendsave repair index, then verify again`,
+          ),
+        );
+        return null;
+      }
+      referencedPacks.add(loc.packIndex);
+      try {
+        return await repo.loadTree(id, d.what);
+      } catch (e) {
+        if (!(e instanceof BendsaveError)) throw e;
+        badTrees.set(d.hex, add("tree", d.hex, e.message));
+        return null;
+      }
+    },
+    enter: (n, d) => {
       if (n.type === NodeType.file) {
         checked.files++;
-        files.push({ blocks: n.blocks, path: n.name });
+        d.files.push({ blocks: n.blocks, path: n.name });
         for (const b of n.blocks) referenceBlock(b);
       } else if (n.type === NodeType.dir && n.subtree) {
-        dirs.push({ id: toHex(n.subtree), name: n.name });
-        await walk(n.subtree, `${what}/${n.name}`);
+        d.dirs.push({ id: toHex(n.subtree), name: n.name });
+        return dirOf(n.subtree, `${d.what}/${n.name}`);
       }
-    }
-    treeChildren.set(hex, files);
-    subtrees.set(hex, dirs);
+      return undefined;
+    },
+    leave: (d, nodes) => {
+      if (nodes === null) return;
+      treeChildren.set(d.hex, d.files);
+      subtrees.set(d.hex, d.dirs);
+    },
   };
+  const walk = (id: Uint8Array, what: string) => walkTree(id, dirOf(id, what), treeWalk);
   for (const r of records) {
     for (const part of r.manifest.parts) await walk(part.root, `${r.name}:${part.name}`);
     emit({

@@ -39,6 +39,7 @@ import {
   type WriteOp,
 } from "./file_writer.ts";
 import { WriterPool } from "./writer_pool.ts";
+import { walkTree } from "../walker.ts";
 import { ownerOf, type OwnerOptions, type Ownership, ownership } from "./owner.ts";
 
 /** A batch for a writer lane is sent at about this many bytes or steps. */
@@ -182,31 +183,48 @@ async function collect(
     unlistedDirs: [],
     exact: new Map(),
   };
-  // `shown` is `rel` with the lossy names: what --include matches.
-  const visit = async (id: Uint8Array, rel: string, shown = rel): Promise<boolean> => {
-    let any = false;
-    const what = rel === "" ? `backup ${record.name}` : rel;
-    const tree = await presence.tree(id, what);
-    out.treePacks.add(tree.packIndex);
-    if (tree.nodes === null) out.unlistedDirs.push(rel);
-    for (const node of tree.nodes ?? []) {
-      const seg = node.nameBytes ? placeholder(out.exact, rel, node.nameBytes) : node.name;
-      const r = rel === "" ? seg : `${rel}/${seg}`;
-      const s = shown === "" ? node.name : `${shown}/${node.name}`;
+  // `shown` is `rel` with the lossy names: what --include matches. `any`
+  // says whether anything below was selected; `at` is the directory's place
+  // in `out.dirs`, which it leaves when nothing below it was.
+  interface Dir {
+    readonly rel: string;
+    readonly shown: string;
+    readonly parent: Dir | null;
+    readonly at: number;
+    any: boolean;
+  }
+  const selected = (d: Dir | null) => {
+    for (let p = d; p !== null && !p.any; p = p.parent) p.any = true;
+  };
+  await walkTree<Dir>(part.root, { rel: "", shown: "", parent: null, at: -1, any: false }, {
+    load: async (id, d) => {
+      const tree = await presence.tree(id, d.rel === "" ? `backup ${record.name}` : d.rel);
+      out.treePacks.add(tree.packIndex);
+      if (tree.nodes === null) out.unlistedDirs.push(d.rel);
+      return tree.nodes;
+    },
+    enter: (node, d) => {
+      const seg = node.nameBytes ? placeholder(out.exact, d.rel, node.nameBytes) : node.name;
+      const r = d.rel === "" ? seg : `${d.rel}/${seg}`;
+      const s = d.shown === "" ? node.name : `${d.shown}/${node.name}`;
       if (node.type === NodeType.dir) {
-        const at = out.dirs.length;
         out.dirs.push({ rel: r, node });
-        const inner = node.subtree ? await visit(node.subtree, r, s) : false;
-        if (!inner && !include(s)) out.dirs.splice(at, 1);
-        else any = true;
+        const inner: Dir = { rel: r, shown: s, parent: d, at: out.dirs.length - 1, any: false };
+        if (node.subtree?.length) return inner;
+        if (include(s)) selected(d);
+        else out.dirs.pop(); // an empty directory not selected
       } else if (include(s)) {
         (node.type === NodeType.file ? out.files : out.symlinks).push({ rel: r, node });
-        any = true;
+        selected(d);
       }
-    }
-    return any;
-  };
-  await visit(part.root, "");
+      return undefined;
+    },
+    leave: (d) => {
+      if (d.parent === null) return;
+      if (d.any || include(d.shown)) selected(d.parent);
+      else out.dirs.splice(d.at, 1); // nothing below was selected: its entries left already
+    },
+  });
   return out;
 }
 
