@@ -159,7 +159,7 @@ Deno.test("cluster backup from fs storage restores into S3 storage and into fres
       storageResult: { filesWritten: number; filesUnchanged: number };
     };
     assert.equal(done.storageResult.filesWritten, 0);
-    assert.equal(done.storageResult.filesUnchanged, 44);
+    assert.equal(done.storageResult.filesUnchanged, 45);
 
     // Into a fresh fs cluster config: the same tree, modes and mtimes included.
     const fsConfig = writeConfig(path.join(t.dir, "fs-node", "query-node.toml"), {
@@ -218,13 +218,13 @@ Deno.test("cluster backup from S3 storage: the meta export over gRPC, unchanged 
     assert.equal(first.code, 0, first.stderr);
     assert.equal(meta.calls, 1);
     const s1 = lastOfType(first.stdout, "summary");
-    assert.equal(s1.files, 46); // 45 objects and the meta export
+    assert.equal(s1.files, 47); // 46 objects and the meta export
     assert.equal(s1.catalog_databases, 3);
 
     const second = await cli(["backup", "--from", config, "--to", repo, "--json"], { env });
     assert.equal(second.code, 0, second.stderr);
     const s2 = lastOfType(second.stdout, "summary");
-    assert.equal(s2.files_unchanged, 45);
+    assert.equal(s2.files_unchanged, 46);
     // Only the export is read again.
     assert.equal(s2.bytes_read, fs.statSync(SAMPLE_EXPORT).size);
     // Nothing new but the meta part's one-file tree (its mtime is the time of the export).

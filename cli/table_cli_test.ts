@@ -359,7 +359,7 @@ Deno.test("restore --execute against an endpoint that refuses: before ATTACH not
       if (left) {
         assert.match(
           r.stderr,
-          /1 statement\(s\) ran: the staged objects are left under bendsave-restore\/test-1\/8\/82\//,
+          /1 statement\(s\) ran: the staged objects are left under bendsave-restore\/test-1\/8\/83\//,
         );
         assert.ok(filesUnder(target.storage).length > 0);
       } else {
@@ -526,7 +526,7 @@ Deno.test("S3 storage: a partial backup lists only the selected prefixes; a tabl
     ], { env });
     assert.equal(b.code, 0, b.stderr);
     const returns = buildSampleCluster().tables.find((x) => x.name === "returns")!;
-    const held = buildSampleCluster().files.filter((f) => f.path.startsWith("storage/8/82/"));
+    const held = buildSampleCluster().files.filter((f) => f.path.startsWith("storage/8/83/"));
     const summary = b.stdout.trim().split("\n").map((l) => JSON.parse(l)).findLast((e) =>
       e.type === "summary"
     );
@@ -555,20 +555,20 @@ Deno.test("S3 storage: a partial backup lists only the selected prefixes; a tabl
       staged,
       [
         ...snap.objects.map((o) => `prod/${STAGE}${o}`),
-        `prod/${STAGE}8/82/last_snapshot_location_hint_v2`,
+        `prod/${STAGE}8/83/last_snapshot_location_hint_v2`,
       ].sort(),
     );
     const tmp = r.json!.statements[0]!.match(/`(_bendsave_tmp_returns_back_[0-9a-f]{6})`/)![1];
     assert.equal(
       r.json!.statements[0],
-      `ATTACH TABLE \`sales\`.\`${tmp}\` 's3://cluster-data/prod/${STAGE}8/82/' CONNECTION = (CONNECTION_NAME = 'prod_s3');`,
+      `ATTACH TABLE \`sales\`.\`${tmp}\` 's3://cluster-data/prod/${STAGE}8/83/' CONNECTION = (CONNECTION_NAME = 'prod_s3');`,
     );
     const hintStore = await openClusterStorage(
       parseQueryConfig(fs.readFileSync(config, "utf8"), config).storage,
     );
     const hint = JSON.parse(
       new TextDecoder().decode(
-        await hintStore.load({ kind: "raw", name: `${STAGE}8/82/last_snapshot_location_hint_v2` }),
+        await hintStore.load({ kind: "raw", name: `${STAGE}8/83/last_snapshot_location_hint_v2` }),
       ),
     );
     await hintStore.close?.();

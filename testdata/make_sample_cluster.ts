@@ -716,6 +716,8 @@ class FuseTableStorage {
   snapshotLocation: string | null = null;
   snapshotId: Uint8Array | null = null;
   blockCount = 0;
+  /** The table statistics file of the latest ANALYZE, named by later snapshots. */
+  statsLocation: string | null = null;
   readonly snapshots: SampleSnapshot[] = [];
   /** Segments, blocks and bloom indexes written so far (a snapshot lists them all). */
   readonly segmentObjects: string[] = [];
@@ -783,6 +785,18 @@ class FuseTableStorage {
     this.blockCount += blockSizes.length;
 
     const snapshotMs = timeMs + 5;
+    const snapshot = this.#snapshot(snapshotMs);
+    this.#writeHint(snapshotMs + 3);
+    return snapshot;
+  }
+
+  /**
+   * Writes a new snapshot of the table as it is (its previous snapshot, every
+   * segment, the statistics file if any) at `snapshotMs`; returns its location.
+   */
+  #snapshot(snapshotMs: number): string {
+    const rng = this.#rng;
+    const ncols = this.columns.length;
     const micros = rng.int(0, 999);
     const prevId = this.snapshotId;
     this.snapshotId = uuidV7(snapshotMs, rng);
@@ -821,7 +835,7 @@ class FuseTableStorage {
         },
         segments: segments.map((sg) => [sg, 4]),
         cluster_key_meta: null,
-        table_statistics_location: null,
+        table_statistics_location: this.statsLocation,
       }),
       snapshotMs,
     );
@@ -834,15 +848,21 @@ class FuseTableStorage {
       rowCount: this.stats.rows,
       prevId: prevId === null ? "" : uuidHyphenated(prevId),
       segments,
-      objects: [...new Set([snapshot, ...this.segmentObjects])].sort(),
+      objects: [
+        ...new Set([
+          snapshot,
+          ...this.segmentObjects,
+          ...(this.statsLocation === null ? [] : [this.statsLocation]),
+        ]),
+      ].sort(),
     });
-    this.#writeHint(snapshotMs + 3);
     return snapshot;
   }
 
   /**
    * `ANALYZE TABLE`: a table statistics file under `_ts/` for the latest
-   * snapshot (JSON; HLL sketches and histograms left empty, see the README).
+   * snapshot (JSON; HLL sketches and histograms left empty, see the README),
+   * and a new snapshot naming it (`table_statistics_location`).
    */
   analyze(timeMs: number): string {
     const rng = this.#rng;
@@ -858,6 +878,12 @@ class FuseTableStorage {
     // Pretty-printed, as `deno fmt` would leave it, so that formatting the
     // repository never rewrites this file.
     this.#put(path, te.encode(JSON.stringify(stats, null, 2) + "\n"), timeMs);
+    // ANALYZE commits a new snapshot that names the statistics file; later
+    // snapshots carry it on.
+    this.statsLocation = path;
+    const snapshotMs = timeMs + 5;
+    this.#snapshot(snapshotMs);
+    this.#writeHint(snapshotMs + 3);
     return path;
   }
 
@@ -1142,7 +1168,13 @@ export function buildSampleCluster(): SampleCluster {
   insert(day(1, 9, 0), orders, 1_900, [9_472]);
   insert(day(2, 9, 0), pageViews, 36_000, [180_224]);
   insert(day(7, 9, 0), orders, 2_300, [7_040, 5_184]);
-  pageViews.storage.analyze(day(7, 10, 0));
+  const analyze = (ms: number, tbl: Tbl) => {
+    tbl.storage.analyze(ms);
+    tbl.updatedOn = stamp(ms + 9);
+    const key = `__fd_table_by_id/${tbl.id}`;
+    sim.txn(ms + 9, [key], [{ key, value: tableMeta(tbl) }]);
+  };
+  analyze(day(7, 10, 0), pageViews);
 
   // After the upgrade: values get `proposed_at_ms` in their meta.
   const up = (n: number, h = 0, m = 0) =>

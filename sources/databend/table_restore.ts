@@ -24,7 +24,8 @@ import type { Catalog, CatalogSnapshot, CatalogTable } from "../../formats/manif
 import { sha256Hex } from "../../formats/hash.ts";
 import type { TreeNode } from "../../formats/tree.ts";
 import type { BlobStore } from "../../store/drivers/types.ts";
-import { AlreadyExists, InvalidInput, NotFound } from "../../store/errors.ts";
+import { AlreadyExists, Cancelled, InvalidInput, NotFound } from "../../store/errors.ts";
+import { throwIfCancelled } from "../../store/cancel.ts";
 import type { ManifestRecord, Repository } from "../../store/repository.ts";
 import type { QueryConfig } from "./query_config.ts";
 import { decodeSegmentObjects } from "./table_segment.ts";
@@ -216,7 +217,8 @@ function windowOf(snaps: readonly CatalogSnapshot[]): PlannedTable["window"] {
  * Works out a table restore, writing nothing: for each selection the
  * snapshot (the newest at or before `asOfUs` over every backup of the
  * table's cluster, or the table's current snapshot in the newest backup), the
- * objects to stage (the snapshot, its segments, their blocks and indexes,
+ * objects to stage (the snapshot, its segments, their blocks and indexes, the
+ * table statistics file it names when the backup has it,
  * read from the newest backup holding the snapshot), the hint and the
  * statements.
  *
@@ -349,6 +351,9 @@ export async function planTableRestore(
       }
       for (const o of decodeSegmentObjects(segBytes)) names.add(o);
     }
+    // The table statistics file (ANALYZE) the snapshot names, when the backup has it.
+    const tsl = info.tableStatisticsLocation;
+    if (tsl !== null && (await files.file(tsl)) !== undefined) names.add(tsl);
     const objects: StagedObject[] = [];
     for (const name of [...names].sort()) {
       const node = await files.file(name);
@@ -446,6 +451,8 @@ export async function planTableRestore(
  * backup and checked block by block) and writes each table's snapshot hint
  * last. An object that appeared at a staged name since the plan is never
  * overwritten: the stage fails (exclusive create where the store has it).
+ * A `signal` that aborts stops it between objects with `Cancelled`, after
+ * it removed what it staged.
  *
  * @returns the staged names, hints included, in the order written.
  */
@@ -453,7 +460,7 @@ export async function stageTableRestore(
   repo: Repository,
   storage: BlobStore,
   plan: TableRestorePlan,
-  options: { onStaged?: (name: string, size: number) => void } = {},
+  options: { onStaged?: (name: string, size: number) => void; signal?: AbortSignal } = {},
 ): Promise<string[]> {
   const written: string[] = [];
   const exclusive = storage.capabilities.exclusiveCreate;
@@ -470,7 +477,16 @@ export async function stageTableRestore(
       written.push(name);
       options.onStaged?.(name, data.length);
     };
-    for (const o of t.objects) await put(o.staged, await files.read(o.name));
+    try {
+      for (const o of t.objects) {
+        throwIfCancelled(options.signal, "restore");
+        await put(o.staged, await files.read(o.name));
+      }
+    } catch (e) {
+      // Cancelled: nothing refers to the staged objects yet, so they go again.
+      if (e instanceof Cancelled) await removeStaged(storage, written);
+      throw e;
+    }
     await put(t.hint.name, new TextEncoder().encode(t.hint.content));
   }
   return written;

@@ -14,7 +14,7 @@ Deno.test("decodeSegmentObjects lists the blocks and bloom indexes of every samp
     for (const seg of last.segments) {
       for (const o of decodeSegmentObjects(await Deno.readFile(new URL(seg, SAMPLE)))) got.add(o);
     }
-    assert.deepEqual([...got].sort(), last.objects, t.name);
+    assert.deepEqual([...got].sort(), last.objects.filter((o) => !o.includes("/_ts/")), t.name);
   }
 });
 

@@ -38,7 +38,7 @@ Deno.test("decodeTableSnapshot reads every snapshot of the sample cluster (v4, z
         prev: s.prevId === "" ? null : { id: s.prevId, formatVersion: 4 },
         rowCount: s.rowCount,
         segments: s.segments,
-        tableStatisticsLocation: null,
+        tableStatisticsLocation: s.objects.find((o) => o.includes("/_ts/")) ?? null,
       });
       n++;
     }
