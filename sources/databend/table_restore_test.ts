@@ -111,3 +111,31 @@ Deno.test("planTableRestore: an unreadable current snapshot, and a table without
     /stage prefix 8\/ collides with the storage prefix 8\/25\/ of table sales.customers/,
   );
 });
+
+Deno.test("planTableRestore stages the statistics file (ANALYZE) the chosen snapshot names", async () => {
+  await using t = await tempDir();
+  const c = copySample(t.dir);
+  const store = await FsStore.open(path.join(t.dir, "repo"), { create: true });
+  await backup(store, await clusterSource(c.config, { metaExportFile: c.exportFile }), {
+    workers: 0,
+  });
+  const views = buildSampleCluster().tables.find((x) => x.name === "page_views")!;
+  const stats = views.snapshots.at(-1)!.objects.find((o) => o.includes("/_ts/"));
+  assert.ok(stats !== undefined, "the sample's newest page_views snapshot names a _ts file");
+  const repo = await Repository.open(store);
+  const config = await loadQueryConfig(c.config);
+  const plan = await planTableRestore(
+    repo,
+    { config, storage: new MemStore() },
+    [{ from: "analytics.page_views", to: "analytics.views_back" }],
+    { stageRoot: "s/" },
+  );
+  assert.deepEqual(plan.tables[0]!.objects.map((o) => o.name), views.snapshots.at(-1)!.objects);
+  const first = await planTableRestore(
+    repo,
+    { config, storage: new MemStore() },
+    [{ from: "analytics.page_views", to: "analytics.views_back" }],
+    { stageRoot: "s/", asOfUs: views.snapshots[0]!.timestampUs },
+  );
+  assert.ok(!first.tables[0]!.objects.some((o) => o.name.includes("/_ts/")), "not before ANALYZE");
+});
