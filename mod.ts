@@ -16,6 +16,7 @@
  * @module
  */
 export * from "./store/errors.ts";
+export { beforeCommit, type CancelOptions, checkpoint, throwIfCancelled } from "./store/cancel.ts";
 export * from "./store/drivers/mod.ts";
 export { openStore, splitManifestLocation } from "./store/open_store.ts";
 export { type InitOptions, type ManifestRecord, Repository } from "./store/repository.ts";
@@ -25,6 +26,7 @@ export { backup, type BackupOptions, type BackupResult } from "./store/backup/ba
 export type {
   EventSink,
   OperationEvent,
+  OperationName,
   ProgressEvent,
   WarningEvent,
 } from "./store/backup/events.ts";

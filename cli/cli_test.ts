@@ -199,7 +199,7 @@ Deno.test("restore refuses a non-empty target without --overwrite, then rewrites
     "--json",
   ]);
   assert.equal(first.code, 0, first.stderr);
-  assert.equal(lastOfType(first.stdout, "summary").filesWritten, 48);
+  assert.equal(lastOfType(first.stdout, "summary").files_written, 48);
   // Second time: everything is identical, nothing is rewritten.
   fs.writeFileSync(path.join(dest, "one.bin"), "x");
   const again = await cli([
@@ -213,8 +213,8 @@ Deno.test("restore refuses a non-empty target without --overwrite, then rewrites
     "--json",
   ]);
   const s = lastOfType(again.stdout, "summary");
-  assert.equal(s.filesWritten, 1);
-  assert.equal(s.filesUnchanged, 47);
+  assert.equal(s.files_written, 1);
+  assert.equal(s.files_unchanged, 47);
   assert.equal(fs.readFileSync(path.join(dest, "keep-me.txt"), "utf8"), "not in the backup");
   fs.rmSync(path.join(dest, "keep-me.txt"));
   assert.deepEqual(describeTree(dest), describeTree(src));

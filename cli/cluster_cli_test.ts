@@ -156,10 +156,10 @@ Deno.test("cluster backup from fs storage restores into S3 storage and into fres
     ], { env });
     assert.equal(over.code, 0, over.stderr);
     const done = lastOfType(over.stdout, "summary") as {
-      storageResult: { filesWritten: number; filesUnchanged: number };
+      storage_result: { files_written: number; files_unchanged: number };
     };
-    assert.equal(done.storageResult.filesWritten, 0);
-    assert.equal(done.storageResult.filesUnchanged, 45);
+    assert.equal(done.storage_result.files_written, 0);
+    assert.equal(done.storage_result.files_unchanged, 45);
 
     // Into a fresh fs cluster config: the same tree, modes and mtimes included.
     const fsConfig = writeConfig(path.join(t.dir, "fs-node", "query-node.toml"), {

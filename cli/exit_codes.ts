@@ -8,18 +8,27 @@
  * | 2 | usage error or bad input (unknown flag, missing source, not a repository, newer format) |
  * | 3 | backup finished but some source files could not be read (manifest written, marked incomplete) |
  * | 126 | wal-fetch failed for another reason than "not in the archive" (damage, storage): PostgreSQL stops recovery |
+ * | 130 | cancelled (SIGINT, SIGTERM): stopped at a safe point, locks released, temporary files removed |
  *
  * @module
  */
 import {
   BendsaveError,
+  Cancelled,
   InvalidInput,
   RepositoryNotFound,
   UnsupportedFormat,
 } from "../store/errors.ts";
 
 /** The documented exit codes. */
-export const ExitCode = { ok: 0, failure: 1, usage: 2, partial: 3, stopRecovery: 126 } as const;
+export const ExitCode = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  partial: 3,
+  stopRecovery: 126,
+  cancelled: 130,
+} as const;
 /** An exit code. */
 export type ExitCode = typeof ExitCode[keyof typeof ExitCode];
 
@@ -40,6 +49,7 @@ export class StopRecovery extends BendsaveError {
 
 /** The exit code for an error, and whether it is an internal bug (print a stack). */
 export function classify(e: unknown): { code: ExitCode; bug: boolean } {
+  if (e instanceof Cancelled) return { code: ExitCode.cancelled, bug: false };
   if (e instanceof StopRecovery) return { code: ExitCode.stopRecovery, bug: false };
   if (e instanceof UsageError || e instanceof InvalidInput || e instanceof RepositoryNotFound) {
     return { code: ExitCode.usage, bug: false };

@@ -5,6 +5,8 @@
  */
 import { classify, ExitCode, UsageError } from "./exit_codes.ts";
 import { Output } from "./output.ts";
+import { cancelledLine, CancelScope } from "./cancel.ts";
+import { Cancelled } from "../store/errors.ts";
 import { versionText } from "./commands/version.ts";
 
 /** Top-level help. */
@@ -27,7 +29,8 @@ Commands:
 Run bendsave <command> --help for a command's options.
   --version   print the version, the repository formats it reads and writes, and how it was built
 
-Exit codes: 0 ok, 1 failure, 2 usage or bad input, 3 backup done but some files could not be read.`;
+Exit codes: 0 ok, 1 failure, 2 usage or bad input, 3 backup done but some files could not be read,
+130 cancelled (SIGINT, SIGTERM).`;
 
 type Command = (args: string[], out: Output) => Promise<number>;
 
@@ -49,7 +52,8 @@ const COMMANDS: Record<string, Command> = {
 /** Runs the CLI and returns the exit code. */
 export async function main(args: string[]): Promise<number> {
   const json = args.includes("--json");
-  const out = new Output({ json });
+  const cancel = new CancelScope().install();
+  const out = new Output({ json, signal: cancel.signal });
   try {
     const [cmd, ...rest] = args;
     if (cmd === undefined || cmd === "help" || cmd === "--help" || cmd === "-h") {
@@ -63,10 +67,19 @@ export async function main(args: string[]): Promise<number> {
     const run = COMMANDS[cmd];
     if (!run) throw new UsageError(`unknown command "${cmd}": run bendsave --help for the list`);
     return await run(rest, out);
-  } catch (e) {
+  } catch (thrown) {
     out.done();
+    // A failure after a signal is the cancellation's doing (a child process that got it, say).
+    const e = !(thrown instanceof Cancelled) && cancel.received !== null
+      ? new Cancelled(`cancelled (${cancel.received})`, {
+        cause: thrown,
+        committed: `stopped with: ${(thrown as Error)?.message ?? String(thrown)}`,
+      })
+      : thrown;
     const { code, bug } = classify(e);
-    const message = (e as Error)?.message ?? String(e);
+    const message = e instanceof Cancelled
+      ? cancelledLine(e, cancel.received)
+      : (e as Error)?.message ?? String(e);
     if (json) {
       out.result({
         type: "error",
@@ -82,6 +95,8 @@ export async function main(args: string[]): Promise<number> {
       console.error(`bendsave: ${message}`);
     }
     return code;
+  } finally {
+    cancel.uninstall();
   }
 }
 

@@ -2,9 +2,90 @@
  * Rendering for the CLI: a progress line on a terminal, NDJSON with
  * `--json`, sizes and durations for humans, and tables.
  *
+ * Every JSON value the CLI prints goes through {@linkcode toJsonCase}: one
+ * casing, snake_case, for events, summaries, plans, reports and errors (the
+ * library's objects are camelCase TypeScript; the conversion happens here,
+ * at the boundary, and nowhere else). Progress is throttled here too, in
+ * {@linkcode ProgressThrottle}, for the terminal line and NDJSON alike.
+ *
  * @module
  */
-import type { OperationEvent } from "../store/backup/events.ts";
+import type { OperationEvent, ProgressEvent } from "../store/backup/events.ts";
+
+/**
+ * Keys whose values are maps keyed by data (labels, settings, paths), not by
+ * field names: their own keys are left as they are.
+ */
+const OPAQUE_KEYS = new Set(["labels", "settings", "include", "sparse"]);
+
+/** A camelCase field name (`filesNew`, `packsRead`); anything else is left alone. */
+const CAMEL = /^[a-z][a-z0-9]*(?:[A-Z][a-z0-9]*)+$/;
+
+/** `filesNew` -> `files_new`; `packsInScope` -> `packs_in_scope`. */
+export function snakeCase(key: string): string {
+  if (!CAMEL.test(key)) return key;
+  return key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+/**
+ * The JSON form of a value the CLI prints: every camelCase field name
+ * becomes snake_case, recursively (arrays and plain objects; keys of
+ * `labels`, `settings`, `include` and `sparse`, which are data, are kept);
+ * a Uint8Array becomes hex and a Date its ISO string.
+ *
+ * @example
+ * ```ts
+ * import { toJsonCase } from "./output.ts";
+ * const v = toJsonCase({ filesNew: 2, checked: { packsRead: 1 }, labels: { myKey: "x" } });
+ * // { files_new: 2, checked: { packs_read: 1 }, labels: { myKey: "x" } }
+ * console.log(JSON.stringify(v));
+ * ```
+ */
+export function toJsonCase(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(toJsonCase);
+  if (value instanceof Uint8Array) {
+    return Array.from(value, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+  if (value instanceof Date) return value.toISOString();
+  if (value instanceof Map) return toJsonCase(Object.fromEntries(value));
+  if (value instanceof Set) return [...value].map(toJsonCase);
+  if (value === null || typeof value !== "object") return value;
+  if (typeof (value as { toJSON?: unknown }).toJSON === "function") return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    if (v === undefined) continue;
+    out[snakeCase(k)] = OPAQUE_KEYS.has(k) ? v : toJsonCase(v);
+  }
+  return out;
+}
+
+/**
+ * Lets through at most one progress event per operation every `intervalMs`
+ * (200 ms), and always the first of a phase and the one that completes it
+ * (files and bytes at their totals). Warnings always pass.
+ */
+export class ProgressThrottle {
+  readonly #intervalMs: number;
+  readonly #now: () => number;
+  readonly #last = new Map<string, { at: number; phase: string }>();
+
+  constructor(options: { intervalMs?: number; now?: () => number } = {}) {
+    this.#intervalMs = options.intervalMs ?? 200;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** True when `e` should be shown. */
+  pass(e: ProgressEvent): boolean {
+    const t = this.#now();
+    const last = this.#last.get(e.operation);
+    const complete = e.totalFiles > 0 && e.files >= e.totalFiles && e.bytes >= e.totalBytes;
+    if (last && last.phase === e.phase && !complete && t - last.at < this.#intervalMs) {
+      return false;
+    }
+    this.#last.set(e.operation, { at: t, phase: e.phase });
+    return true;
+  }
+}
 
 /** Formats a byte count with binary units ("1.5 MiB"). */
 export function formatBytes(n: number): string {
@@ -45,12 +126,16 @@ const enc = new TextEncoder();
 /** Where a command's output goes. */
 export class Output {
   readonly json: boolean;
+  /** Aborted by SIGINT or SIGTERM: pass it to every long operation. */
+  readonly signal: AbortSignal;
   readonly #tty: boolean;
+  readonly #throttle = new ProgressThrottle();
   #lineShown = false;
   #warnings = 0;
 
-  constructor(options: { json: boolean; tty?: boolean }) {
+  constructor(options: { json: boolean; tty?: boolean; signal?: AbortSignal }) {
     this.json = options.json;
+    this.signal = options.signal ?? new AbortController().signal;
     this.#tty = options.tty ?? Deno.stderr.isTerminal();
   }
 
@@ -76,15 +161,20 @@ export class Output {
     console.error(text);
   }
 
-  /** Prints one JSON value on stdout (a line with --json). */
+  /** Prints one JSON value on stdout (a line with --json), in snake_case ({@linkcode toJsonCase}). */
   result(value: unknown): void {
-    if (this.json) Deno.stdout.writeSync(enc.encode(JSON.stringify(value) + "\n"));
+    if (this.json) this.#line(value);
   }
 
-  /** Renders a library event. */
+  #line(value: unknown): void {
+    Deno.stdout.writeSync(enc.encode(JSON.stringify(toJsonCase(value)) + "\n"));
+  }
+
+  /** Renders a library event (progress throttled by {@linkcode ProgressThrottle}). */
   event(e: OperationEvent): void {
+    if (e.type === "progress" && !this.#throttle.pass(e)) return;
     if (this.json) {
-      Deno.stdout.writeSync(enc.encode(JSON.stringify(e) + "\n"));
+      this.#line(e);
       if (e.type === "warning") this.#warnings++;
       return;
     }
@@ -96,8 +186,13 @@ export class Output {
     }
     if (!this.#tty) return;
     let text: string;
-    if (e.phase === "scan") {
-      text = `${e.operation}: scanning, ${e.files} files, ${formatBytes(e.bytes)}`;
+    if (e.operation === "copy") {
+      text = `copy: ${e.files}/${e.totalFiles} backups, ${e.blocks ?? 0} blocks, ${
+        formatBytes(e.bytes)
+      } copied (${formatRate(e.bytes, e.elapsedMs)}), ${e.blocksPresent ?? 0} already present`;
+    } else if (e.phase === "scan" || e.totalBytes === 0) {
+      const what = e.phase === "scan" ? "scanning, " : "";
+      text = `${e.operation}: ${what}${e.files} files, ${formatBytes(e.bytes)}`;
     } else {
       const pct = e.totalBytes > 0 ? Math.floor((e.bytes / e.totalBytes) * 100) : 100;
       const rate = e.elapsedMs > 0 ? e.bytes / (e.elapsedMs / 1000) : 0;

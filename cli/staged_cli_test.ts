@@ -51,7 +51,7 @@ Deno.test("restore from staged tapes: the dry run lists the packs, missing ones 
     (await cli(["restore", "--from", staged, "--to", dest, "--json"])).stdout,
     "plan",
   );
-  assert.deepEqual([...(plan.missingPacks as string[])].sort(), [...data].sort());
+  assert.deepEqual([...(plan.missing_packs as string[])].sort(), [...data].sort());
 
   const refused = await cli(["restore", "--from", staged, "--to", dest, "--confirm"]);
   assert.equal(refused.code, 1);

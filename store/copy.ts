@@ -31,40 +31,32 @@ import { type BlobLocation, BlockIndex } from "./block_index.ts";
 import { RepositoryLock, type StaleLock } from "./lock.ts";
 import { PackWriter } from "./pack_writer.ts";
 import { crashPoint } from "./crash_point.ts";
-import type { WarningEvent } from "./backup/events.ts";
+import type { EventSink, OperationEvent, ProgressEvent } from "./backup/events.ts";
+import { type CancelOptions, checkpoint, throwIfCancelled } from "./cancel.ts";
+import { Cancelled } from "./errors.ts";
 import { equalBytes, ID_LENGTH, sha256, toHex } from "../formats/hash.ts";
 import { compareManifestNames, isManifestName } from "../formats/manifest.ts";
 import { BlobKind } from "../formats/pack.ts";
 import { decodeTree, NodeType, type TreeNode } from "../formats/tree.ts";
 
-/** Progress of a copy, reported at most every 200 ms and after each manifest. */
-export interface CopyProgressEvent {
-  readonly type: "progress";
-  readonly operation: "copy";
-  readonly phase: "copy";
-  /** The manifest being copied. */
-  readonly manifest: string;
-  /** Manifests done (copied or skipped) so far. */
-  readonly manifests: number;
-  /** Manifests selected. */
-  readonly totalManifests: number;
-  /** Blocks copied so far. */
-  readonly blocks: number;
-  /** Stored bytes of the blocks copied so far. */
-  readonly bytes: number;
-  /** Blocks the destination already held. */
-  readonly blocksPresent: number;
-  readonly elapsedMs: number;
-}
+/**
+ * Progress of a copy (the common {@linkcode ProgressEvent}, phase `write`),
+ * reported at most every 200 ms and after each manifest: `files` counts the
+ * backups done (copied or skipped) of `totalFiles` selected, `bytes` the
+ * stored bytes of the blocks copied; `manifest`, `blocks` and
+ * `blocksPresent` say which backup, how many blocks were copied and how many
+ * the destination already held.
+ */
+export type CopyProgressEvent = ProgressEvent;
 
-/** An event of a copy. */
-export type CopyEvent = CopyProgressEvent | WarningEvent;
+/** An event of a copy: the common vocabulary. */
+export type CopyEvent = OperationEvent;
 
 /** Receives the events of a copy. */
-export type CopyEventSink = (e: CopyEvent) => void;
+export type CopyEventSink = EventSink;
 
 /** Options of {@linkcode copy}. */
-export interface CopyOptions {
+export interface CopyOptions extends CancelOptions {
   /**
    * Manifests to copy, as `bendsave list` shows them, with or without
    * `.manifest` (default: all). Their order does not matter: they are
@@ -292,6 +284,7 @@ export async function copy(
 ): Promise<CopyResult> {
   const started = Date.now();
   const emit: CopyEventSink = options.onEvent ?? (() => {});
+  throwIfCancelled(options.signal, "copy");
   const lockOptions = (store: BlobStore) => ({
     operation: "copy",
     waitMs: options.lockWaitMs ?? 0,
@@ -332,7 +325,8 @@ export async function copy(
     try {
       await dst.loadIndex();
       await checkDestination(dst, selected);
-      const run = new CopyRun(src, dst, emit, started, selected.length);
+      throwIfCancelled(options.signal, "copy");
+      const run = new CopyRun(src, dst, emit, started, selected.length, options.signal);
       const manifests = await run.copyAll(selected);
       const s = run.writer.stats;
       return {
@@ -373,6 +367,7 @@ class CopyRun {
   #done = 0;
   #lastEmit = 0;
   #packsSeen = 0;
+  readonly #signal: AbortSignal | undefined;
   blocksPresent = 0;
   indexFiles = 0;
 
@@ -382,7 +377,9 @@ class CopyRun {
     emit: CopyEventSink,
     started: number,
     total: number,
+    signal?: AbortSignal,
   ) {
+    this.#signal = signal;
     this.#src = src;
     this.#dst = dst;
     this.#emit = emit;
@@ -396,6 +393,7 @@ class CopyRun {
     const out: CopiedManifest[] = [];
     try {
       for (const s of selected) {
+        await checkpoint(this.#signal, "copy");
         this.#manifest = s.record.name;
         out.push(s.skip ? this.#skipped(s) : await this.#copyManifest(s));
         this.#done++;
@@ -404,6 +402,14 @@ class CopyRun {
     } catch (e) {
       // Packs already saved hold checked blocks: index them so a re-run need not copy them again.
       await this.writer.writeIndex().catch(() => {});
+      const copied = out.filter((m) => m.action === "copied").length;
+      if (e instanceof Cancelled && copied > 0) {
+        throw new Cancelled(e.message, {
+          cause: e,
+          committed:
+            `${copied} of ${selected.length} backups were copied; run the copy again for the rest`,
+        });
+      }
       throw e;
     }
     return out;
@@ -468,6 +474,7 @@ class CopyRun {
   }
 
   async #add(id: Uint8Array, loc: BlobLocation, data: Uint8Array): Promise<void> {
+    await checkpoint(this.#signal, "copy");
     await this.writer.add(id, loc.kind, { codec: loc.codec, data, rawLength: loc.rawLength });
     this.#afterPacks();
     this.#progress(false);
@@ -563,14 +570,15 @@ class CopyRun {
     this.#emit({
       type: "progress",
       operation: "copy",
-      phase: "copy",
-      manifest: this.#manifest,
-      manifests: this.#done,
-      totalManifests: this.#total,
-      blocks: this.writer.stats.blocks,
+      phase: "write",
+      files: this.#done,
+      totalFiles: this.#total,
       bytes: this.writer.stats.storedBytes,
-      blocksPresent: this.blocksPresent,
+      totalBytes: 0,
       elapsedMs: t - this.#started,
+      manifest: this.#manifest,
+      blocks: this.writer.stats.blocks,
+      blocksPresent: this.blocksPresent,
     });
   }
 }

@@ -134,3 +134,19 @@ export class RestoreIncomplete<R = unknown> extends IntegrityError {
 export class DatabaseError extends BendsaveError {
   override readonly code = "database";
 }
+
+/**
+ * The operation was cancelled through its `signal` (Ctrl-C, SIGTERM) and
+ * stopped at a safe point: its locks are released, its temporary files
+ * removed, and nothing after its last commit point was written.
+ * `committed` says whether anything was committed before it stopped.
+ */
+export class Cancelled extends BendsaveError {
+  override readonly code = "cancelled";
+  /** What was committed before the operation stopped (a sentence), or null for nothing. */
+  readonly committed: string | null;
+  constructor(message: string, options?: ErrorOptions & { committed?: string | null }) {
+    super(message, options);
+    this.committed = options?.committed ?? null;
+  }
+}

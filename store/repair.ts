@@ -9,6 +9,7 @@ import type { BlobStore } from "./drivers/types.ts";
 import { Repository } from "./repository.ts";
 import { reportStale, RepositoryLock } from "./lock.ts";
 import type { EventSink } from "./backup/events.ts";
+import { type CancelOptions, checkpoint, throwIfCancelled } from "./cancel.ts";
 import { fromHex, sha256, toHex } from "../formats/hash.ts";
 import { encodeIndexFile, type IndexedPack } from "../formats/index_file.ts";
 import { parsePack } from "../formats/pack.ts";
@@ -24,12 +25,17 @@ export interface RepairResult {
   readonly removedIndexFiles: number;
 }
 
-/** Rebuilds the index of the repository in `store` from its packs. */
+/**
+ * Rebuilds the index of the repository in `store` from its packs. A
+ * `signal` that aborts stops it while it reads pack trailers, before it
+ * writes the new index (then it finishes: the old index files go quickly).
+ */
 export async function repairIndex(
   store: BlobStore,
-  options: { onEvent?: EventSink } = {},
+  options: { onEvent?: EventSink } & CancelOptions = {},
 ): Promise<RepairResult> {
   const emit: EventSink = options.onEvent ?? (() => {});
+  throwIfCancelled(options.signal, "repair");
   await Repository.open(store); // checks config and format version
   const lock = await RepositoryLock.acquire(store, "exclusive", {
     operation: "repair index",
@@ -42,6 +48,7 @@ export async function repairIndex(
     const damagedPacks: { id: string; reason: string }[] = [];
     let blocks = 0;
     for await (const f of store.list("pack")) {
+      await checkpoint(options.signal, "repair");
       const h = { kind: "pack" as const, name: f.name };
       try {
         let entries;
@@ -67,6 +74,7 @@ export async function repairIndex(
         });
       }
     }
+    await checkpoint(options.signal, "repair");
     let indexFile: string | null = null;
     if (packs.length > 0) {
       const bytes = encodeIndexFile(packs);

@@ -28,6 +28,8 @@ import { crashPoint } from "./crash_point.ts";
 import { walkTree } from "./walker.ts";
 import { loadPackTrailer } from "./pack_trailer.ts";
 import type { EventSink } from "./backup/events.ts";
+import { type CancelOptions, checkpoint, throwIfCancelled } from "./cancel.ts";
+import { Cancelled } from "./errors.ts";
 import { planRetention, type RetentionDecision, type RetentionRules } from "./retention.ts";
 import { type GroupBy, groupOf } from "./source_groups.ts";
 import { isHexId, sha256, toHex } from "../formats/hash.ts";
@@ -41,8 +43,13 @@ import {
 } from "../formats/pack.ts";
 import { NodeType } from "../formats/tree.ts";
 
-/** Options of {@linkcode vacuum}. */
-export interface VacuumOptions extends RetentionRules {
+/**
+ * Options of {@linkcode vacuum}. A `signal` that aborts stops it with
+ * `Cancelled` before it deletes anything, or between two steps of its write
+ * order, which keeps every kept backup restorable at any point; the next
+ * vacuum finishes the job.
+ */
+export interface VacuumOptions extends RetentionRules, CancelOptions {
   /** Only plan: change nothing. */
   readonly dryRun?: boolean;
   /** Packs whose live fraction (by bytes) is below this are repacked. */
@@ -189,6 +196,7 @@ export async function vacuum(store: BlobStore, options: VacuumOptions = {}): Pro
   const started = Date.now();
   const now = options.now ?? Date.now;
   const emit: EventSink = options.onEvent ?? (() => {});
+  throwIfCancelled(options.signal, "vacuum");
   const repo = await Repository.open(store);
   const lock = await RepositoryLock.acquire(store, "exclusive", {
     operation: options.dryRun ? "vacuum --dry-run" : "vacuum",
@@ -317,10 +325,55 @@ export async function vacuum(store: BlobStore, options: VacuumOptions = {}): Pro
     });
     if (options.dryRun) return result({});
 
+    // Progress: one event per step (backups deleted, packs repacked, packs deleted); the
+    // bytes are those of the packs removed.
+    const removable = [...deletePacks, ...repackPacks, ...unindexedPacks];
+    const steps = plan.deleteManifests.length + repackPacks.length + removable.length;
+    const stepBytes = removable.reduce((a, h) => a + sizeOf(h), 0);
+    let stepsDone = 0;
+    let bytesRemoved = 0;
+    const progress = (removedBytes = 0) => {
+      stepsDone++;
+      bytesRemoved += removedBytes;
+      emit({
+        type: "progress",
+        operation: "vacuum",
+        phase: "write",
+        files: stepsDone,
+        totalFiles: steps,
+        bytes: bytesRemoved,
+        totalBytes: stepBytes,
+        elapsedMs: Date.now() - started,
+      });
+    };
+    // Safe points: each step below may be the last (the write order keeps kept backups whole).
+    let deleted = 0;
+    let indexWritten = false;
+    // Between steps (force) it always looks; between the items of a step at most every 5 ms.
+    const stopIfCancelled = async (force = false) => {
+      try {
+        await checkpoint(options.signal, "vacuum", { force });
+      } catch (e) {
+        throw new Cancelled((e as Error).message, {
+          cause: e,
+          committed: deleted > 0
+            ? `${deleted} of ${plan.deleteManifests.length} backups ` +
+              `were deleted and every kept backup is whole: run vacuum again to finish`
+            : stepsDone > 0 || indexWritten
+            ? "no backup was deleted and every backup is whole; the garbage collection stopped " +
+              "part-way: run vacuum again to finish it"
+            : null,
+        });
+      }
+    };
+    await stopIfCancelled(true);
     // 1. Manifests, then the WAL no kept backup needs (records only: their
     //    blocks are garbage from here on, like a deleted backup's).
     for (const name of plan.deleteManifests) {
+      await stopIfCancelled(true);
       await store.remove({ kind: "manifest", name });
+      deleted++;
+      progress();
       crashPoint("vacuum-manifest");
     }
     for (const w of wal.remove) await store.remove(walHandle(w.systemId, w.name));
@@ -336,6 +389,7 @@ export async function vacuum(store: BlobStore, options: VacuumOptions = {}): Pro
     }
     const writer = new PackWriter(store, fresh, { targetSize: repo.config.packSize });
     for (const hex of repackPacks) {
+      await stopIfCancelled(true);
       const bytes = await store.load({ kind: "pack", name: hex });
       for (const e of parsePack(bytes)) {
         if (!live.has(toHex(e.id))) continue;
@@ -353,11 +407,13 @@ export async function vacuum(store: BlobStore, options: VacuumOptions = {}): Pro
           rawLength: e.rawLength,
         });
       }
+      progress();
       crashPoint("vacuum-repack");
     }
     await writer.flush();
     survivors.push(...writer.unindexed);
     // 3. One index file for everything that survives.
+    await stopIfCancelled(true);
     const oldIndex: string[] = [];
     for await (const f of store.list("index")) if (isHexId(f.name)) oldIndex.push(f.name);
     let indexFile: string | null = null;
@@ -365,6 +421,7 @@ export async function vacuum(store: BlobStore, options: VacuumOptions = {}): Pro
       const bytes = encodeIndexFile(survivors);
       indexFile = toHex(sha256(bytes));
       await store.save({ kind: "index", name: indexFile }, bytes);
+      indexWritten = true;
     }
     crashPoint("vacuum-index");
     // 4. Old index files.
@@ -375,14 +432,20 @@ export async function vacuum(store: BlobStore, options: VacuumOptions = {}): Pro
       removedIndexFiles++;
     }
     crashPoint("vacuum-old-index");
+    await stopIfCancelled(true);
     // 5. Packs.
     // A new pack can have the very name of a pack planned for deletion: an
     // earlier, interrupted vacuum may have written the same blocks in the
     // same order. What the new index lists is never deleted.
     const listed = new Set(survivors.map((p) => toHex(p.packId)));
-    for (const hex of [...deletePacks, ...repackPacks, ...unindexedPacks]) {
-      if (listed.has(hex)) continue;
+    for (const hex of removable) {
+      await stopIfCancelled();
+      if (listed.has(hex)) {
+        progress();
+        continue;
+      }
       await store.remove({ kind: "pack", name: hex });
+      progress(sizeOf(hex));
       crashPoint("vacuum-pack");
     }
     // 6. Temporary files.

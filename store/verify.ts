@@ -15,6 +15,7 @@ import type { BlobStore } from "./drivers/types.ts";
 import { BendsaveError, InvalidInput, UnsupportedFormat } from "./errors.ts";
 import { type ManifestRecord, parseManifestRecord, Repository } from "./repository.ts";
 import type { EventSink } from "./backup/events.ts";
+import { type CancelOptions, checkpoint, throwIfCancelled } from "./cancel.ts";
 import { checkPacks } from "./pack_check_pool.ts";
 import { reportStale, withLock } from "./lock.ts";
 import { equalBytes, isHexId, sha256, toHex } from "../formats/hash.ts";
@@ -31,8 +32,8 @@ export type DataSubset = { kind: "slice"; n: number; t: number } | {
   percent: number;
 };
 
-/** Options of {@linkcode verify}. */
-export interface VerifyOptions {
+/** Options of {@linkcode verify} (a `signal` that aborts stops it between trees and packs). */
+export interface VerifyOptions extends CancelOptions {
   /** Manifest names to check (default: all). */
   readonly manifests?: readonly string[];
   /** Read and re-hash pack contents. */
@@ -136,6 +137,7 @@ function pickSubset(sorted: string[], s: DataSubset, random: () => number): stri
  */
 export async function verify(store: BlobStore, options: VerifyOptions = {}): Promise<VerifyReport> {
   const emit: EventSink = options.onEvent ?? (() => {});
+  throwIfCancelled(options.signal, "verify");
   const repo = await Repository.open(store); // a missing or newer repository fails before any lock is written
   return await withLock(
     store,
@@ -277,6 +279,7 @@ async function verifyLocked(
   });
   const treeWalk: TreeWalk<Dir> = {
     load: async (id, d) => {
+      await checkpoint(options.signal, "verify");
       if (seenTrees.has(d.hex)) return null;
       seenTrees.add(d.hex);
       checked.trees++;
@@ -404,7 +407,11 @@ async function verifyLocked(
     let done = 0;
     const totalBytes = selected.reduce((a, hex) => a + (indexed.get(hex)?.size ?? 0), 0);
     const readStart = Date.now();
-    await checkPacks(selected, (hex) => store.load({ kind: "pack", name: hex }), (c, size) => {
+    const loadPack = async (hex: string) => {
+      await checkpoint(options.signal, "verify");
+      return await store.load({ kind: "pack", name: hex });
+    };
+    await checkPacks(selected, loadPack, (c, size) => {
       checked.packsRead++;
       checked.bytesRead += size;
       if (!c.nameMatches) {

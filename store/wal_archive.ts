@@ -29,6 +29,7 @@ import { reportStale, RepositoryLock } from "./lock.ts";
 import { PackWriter } from "./pack_writer.ts";
 import { crashPoint } from "./crash_point.ts";
 import type { EventSink } from "./backup/events.ts";
+import { beforeCommit, type CancelOptions, checkpoint, throwIfCancelled } from "./cancel.ts";
 import { splitAll } from "../formats/chunker.ts";
 import { encodeBlock } from "../formats/codec.ts";
 import { equalBytes, Sha256, sha256, toHex } from "../formats/hash.ts";
@@ -66,8 +67,11 @@ export interface SystemIdOptions {
   readonly pgData?: string;
 }
 
-/** Options of {@linkcode pushWal}. */
-export interface PushWalOptions extends SystemIdOptions {
+/**
+ * Options of {@linkcode pushWal}. A `signal` that aborts stops the push
+ * before its record is written (the commit point): nothing is archived.
+ */
+export interface PushWalOptions extends SystemIdOptions, CancelOptions {
   /** The name to archive under (default: the file's base name, as `%f`). */
   readonly name?: string;
   /** How long to wait for a vacuum's exclusive lock (default 60 s). */
@@ -91,8 +95,11 @@ export interface PushWalResult {
   readonly durationMs: number;
 }
 
-/** Options of {@linkcode fetchWal}. */
-export interface FetchWalOptions extends SystemIdOptions {
+/**
+ * Options of {@linkcode fetchWal}. A `signal` that aborts stops the fetch
+ * before the rename: its temporary file is removed, the destination untouched.
+ */
+export interface FetchWalOptions extends SystemIdOptions, CancelOptions {
   /** How long to wait for a vacuum's exclusive lock (default 60 s). */
   readonly lockWaitMs?: number;
   readonly onEvent?: EventSink;
@@ -287,6 +294,7 @@ export async function pushWal(
   const now = options.now ?? Date.now;
   const emit = options.onEvent ?? (() => {});
   const name = walName(options.name ?? path.basename(file));
+  throwIfCancelled(options.signal, "wal-push");
   if (!store.capabilities.writable) {
     throw new InvalidInput(
       `${store.location} is a read-only (${store.capabilities.name}) repository: archive WAL into a local path or s3:// repository`,
@@ -337,11 +345,13 @@ export async function pushWal(
       offset += length;
       const id = sha256(raw);
       blocks.push(id);
+      await checkpoint(options.signal, "wal-push");
       if (writer.has(id)) continue;
       const encoded = encodeBlock(raw, repo.config.compression);
       await writer.add(id, BlobKind.data, { ...encoded, rawLength: raw.length });
     }
     await writer.writeIndex();
+    await beforeCommit(options.signal, "wal-push");
     const record = encodeWalRecord({
       name: name.name,
       systemId,
@@ -406,6 +416,7 @@ export async function fetchWal(
   options: FetchWalOptions = {},
 ): Promise<FetchWalResult> {
   const parsed = walName(name);
+  throwIfCancelled(options.signal, "wal-fetch");
   const repo = await Repository.open(store);
   const systemId = await fetchSystemId(store, options);
   const h = walHandle(systemId, parsed.name);
@@ -428,6 +439,7 @@ export async function fetchWal(
     const hash = new Sha256();
     let size = 0;
     for (const id of record.blocks) {
+      await checkpoint(options.signal, "wal-fetch");
       const raw = await repo.readBlob(id, `WAL file ${h.name}`);
       hash.update(raw);
       size += raw.length;
@@ -439,6 +451,7 @@ export async function fetchWal(
       );
     }
     fs.fsyncSync(fd);
+    await beforeCommit(options.signal, "wal-fetch");
     fs.closeSync(fd);
     fd = null;
     fs.renameSync(temp, dest);

@@ -281,6 +281,7 @@ export async function backupCommand(args: string[], out: Output): Promise<number
       ...(packMiB ? { packSize: packMiB * 1024 * 1024 } : {}),
     },
     onEvent: (e) => out.event(e),
+    signal: out.signal,
     ...(workers === undefined ? {} : { workers }),
     ...(exclude.length > 0 ? { exclude } : {}),
   }).catch(async (e) => {

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { copy, type CopyEvent, type CopyResult } from "../../store/copy.ts";
+import { copy, type CopyResult } from "../../store/copy.ts";
 import { openStore } from "../../store/open_store.ts";
 import { FsStore } from "../../store/drivers/fs.ts";
 import { parse, required } from "../args.ts";
@@ -35,40 +35,7 @@ Options:
   -h, --help           this help
 
 Exit codes: 0 ok, 1 failure (damage in the source, a conflicting backup, locked),
-2 usage or bad input.`;
-
-/** A progress line on a terminal, for copy's own progress events. */
-class ProgressLine {
-  readonly #out: Output;
-  readonly #tty: boolean;
-  #shown = false;
-
-  constructor(out: Output) {
-    this.#out = out;
-    this.#tty = !out.json && Deno.stderr.isTerminal();
-  }
-
-  event(e: CopyEvent): void {
-    if (e.type === "warning" || this.#out.json) {
-      this.clear();
-      if (e.type === "warning") this.#out.event(e);
-      else this.#out.result(e);
-      return;
-    }
-    if (!this.#tty) return;
-    const text = `copy: ${e.manifests}/${e.totalManifests} backups, ${e.blocks} blocks, ${
-      formatBytes(e.bytes)
-    } copied (${formatRate(e.bytes, e.elapsedMs)}), ${e.blocksPresent} already present`;
-    Deno.stderr.writeSync(new TextEncoder().encode(`\r\x1b[K${text}`));
-    this.#shown = true;
-  }
-
-  clear(): void {
-    if (!this.#shown) return;
-    Deno.stderr.writeSync(new TextEncoder().encode("\r\x1b[K"));
-    this.#shown = false;
-  }
-}
+2 usage or bad input, 130 cancelled (the backups copied before it stopped are kept).`;
 
 function render(r: CopyResult, from: string, to: string): string {
   const lines: string[] = [];
@@ -108,18 +75,19 @@ export async function copyCommand(args: string[], out: Output): Promise<number> 
   const from = required("copy", values, "from");
   const to = required("copy", values, "to");
   const manifests = (values.manifest as string[] | undefined) ?? [];
-  const line = new ProgressLine(out);
   const source = await openStore(from, { onWarning: out.warn });
   const dest = await openStore(to, { create: true, onWarning: out.warn });
   const r = await (async () => {
     try {
-      return await copy(source, dest, { manifests, onEvent: (e) => line.event(e) });
+      return await copy(source, dest, {
+        manifests,
+        onEvent: (e) => out.event(e),
+        signal: out.signal,
+      });
     } catch (e) {
       // A copy refused before it wrote anything (a missing --manifest) leaves no empty directory.
       if (dest instanceof FsStore) await dest.removeCreatedDirectory().catch(() => false);
       throw e;
-    } finally {
-      line.clear();
     }
   })();
   out.done();

@@ -28,6 +28,7 @@ export async function repairCommand(args: string[], out: Output): Promise<number
   }
   const r = await repairIndex(await openStore(positionals[1]!, { onWarning: out.warn }), {
     onEvent: out.event.bind(out),
+    signal: out.signal,
   });
   out.result({ type: "summary", ...r });
   out.print(

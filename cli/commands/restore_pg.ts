@@ -77,6 +77,7 @@ export async function restorePgCommand(
     repositoryLocation: choice.repository,
     restore: restoreOptions,
     onEvent: out.event.bind(out),
+    signal: out.signal,
   };
   if (!values.confirm) {
     const plan = await planPgRestore(store, to, options);

@@ -177,6 +177,7 @@ export async function restorePgTableCommand(
     ...(str("pg-bin") ? { pgBin: str("pg-bin")! } : {}),
     ...(str("scratch-dir") ? { scratchDir: str("scratch-dir")! } : {}),
     onEvent: out.event.bind(out),
+    signal: out.signal,
   };
   if (!values.confirm) {
     const plan = await planPgTableRestore(store, to, options);

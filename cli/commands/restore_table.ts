@@ -22,6 +22,7 @@ import {
 import { type QueryEndpoint, runStatements } from "../../sources/databend/query_http.ts";
 import { parseTimestampUs } from "../../sources/databend/table_snapshot.ts";
 import { DatabaseError } from "../../store/errors.ts";
+import { throwIfCancelled } from "../../store/cancel.ts";
 import { parse, required } from "../args.ts";
 import { ExitCode, UsageError } from "../exit_codes.ts";
 import { formatBytes, type Output } from "../output.ts";
@@ -248,7 +249,7 @@ export async function restoreTableCommand(args: string[], out: Output): Promise<
       out.print(`dry run: nothing was written\n${describe(plan, true)}`);
       return ExitCode.ok;
     }
-    const staged = await stageTableRestore(repo, storage, plan);
+    const staged = await stageTableRestore(repo, storage, plan, { signal: out.signal });
     const removal = plan.tables.map((t) => t.stagedPrefix).join(", ");
     if (!values.execute) {
       out.result({ type: "summary", dry_run: false, executed: false, ...planJson(plan) });
@@ -263,6 +264,11 @@ export async function restoreTableCommand(args: string[], out: Output): Promise<
       user: String(values["query-user"] ?? Deno.env.get("BENDSAVE_QUERY_USER") ?? "root"),
       password: Deno.env.get("BENDSAVE_QUERY_PASSWORD") ?? "",
     };
+    if (out.signal.aborted) {
+      // Cancelled before the first statement: nothing refers to the staged objects.
+      await removeStaged(storage, staged);
+      throwIfCancelled(out.signal, "restore");
+    }
     let ran = 0;
     try {
       ran = await runStatements(endpoint, plan.statements, { onDone: (i) => (ran = i + 1) });

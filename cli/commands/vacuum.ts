@@ -115,6 +115,7 @@ export async function vacuumCommand(args: string[], out: Output): Promise<number
     groupBy,
     dryRun: values["dry-run"] === true,
     onEvent: out.event.bind(out),
+    signal: out.signal,
   };
   if (values["repack-below"] !== undefined) {
     const f = Number(values["repack-below"]);

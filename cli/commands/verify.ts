@@ -116,6 +116,7 @@ export async function verifyCommand(args: string[], out: Output): Promise<number
     readData: values["read-data"] === true,
     ...(subset ? { subset } : {}),
     onEvent: out.event.bind(out),
+    signal: out.signal,
   });
   out.done();
   // PostgreSQL: a WAL gap is damage to the recoverable window it cuts.

@@ -9,6 +9,7 @@ import { parse, required } from "../args.ts";
 import { ExitCode, StopRecovery, UsageError } from "../exit_codes.ts";
 import type { Output } from "../output.ts";
 import { lockWaitMs } from "./wal_push.ts";
+import { Cancelled } from "../../store/errors.ts";
 
 /** Help text. */
 export const WAL_FETCH_HELP =
@@ -48,7 +49,8 @@ export async function walFetchCommand(args: string[], out: Output): Promise<numb
   try {
     return await walFetch(args, out);
   } catch (e) {
-    if (e instanceof WalNotArchived) throw e;
+    // Cancelled exits 130, which PostgreSQL takes as a signal too: recovery stops.
+    if (e instanceof WalNotArchived || e instanceof Cancelled) throw e;
     throw new StopRecovery((e as Error)?.message ?? String(e), { cause: e });
   }
 }
@@ -88,6 +90,7 @@ async function fetchInto(
     const r = await fetchWal(store, name, dest, {
       lockWaitMs: lockWait,
       onEvent: out.event.bind(out),
+      signal: out.signal,
       ...(typeof values["pg-data"] === "string" ? { pgData: values["pg-data"] } : {}),
       ...(typeof values["system-id"] === "string" ? { systemId: values["system-id"] } : {}),
     });

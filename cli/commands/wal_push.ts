@@ -77,6 +77,7 @@ export async function walPushCommand(args: string[], out: Output): Promise<numbe
     const r = await pushWal(store, file, {
       lockWaitMs: lockWait,
       onEvent: out.event.bind(out),
+      signal: out.signal,
       ...(typeof values["pg-data"] === "string" ? { pgData: values["pg-data"] } : {}),
       ...(typeof values["system-id"] === "string" ? { systemId: values["system-id"] } : {}),
     });

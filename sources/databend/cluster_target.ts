@@ -20,6 +20,7 @@ import type { BlobStore } from "../../store/drivers/types.ts";
 import { CommandFailed, InvalidInput, StorageFull } from "../../store/errors.ts";
 import { Repository } from "../../store/repository.ts";
 import type { EventSink } from "../../store/backup/events.ts";
+import { type CancelOptions, checkpoint, throwIfCancelled } from "../../store/cancel.ts";
 import {
   planRestore,
   planRestoreToStore,
@@ -36,8 +37,12 @@ import { loadMetaConfig, type MetaNodeConfig } from "./meta_config.ts";
 import { openClusterStorage } from "./cluster_storage.ts";
 import { META_EXPORT_FILE } from "./cluster_source.ts";
 
-/** Options of {@linkcode planClusterRestore} and {@linkcode restoreCluster}. */
-export interface ClusterRestoreOptions {
+/**
+ * Options of {@linkcode planClusterRestore} and {@linkcode restoreCluster}.
+ * A `signal` that aborts stops the restore between files (`Cancelled`): the
+ * staged meta export is removed, and databend-metactl import never starts.
+ */
+export interface ClusterRestoreOptions extends CancelOptions {
   /** Manifest name; default: the newest backup of the target's tenant and cluster. */
   readonly manifest?: string | null;
   /** Restore into storage that holds objects (rewriting those that differ) and replace the export file. */
@@ -255,6 +260,7 @@ export async function restoreCluster(
   options: ClusterRestoreOptions = {},
 ): Promise<ClusterRestoreResult> {
   const started = Date.now();
+  throwIfCancelled(options.signal, "restore");
   const { plan, meta, target, config, repo } = await prepare(store, configPath, options, true);
   try {
     // Refuse before writing anything.
@@ -284,6 +290,7 @@ export async function restoreCluster(
         repository: repo,
         ...(options.overwrite ? { overwrite: true } : {}),
         ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
       };
       storageResult = config.storage.type === "fs"
         ? await restore(store, config.storage.dataPath, {
@@ -297,6 +304,7 @@ export async function restoreCluster(
     }
     let metaImported = false;
     if (meta) {
+      await checkpoint(options.signal, "restore");
       await runImport(
         options.metactl ?? "databend-metactl",
         importArgs(meta, plan.metaExport.path),
@@ -348,6 +356,7 @@ async function stageMetaExport(
       repository: repo,
       workers: 0,
       ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
     });
     return scratch;
   } catch (e) {

@@ -25,7 +25,7 @@ import { sha256Hex } from "../../formats/hash.ts";
 import type { TreeNode } from "../../formats/tree.ts";
 import type { BlobStore } from "../../store/drivers/types.ts";
 import { AlreadyExists, Cancelled, InvalidInput, NotFound } from "../../store/errors.ts";
-import { throwIfCancelled } from "../../store/cancel.ts";
+import { checkpoint } from "../../store/cancel.ts";
 import type { ManifestRecord, Repository } from "../../store/repository.ts";
 import type { QueryConfig } from "./query_config.ts";
 import { decodeSegmentObjects } from "./table_segment.ts";
@@ -479,7 +479,7 @@ export async function stageTableRestore(
     };
     try {
       for (const o of t.objects) {
-        throwIfCancelled(options.signal, "restore");
+        await checkpoint(options.signal, "restore");
         await put(o.staged, await files.read(o.name));
       }
     } catch (e) {

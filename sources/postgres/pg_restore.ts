@@ -14,7 +14,8 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { BlobStore } from "../../store/drivers/types.ts";
-import { InvalidInput } from "../../store/errors.ts";
+import { Cancelled, InvalidInput } from "../../store/errors.ts";
+import { type CancelOptions, checkpoint, throwIfCancelled } from "../../store/cancel.ts";
 import { type ManifestRecord, Repository } from "../../store/repository.ts";
 import {
   planRestore,
@@ -42,8 +43,12 @@ import {
   type RecoveryPlan,
 } from "./recovery_plan.ts";
 
-/** Options of {@linkcode planPgRestore} and {@linkcode restorePg}. */
-export interface PgRestoreOptions {
+/**
+ * Options of {@linkcode planPgRestore} and {@linkcode restorePg}. A `signal`
+ * that aborts stops the restore between files (`Cancelled`), before the
+ * recovery settings are written: the data directory is then incomplete.
+ */
+export interface PgRestoreOptions extends CancelOptions {
   /** Where to recover to (default: `latest`; with `manifest`, that backup's end). */
   readonly target?: RecoveryTarget;
   /** A base backup to start from (default: the one the plan chooses). */
@@ -401,6 +406,7 @@ export async function restorePg(
 ): Promise<PgRestoreResult> {
   const started = Date.now();
   const abs = path.resolve(target);
+  throwIfCancelled(options.signal, "restore");
   const c = await chooseSelected(store, options);
   const plan = await buildPlan(store, c, abs, options);
   const common = {
@@ -408,14 +414,26 @@ export async function restorePg(
     manifest: c.record.name,
     repository: c.repo,
     ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
   };
-  const dataDirResult = await restore(store, abs, {
-    ...common,
-    part: PG_DATA_PART,
-    ...includeOf(c, PG_DATA_PART),
-  });
-  for (const t of plan.tablespaces) {
-    await restore(store, t.location, { ...common, part: t.part, ...includeOf(c, t.part) });
+  let dataDirResult: RestoreResult;
+  try {
+    dataDirResult = await restore(store, abs, {
+      ...common,
+      part: PG_DATA_PART,
+      ...includeOf(c, PG_DATA_PART),
+    });
+    for (const t of plan.tablespaces) {
+      await restore(store, t.location, { ...common, part: t.part, ...includeOf(c, t.part) });
+    }
+    await checkpoint(options.signal, "restore");
+  } catch (e) {
+    if (!(e instanceof Cancelled)) throw e;
+    throw new Cancelled(e.message, {
+      cause: e,
+      committed: `the data directory ${abs} is incomplete and has no recovery settings: ` +
+        `remove it (and the tablespace directories) before you restore again`,
+    });
   }
   // The owner of the cluster is the owner of PG_VERSION; PostgreSQL refuses
   // a data directory that is not 0700 (or 0750) or not owned by its user.

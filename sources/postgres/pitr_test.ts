@@ -132,8 +132,8 @@ Deno.test({
       // Vacuum keeps the newest base backup and deletes the WAL only the older one needed:
       // T1 is then outside the window, T2 still inside it.
       const vac = JSON.parse(await ok(["vacuum", repo, "--max-backups", "1", "--json"]));
-      assert.equal(vac.deleteManifests.length, 1);
-      assert.ok(vac.deleteWal.length >= 1, JSON.stringify(vac.deleteWal));
+      assert.equal(vac.delete_manifests.length, 1);
+      assert.ok(vac.delete_wal.length >= 1, JSON.stringify(vac.delete_wal));
       const after = await bendsave([
         "restore",
         "--from",

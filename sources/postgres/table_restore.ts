@@ -33,6 +33,7 @@ import os from "node:os";
 import path from "node:path";
 import type { BlobStore } from "../../store/drivers/types.ts";
 import { CommandFailed, DatabaseError, InvalidInput, StorageFull } from "../../store/errors.ts";
+import { checkpoint } from "../../store/cancel.ts";
 import type { ManifestRecord, Repository } from "../../store/repository.ts";
 import { NodeType, type TreeNode } from "../../formats/tree.ts";
 import { PgConnection, type PgConnectOptions, resolvePgUri } from "./connection.ts";
@@ -708,6 +709,8 @@ export async function restorePgTables(
   let socket: string | null = null;
   try {
     await restorePg(store, data, prepared.options);
+    // Cancelled (options.signal): the finally below stops the scratch server and removes it.
+    await checkpoint(options.signal, "restore");
     const target = resolvePgUri(uri, options.connect?.env);
     // A Unix socket path holds at most 107 bytes: the socket gets a short private directory.
     socket = fs.mkdtempSync(path.join(short(parent), "bendsave-sock-"));
@@ -743,6 +746,7 @@ export async function restorePgTables(
       PGUSER: scratch!.user,
       PGDATABASE: db,
     });
+    await checkpoint(options.signal, "restore"); // the last point before the target server changes
     // One dump per (source database, target database), loaded in one transaction.
     const groups = new Map<string, typeof pairs>();
     for (const p of pairs) {

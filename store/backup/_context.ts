@@ -32,6 +32,8 @@ export interface BackupContext {
   readonly vanishedOk?: boolean;
   /** The repository's own directory when it is local: left out of a directory backup. */
   readonly repository: { readonly dev: number; readonly ino: number } | null;
+  /** Aborted: stop at the next safe point (BackupOptions.signal). */
+  readonly signal?: AbortSignal | undefined;
 }
 
 const MAX_WARNINGS_IN_MANIFEST = 1000;

@@ -43,9 +43,16 @@ import { excludeMatcher } from "../../formats/glob.ts";
 import type { FileJob, FileResult } from "./file_blocks.ts";
 import { ReaderPool } from "./reader_pool.ts";
 import type { EventSink } from "./events.ts";
+import { beforeCommit, type CancelOptions, checkpoint, throwIfCancelled } from "../cancel.ts";
 
-/** Options of {@linkcode backup}. */
-export interface BackupOptions {
+/**
+ * Options of {@linkcode backup}. A `signal` that aborts stops the backup at
+ * its next safe point (between files, objects, parts) with `Cancelled`,
+ * before the manifest: packs already saved are indexed (the next backup
+ * reuses them), the lock is released, and a repository this backup created
+ * is removed.
+ */
+export interface BackupOptions extends CancelOptions {
   /** Settings for a repository created by this backup. */
   readonly init?: InitOptions;
   /** Reader workers (default: one per core; 0 reads in-process). */
@@ -102,6 +109,7 @@ export async function backup(
   const now = options.now ?? Date.now;
   const start = now();
   const exclude = excludeMatcher(options.exclude ?? []);
+  throwIfCancelled(options.signal, "backup");
   let created = false;
   let repo: Repository;
   try {
@@ -147,9 +155,11 @@ export async function backup(
       lastScanEmit: 0,
       exclude,
       repository: localDir(store),
+      signal: options.signal,
     };
     const parts: ManifestPart[] = [];
     for (const part of await source.parts()) {
+      await checkpoint(options.signal, "backup");
       const parentPart = parent?.manifest.parts.find((p) => p.name === part.name);
       parts.push(await backupPart(ctx, part, parentPart?.root ?? null));
     }
@@ -181,6 +191,8 @@ export async function backup(
       catalog: concluded ? concluded.catalog : source.catalog?.() ?? null,
     };
     const bytes = encodeManifestFile(manifest);
+    // The last safe point: after it the manifest is written.
+    await beforeCommit(options.signal, "backup");
     crashPoint("before-manifest");
     const name = await saveManifest(repo, start, bytes);
     committed = true;
@@ -276,6 +288,7 @@ async function backupPart(
 async function backupStream(ctx: BackupContext, part: StreamPart): Promise<Uint8Array> {
   const cutter = new BlockCutter(ctx, ctx.repo.config.chunker);
   for await (const chunk of await part.open()) {
+    await checkpoint(ctx.signal, "backup");
     ctx.stats.bytesRead += chunk.length;
     await cutter.push(chunk.slice()); // a copy: the stream may reuse its buffer
   }
@@ -338,6 +351,7 @@ async function backupDir(
   const failed = new Set<number>();
   try {
     await pool.run(jobs, sizes, async (r: FileResult) => {
+      await checkpoint(ctx.signal, "backup");
       const node = jobNodes[r.job]!;
       if (r.error !== undefined) {
         failed.add(r.job);
@@ -416,6 +430,7 @@ async function walk(
   sizes: number[],
   jobNodes: TreeNode[],
 ): Promise<DirNode> {
+  await checkpoint(ctx.signal, "backup");
   const abs = displayPath(at);
   const dir: DirNode = { rel, nodes: [], dirs: [] };
   const old = await parentNodes(ctx, parentTree, abs);

@@ -10,6 +10,7 @@ import type { ObjectsPart, SourceObject } from "../../sources/types.ts";
 import type { ChunkerParams } from "../../formats/chunker.ts";
 import { NodeType, type TreeNode } from "../../formats/tree.ts";
 import { type BackupContext, BlockCutter, parentNodes, storeTree, warn } from "./_context.ts";
+import { checkpoint } from "../cancel.ts";
 
 /** Objects read ahead of the one being stored. */
 const READ_AHEAD = 4;
@@ -145,6 +146,7 @@ export async function backupObjects(
   let bytesDone = 0;
   let lastEmit = 0;
   for (let i = 0; i < jobs.length; i++) {
+    await checkpoint(ctx.signal, "backup");
     const j = jobs[i]!;
     let blocks: Uint8Array[] | Error;
     let size = 0;

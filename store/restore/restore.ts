@@ -24,6 +24,8 @@ import {
 import { type ManifestRecord, Repository } from "../repository.ts";
 import type { BlobLocation } from "../block_index.ts";
 import type { EventSink } from "../backup/events.ts";
+import { type CancelOptions, checkpoint, throwIfCancelled } from "../cancel.ts";
+import { Cancelled } from "../errors.ts";
 import { reportStale, withLock } from "../lock.ts";
 import { type ChunkerParams, splitAll } from "../../formats/chunker.ts";
 import { equalBytes, sha256, toHex } from "../../formats/hash.ts";
@@ -48,9 +50,12 @@ const BATCH_OPS = 600;
 
 /**
  * Options of {@linkcode planRestore} and {@linkcode restore}. Ownership
- * ({@linkcode OwnerOptions}) applies to restores into a directory.
+ * ({@linkcode OwnerOptions}) applies to restores into a directory. A
+ * `signal` that aborts stops the restore between files with `Cancelled`:
+ * files already renamed into place stay, the temporary files of the others
+ * are removed, the lock is released.
  */
-export interface RestoreOptions extends OwnerOptions {
+export interface RestoreOptions extends OwnerOptions, CancelOptions {
   /**
    * Manifest file name; default: the newest backup of `source`, or of the
    * only source the repository holds (several sources and no `source` are
@@ -699,6 +704,7 @@ export async function restore(
   options: RestoreOptions = {},
 ): Promise<RestoreResult> {
   const emit: EventSink = options.onEvent ?? (() => {});
+  throwIfCancelled(options.signal, "restore");
   const repo = options.repository ?? await Repository.open(store); // a missing or newer repository fails before any lock is written
   // A shared lock keeps a vacuum from deleting packs this restore reads.
   return await withLock(
@@ -726,6 +732,7 @@ async function restoreLocked(
     );
   }
   if (plan.missingPacks.length > 0) throw presence.error(plan);
+  throwIfCancelled(options.signal, "restore");
   if (plan.targetNotEmpty) adoptExact(abs, c);
   try {
     fs.mkdirSync(abs, { recursive: true });
@@ -741,6 +748,18 @@ async function restoreLocked(
   let filesWritten = 0;
   let filesUnchanged = 0;
   let bytesWritten = 0;
+  // Stops between files and blocks: what is renamed into place stays, the pool removes the rest.
+  const stopIfCancelled = async () => {
+    try {
+      await checkpoint(options.signal, "restore");
+    } catch (e) {
+      throw new Cancelled((e as Error).message, {
+        cause: e,
+        committed: `${filesWritten} of ${write.length} files were restored into ${abs}, ` +
+          `no temporary file is left: restore again with --overwrite to complete it`,
+      });
+    }
+  };
   const report = writeProgress(emit, started, write.length, plan.bytes);
   const progress = () => report(filesWritten + filesUnchanged, bytesWritten);
   // Files are written on writer lanes (one per core): this thread reads packs in order.
@@ -766,6 +785,7 @@ async function restoreLocked(
       batchBytes = 0;
     };
     for (const [i, f] of order.entries()) {
+      await stopIfCancelled();
       if (pool.error) break;
       const final = path.join(abs, f.rel);
       if (plan.targetNotEmpty && sameContent(final, f.node, c.chunker)) {
@@ -777,6 +797,7 @@ async function restoreLocked(
       let blocks: StoredBlock[] = [];
       let unreadable: string | null = null;
       for (const id of f.node.blocks) {
+        await stopIfCancelled();
         let loc: BlobLocation;
         let stored: Uint8Array;
         try {
@@ -828,6 +849,7 @@ async function restoreLocked(
   } finally {
     await pool.close();
   }
+  await stopIfCancelled();
   const failure = pool.error;
   if (failure) {
     if (failure.kind === "integrity") throw new IntegrityError(failure.message);
@@ -1049,6 +1071,7 @@ export async function restoreToStore(
   options: RestoreOptions = {},
 ): Promise<RestoreResult> {
   const emit: EventSink = options.onEvent ?? (() => {});
+  throwIfCancelled(options.signal, "restore");
   const repo = options.repository ?? await Repository.open(store);
   return await withLock(store, "shared", "restore", reportStale(emit), async () => {
     const started = Date.now();
@@ -1086,6 +1109,8 @@ export async function restoreToStore(
     let failure: unknown = null;
     const failed: FailedFile[] = [];
     for (const f of readOrder(repo, c)) {
+      // Cancelled: the saves in flight finish (an object is saved whole or not at all), then it stops.
+      await checkpoint(options.signal, "restore").catch((e: unknown) => (failure ??= e));
       if (failure !== null) break;
       if (options.overwrite && existing.get(f.rel) === f.node.size) {
         const current = await target.load({ kind: "raw", name: f.rel });
