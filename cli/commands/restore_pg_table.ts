@@ -94,7 +94,7 @@ function describe(p: PgTableRestorePlan): string {
       ? `  WAL        ${s.wal.first} .. ${s.wal.last} (${s.wal.segments} segment(s)), replayed by the scratch server`
       : `  WAL        none`,
     `  scratch    a private server (no TCP, a socket in the scratch directory) in ${p.scratchDir}, removed after`,
-    `  programs   ${p.pgBin} (pg_ctl, postgres, pg_dump, pg_restore, psql)`,
+    `  programs   ${p.pgBin} (pg_ctl, postgres, pg_dump, psql)`,
     `  note       foreign keys of the restored tables are not restored (they are listed after)`,
   );
   return lines.join("\n");
