@@ -39,13 +39,24 @@ export function globToRegExp(glob: string, option = "include"): RegExp {
   return new RegExp(`^${re}$`);
 }
 
-/** A matcher true when a pattern matches `rel` or one of its parent directories. */
+/**
+ * A matcher true when a pattern matches `rel` or one of its parent
+ * directories. Patterns without `*` or `?` are looked up in a set, so that
+ * thousands of exact paths (a PostgreSQL table restore's files) cost one
+ * lookup per path and parent, not one test per pattern.
+ */
 function anyMatcher(globs: readonly string[], option: string): (rel: string) => boolean {
-  const res = globs.map((g) => globToRegExp(g, option));
+  const literal = new Set<string>();
+  const res: RegExp[] = [];
+  for (const g of globs) {
+    const re = globToRegExp(g, option);
+    if (/[*?]/.test(g)) res.push(re);
+    else literal.add(g.replace(/^\.?\/+/, "").replace(/\/+$/, ""));
+  }
   return (rel: string) => {
     let p = rel;
     for (;;) {
-      if (res.some((r) => r.test(p))) return true;
+      if (literal.has(p) || res.some((r) => r.test(p))) return true;
       const slash = p.lastIndexOf("/");
       if (slash < 0) return false;
       p = p.slice(0, slash);

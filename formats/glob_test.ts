@@ -45,3 +45,16 @@ Deno.test("excludeMatcher throws TypeError naming the option for an empty patter
     (e: Error) => e instanceof TypeError && e.message.startsWith('include pattern "" is empty'),
   );
 });
+
+Deno.test("includeMatcher looks exact paths up at once: 20,000 of them over 20,000 paths", () => {
+  const files = Array.from({ length: 20_000 }, (_, i) => `base/16384/${16384 + i}`);
+  const t0 = performance.now();
+  const inc = includeMatcher(["./global/", ...files.filter((_, i) => i % 2 === 0), "pg_*"]);
+  let n = 0;
+  for (const f of files) if (inc(f)) n++;
+  assert.equal(n, 10_000);
+  assert.equal(inc("global/1262"), true);
+  assert.equal(inc("pg_xact/0000"), true);
+  assert.equal(inc("base/16384/16385"), false);
+  assert.ok(performance.now() - t0 < 2000, `${performance.now() - t0} ms`);
+});
