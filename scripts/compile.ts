@@ -3,11 +3,11 @@
  * runtime, no package and no network on the machine it runs on (issue "One
  * executable for air-gapped DR sites"). See scripts/README-compile.md.
  *
- * 1. Snapshots the module graph of cli/main.ts and of every worker it starts
- *    (found by `new URL("./…worker.ts", import.meta.url)`) into a scratch
- *    directory, with deno.json and deno.lock: edits made in the work tree
- *    during the build cannot produce a mixed binary, and no tracked file is
- *    ever written.
+ * 1. Snapshots the module graph of cli/main.ts and of the engine's one
+ *    worker entry module (store/worker_entry.ts, which the worker pool in
+ *    store/worker_pool.ts starts) into a scratch directory, with deno.json
+ *    and deno.lock: edits made in the work tree during the build cannot
+ *    produce a mixed binary, and no tracked file is ever written.
  * 2. Writes a small entry module there that stamps `BUILD_INFO.how` (what
  *    `bendsave --version` prints after "built:") and runs the CLI.
  * 3. Builds with `deno compile` when it can work offline (DENORT_BIN names a
@@ -138,65 +138,48 @@ function stripComments(src: string): string {
 /** Where bun's executable keeps its entry points; `import.meta.url` of bundled code is in it. */
 const BUNFS_ROOT = "/$bunfs/root/";
 
-/** A worker module's URL: `new URL("./<name>worker.ts", import.meta.url)`. */
-const WORKER_RE = /new\s+URL\s*\(\s*(["'])([^"']*worker\.ts)\1\s*,\s*import\.meta\.url\s*\)/g;
-
-/** The one module that starts workers from a URL it is given (store/worker_start.ts). */
-const WORKER_STARTER = "store/worker_start.ts";
+/** The engine's one worker entry module: every worker thread runs it. */
+const WORKER_ENTRY = "store/worker_entry.ts";
+/** The one module that starts workers, from `new URL("./worker_entry.ts", import.meta.url)`. */
+const WORKER_POOL = "store/worker_pool.ts";
+const WORKER_URL_RE = /new\s+URL\s*\(\s*(["'])\.\/worker_entry\.ts\1\s*,\s*import\.meta\.url\s*\)/;
 
 /**
- * Worker modules started by `files`. A bundle has one `import.meta.url` (the
- * executable's own, at the root of bun's embedded file system), so the
- * runtime path is the relative URL resolved against the root, not against
- * the module that starts the worker.
+ * The worker entry, with the path it is started by at run time. A bundle
+ * has one `import.meta.url` (the executable's own, at the root of bun's
+ * embedded file system), so the runtime path is the relative URL resolved
+ * against the root, not against store/worker_pool.ts. Fails when another
+ * module starts a Worker, or when the pool no longer names the entry the
+ * way this script expects.
  */
 function findWorkers(files: string[]): { file: string; runtimePath: string }[] {
-  const found = new Map<string, string>();
   for (const f of files) {
+    if (f === WORKER_POOL) continue;
     const src = stripComments(fs.readFileSync(path.join(REPO, f), "utf8"));
-    const starts = (src.match(/new\s+Worker\s*\(/g) ?? []).length;
-    const matches = [...src.matchAll(WORKER_RE)];
-    if (starts > 0 && f !== WORKER_STARTER) {
+    if (/new\s+Worker\s*\(/.test(src)) {
       throw new BuildError(
-        `${f} starts a Worker itself: start workers with startWorker() from ${WORKER_STARTER}, ` +
-          `naming the module as new URL("./<name>worker.ts", import.meta.url), so it is embedded`,
+        `${f} starts a Worker itself: run jobs on the pool of ${WORKER_POOL} (registered in ` +
+          `store/worker_jobs.ts), whose one entry module ${WORKER_ENTRY} is embedded`,
       );
     }
-    for (const m of matches) {
-      const rel = m[2]!;
-      const file = path.posix.normalize(path.posix.join(path.posix.dirname(f), rel));
-      const at = new URL(rel, `file://${BUNFS_ROOT}bendsave`).pathname;
-      if (!at.startsWith(BUNFS_ROOT)) {
-        throw new BuildError(
-          `${f}: worker "${rel}" would be looked for outside the executable's root (${at})`,
-        );
-      }
-      const runtimePath = at.slice(BUNFS_ROOT.length);
-      const prev = found.get(runtimePath);
-      if (prev !== undefined && prev !== file) {
-        throw new BuildError(
-          `workers ${prev} and ${file} are both started as "${rel}": in the bundle both would be ` +
-            `${runtimePath}; give one of them another file name`,
-        );
-      }
-      found.set(runtimePath, file);
-    }
   }
-  return [...found].map(([runtimePath, file]) => ({ file, runtimePath }));
+  if (!files.includes(WORKER_POOL)) {
+    throw new BuildError(`${WORKER_POOL} is not in the graph of ${MAIN}: no worker would start`);
+  }
+  const pool = stripComments(fs.readFileSync(path.join(REPO, WORKER_POOL), "utf8"));
+  if (!WORKER_URL_RE.test(pool)) {
+    throw new BuildError(
+      `${WORKER_POOL} no longer names its entry as new URL("./worker_entry.ts", import.meta.url): ` +
+        `update WORKER_ENTRY in scripts/compile.ts`,
+    );
+  }
+  const at = new URL("./worker_entry.ts", `file://${BUNFS_ROOT}bendsave`).pathname;
+  return [{ file: WORKER_ENTRY, runtimePath: at.slice(BUNFS_ROOT.length) }];
 }
 
 async function snapshot(): Promise<BuildDir> {
-  let roots = [MAIN];
-  let files: string[] = [];
-  let workers: { file: string; runtimePath: string }[] = [];
-  // Workers may start workers: repeat until nothing new is found.
-  for (let i = 0; i < 5; i++) {
-    files = await localGraph(roots);
-    workers = findWorkers(files);
-    const next = [MAIN, ...workers.map((w) => w.file)];
-    if (next.length === roots.length) break;
-    roots = next;
-  }
+  const files = await localGraph([MAIN, WORKER_ENTRY]);
+  const workers = findWorkers(files);
   const dir = await Deno.makeTempDir({ prefix: "bendsave-build-" });
   for (
     const f of [
@@ -368,7 +351,7 @@ Deno.exit(await main(Deno.args));
 `,
   );
   if (builder === "deno") return [ENTRY];
-  // bun: each worker is an entry point of its own, at the path the running
+  // bun: the worker entry is an entry point of its own, at the path the running
   // code asks for (relative to the executable's root in bun's file system).
   const entries = [ENTRY];
   for (const w of b.workers) {
@@ -614,6 +597,13 @@ async function selfTest(built: Built): Promise<void> {
       throw new BuildError(
         `the ${built.builder} binary cannot back up (exit ${bk.code}); a reader worker missing?\n` +
           tail(bk.stderr + bk.stdout, 8),
+      );
+    }
+    // A worker entry that is missing or never loads falls back to the main thread: refuse it.
+    if (/threads could not start/.test(bk.stderr)) {
+      throw new BuildError(
+        `the ${built.builder} binary cannot start its worker threads (${WORKER_ENTRY}):\n` +
+          tail(bk.stderr, 4),
       );
     }
   } finally {

@@ -16,7 +16,7 @@ import { BendsaveError, InvalidInput, UnsupportedFormat } from "./errors.ts";
 import { type ManifestRecord, parseManifestRecord, Repository } from "./repository.ts";
 import type { EventSink } from "./backup/events.ts";
 import { type CancelOptions, checkpoint, throwIfCancelled } from "./cancel.ts";
-import { checkPacks } from "./pack_check_pool.ts";
+import { checkPacks } from "./check_packs.ts";
 import { reportStale, withLock } from "./lock.ts";
 import { equalBytes, isHexId, sha256, toHex } from "../formats/hash.ts";
 import { decodeIndexFile } from "../formats/index_file.ts";

@@ -8,7 +8,7 @@
 import fs from "node:fs";
 import { Buffer } from "node:buffer";
 import path from "node:path";
-import { hostname } from "node:os";
+import { availableParallelism, hostname } from "node:os";
 import type { BlobStore } from "../drivers/types.ts";
 import { AlreadyExists, InvalidInput, RepositoryNotFound } from "../errors.ts";
 import { type InitOptions, type ManifestRecord, Repository } from "../repository.ts";
@@ -41,7 +41,9 @@ import {
 import { FORMAT_MINOR, FORMAT_VERSION, TOOL_VERSION } from "../../formats/version.ts";
 import { excludeMatcher } from "../../formats/glob.ts";
 import type { FileJob, FileResult } from "./file_blocks.ts";
-import { ReaderPool } from "./reader_pool.ts";
+import { readFiles } from "./read_files.ts";
+import { WorkerPool } from "../worker_pool.ts";
+import { ENGINE_JOBS } from "../worker_jobs.ts";
 import type { EventSink } from "./events.ts";
 import { beforeCommit, type CancelOptions, checkpoint, throwIfCancelled } from "../cancel.ts";
 
@@ -340,17 +342,22 @@ async function backupDir(
   const totalBytes = sizes.reduce((a, b) => a + b, 0);
 
   // Phase 2: read changed and new files on the reader workers.
-  const pool = await ReaderPool.start(
-    { chunker: part.chunker ?? ctx.repo.config.chunker, compression: ctx.repo.config.compression },
-    ctx.workers === undefined ? {} : { workers: ctx.workers },
-    (message) => ctx.emit({ type: "warning", message }),
-  );
+  const pool = await WorkerPool.start(ENGINE_JOBS, {
+    workers: ctx.workers ?? Math.max(1, Math.min(availableParallelism(), 8)),
+    name: "reader",
+    fallback: "reading files on the main thread",
+    onWarning: (message) => ctx.emit({ type: "warning", message }),
+  });
+  const settings = {
+    chunker: part.chunker ?? ctx.repo.config.chunker,
+    compression: ctx.repo.config.compression,
+  };
   let filesDone = 0;
   let bytesDone = 0;
   let lastEmit = 0;
   const failed = new Set<number>();
   try {
-    await pool.run(jobs, sizes, async (r: FileResult) => {
+    await readFiles(pool, settings, { jobs, sizes }, async (r: FileResult) => {
       await checkpoint(ctx.signal, "backup");
       const node = jobNodes[r.job]!;
       if (r.error !== undefined) {
@@ -401,7 +408,7 @@ async function backupDir(
       }
     });
   } finally {
-    pool.close();
+    await pool.close({ abandon: true }); // reading leaves nothing to clean up
   }
   for (const j of failed) {
     ctx.stats.files--;

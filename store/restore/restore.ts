@@ -38,9 +38,12 @@ import {
   type StoredBlock,
   tempName,
   timeArg,
+  type WriteError,
   type WriteOp,
+  type WriteReport,
 } from "./file_writer.ts";
-import { WriterPool } from "./writer_pool.ts";
+import { WorkerPool } from "../worker_pool.ts";
+import { ENGINE_JOBS } from "../worker_jobs.ts";
 import { walkTree } from "../walker.ts";
 import { ownerOf, type OwnerOptions, type Ownership, ownership } from "./owner.ts";
 
@@ -763,15 +766,24 @@ async function restoreLocked(
   const report = writeProgress(emit, started, write.length, plan.bytes);
   const progress = () => report(filesWritten + filesUnchanged, bytesWritten);
   // Files are written on writer lanes (one per core): this thread reads packs in order.
-  const pool = await WriterPool.start(
-    (r) => {
-      filesWritten += r.filesDone;
-      bytesWritten += r.bytes;
-      progress();
-    },
-    options.workers,
-    (message) => emit({ type: "warning", message }),
-  );
+  const pool = await WorkerPool.start(ENGINE_JOBS, {
+    ...(options.workers === undefined ? {} : { workers: options.workers }),
+    name: "writer",
+    fallback: "writing files on the main thread",
+    onWarning: (message) => emit({ type: "warning", message }),
+  });
+  // What the lanes reported: the first error that stops the restore, the files left out.
+  const writes = { error: null as WriteError | null, failed: [] as FailedFile[] };
+  const onReport = (r: WriteReport) => {
+    if (r.error) writes.error ??= r.error;
+    writes.failed.push(...r.failed);
+    filesWritten += r.filesDone;
+    bytesWritten += r.bytes;
+    progress();
+  };
+  const onFailure = (e: unknown) => {
+    writes.error ??= { kind: "other", message: (e as Error).message };
+  };
   try {
     let lane = 0;
     let batch: WriteOp[] = [];
@@ -779,14 +791,20 @@ async function restoreLocked(
     let batchBytes = 0;
     const flush = async () => {
       if (batch.length === 0) return;
-      await pool.send(lane, batch, transfer);
+      // A large file's batches all go to one lane (its writer keeps the file open).
+      try {
+        const job = await pool.submit("restore.write", batch, { lane, transfer });
+        job.result.then(onReport, onFailure).catch(onFailure);
+      } catch (e) {
+        onFailure(e);
+      }
       batch = [];
       transfer = [];
       batchBytes = 0;
     };
     for (const [i, f] of order.entries()) {
       await stopIfCancelled();
-      if (pool.error) break;
+      if (writes.error) break;
       const final = path.join(abs, f.rel);
       if (plan.targetNotEmpty && sameContent(final, f.node, c.chunker)) {
         filesUnchanged++;
@@ -845,12 +863,12 @@ async function restoreLocked(
       }
     }
     await flush();
-    await pool.drain();
+    await pool.drain().catch(onFailure);
   } finally {
     await pool.close();
   }
   await stopIfCancelled();
-  const failure = pool.error;
+  const failure = writes.error;
   if (failure) {
     if (failure.kind === "integrity") throw new IntegrityError(failure.message);
     if (failure.kind === "full") throw new StorageFull(failure.message);
@@ -860,7 +878,7 @@ async function restoreLocked(
     }
     throw new IoError(failure.message);
   }
-  const failed: FailedFile[] = [...pool.failed];
+  const failed: FailedFile[] = [...writes.failed];
   const lost = new Set(failed.map((f) => f.path));
   // Hard links once every file is written: each name of a file after the first.
   for (const l of links) {

@@ -1,0 +1,127 @@
+/**
+ * The engine's job kinds, run on the {@linkcode WorkerPool} (threads or
+ * in-process): reading files for a backup (`backup.read`), writing files
+ * for a restore (`restore.write`) and checking packs for
+ * `verify --read-data` (`verify.pack`). It imports only pure handler
+ * modules, so the worker entry (store/worker_entry.ts) loads little.
+ *
+ * @module
+ */
+import {
+  type FileJob,
+  type FileResult,
+  type ReaderSettings,
+  readFileBlocks,
+} from "./backup/file_blocks.ts";
+import { FileWriter, type WriteOp, type WriteReport } from "./restore/file_writer.ts";
+import type { PackCheck } from "./pack_check.ts";
+import type { JobKind, WorkerPool } from "./worker_pool.ts";
+
+/** A batch of files to read, with the backup's settings. */
+export interface ReadBatch {
+  readonly settings: ReaderSettings;
+  readonly jobs: FileJob[];
+}
+
+/** Results are sent in parts of about this many data bytes (a message costs much). */
+const PART_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Ids a reader remembers having sent with data (they are then sent
+ * without): at most this many, the oldest forgotten first. A forgotten id
+ * only costs compressing that block again; the writer keeps one copy.
+ */
+export const SEEN_LIMIT = 65_536;
+
+/** A set of strings that forgets its oldest entries beyond `limit`. */
+export class BoundedSet extends Set<string> {
+  readonly #limit: number;
+  /** A set holding at most `limit` strings. */
+  constructor(limit: number) {
+    super();
+    this.#limit = limit;
+  }
+  /** Adds `value`, forgetting the oldest entry when the set is full. */
+  override add(value: string): this {
+    if (!this.has(value) && this.size >= this.#limit) {
+      const oldest = this.values().next();
+      if (!oldest.done) this.delete(oldest.value);
+    }
+    return super.add(value);
+  }
+}
+
+/** `backup.read`: reads, chunks, hashes and compresses files; parts are results in file order. */
+export const backupRead: JobKind<ReadBatch, void, FileResult[]> = {
+  create() {
+    const seen = new BoundedSet(SEEN_LIMIT);
+    return {
+      async run(batch, ctx) {
+        let results: FileResult[] = [];
+        let transfer: ArrayBuffer[] = [];
+        let bytes = 0;
+        const send = async () => {
+          if (results.length === 0) return;
+          const [r, t, b] = [results, transfer, bytes];
+          results = [];
+          transfer = [];
+          bytes = 0;
+          await ctx.part(r, t, b);
+        };
+        for (const job of batch.jobs) {
+          for (const r of readFileBlocks(job, batch.settings, seen)) {
+            for (const b of r.blocks) {
+              if (!b.data) continue;
+              transfer.push(b.data.buffer as ArrayBuffer);
+              bytes += b.data.length;
+            }
+            results.push(r);
+            if (bytes >= PART_BYTES) await send();
+          }
+        }
+        await send();
+      },
+    };
+  },
+};
+
+/**
+ * `restore.write`: applies write steps on one lane; a file's steps may span
+ * batches (they must go to the same lane). Closing removes the temporary
+ * files of files not complete.
+ */
+export const restoreWrite: JobKind<WriteOp[], WriteReport> = {
+  create() {
+    const writer = new FileWriter();
+    return {
+      run: (ops) => writer.apply(ops),
+      close: () => writer.abort(),
+    };
+  },
+};
+
+/**
+ * `verify.pack`: checks one pack's bytes against its name and its blocks' ids.
+ * pack_check.ts is imported on first use: formats/pack.ts awaits at its top
+ * level (the CRC-32C hasher), and in the bun single executable a worker
+ * whose static imports hold a top-level await never finishes loading.
+ */
+export const verifyPack: JobKind<{ name: string; bytes: Uint8Array }, PackCheck> = {
+  create() {
+    let module: Promise<typeof import("./pack_check.ts")> | null = null;
+    return {
+      run: async ({ name, bytes }) =>
+        (await (module ??= import("./pack_check.ts"))).checkPack(name, bytes),
+    };
+  },
+};
+
+/** Every job kind of the engine, by name. */
+export const ENGINE_JOBS = {
+  "backup.read": backupRead,
+  "restore.write": restoreWrite,
+  "verify.pack": verifyPack,
+} as const;
+
+/** A pool running the engine's jobs. */
+export type EnginePool = WorkerPool<typeof ENGINE_JOBS>;
