@@ -642,6 +642,9 @@ async function startScratch(
     listen_addresses: "",
     unix_socket_directories: socket,
     unix_socket_permissions: "0700",
+    // Never the live server's files, whatever the restored postgresql.conf names.
+    data_directory: data,
+    external_pid_file: "",
     hba_file: hba,
     ident_file: identFile,
     archive_mode: "off",

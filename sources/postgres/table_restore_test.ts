@@ -441,8 +441,15 @@ Deno.test({
     const root = await Deno.makeTempDir({ prefix: "bendsave-tablespace-restore-test-" });
     fs.chmodSync(root, 0o777);
     const repo = path.join(root, "repo");
+    const pidFile = path.join(root, "live.pid");
     try {
-      await using pg = await startPgCluster({ archiveTo: repo });
+      // The restored postgresql.conf names the live server's external pid file: the scratch
+      // server must not write (and on stopping, remove) it.
+      await using pg = await startPgCluster({
+        archiveTo: repo,
+        settings: { external_pid_file: `'${pidFile}'` },
+      });
+      const livePid = fs.readFileSync(pidFile, "utf8");
       const space = path.join(root, "space");
       fs.mkdirSync(space);
       fs.chownSync(space, fs.statSync(pg.root).uid, fs.statSync(pg.root).gid);
@@ -488,6 +495,7 @@ Deno.test({
         ),
         "far_back_pkey,far_pkey",
       );
+      assert.equal(fs.readFileSync(pidFile, "utf8"), livePid, "the live server's pid file");
       // The live tablespace holds what it held, plus the new table's files only.
       const after = fs.readdirSync(space, { recursive: true }).map(String).sort();
       for (const f of before) assert.ok(after.includes(f), f);
