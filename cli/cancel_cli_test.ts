@@ -201,3 +201,28 @@ Deno.test("vacuum interrupted by SIGINT between the steps of its write order exi
   assert.equal(v.code, 0, v.stderr);
   await assertVerifies(repo);
 });
+
+Deno.test("copy interrupted by SIGINT after its first backup exits 130, keeps what it copied, leaves no lock at either end, and a re-run completes", async () => {
+  await using t = await tempDir();
+  const src = manyFiles(path.join(t.dir, "src"), 3, 20);
+  const repo = path.join(t.dir, "repo");
+  for (let g = 0; g < 3; g++) {
+    fs.writeFileSync(path.join(src, "gen.bin"), randomBytes(1_200_000, 900 + g));
+    assert.equal((await cli(["backup", "--from", src, "--to", repo, "--pack-size", "1"])).code, 0);
+  }
+  const dest = path.join(t.dir, "dest");
+  const r = await run(["copy", "--from", repo, "--to", dest], {
+    env: { BENDSAVE_SIGNAL_AT: "copy-manifest:1" },
+  });
+  assertCancelled(r, /1 of 3 backups were copied; run the copy again for the rest/);
+  assert.equal(filesUnder(path.join(dest, "manifests")).length, 1);
+  assert.deepEqual(leftovers(repo, dest), []);
+  await assertVerifies(dest);
+  const again = await cli(["copy", "--from", repo, "--to", dest]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.deepEqual(
+    filesUnder(path.join(dest, "manifests")),
+    filesUnder(path.join(repo, "manifests")),
+  );
+  await assertVerifies(dest);
+});

@@ -197,8 +197,9 @@ export class Output {
       const pct = e.totalBytes > 0 ? Math.floor((e.bytes / e.totalBytes) * 100) : 100;
       const rate = e.elapsedMs > 0 ? e.bytes / (e.elapsedMs / 1000) : 0;
       const eta = rate > 0 ? formatDuration(((e.totalBytes - e.bytes) / rate) * 1000) : "-";
+      const unit = e.operation === "vacuum" ? "steps" : "files";
       text = `${e.operation}: ${formatBytes(e.bytes)} / ${formatBytes(e.totalBytes)} (${pct}%), ` +
-        `${e.files}/${e.totalFiles} files, ${formatRate(e.bytes, e.elapsedMs)}, ETA ${eta}`;
+        `${e.files}/${e.totalFiles} ${unit}, ${formatRate(e.bytes, e.elapsedMs)}, ETA ${eta}`;
     }
     const cols = (() => {
       try {

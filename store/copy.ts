@@ -393,7 +393,7 @@ class CopyRun {
     const out: CopiedManifest[] = [];
     try {
       for (const s of selected) {
-        await checkpoint(this.#signal, "copy");
+        await checkpoint(this.#signal, "copy", { force: true });
         this.#manifest = s.record.name;
         out.push(s.skip ? this.#skipped(s) : await this.#copyManifest(s));
         this.#done++;

@@ -161,7 +161,7 @@ export async function backup(
     };
     const parts: ManifestPart[] = [];
     for (const part of await source.parts()) {
-      await checkpoint(options.signal, "backup");
+      await checkpoint(options.signal, "backup", { force: true });
       const parentPart = parent?.manifest.parts.find((p) => p.name === part.name);
       parts.push(await backupPart(ctx, part, parentPart?.root ?? null));
     }
@@ -290,7 +290,9 @@ async function backupPart(
 async function backupStream(ctx: BackupContext, part: StreamPart): Promise<Uint8Array> {
   const cutter = new BlockCutter(ctx, ctx.repo.config.chunker);
   for await (const chunk of await part.open()) {
-    await checkpoint(ctx.signal, "backup");
+    // A stream's chunks arrive through the event loop, so a signal is seen without a yield
+    // (and yielding here makes Deno's http2 streams of a gRPC export close early).
+    throwIfCancelled(ctx.signal, "backup");
     ctx.stats.bytesRead += chunk.length;
     await cutter.push(chunk.slice()); // a copy: the stream may reuse its buffer
   }
