@@ -645,6 +645,10 @@ async function startScratch(
     // Never the live server's files, whatever the restored postgresql.conf names.
     data_directory: data,
     external_pid_file: "",
+    // No background jobs of preloaded extensions (pg_cron, ...) in the scratch server.
+    shared_preload_libraries: "",
+    session_preload_libraries: "",
+    local_preload_libraries: "",
     hba_file: hba,
     ident_file: identFile,
     archive_mode: "off",
