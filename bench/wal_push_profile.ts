@@ -1,0 +1,132 @@
+/**
+ * Where the time of one `bendsave wal-push` (PostgreSQL's archive_command)
+ * and one `wal-fetch` (restore_command) goes, measured from outside with the
+ * CLI: a bare Deno start, the CLI entry (`--version`), the command's modules
+ * (`wal-push --help`), a push into an empty repository, a push into a
+ * repository holding a base backup of the pgbench database (its index is
+ * loaded by every push), a push of a segment already archived (answered
+ * without the index), and fetches. Segments are real: pgbench's WAL archived
+ * by `cp`. See bench/pg_measure.ts for the comparison with pgBackRest.
+ *
+ * Run: deno run -A bench/wal_push_profile.ts [--scale 70] [--segments 7]
+ *
+ * @module
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { bendsaveCommand, pgInstalled, shellQuote, startPgCluster } from "../testing/pg_cluster.ts";
+import { prepareBendsaveForPostgres } from "../testing/pg_cluster.ts";
+
+const { values } = parseArgs({
+  options: { scale: { type: "string" }, segments: { type: "string" } },
+});
+const SCALE = Number(values.scale ?? 70);
+const N = Number(values.segments ?? 7);
+
+async function timed(line: string): Promise<number> {
+  const t0 = performance.now();
+  const out = await new Deno.Command("sh", { args: ["-c", line], stdout: "null", stderr: "piped" })
+    .output();
+  const s = (performance.now() - t0) / 1000;
+  if (!out.success) throw new Error(`${line}: ${new TextDecoder().decode(out.stderr)}`);
+  return s;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+if (!pgInstalled) {
+  console.error("PostgreSQL 15 is not installed or this is not root");
+  Deno.exit(2);
+}
+await prepareBendsaveForPostgres();
+const bs = bendsaveCommand();
+const bare = bs.replace(/ --config .*$/, "").replace(/ run --allow-all --quiet$/, "");
+const work = fs.mkdtempSync("/tmp/bendsave-walprof-");
+try {
+  const repoEmpty = path.join(work, "repo-empty");
+  const repoBase = path.join(work, "repo-base");
+  let segments: string[] = [];
+  let dataBytes = 0;
+  {
+    await using pg = await startPgCluster({ settings: { max_wal_size: "1GB" } });
+    await pg.pgbench(["-i", "-s", String(SCALE), "-q"]);
+    await pg.sql("CHECKPOINT");
+    await pg.pgbench(["-n", "-c", "2", "-j", "2", "-t", String(Math.max(2000, SCALE * 150))]);
+    await pg.sql("SELECT pg_switch_wal()");
+    await new Promise((r) => setTimeout(r, 3000));
+    await pg.stop();
+    segments = fs.readdirSync(pg.walArchiveDir).filter((f) => /^[0-9A-F]{24}$/.test(f)).sort()
+      .slice(-N - 1, -1).map((f) => path.join(work, f));
+    for (const s of segments) fs.copyFileSync(path.join(pg.walArchiveDir, path.basename(s)), s);
+    // A base backup's worth of index: the data directory backed up as a directory.
+    dataBytes = Number(
+      new TextDecoder().decode(
+        (await new Deno.Command("du", { args: ["-sb", pg.dataDir], stdout: "piped" }).output())
+          .stdout,
+      ).split("\t")[0],
+    );
+    await timed(`${bs} backup --from ${shellQuote(pg.dataDir)} --to ${shellQuote(repoBase)}`);
+  }
+  fs.mkdirSync(path.join(work, "empty"), { recursive: true });
+  await timed(
+    `${bs} backup --from ${shellQuote(path.join(work, "empty"))} --to ${shellQuote(repoEmpty)}`,
+  );
+  const rows: [string, number[]][] = [
+    ["deno eval 0 (Deno alone)", []],
+    ["bendsave --version (the CLI entry)", []],
+    ["bendsave wal-push --help (+ the command's modules)", []],
+    ["wal-push of a new segment into a repository with one tiny backup", []],
+    ["wal-push of a new segment into a repository holding the base backup", []],
+    ["wal-push of a segment already archived (no index load)", []],
+    ["wal-fetch of an archived segment", []],
+    ["wal-fetch of a missing file (recovery probes NNNNNNNN.history)", []],
+  ];
+  const add = async (i: number, line: string) => rows[i]![1].push(await timed(line));
+  for (const [i, seg] of segments.entries()) {
+    await add(0, `${bare} eval 0`);
+    await add(1, `${bs} --version`);
+    await add(2, `${bs} wal-push --help`);
+    await add(3, `${bs} wal-push ${shellQuote(seg)} --to ${shellQuote(repoEmpty)}`);
+    await add(4, `${bs} wal-push ${shellQuote(seg)} --to ${shellQuote(repoBase)}`);
+    await add(5, `${bs} wal-push ${shellQuote(seg)} --to ${shellQuote(repoBase)}`);
+    await add(
+      6,
+      `${bs} wal-fetch ${path.basename(seg)} ${shellQuote(path.join(work, `f${i}`))} --from ${
+        shellQuote(repoBase)
+      }`,
+    );
+    await timed(`rm -f ${shellQuote(path.join(work, `f${i}`))}`);
+    await add(
+      7,
+      `${bs} wal-fetch 0000000${i + 2}.history ${shellQuote(path.join(work, `h${i}`))} --from ${
+        shellQuote(repoBase)
+      } || true`,
+    );
+  }
+  const indexFiles = fs.readdirSync(repoBase, { recursive: true }).filter((f) =>
+    String(f).includes("index")
+  ).length;
+  console.log(
+    `## bendsave wal-push and wal-fetch: where the time goes, ${new Date().toISOString()}`,
+  );
+  console.log("");
+  console.log(
+    `- command: \`deno run -A bench/wal_push_profile.ts --scale ${SCALE} --segments ${N}\`; ` +
+      `${segments.length} pgbench WAL segments of 16 MiB; base backup of the data directory ` +
+      `(${
+        (dataBytes / 1e6).toFixed(0)
+      } MB) as a directory backup; ${indexFiles} index entries in ` +
+      `the repository at the end; wall seconds, median of ${segments.length}`,
+  );
+  console.log("");
+  console.log("| what | seconds |");
+  console.log("| --- | ---: |");
+  for (const [label, xs] of rows) console.log(`| ${label} | ${median(xs).toFixed(3)} |`);
+} finally {
+  fs.rmSync(work, { recursive: true, force: true });
+}
