@@ -10,6 +10,7 @@ import { copy } from "./copy.ts";
 import { repairIndex } from "./repair.ts";
 import { fetchWal, pushWal } from "./wal_archive.ts";
 import { Cancelled } from "./errors.ts";
+import { RepositoryLock } from "./lock.ts";
 import { checkpoint, throwIfCancelled } from "./cancel.ts";
 import { restoreCluster } from "../sources/databend/cluster_target.ts";
 import { restorePg } from "../sources/postgres/pg_restore.ts";
@@ -139,4 +140,38 @@ Deno.test("backup aborted while it reads files stops with Cancelled, writes no m
   assert.deepEqual(filesUnder(repoDir).filter((f) => path.basename(f).startsWith(".tmp-")), []);
   const report = await verify(store, { readData: true });
   assert.deepEqual(report.problems, []);
+});
+
+Deno.test("a backup waiting for a vacuum's lock stops waiting when its signal aborts", async () => {
+  await using t = await tempDir();
+  const src = makeTree(path.join(t.dir, "src"), { largeSize: 1000 });
+  const repoDir = path.join(t.dir, "repo");
+  const store = await FsStore.open(repoDir, { create: true });
+  await backup(store, dirSource(src), { workers: 0 });
+  const vacuumLock = await RepositoryLock.acquire(store, "exclusive", { operation: "vacuum" });
+  try {
+    const c = new AbortController();
+    let waiting = false;
+    const started = Date.now();
+    const run = backup(store, dirSource(src), {
+      workers: 0,
+      lockWaitMs: 60_000,
+      signal: c.signal,
+      onEvent: (e) => {
+        if (e.type === "warning" && /waiting for it/.test(e.message)) {
+          waiting = true;
+          setTimeout(() => c.abort(), 100);
+        }
+      },
+    });
+    await assert.rejects(run, isCancelled);
+    assert.ok(waiting, "it waited for the lock");
+    assert.ok(
+      Date.now() - started < 5000,
+      `it stopped waiting at once (${Date.now() - started} ms)`,
+    );
+  } finally {
+    await vacuumLock.release();
+  }
+  assert.deepEqual(filesUnder(path.join(repoDir, "locks")), []);
 });

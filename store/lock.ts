@@ -12,6 +12,7 @@ import process from "node:process";
 import { randomBytes } from "node:crypto";
 import type { BlobStore } from "./drivers/types.ts";
 import { AccessDenied, LockedError, NotFound, ReadOnlyError } from "./errors.ts";
+import { throwIfCancelled } from "./cancel.ts";
 
 /** A lock is refreshed this often while held. */
 export const REFRESH_MS = 5 * 60 * 1000;
@@ -133,6 +134,8 @@ export class RepositoryLock {
       waitMs?: number;
       /** Called once when the lock has to be waited for. */
       onWait?: (message: string) => void;
+      /** Stops the wait for a conflicting lock with `Cancelled` when it aborts. */
+      signal?: AbortSignal | undefined;
       /**
        * Leave stale locks in place (a dry run changes nothing): they are
        * still reported through `onStale` and do not block.
@@ -143,6 +146,7 @@ export class RepositoryLock {
     const now = options.now ?? Date.now;
     const deadline = Date.now() + (options.waitMs ?? 0);
     for (let waited = false;; waited = true) {
+      throwIfCancelled(options.signal, options.operation);
       try {
         return await RepositoryLock.#tryAcquire(store, kind, options, now);
       } catch (e) {
@@ -150,9 +154,15 @@ export class RepositoryLock {
         if (!waited) {
           options.onWait?.(`${e.message.replace(/: wait for it.*$/, "")}; waiting for it`);
         }
-        await new Promise((r) =>
-          setTimeout(r, Math.min(2000, Math.max(50, deadline - Date.now())))
-        );
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            clearTimeout(timer);
+            options.signal?.removeEventListener("abort", done);
+            resolve();
+          };
+          const timer = setTimeout(done, Math.min(2000, Math.max(50, deadline - Date.now())));
+          options.signal?.addEventListener("abort", done, { once: true });
+        });
       }
     }
   }

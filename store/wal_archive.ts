@@ -259,7 +259,7 @@ function compareExisting(existing: WalRecord, size: number, hash: Uint8Array): v
 async function acquire(
   store: BlobStore,
   operation: string,
-  options: { lockWaitMs?: number; onEvent?: EventSink },
+  options: { lockWaitMs?: number; onEvent?: EventSink } & CancelOptions,
 ): Promise<RepositoryLock | null> {
   if (!store.capabilities.writable) return null; // read-only (staged): no locks
   const emit = options.onEvent ?? (() => {});
@@ -267,6 +267,7 @@ async function acquire(
     operation,
     onStale: reportStale(emit),
     waitMs: options.lockWaitMs ?? DEFAULT_WAL_LOCK_WAIT_MS,
+    signal: options.signal,
     onWait: (message) => emit({ type: "warning", message }),
   });
 }
