@@ -288,6 +288,7 @@ export async function copy(
   const lockOptions = (store: BlobStore) => ({
     operation: "copy",
     waitMs: options.lockWaitMs ?? 0,
+    signal: options.signal,
     onWait: (message: string) => emit({ type: "warning", message }),
     onStale: (s: StaleLock) =>
       emit({

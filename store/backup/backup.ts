@@ -132,6 +132,7 @@ export async function backup(
     lock = await RepositoryLock.acquire(store, "shared", {
       operation: "backup",
       waitMs: options.lockWaitMs ?? 0,
+      signal: options.signal,
       onWait: (message) => emit({ type: "warning", message }),
       onStale: reportStale(emit),
     });
