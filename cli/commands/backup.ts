@@ -79,7 +79,8 @@ Options:
   --json                NDJSON progress events and a final summary object
   -h, --help            this help
 
-Exit codes: 0 ok, 1 failure, 2 usage or bad input, 3 some files could not be read.`;
+Exit codes: 0 ok, 1 failure, 2 usage or bad input, 3 some files could not be read,
+130 cancelled (Ctrl-C, SIGTERM: no manifest written, the lock released).`;
 
 /** `DB.SCHEMA` (`parts` 2) or `DB.SCHEMA.TABLE` (3), checked; a usage error names the flag. */
 function pgName(text: string, parts: 2 | 3, flag: string): string {

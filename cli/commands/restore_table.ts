@@ -52,7 +52,8 @@ ATTACH TABLE, CREATE TABLE ... AS SELECT and DROP TABLE bring the table in. A dr
                        BENDSAVE_QUERY_USER), the password from BENDSAVE_QUERY_PASSWORD
   --json               the plan or the result as JSON, with snapshot and statements
 
-Exit codes: 0 ok, 1 failure (the query endpoint refused a statement), 2 usage or bad input.`;
+Exit codes: 0 ok, 1 failure (the query endpoint refused a statement), 2 usage or bad input,
+130 cancelled (what it staged is removed).`;
 
 /** True when `args` ask for a table restore into a Databend cluster. */
 export function isTableRestore(args: readonly string[]): boolean {

@@ -32,7 +32,7 @@ Options:
   --json                     a machine-readable audit report
   -h, --help                 this help
 
-Exit codes: 0 clean, 1 damage found, 2 usage or bad input.`;
+Exit codes: 0 clean, 1 damage found, 2 usage or bad input, 130 cancelled.`;
 
 function render(r: VerifyReport): string {
   const lines: string[] = [];

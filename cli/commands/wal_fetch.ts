@@ -38,7 +38,8 @@ Exit codes: 0 restored; 1 not in the archive (one line on stderr; PostgreSQL ask
 for files that may not exist); 126 any other failure (bad input, a missing or
 unreachable repository, damage, a lock held too long): PostgreSQL takes exit
 codes up to 125 as "not archived" and could end recovery early, short of its
-target, so these stop recovery with an error instead.`;
+target, so these stop recovery with an error instead; 130 cancelled (SIGINT,
+SIGTERM: %p untouched; above 125 too, so recovery stops).`;
 
 /**
  * Runs the command. Every failure but "not in the archive" exits 126, usage

@@ -41,7 +41,8 @@ Options:
 
 Prints nothing on success (without --json). Exit codes: 0 archived, 1 failure
 (other content under the name, lock held, storage error), 2 bad input (no
-repository there, not a WAL file, a segment of the wrong size, another system).`;
+repository there, not a WAL file, a segment of the wrong size, another system),
+130 cancelled (nothing archived).`;
 
 /** Parses --lock-wait (seconds) into milliseconds. */
 export function lockWaitMs(command: string, value: unknown): number {
