@@ -131,7 +131,9 @@ Deno.test({
 
       // Vacuum keeps the newest base backup and deletes the WAL only the older one needed:
       // T1 is then outside the window, T2 still inside it.
-      const vac = JSON.parse(await ok(["vacuum", repo, "--max-backups", "1", "--json"]));
+      // NDJSON: progress lines, then the summary last.
+      const vacLines = (await ok(["vacuum", repo, "--max-backups", "1", "--json"])).trim();
+      const vac = JSON.parse(vacLines.split("\n").at(-1)!);
       assert.equal(vac.delete_manifests.length, 1);
       assert.ok(vac.delete_wal.length >= 1, JSON.stringify(vac.delete_wal));
       const after = await bendsave([
