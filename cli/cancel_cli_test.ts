@@ -67,11 +67,15 @@ function leftovers(...dirs: string[]): string[] {
   );
 }
 
-function assertCancelled(r: Run, what: RegExp = /nothing was committed/): void {
+function assertCancelled(
+  r: Run,
+  what: RegExp = /nothing was committed/,
+  signal: Deno.Signal = "SIGINT",
+): void {
   assert.equal(r.code, 130, `exit ${r.code}\n${r.stderr}\n${r.stdout.slice(-2000)}`);
   const lines = r.stderr.trim().split("\n");
   assert.equal(lines.length, 1, `one line on stderr:\n${r.stderr}`);
-  assert.match(lines[0]!, /^bendsave: cancelled \(SIGINT\): /);
+  assert.ok(lines[0]!.startsWith(`bendsave: cancelled (${signal}): `), lines[0]);
   assert.match(lines[0]!, what);
   const last = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
   assert.equal(last.type, "error");
@@ -114,19 +118,19 @@ Deno.test("backup interrupted by SIGINT at a pack, after progress, before its ma
   assert.equal(again.code, 0, again.stderr);
 });
 
-Deno.test("restore interrupted by SIGINT after some progress exits 130, leaves no lock or temporary file, keeps the files it restored, and completes with --overwrite", async () => {
+Deno.test("restore interrupted by SIGINT or SIGTERM after some progress exits 130, leaves no lock or temporary file, keeps the files it restored, and completes with --overwrite", async () => {
   await using t = await tempDir();
   const src = manyFiles(path.join(t.dir, "src"), 30, 100);
   const repo = path.join(t.dir, "repo");
   const b = await cli(["backup", "--from", src, "--to", repo]);
   assert.equal(b.code, 0, b.stderr);
-  for (const after of [1, 2]) {
+  for (const [after, signal] of [[1, "SIGINT"], [2, "SIGTERM"]] as const) {
     const target = path.join(t.dir, `restored-${after}`);
     const r = await run(["restore", "--from", repo, "--to", target, "--confirm"], {
       after,
-      signals: ["SIGINT"],
+      signals: [signal],
     });
-    assertCancelled(r, /files were restored into .*restore again with --overwrite/);
+    assertCancelled(r, /files were restored into .*restore again with --overwrite/, signal);
     assert.ok(r.progressBefore >= after);
     assert.deepEqual(leftovers(repo, target), []);
     await assertVerifies(repo);
