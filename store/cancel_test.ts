@@ -175,3 +175,32 @@ Deno.test("a backup waiting for a vacuum's lock stops waiting when its signal ab
   }
   assert.deepEqual(filesUnder(path.join(repoDir, "locks")), []);
 });
+
+Deno.test("restoreToStore aborted after its first progress event waits for the saves in flight and says how many objects it restored", async () => {
+  await using t = await tempDir();
+  const src = path.join(t.dir, "src");
+  for (let d = 0; d < 10; d++) {
+    fs.mkdirSync(path.join(src, `d${d}`), { recursive: true });
+    for (let f = 0; f < 30; f++) {
+      fs.writeFileSync(path.join(src, `d${d}`, `f${f}`), `object ${d}/${f} `.repeat(500));
+    }
+  }
+  const store = await FsStore.open(path.join(t.dir, "repo"), { create: true });
+  const b = await backup(store, dirSource(src), { workers: 0 });
+  const targetDir = path.join(t.dir, "objects");
+  const target = await FsStore.open(targetDir, { create: true });
+  const c = new AbortController();
+  const e = await restoreToStore(store, target, {
+    manifest: b.name,
+    signal: c.signal,
+    onEvent: (ev) => {
+      if (ev.type === "progress") c.abort();
+    },
+  }).then(() => null, (e: unknown) => e);
+  assert.ok(e instanceof Cancelled, String(e));
+  assert.match(e.committed ?? "", /^\d+ of 300 objects were restored into .*--overwrite/);
+  const written = Number(/^(\d+)/.exec(e.committed!)![1]);
+  assert.ok(written < 300, `${written} written`);
+  assert.equal(filesUnder(targetDir).length, written, "every object counted is whole, no other");
+  assert.deepEqual(filesUnder(path.join(t.dir, "repo", "locks")), []);
+});

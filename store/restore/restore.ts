@@ -1173,6 +1173,13 @@ export async function restoreToStore(
       progress(filesWritten + filesUnchanged, bytesWritten);
     }
     await Promise.all(inFlight);
+    if (failure instanceof Cancelled) {
+      throw new Cancelled(failure.message, {
+        cause: failure,
+        committed: `${filesWritten} of ${c.files.length} objects were restored into ` +
+          `${target.location}: restore again with --overwrite to complete it`,
+      });
+    }
     if (failure !== null) throw failure;
     return finish(plan, { failed, filesWritten, filesUnchanged, bytesWritten }, started);
   });
