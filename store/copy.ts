@@ -18,7 +18,6 @@
  *
  * @module
  */
-import { walkTree } from "./walker.ts";
 import type { BlobStore } from "./drivers/types.ts";
 import { AlreadyExists, IntegrityError, InvalidInput, RepositoryNotFound } from "./errors.ts";
 import {
@@ -31,6 +30,7 @@ import { type BlobLocation, BlockIndex } from "./block_index.ts";
 import { RepositoryLock, type StaleLock } from "./lock.ts";
 import { PackWriter } from "./pack_writer.ts";
 import { crashPoint } from "./crash_point.ts";
+import { walkTree } from "./walker.ts";
 import type { EventSink, OperationEvent, ProgressEvent } from "./backup/events.ts";
 import { type CancelOptions, checkpoint, throwIfCancelled } from "./cancel.ts";
 import { Cancelled } from "./errors.ts";

@@ -13,10 +13,10 @@ import type { FailedFile } from "../../store/restore/file_writer.ts";
 import { RestoreIncomplete } from "../../store/errors.ts";
 import { restoresPostgres } from "../../sources/postgres/pg_restore.ts";
 import { restorePgCommand } from "./restore_pg.ts";
-import { RESTORE_PG_TABLE_HELP, restorePgTableCommand } from "./restore_pg_table.ts";
-import { isPgUri } from "../../sources/postgres/connection.ts";
-import { isTableRestore, restoreTableCommand } from "./restore_table.ts";
 import { includeMatcher } from "../../formats/glob.ts";
+import { RESTORE_PG_TABLE_HELP, restorePgTableCommand } from "./restore_pg_table.ts";
+import { isTableRestore, restoreTableCommand } from "./restore_table.ts";
+import { isPgUri } from "../../sources/postgres/connection.ts";
 import { openStore, splitManifestLocation } from "../../store/open_store.ts";
 import { parseIdMap } from "../../store/restore/owner.ts";
 import {

@@ -4,6 +4,7 @@
  * @module
  */
 import { Repository } from "../../store/repository.ts";
+import { readableManifests } from "../../store/source_groups.ts";
 import { openStore, splitManifestLocation } from "../../store/open_store.ts";
 import { toHex } from "../../formats/hash.ts";
 import type { Manifest } from "../../formats/manifest.ts";
@@ -15,7 +16,6 @@ import {
   postgresWindows,
 } from "../../sources/postgres/pg_windows.ts";
 import { windowJson } from "./list.ts";
-import { readableManifests } from "../../store/source_groups.ts";
 import { describeRelationMap, loadRelationMap } from "../../sources/postgres/relation_map.ts";
 import { formatBytes, formatDuration, type Output } from "../output.ts";
 import { formatTimestampUs, tableSnapshots } from "../../sources/databend/table_window.ts";
