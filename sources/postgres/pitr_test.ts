@@ -18,8 +18,12 @@ import {
 } from "../../testing/pg_cluster.ts";
 
 /** Runs this checkout's bendsave as `postgres`; returns code and output. */
-async function bendsave(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const line = `${bendsaveCommand()} ${args.map(shellQuote).join(" ")}`;
+async function bendsave(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const vars = Object.entries(env).map(([k, v]) => `${k}=${shellQuote(v)} `).join("");
+  const line = `${vars}${bendsaveCommand()} ${args.map(shellQuote).join(" ")}`;
   const out = await new Deno.Command("runuser", {
     args: ["-u", "postgres", "--", "sh", "-c", line],
     stdout: "piped",
@@ -237,6 +241,48 @@ Deno.test({
       assert.equal(v.code, 1, v.stdout);
       assert.match(v.stdout, new RegExp(`missing after ${segments[0]}`));
       assert.match(v.stdout, /verdict: DAMAGED, 1 WAL gap/);
+    } finally {
+      await Deno.remove(repoRoot, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a base backup killed with SIGKILL at any point leaves the repository valid, the server not in backup mode, and the next backup completes",
+  ignore: pgIgnore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await prepareBendsaveForPostgres();
+    const repoRoot = await Deno.makeTempDir({ prefix: "bendsave-pitr-kill-" });
+    fs.chmodSync(repoRoot, 0o777);
+    const repo = path.join(repoRoot, "repo");
+    try {
+      await using pg = await startPgCluster({ archiveTo: repo });
+      await pg.pgbench(["-i", "-s", "1", "-q"]);
+      await ok(["backup", "--from", pg.uri(), "--to", repo]);
+      for (const at of ["pack:1", "index:1", "before-manifest:1"]) {
+        await pg.pgbench(["-t", "50", "-n"]);
+        const killed = await bendsave(["backup", "--from", pg.uri(), "--to", repo], {
+          BENDSAVE_CRASH_AT: at,
+        });
+        assert.notEqual(killed.code, 0, `killed at ${at}: ${killed.stderr}`);
+        const v = await bendsave(["verify", repo]);
+        assert.equal(v.code, 0, `verify after a kill at ${at}:\n${v.stdout}${v.stderr}`);
+        assert.equal(
+          JSON.parse(await ok(["list", repo, "--json"])).length,
+          1,
+          `no backup was committed by the backup killed at ${at}`,
+        );
+      }
+      // The killed sessions' backups were aborted by the server: a new one starts and completes.
+      await pg.pgbench(["-t", "50", "-n"]);
+      await ok(["backup", "--from", pg.uri(), "--to", repo]);
+      assert.equal(JSON.parse(await ok(["list", repo, "--json"])).length, 2);
+      const dry = await ok(["restore", "--from", repo, "--to", path.join(repoRoot, "r")]);
+      assert.match(dry, /dry run: nothing was written/);
+      assert.equal((await bendsave(["verify", repo, "--read-data"])).code, 0);
     } finally {
       await Deno.remove(repoRoot, { recursive: true }).catch(() => {});
     }
