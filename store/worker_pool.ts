@@ -71,8 +71,6 @@ export interface WorkerPoolOptions {
   readonly workers?: number;
   /** Jobs sent to one lane and not yet finished, at most. Default 2. */
   readonly inFlight?: number;
-  /** Part bytes a worker may have unacknowledged before it waits. Default 64 MiB. */
-  readonly maxUnacked?: number;
   /** The worker entry module. Default {@linkcode WORKER_ENTRY}. */
   readonly entry?: URL;
   /** What the threads do, for warnings ("reader", "writer"...). Default "worker". */
@@ -512,7 +510,10 @@ interface WorkerScope {
  */
 export function serveJobs(
   handlers: JobHandlers,
-  options: { maxUnacked?: number } = {},
+  options: {
+    /** Part bytes this thread may have unacknowledged before it waits. Default 64 MiB. */
+    maxUnacked?: number;
+  } = {},
 ): void {
   const scope = globalThis as unknown as WorkerScope;
   const maxUnacked = options.maxUnacked ?? DEFAULT_MAX_UNACKED;
