@@ -7,6 +7,7 @@
  *
  * @module
  */
+import process from "node:process";
 import { Cancelled } from "../store/errors.ts";
 import { ExitCode } from "./exit_codes.ts";
 
@@ -16,7 +17,7 @@ const SIGNALS = ["SIGINT", "SIGTERM"] as const;
 /** One command run's cancellation: its signal, and the name of the signal that aborted it. */
 export class CancelScope {
   readonly #controller = new AbortController();
-  readonly #listeners: [Deno.Signal, () => void][] = [];
+  readonly #listeners: [NodeJS.Signals, () => void][] = [];
   #received: string | null = null;
 
   /** Aborted by the first SIGINT or SIGTERM (its reason is a {@linkcode Cancelled}). */
@@ -34,7 +35,8 @@ export class CancelScope {
     for (const sig of SIGNALS) {
       const listener = () => this.#on(sig);
       try {
-        Deno.addSignalListener(sig, listener);
+        // node:process, so the bun-built executable (no Deno namespace) has it too.
+        process.on(sig, listener);
         this.#listeners.push([sig, listener]);
       } catch {
         // not supported here: that signal keeps its default action
@@ -47,7 +49,7 @@ export class CancelScope {
   uninstall(): void {
     for (const [sig, listener] of this.#listeners.splice(0)) {
       try {
-        Deno.removeSignalListener(sig, listener);
+        process.off(sig, listener);
       } catch {
         // already gone
       }

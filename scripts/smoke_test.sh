@@ -266,7 +266,7 @@ expect 0 "backup of a Databend cluster (meta export from a file)" -- \
   backup --from "$cluster/query-node.toml" --meta-export-file "$cluster/meta-export.jsonl" --to "$data/cluster_repo"
 grep -q 'catalog    3 databases, 6 tables' "$out" || { show; fail "the cluster backup did not record the catalog"; }
 expect 0 "show the cluster backup's catalog" -- show "$data/cluster_repo"
-grep -q 'analytics.orders_shared (id 74) at 8/32/' "$out" || { show; fail "show does not print the attached table's prefix"; }
+grep -q 'analytics.orders_shared (id 75) at 8/32/' "$out" || { show; fail "show does not print the attached table's prefix"; }
 expect 0 "cluster restore dry run" -- restore --from "$data/cluster_repo" --to "$node/query-node.toml"
 [ ! -e "$node/storage" ] || fail "the cluster restore dry run wrote the storage"
 expect 0 "cluster restore into a fresh node" -- \

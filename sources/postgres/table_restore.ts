@@ -28,6 +28,9 @@
  *
  * @module
  */
+import { spawn } from "node:child_process";
+import { Buffer } from "node:buffer";
+import process from "node:process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -440,22 +443,50 @@ export async function planPgTableRestore(
   return (await prepare(store, uri, options, path.join(dir, "data"))).plan;
 }
 
+/** What a program that ran printed, and how it ended. */
+interface ProcessOutput {
+  readonly success: boolean;
+  readonly code: number;
+  readonly stdout: Uint8Array;
+  readonly stderr: Uint8Array;
+}
+
+/**
+ * Runs a program to its end with node:child_process (the bun-built
+ * executable has no Deno namespace); rejects when it cannot be started.
+ */
+function output(cmd: string, args: string[], env?: Record<string, string>): Promise<ProcessOutput> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, {
+      // Added to this process's environment, as Deno.Command's env is.
+      env: { ...process.env, ...(env ?? {}) },
+      stdio: ["ignore", "pipe", "pipe"],
+      cwd: "/",
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout!.on("data", (d: Buffer) => out.push(d));
+    child.stderr!.on("data", (d: Buffer) => err.push(d));
+    child.on("error", reject);
+    child.on("close", (code) =>
+      resolve({
+        success: code === 0,
+        code: code ?? -1,
+        stdout: new Uint8Array(Buffer.concat(out)),
+        stderr: new Uint8Array(Buffer.concat(err)),
+      }));
+  });
+}
+
 /** Runs a program; throws {@linkcode CommandFailed} with the end of its error output. */
 async function run(
   cmd: string,
   args: string[],
   options: { env?: Record<string, string>; what: string; log?: string },
 ): Promise<string> {
-  let out: Deno.CommandOutput;
+  let out: ProcessOutput;
   try {
-    out = await new Deno.Command(cmd, {
-      args,
-      env: { ...(options.env ?? {}), LC_MESSAGES: "C" },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      cwd: "/",
-    }).output();
+    out = await output(cmd, args, { ...(options.env ?? {}), LC_MESSAGES: "C" });
   } catch (e) {
     throw new CommandFailed(`${options.what}: cannot run ${cmd} (${(e as Error).message})`);
   }
@@ -482,33 +513,36 @@ async function pipeline(
   to: { cmd: string; args: string[]; env: Record<string, string> },
   what: string,
 ): Promise<void> {
-  const spawn = (c: typeof from, stdin: "null" | "piped", stdout: "null" | "piped") => {
-    try {
-      return new Deno.Command(c.cmd, {
-        args: c.args,
-        env: { ...c.env, LC_MESSAGES: "C" },
-        stdin,
-        stdout,
-        stderr: "piped",
-        cwd: "/",
-      }).spawn();
-    } catch (e) {
-      throw new CommandFailed(`${what}: cannot run ${c.cmd} (${(e as Error).message})`);
-    }
+  const start = (c: typeof from, stdin: "ignore" | "pipe", stdout: "ignore" | "pipe") => {
+    const child = spawn(c.cmd, c.args, {
+      env: { ...process.env, ...c.env, LC_MESSAGES: "C" },
+      stdio: [stdin, stdout, "pipe"],
+      cwd: "/",
+    });
+    let err = "";
+    child.stderr!.setEncoding("utf8").on("data", (d: string) => (err += d));
+    const status = new Promise<{ success: boolean; code: number }>((resolve, reject) => {
+      child.on(
+        "error",
+        (e) => reject(new CommandFailed(`${what}: cannot run ${c.cmd} (${(e as Error).message})`)),
+      );
+      child.on("close", (code) => resolve({ success: code === 0, code: code ?? -1 }));
+    });
+    return { child, status, stderr: status.then(() => err, () => err) };
   };
-  const a = spawn(from, "null", "piped");
-  const b = spawn(to, "piped", "null");
-  const errA = new Response(a.stderr).text();
-  const errB = new Response(b.stderr).text();
-  const piping = a.stdout.pipeTo(b.stdin).catch(() => {});
+  const a = start(from, "ignore", "pipe");
+  const b = start(to, "pipe", "ignore");
+  const errA = a.stderr;
+  const errB = b.stderr;
+  a.child.stdout!.pipe(b.child.stdin!);
+  b.child.stdin!.on("error", () => {}); // psql ended early: its status says why
   const sa = await a.status;
   if (!sa.success) {
     try {
-      b.kill("SIGKILL");
+      b.child.kill("SIGKILL");
     } catch { /* ended */ }
   }
   const sb = await b.status;
-  await piping;
   const tail = async (t: Promise<string>) => (await t).trim().split("\n").slice(-3).join(" / ");
   if (!sa.success) {
     throw new CommandFailed(
@@ -703,11 +737,7 @@ async function startScratch(
         last = (e as Error).message;
         if (!/not accepting connections|starting up|recovery|no server socket/.test(last)) break;
       }
-      const status = await new Deno.Command(path.join(bin, "pg_ctl"), {
-        args: ["-D", data, "status"],
-        stdout: "null",
-        stderr: "null",
-      }).output();
+      const status = await output(path.join(bin, "pg_ctl"), ["-D", data, "status"]);
       if (!status.success || Date.now() > deadline) {
         throw new CommandFailed(
           `the scratch PostgreSQL server's recovery ${
