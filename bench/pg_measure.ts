@@ -23,7 +23,11 @@
  * pgBackRest and GNU time (bash bench/install_peers.sh), and root.
  *
  * Run: deno run -A bench/pg_measure.ts [--scale 70] [--rounds 1] [--txns 20000]
- *      [--only bendsave,pgbackrest] [--wait-quiet-s 60] [--out bench/RESULTS.md]
+ *      [--only bendsave,pgbackrest] [--wait-quiet-s 60] [--out bench/RESULTS.md] [--bin]
+ *
+ * With `--bin`, bendsave is the single executable `dist/bendsave` (the shipped
+ * product; `./dev compile` builds it) instead of `deno run` of cli/main.ts:
+ * every command, `archive_command` and the restore's `restore_command` too.
  *
  * @module
  */
@@ -53,8 +57,19 @@ const { values } = parseArgs({
     "wait-quiet-s": { type: "string" },
     out: { type: "string" },
     keep: { type: "boolean" },
+    bin: { type: "boolean" },
   },
 });
+/** The compiled single executable, measured instead of `deno run` with --bin. */
+const BIN = path.resolve(new URL("..", import.meta.url).pathname, "dist", "bendsave");
+if (values.bin && !fs.existsSync(BIN)) {
+  console.error(`--bin: ${BIN} does not exist; build it with ./dev compile`);
+  Deno.exit(2);
+}
+/** The shell command that runs bendsave as measured: the executable, or deno run of the source. */
+function bendsave(): string {
+  return values.bin ? `NO_COLOR=1 ${shellQuote(BIN)}` : bendsaveCommand();
+}
 const SCALE = Number(values.scale ?? 70);
 const ROUNDS = Number(values.rounds ?? 1);
 /** pgbench transactions of each load (two clients share them). */
@@ -160,7 +175,7 @@ interface Tool {
 
 function bendsaveTool(work: string): Tool {
   const repo = path.join(work, "repo-bendsave");
-  const bs = bendsaveCommand();
+  const bs = bendsave();
   return {
     name: "bendsave",
     repo,
@@ -487,8 +502,11 @@ interface Profile {
 }
 
 async function startupProfile(work: string): Promise<Profile> {
-  const bs = bendsaveCommand();
-  const bare = bs.replace(/ --config .*$/, "").replace(/ run --allow-all --quiet$/, "");
+  const bs = bendsave();
+  const bare = bendsaveCommand().replace(/ --config .*$/, "").replace(
+    / run --allow-all --quiet$/,
+    "",
+  );
   const lines: Record<keyof Profile, string> = {
     deno: `${bare} eval 0`,
     version: `${bs} --version`,
@@ -579,7 +597,12 @@ const memRows: [string, (r: Result) => number][] = [
   ["restore", (r) => r.restore.peakMiB],
 ];
 const lines: string[] = [];
-lines.push(`## PostgreSQL: bendsave and pgBackRest, ${started.toISOString()}`, "");
+lines.push(
+  `## PostgreSQL: bendsave (${
+    values.bin ? "dist/bendsave" : "deno run"
+  }) and pgBackRest, ${started.toISOString()}`,
+  "",
+);
 lines.push(
   `- command: \`deno run -A bench/pg_measure.ts ${Deno.args.join(" ")}\``,
   `- machine: \`${await run(["uname", "-srvm"])}\`, nproc ${await run([
@@ -598,8 +621,9 @@ lines.push(
     PGBACKREST_SETTINGS.join(", ")
   }, archive-push synchronous (archive-async off), ` +
     `\`archive_command = 'pgbackrest --stanza=${STANZA} archive-push %p'\`; ` +
-    `bendsave: \`archive_command = 'bendsave wal-push %p --to REPO'\` (\`deno run\` of cli/main.ts, ` +
-    `cache warm); both under \`/usr/bin/time -a\``,
+    `bendsave: \`archive_command = 'bendsave wal-push %p --to REPO'\` (${
+      values.bin ? "the single executable dist/bendsave" : "`deno run` of cli/main.ts, cache warm"
+    }); both under \`/usr/bin/time -a\``,
   `- restore: to a time between two marker rows, then \`pg_ctl start\`; timed until \`pg_is_in_recovery()\` ` +
     `is false (the server accepts connections, promoted at the target); bendsave: \`restore --as-of T --confirm\`; ` +
     `pgBackRest: \`restore --type=time --target=T --target-action=promote\``,

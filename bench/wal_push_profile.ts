@@ -8,7 +8,10 @@
  * without the index), and fetches. Segments are real: pgbench's WAL archived
  * by `cp`. See bench/pg_measure.ts for the comparison with pgBackRest.
  *
- * Run: deno run -A bench/wal_push_profile.ts [--scale 70] [--segments 7]
+ * Run: deno run -A bench/wal_push_profile.ts [--scale 70] [--segments 7] [--bin]
+ *
+ * With `--bin`, the commands run the single executable `dist/bendsave`
+ * (`./dev compile`) instead of `deno run` of cli/main.ts.
  *
  * @module
  */
@@ -19,8 +22,13 @@ import { bendsaveCommand, pgInstalled, shellQuote, startPgCluster } from "../tes
 import { prepareBendsaveForPostgres } from "../testing/pg_cluster.ts";
 
 const { values } = parseArgs({
-  options: { scale: { type: "string" }, segments: { type: "string" } },
+  options: { scale: { type: "string" }, segments: { type: "string" }, bin: { type: "boolean" } },
 });
+const BIN = path.resolve(new URL("..", import.meta.url).pathname, "dist", "bendsave");
+if (values.bin && !fs.existsSync(BIN)) {
+  console.error(`--bin: ${BIN} does not exist; build it with ./dev compile`);
+  Deno.exit(2);
+}
 const SCALE = Number(values.scale ?? 70);
 const N = Number(values.segments ?? 7);
 
@@ -44,8 +52,11 @@ if (!pgInstalled) {
   Deno.exit(2);
 }
 await prepareBendsaveForPostgres();
-const bs = bendsaveCommand();
-const bare = bs.replace(/ --config .*$/, "").replace(/ run --allow-all --quiet$/, "");
+const bs = values.bin ? `NO_COLOR=1 ${shellQuote(BIN)}` : bendsaveCommand();
+const bare = bendsaveCommand().replace(/ --config .*$/, "").replace(
+  / run --allow-all --quiet$/,
+  "",
+);
 const work = fs.mkdtempSync("/tmp/bendsave-walprof-");
 try {
   const repoEmpty = path.join(work, "repo-empty");

@@ -6,7 +6,6 @@
 import fs from "node:fs";
 import type { BlobStore } from "./drivers/types.ts";
 import { FsStore } from "./drivers/fs.ts";
-import { StagedStore } from "./drivers/staged.ts";
 import { InvalidInput, RepositoryNotFound } from "./errors.ts";
 import { parseRepoUri } from "../formats/uri.ts";
 import type { RetryOptions } from "./drivers/retry.ts";
@@ -47,16 +46,19 @@ export async function openStore(
       }
       return await FsStore.open(uri.path, { create: options.create ?? false });
     }
-    case "staged":
+    case "staged": {
       if (options.create) {
         throw new InvalidInput(
           `${location} is a read-only staged repository: back up or copy to a local path or s3:// instead`,
         );
       }
+      // Loaded on demand, as S3's: a wal-push or wal-fetch of a local repository skips it.
+      const { StagedStore } = await import("./drivers/staged.ts");
       return await StagedStore.open(
         uri.dirs,
         options.onWarning ? { onWarning: options.onWarning } : {},
       );
+    }
     case "s3":
       return await openS3Store(uri, options.onWarning ? { onWarning: options.onWarning } : {});
   }
