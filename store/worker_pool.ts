@@ -87,7 +87,13 @@ export interface WorkerPoolOptions {
 export interface JobOptions<P> {
   /** Buffers moved to the worker with the input (they are unusable here afterwards). */
   readonly transfer?: Transferable[];
-  /** The lane to run on (modulo the number of lanes); default the least busy lane. */
+  /**
+   * The lane to run on (modulo the number of lanes); default the first lane
+   * with room. Lanes fill in order, so a few large jobs share one thread
+   * rather than each holding its own window of unacknowledged parts on a
+   * thread of its own (the consumer of the parts, not the threads, sets the
+   * pace of a backup of a few large files).
+   */
   readonly lane?: number;
   /**
    * Gets the job's parts in order. Calls never overlap, across all jobs of
@@ -312,7 +318,7 @@ export class WorkerPool<H extends JobHandlers> {
     }
   }
 
-  /** A lane with room (the given one, or the least busy), once there is room. */
+  /** A lane with room (the given one, or the first with room), once there is room. */
   async #room(lane: number | undefined): Promise<Lane> {
     for (;;) {
       if (this.#closed) throw new Error(`the ${this.#name} pool is closed`);
@@ -320,10 +326,12 @@ export class WorkerPool<H extends JobHandlers> {
       if (lane !== undefined) {
         l = this.#lanes[((lane % this.#lanes.length) + this.#lanes.length) % this.#lanes.length]!;
       } else {
+        // The first lane with room, not the least busy: two large files then go to one thread
+        // one after the other (as the reader pool before issue 14 fed its threads); side by
+        // side, each thread held its own window of parts and the backup's peak RSS grew by
+        // about 100 MB for no speed (the main thread's pack writer sets the pace).
         const alive = this.#lanes.filter((x) => !x.dead);
-        l = alive.length
-          ? alive.reduce((a, b) => (b.pending.size < a.pending.size ? b : a))
-          : this.#lanes[0]!;
+        l = alive.find((x) => x.pending.size < this.#inFlight) ?? alive[0] ?? this.#lanes[0]!;
       }
       if (l.dead) throw l.dead;
       if (l.pending.size < this.#inFlight) return l;

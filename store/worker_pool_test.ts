@@ -56,6 +56,20 @@ for (const workers of [0, 2]) {
     }
   });
 
+  Deno.test(`WorkerPool sends a job to the first lane with room ${where}`, async () => {
+    // Two large files then share one thread, as before the one pool: side by side, each
+    // thread held its own window of parts (a backup's peak RSS grew by about 100 MB).
+    const pool = await start({ workers, inFlight: 2 });
+    try {
+      const sent = [];
+      for (let i = 0; i < 3; i++) sent.push(await pool.submit("sleep", 100));
+      assert.deepEqual(sent.map((s) => s.lane), workers ? [0, 0, 1] : [0, 0, 0]);
+      await pool.drain();
+    } finally {
+      await pool.close();
+    }
+  });
+
   Deno.test(`WorkerPool runs the jobs of a lane in order on one handler ${where}`, async () => {
     const pool = await start({ workers });
     try {
