@@ -127,7 +127,9 @@ try {
   );
   console.log("");
   console.log(
-    `- command: \`deno run -A bench/wal_push_profile.ts --scale ${SCALE} --segments ${N}\`; ` +
+    `- command: \`deno run -A bench/wal_push_profile.ts --scale ${SCALE} --segments ${N}${
+      values.bin ? " --bin" : ""
+    }\` (bendsave: ${values.bin ? "dist/bendsave" : "deno run of cli/main.ts"}); ` +
       `${segments.length} pgbench WAL segments of 16 MiB; base backup of the data directory ` +
       `(${
         (dataBytes / 1e6).toFixed(0)
