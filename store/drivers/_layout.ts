@@ -177,3 +177,22 @@ export function checkRange(range: ByteRange): void {
     );
   }
 }
+
+/** Checks the announced size of a streamed save; `RangeError` when it is no byte count. */
+export function checkStreamSize(size: number): void {
+  if (!Number.isSafeInteger(size) || size < 0) {
+    throw new RangeError(`stream size ${size} is invalid: use a non-negative integer`);
+  }
+}
+
+/** The error of a streamed save whose chunks held `got` bytes (so far) instead of `size`. */
+export function streamSizeError(h: Handle, got: number, size: number): RangeError {
+  const held = got > size
+    ? `more than the announced ${size}`
+    : `${got}, not the announced ${size},`;
+  return new RangeError(
+    `the stream saved as ${
+      describeHandle(h)
+    } held ${held} bytes: nothing was stored, announce the exact size`,
+  );
+}

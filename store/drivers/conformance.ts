@@ -17,7 +17,10 @@
  *   manifest, index or lock name that is not a single path segment, a raw
  *   path that is absolute or has empty, `.` or `..` segments) throw
  *   `TypeError`;
- * - loaded bytes are never shared with the store or with the saved buffer.
+ * - loaded bytes are never shared with the store or with the saved buffer;
+ * - a driver with `saveStream` stores a stream whole or not at all: a stream
+ *   that throws, or holds another number of bytes than announced
+ *   (`RangeError`), leaves nothing new under the name.
  *
  * @module
  */
@@ -398,6 +401,63 @@ export function runConformanceSuite(
     });
   });
 
+  writeTest("saveStream stores a stream of many parts, a small one and an empty one", async () => {
+    await withStore([], async (store) => {
+      if (store.saveStream === undefined) return;
+      const cases: [Handle, Uint8Array, number][] = [
+        // Larger than two S3 parts of 8 MiB, in chunks that do not divide a part.
+        [{ kind: "raw", name: "big/object.bin" }, bytes(17 * 1024 * 1024 + 12345, 21), 1048583],
+        [{ kind: "raw", name: "small.bin" }, bytes(5000, 22), 777],
+        [{ kind: "raw", name: "empty.bin" }, new Uint8Array(0), 10],
+      ];
+      for (const [h, data, chunk] of cases) {
+        await store.saveStream(h, chunksOf(data, chunk), data.length);
+        assertBytes(await store.load(h), data, `streamed ${data.length} bytes`);
+        assert.equal((await store.stat(h)).size, data.length);
+      }
+      await assertNames(store, "raw", cases.map(([h]) => h.name));
+    });
+  });
+
+  writeTest("saveStream whose stream throws midway stores nothing under the name", async () => {
+    await withStore([], async (store) => {
+      if (store.saveStream === undefined) return;
+      const kept: Handle = { kind: "raw", name: "kept.bin" };
+      await store.save(kept, bytes(100, 1));
+      for (const size of [3000, 12 * 1024 * 1024]) {
+        for (const h of [{ kind: "raw", name: "fresh.bin" } as const, kept]) {
+          const failure = new Error("the source broke");
+          const broken = async function* (): AsyncIterable<Uint8Array> {
+            yield bytes(size >> 1, 2);
+            yield bytes(size >> 2, 3);
+            throw failure;
+          };
+          await assert.rejects(store.saveStream(h, broken(), size), (e) => e === failure);
+        }
+        await assert.rejects(store.load({ kind: "raw", name: "fresh.bin" }), NotFound);
+        assertBytes(await store.load(kept), bytes(100, 1), "the object the stream would replace");
+        await assertNames(store, "raw", ["kept.bin"]);
+      }
+    });
+  });
+
+  writeTest("saveStream refuses a stream of another size with RangeError", async () => {
+    await withStore([], async (store) => {
+      if (store.saveStream === undefined) return;
+      const h: Handle = { kind: "raw", name: "sized.bin" };
+      for (const size of [1000, 10 * 1024 * 1024]) {
+        const data = bytes(size, 4);
+        const chunk = 300 * 1024 + 1;
+        await assert.rejects(store.saveStream(h, chunksOf(data, chunk), size + 1), RangeError);
+        await assert.rejects(store.saveStream(h, chunksOf(data, chunk), size - 1), RangeError);
+        await assert.rejects(store.load(h), NotFound, `after a wrong size near ${size}`);
+      }
+      await assert.rejects(store.saveStream(h, chunksOf(new Uint8Array(0), 1), -1), RangeError);
+      await assert.rejects(store.saveStream(h, chunksOf(new Uint8Array(0), 1), 0.5), RangeError);
+      await assertNames(store, "raw", []);
+    });
+  });
+
   if (!readOnly) return;
   Deno.test({
     name: `${name} save and remove fail with ReadOnlyError`,
@@ -409,6 +469,13 @@ export function runConformanceSuite(
           ReadOnlyError,
         );
         await assert.rejects(store.remove(h), ReadOnlyError);
+        if (store.saveStream !== undefined) {
+          const stream = chunksOf(bytes(4, 3), 2);
+          await assert.rejects(
+            store.saveStream({ kind: "manifest", name: "s" }, stream, 4),
+            ReadOnlyError,
+          );
+        }
         assertBytes(await store.load(h), bytes(4, 1), "after refused writes");
       });
     },
@@ -418,6 +485,14 @@ export function runConformanceSuite(
 /** A pack handle whose name is the SHA-256 of `label`. */
 function pack(label: string): Handle {
   return { kind: "pack", name: createHash("sha256").update(label).digest("hex") };
+}
+
+/** The bytes of `data` in chunks of `size` (the last one shorter), as a stream would give them. */
+async function* chunksOf(data: Uint8Array, size: number): AsyncIterable<Uint8Array> {
+  for (let at = 0; at < data.length; at += size) {
+    await Promise.resolve();
+    yield data.slice(at, at + size);
+  }
 }
 
 /** `size` deterministic pseudo-random bytes (xorshift32 from `seed`). */

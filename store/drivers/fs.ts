@@ -52,6 +52,7 @@ import type {
 import {
   canonicalName,
   checkRange,
+  checkStreamSize,
   describeHandle,
   FAN_OUT_DIR,
   isValidSegment,
@@ -60,12 +61,23 @@ import {
   objectKey,
   PACK_NAME,
   SINGLETONS,
+  streamSizeError,
   TEMP_PREFIX,
   WAL_DIR,
 } from "./_layout.ts";
 import { errorCode, readRange } from "./_fs_io.ts";
 
 const HOUR_MS = 60 * 60 * 1000;
+
+/** The temporary file of a save in progress. */
+interface TempFile {
+  /** The target path. */
+  readonly file: string;
+  readonly dir: string;
+  /** The temporary path beside the target. */
+  readonly temp: string;
+  readonly fd: number;
+}
 
 /** Options of {@linkcode FsStore.open}. */
 export interface FsStoreOpenOptions {
@@ -182,11 +194,56 @@ export class FsStore implements BlobStore {
   }
 
   #saveSync(h: Handle, data: Uint8Array, options: SaveOptions): void {
+    const temp = this.#openTemp(h);
+    try {
+      writeAll(temp.fd, data);
+    } catch (err) {
+      this.#discard(temp);
+      throw translateError(err, temp.file, "save");
+    }
+    this.#commit(h, temp, options);
+  }
+
+  /**
+   * Stores the bytes of `chunks` (exactly `size` of them) under `h`: they are
+   * written to a temporary file beside the target as they come, which is
+   * flushed and renamed (or hard-linked, with `exclusive`) into place once
+   * the last one is written. When `chunks` throws or holds another number of
+   * bytes (`RangeError`), the temporary file is removed and nothing is stored.
+   */
+  async saveStream(
+    h: Handle,
+    chunks: AsyncIterable<Uint8Array>,
+    size: number,
+    options: SaveOptions = {},
+  ): Promise<void> {
+    checkStreamSize(size);
+    const temp = this.#openTemp(h);
+    try {
+      let written = 0;
+      for await (const chunk of chunks) {
+        written += chunk.length;
+        if (written > size) throw streamSizeError(h, written, size);
+        try {
+          writeAll(temp.fd, chunk);
+        } catch (err) {
+          throw translateError(err, temp.file, "save");
+        }
+      }
+      if (written !== size) throw streamSizeError(h, written, size);
+    } catch (err) {
+      this.#discard(temp);
+      throw err;
+    }
+    this.#commit(h, temp, options);
+  }
+
+  /** Creates the temporary file of a save of `h` (and the directories it needs). */
+  #openTemp(h: Handle): TempFile {
     const file = this.#path(h);
     const dir = path.dirname(file);
     const temp = path.join(dir, TEMP_PREFIX + randomBytes(12).toString("hex"));
-    let fd: number | undefined;
-    let tempExists = false;
+    let fd: number;
     try {
       try {
         fd = fs.openSync(temp, "wx", 0o644);
@@ -195,14 +252,30 @@ export class FsStore implements BlobStore {
         makeDirectories(dir, this.root);
         fd = fs.openSync(temp, "wx", 0o644);
       }
-      tempExists = true;
-      writeAll(fd, data);
+    } catch (err) {
+      throw translateError(err, file, "save");
+    }
+    return { file, dir, temp, fd };
+  }
+
+  /** Closes and removes the temporary file of a failed save, quietly. */
+  #discard(temp: TempFile): void {
+    closeQuietly(temp.fd);
+    unlinkQuietly(temp.temp);
+  }
+
+  /** Flushes the written temporary file and gives it its name; on failure removes it. */
+  #commit(h: Handle, temp: TempFile, options: SaveOptions): void {
+    const { file, dir } = temp;
+    let fd: number | undefined = temp.fd;
+    let tempExists = true;
+    try {
       fs.fsyncSync(fd);
       fs.closeSync(fd);
       fd = undefined;
       if (options.exclusive === true) {
         try {
-          fs.linkSync(temp, file);
+          fs.linkSync(temp.temp, file);
         } catch (err) {
           if (errorCode(err) === "EEXIST") {
             throw new AlreadyExists(
@@ -214,15 +287,15 @@ export class FsStore implements BlobStore {
           }
           throw err;
         }
-        fs.unlinkSync(temp);
+        fs.unlinkSync(temp.temp);
       } else {
-        fs.renameSync(temp, file);
+        fs.renameSync(temp.temp, file);
       }
       tempExists = false;
       syncDirectory(dir);
     } catch (err) {
       if (fd !== undefined) closeQuietly(fd);
-      if (tempExists) unlinkQuietly(temp);
+      if (tempExists) unlinkQuietly(temp.temp);
       throw translateError(err, file, "save");
     }
   }

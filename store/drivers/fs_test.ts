@@ -196,3 +196,24 @@ Deno.test("FsStore.load of a directory throws NotFound and remove leaves it", as
     assert.deepEqual(filesBelow(dir), ["d/f"]);
   });
 });
+
+Deno.test("FsStore.saveStream leaves no temporary file behind when the stream fails", async () => {
+  await withTempDir(async (dir) => {
+    const store = await FsStore.open(dir);
+    async function* broken(): AsyncIterable<Uint8Array> {
+      yield new Uint8Array(1000);
+      throw new Error("the source broke");
+    }
+    await assert.rejects(store.saveStream({ kind: "raw", name: "a/b.bin" }, broken(), 2000));
+    await assert.rejects(
+      store.saveStream({ kind: "raw", name: "a/c.bin" }, broken(), 10),
+      RangeError,
+    );
+    async function* whole(): AsyncIterable<Uint8Array> {
+      yield new Uint8Array(3);
+      yield new Uint8Array(4);
+    }
+    await store.saveStream({ kind: "raw", name: "a/d.bin" }, whole(), 7);
+    assert.deepEqual(filesBelow(dir), ["a/d.bin"]);
+  });
+});

@@ -14,7 +14,15 @@ import type {
   Handle,
   SaveOptions,
 } from "./types.ts";
-import { canonicalName, checkKind, checkRange, describeHandle, objectKey } from "./_layout.ts";
+import {
+  canonicalName,
+  checkKind,
+  checkRange,
+  checkStreamSize,
+  describeHandle,
+  objectKey,
+  streamSizeError,
+} from "./_layout.ts";
 
 interface Entry {
   readonly data: Uint8Array;
@@ -65,6 +73,30 @@ export class MemStore implements BlobStore {
       }
       this.#entries.set(key, { data: data.slice(), mtimeMs: Date.now() });
     });
+  }
+
+  /**
+   * Stores the bytes of `chunks` (exactly `size` of them) under `h` once the
+   * last one has come; when `chunks` throws or holds another number of bytes
+   * (`RangeError`), nothing is stored.
+   */
+  async saveStream(
+    h: Handle,
+    chunks: AsyncIterable<Uint8Array>,
+    size: number,
+    options: SaveOptions = {},
+  ): Promise<void> {
+    keyOf(h);
+    checkStreamSize(size);
+    const data = new Uint8Array(size);
+    let written = 0;
+    for await (const chunk of chunks) {
+      if (written + chunk.length > size) throw streamSizeError(h, written + chunk.length, size);
+      data.set(chunk, written);
+      written += chunk.length;
+    }
+    if (written !== size) throw streamSizeError(h, written, size);
+    await this.save(h, data, options);
   }
 
   /**

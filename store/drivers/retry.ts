@@ -94,6 +94,9 @@ export function isTransient(e: unknown): boolean {
  * the inner store implements `listAfter` (only the failed page is asked for
  * again); otherwise it starts over and skips the names already yielded.
  *
+ * A streamed save (`saveStream`, when `inner` has one) is passed through
+ * without retries: its chunks cannot be read twice.
+ *
  * An exclusive save whose earlier attempt failed transiently may have been
  * stored anyway (the reply was lost): when a retry then finds the name
  * taken, the stored bytes are compared with the saved ones and, when equal,
@@ -210,10 +213,25 @@ class RetryPolicy {
 class RetryingStore implements BlobStore {
   readonly #inner: BlobStore;
   readonly #policy: RetryPolicy;
+  /**
+   * The inner store's streamed save, when it has one, passed through as it
+   * is: a stream cannot be read twice, so it is not retried here (the S3
+   * driver retries each part it holds, with the options given to its `open`).
+   */
+  readonly saveStream?: (
+    h: Handle,
+    chunks: AsyncIterable<Uint8Array>,
+    size: number,
+    options?: SaveOptions,
+  ) => Promise<void>;
 
   constructor(inner: BlobStore, options: RetryOptions) {
     this.#inner = inner;
     this.#policy = new RetryPolicy(options);
+    if (inner.saveStream !== undefined) {
+      this.saveStream = (h, chunks, size, saveOptions) =>
+        inner.saveStream!(h, chunks, size, saveOptions);
+    }
   }
 
   get capabilities(): Capabilities {

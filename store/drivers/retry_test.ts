@@ -328,3 +328,25 @@ Deno.test("withRetry rejects invalid options with RangeError", () => {
   assert.throws(() => withRetry(new MemStore(), { baseDelayMs: -1 }), RangeError);
   assert.throws(() => withRetry(new MemStore(), { maxDelayMs: Number.NaN }), RangeError);
 });
+
+Deno.test("withRetry has saveStream exactly when the inner store has it, and passes it through", async () => {
+  const inner = new MemStore();
+  const wrapped = withRetry(inner);
+  assert.equal(typeof wrapped.saveStream, "function");
+  const chunks = async function* (): AsyncIterable<Uint8Array> {
+    yield new Uint8Array([1, 2]);
+    yield new Uint8Array([3]);
+  };
+  await wrapped.saveStream!({ kind: "raw", name: "s.bin" }, chunks(), 3);
+  assert.deepEqual([...await inner.load({ kind: "raw", name: "s.bin" })], [1, 2, 3]);
+  const plain: BlobStore = {
+    capabilities: inner.capabilities,
+    location: inner.location,
+    save: (h, data) => inner.save(h, data),
+    load: (h, range) => inner.load(h, range),
+    stat: (h) => inner.stat(h),
+    list: (kind) => inner.list(kind),
+    remove: (h) => inner.remove(h),
+  };
+  assert.equal(withRetry(plain).saveStream, undefined);
+});

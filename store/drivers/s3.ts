@@ -43,11 +43,13 @@ import {
   canonicalName,
   checkRange,
   checkRawPath,
+  checkStreamSize,
   describeHandle,
   handleOfKey,
   KIND_DIRS,
   objectKey,
   SINGLETONS,
+  streamSizeError,
   WAL_DIR,
 } from "./_layout.ts";
 import { Semaphore } from "./_semaphore.ts";
@@ -122,6 +124,8 @@ const MIN_PART_SIZE = 5 * MiB;
 /** S3 allows at most this many parts per upload. */
 const MAX_PARTS = 10_000;
 const DEFAULT_CONCURRENCY = 8;
+/** Parts of a streamed save uploaded at once (each one a part-size buffer in memory). */
+const STREAM_PARTS_IN_FLIGHT = 2;
 const DEFAULT_PAGE_SIZE = 1000;
 /** How long a request may wait in silence, by default. */
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -142,6 +146,8 @@ interface Settings {
   readonly maxConcurrency: number;
   /** The idle timeout of a request, for messages. */
   readonly timeoutMs: number;
+  /** How the parts of a streamed save are retried (`S3StoreOptions.retry`), or null: not at all. */
+  readonly retry: RetryOptions | null;
 }
 
 /**
@@ -285,6 +291,7 @@ export class S3Store implements BlobStore, ListAfter {
       pageSize,
       maxConcurrency,
       timeoutMs,
+      retry: options.retry ?? null,
     };
     const probe = new S3Store(client, settings, options.conditionalWrites === true);
     try {
@@ -360,6 +367,95 @@ export class S3Store implements BlobStore, ListAfter {
       if (e instanceof NotFound) return false;
       throw e;
     }
+  }
+
+  /**
+   * Stores the bytes of `chunks` (exactly `size` of them) under `h`: an
+   * object no larger than the part size with one PUT, a larger one with a
+   * multipart upload of parts cut from the chunks as they come (at most
+   * two parts in memory, each uploaded and retried on its own when the store
+   * was opened with `retry`). When `chunks` throws or holds another number
+   * of bytes (`RangeError`), or a part fails, the upload is aborted and no
+   * object appears under the name.
+   */
+  async saveStream(
+    h: Handle,
+    chunks: AsyncIterable<Uint8Array>,
+    size: number,
+    options: SaveOptions = {},
+  ): Promise<void> {
+    const key = this.#key(h);
+    checkStreamSize(size);
+    const { partSize } = this.#settings;
+    if (size <= partSize) {
+      const data = new Uint8Array(size);
+      let written = 0;
+      for await (const chunk of chunks) {
+        if (written + chunk.length > size) throw streamSizeError(h, written + chunk.length, size);
+        data.set(chunk, written);
+        written += chunk.length;
+      }
+      if (written !== size) throw streamSizeError(h, written, size);
+      await this.save(h, data, options);
+      return;
+    }
+    this.#checkPartCount(h, size);
+    const exclusive = options.exclusive === true;
+    const ctx = this.#ctx(`save ${describeHandle(h)}`);
+    if (exclusive && !this.#conditional) {
+      if (await this.#exists(key, ctx)) throw this.#alreadyExists(h); // emulated, as in save
+    }
+    const ifNoneMatch = exclusive && this.#conditional ? "*" : undefined;
+    const uploadId = await this.#retrying(ctx.operation, () => this.#startUpload(h, key, ctx));
+    const pending: Promise<{ ETag: string; PartNumber: number }>[] = [];
+    try {
+      let part = new Uint8Array(partSize);
+      let filled = 0;
+      let written = 0;
+      const send = async (body: Uint8Array) => {
+        const number = pending.length + 1;
+        const upload = this.#retrying(
+          `${ctx.operation} (part ${number})`,
+          () => this.#uploadPart(key, uploadId, number, body, ctx),
+        );
+        upload.catch(() => {}); // awaited below; never an unhandled rejection meanwhile
+        pending.push(upload);
+        // Bounded memory: wait for the oldest part once enough are in flight.
+        if (pending.length >= STREAM_PARTS_IN_FLIGHT) {
+          await pending[pending.length - STREAM_PARTS_IN_FLIGHT];
+        }
+      };
+      for await (const chunk of chunks) {
+        if (written + chunk.length > size) throw streamSizeError(h, written + chunk.length, size);
+        written += chunk.length;
+        let from = 0;
+        while (from < chunk.length) {
+          const n = Math.min(chunk.length - from, partSize - filled);
+          part.set(chunk.subarray(from, from + n), filled);
+          filled += n;
+          from += n;
+          if (filled === partSize) {
+            await send(part);
+            part = new Uint8Array(partSize);
+            filled = 0;
+          }
+        }
+      }
+      if (written !== size) throw streamSizeError(h, written, size);
+      if (filled > 0) await send(part.subarray(0, filled));
+      const parts = await Promise.all(pending);
+      await this.#completeUpload(h, key, uploadId, parts, ifNoneMatch, ctx);
+    } catch (e) {
+      await Promise.allSettled(pending); // no part may land after the abort
+      await this.#abortUpload(key, uploadId, ctx);
+      throw e;
+    }
+  }
+
+  /** Runs `fn` under the retry policy the store was opened with, or once. */
+  #retrying<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+    const retry = this.#settings.retry;
+    return retry === null ? fn() : retryTransient(operation, fn, retry);
   }
 
   /**
@@ -585,8 +681,36 @@ export class S3Store implements BlobStore, ListAfter {
     ifNoneMatch: string | undefined,
     ctx: S3ErrorContext,
   ): Promise<void> {
-    const { bucket, partSize } = this.#settings;
-    const count = Math.ceil(data.length / partSize);
+    const { partSize } = this.#settings;
+    const count = this.#checkPartCount(h, data.length);
+    const uploadId = await this.#startUpload(h, key, ctx);
+    try {
+      const results = await Promise.allSettled(
+        Array.from({ length: count }, (_, i) =>
+          this.#uploadPart(
+            key,
+            uploadId,
+            i + 1,
+            data.subarray(i * partSize, Math.min(data.length, (i + 1) * partSize)),
+            ctx,
+          )),
+      );
+      const failed = results.find((r) => r.status === "rejected");
+      if (failed) throw failed.reason;
+      const parts = results.map((r) =>
+        (r as PromiseFulfilledResult<{ ETag: string; PartNumber: number }>).value
+      );
+      await this.#completeUpload(h, key, uploadId, parts, ifNoneMatch, ctx);
+    } catch (e) {
+      await this.#abortUpload(key, uploadId, ctx);
+      throw e;
+    }
+  }
+
+  /** How many parts an object of `size` bytes needs; `RangeError` when more than S3 allows. */
+  #checkPartCount(h: Handle, size: number): number {
+    const { partSize } = this.#settings;
+    const count = Math.ceil(size / partSize);
     if (count > MAX_PARTS) {
       throw new RangeError(
         `${
@@ -594,10 +718,15 @@ export class S3Store implements BlobStore, ListAfter {
         } needs ${count} parts of ${partSize} bytes, more than S3 allows: use a larger part size`,
       );
     }
+    return count;
+  }
+
+  /** Starts a multipart upload of `key`; its upload id. */
+  async #startUpload(h: Handle, key: string, ctx: S3ErrorContext): Promise<string> {
     const created = await this.#request(ctx, () =>
       this.#client.send(
         new CreateMultipartUploadCommand({
-          Bucket: bucket,
+          Bucket: this.#settings.bucket,
           Key: key,
           ContentType: "application/octet-stream",
           ...this.#storageClassOf(h),
@@ -609,54 +738,67 @@ export class S3Store implements BlobStore, ListAfter {
         `S3 endpoint ${ctx.endpoint} started an upload for ${ctx.operation} without an upload id: try again`,
       );
     }
-    try {
-      const results = await Promise.allSettled(
-        Array.from({ length: count }, async (_, i) => {
-          const body = data.subarray(i * partSize, Math.min(data.length, (i + 1) * partSize));
-          const part = await this.#request(ctx, () =>
-            this.#client.send(
-              new UploadPartCommand({
-                Bucket: bucket,
-                Key: key,
-                UploadId: uploadId,
-                PartNumber: i + 1,
-                Body: body,
-                ContentLength: body.length,
-              }),
-            ));
-          if (part.ETag === undefined) {
-            throw new TransientError(
-              `S3 endpoint ${ctx.endpoint} stored part ${
-                i + 1
-              } of ${ctx.operation} without an ETag: try again`,
-            );
-          }
-          return { ETag: part.ETag, PartNumber: i + 1 };
+    return uploadId;
+  }
+
+  /** Uploads part `number` of an upload. */
+  async #uploadPart(
+    key: string,
+    uploadId: string,
+    number: number,
+    body: Uint8Array,
+    ctx: S3ErrorContext,
+  ): Promise<{ ETag: string; PartNumber: number }> {
+    const part = await this.#request(ctx, () =>
+      this.#client.send(
+        new UploadPartCommand({
+          Bucket: this.#settings.bucket,
+          Key: key,
+          UploadId: uploadId,
+          PartNumber: number,
+          Body: body,
+          ContentLength: body.length,
         }),
+      ));
+    if (part.ETag === undefined) {
+      throw new TransientError(
+        `S3 endpoint ${ctx.endpoint} stored part ${number} of ${ctx.operation} without an ETag: try again`,
       );
-      const failed = results.find((r) => r.status === "rejected");
-      if (failed) throw failed.reason;
-      const parts = results.map((r) =>
-        (r as PromiseFulfilledResult<{ ETag: string; PartNumber: number }>).value
-      );
-      await this.#request(ctx, () =>
-        this.#client.send(
-          new CompleteMultipartUploadCommand({
-            Bucket: bucket,
-            Key: key,
-            UploadId: uploadId,
-            MultipartUpload: { Parts: parts },
-            ...(ifNoneMatch ? { IfNoneMatch: ifNoneMatch } : {}),
-          }),
-        ), { exclusiveOf: ifNoneMatch ? h : null });
-    } catch (e) {
-      // Parts of an unfinished upload are billed until aborted: abort, best effort.
-      await this.#request(ctx, () =>
-        this.#client.send(
-          new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }),
-        )).catch(() => {});
-      throw e;
     }
+    return { ETag: part.ETag, PartNumber: number };
+  }
+
+  /** Completes an upload: the object appears whole. */
+  async #completeUpload(
+    h: Handle,
+    key: string,
+    uploadId: string,
+    parts: { ETag: string; PartNumber: number }[],
+    ifNoneMatch: string | undefined,
+    ctx: S3ErrorContext,
+  ): Promise<void> {
+    await this.#request(ctx, () =>
+      this.#client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: this.#settings.bucket,
+          Key: key,
+          UploadId: uploadId,
+          MultipartUpload: { Parts: parts },
+          ...(ifNoneMatch ? { IfNoneMatch: ifNoneMatch } : {}),
+        }),
+      ), { exclusiveOf: ifNoneMatch ? h : null });
+  }
+
+  /** Aborts an upload, best effort: parts of an unfinished upload are billed until aborted. */
+  async #abortUpload(key: string, uploadId: string, ctx: S3ErrorContext): Promise<void> {
+    await this.#request(ctx, () =>
+      this.#client.send(
+        new AbortMultipartUploadCommand({
+          Bucket: this.#settings.bucket,
+          Key: key,
+          UploadId: uploadId,
+        }),
+      )).catch(() => {});
   }
 
   /** HEAD the bucket: a missing bucket, refused credentials or a dead endpoint fail here. */

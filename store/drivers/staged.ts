@@ -193,6 +193,11 @@ export class StagedStore implements BlobStore {
     return Promise.reject(this.#readOnly());
   }
 
+  /** Refused: a staged repository is read-only (nothing is read from `chunks`). */
+  saveStream(_h: Handle, _chunks: AsyncIterable<Uint8Array>, _size: number): Promise<void> {
+    return Promise.reject(this.#readOnly());
+  }
+
   /** Refused: a staged repository is read-only. */
   remove(_h: Handle): Promise<void> {
     return Promise.reject(this.#readOnly());

@@ -74,6 +74,21 @@ export interface BlobStore {
   readonly location: string;
   /** Stores `data` under `h`, atomically and durably. */
   save(h: Handle, data: Uint8Array, options?: SaveOptions): Promise<void>;
+  /**
+   * Stores the bytes of `chunks`, exactly `size` of them, under `h`, as
+   * atomically and durably as `save`, holding only a bounded window of them
+   * in memory (for objects too large to build in one buffer). When `chunks`
+   * throws, or yields more or fewer than `size` bytes (a `RangeError`),
+   * nothing is stored under `h` and the error is thrown. A chunk may be
+   * reused by the caller once the next one is asked for. Optional: a
+   * caller without it builds the object and calls `save`.
+   */
+  saveStream?(
+    h: Handle,
+    chunks: AsyncIterable<Uint8Array>,
+    size: number,
+    options?: SaveOptions,
+  ): Promise<void>;
   /** Reads the whole object, or `range` of it. Throws `NotFound` when absent. */
   load(h: Handle, range?: ByteRange): Promise<Uint8Array>;
   /** Metadata of one object. Throws `NotFound` when absent. */

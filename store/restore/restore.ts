@@ -1028,8 +1028,26 @@ function restoreLink(existing: string, final: string, rel: string): boolean {
   return true;
 }
 
-/** Saves to a blob store that run at once during a restore into it. */
-const SAVE_CONCURRENCY = 4;
+const MiB = 1024 * 1024;
+/** Saves to a blob store that run at once during a restore into it, at most. */
+const SAVE_CONCURRENCY = 8;
+/**
+ * Bytes of object data a restore into a blob store holds for its saves in
+ * flight, at most: an object built in memory counts its size, a streamed one
+ * {@linkcode STREAM_COST}. One object larger than this still goes, alone.
+ */
+const SAVE_BYTES = 64 * MiB;
+/**
+ * Objects larger than this are streamed to a target with `saveStream`, one
+ * block at a time, instead of being built in memory.
+ */
+const STREAM_THRESHOLD = 16 * MiB;
+/**
+ * What a streamed save holds in memory, at most, counted against
+ * {@linkcode SAVE_BYTES}: a block being decoded and the driver's window
+ * (two 8 MiB parts for S3), with room to spare.
+ */
+const STREAM_COST = 32 * MiB;
 
 async function buildStorePlan(
   repo: Repository,
@@ -1078,7 +1096,10 @@ export async function planRestoreToStore(
  * Restores a backed-up tree into a blob store (a Databend cluster's S3
  * storage): each file becomes the object named by its path. Every block is
  * checked against its hash before the object is saved, and an object is
- * saved whole or not at all. Directories and their metadata have no
+ * saved whole or not at all. Objects larger than 16 MiB are streamed, block
+ * by block, to a target with `saveStream` (a damaged block aborts the save:
+ * nothing takes the name and the file is reported in `failed`); the saves
+ * in flight hold at most about 64 MiB of object data. Directories and their metadata have no
  * objects; symlinks cannot be stored and are reported. Refuses a store that
  * holds objects unless `overwrite` is set; then only objects whose content
  * differs are saved again.
@@ -1124,52 +1145,102 @@ export async function restoreToStore(
     let bytesWritten = 0;
     const progress = writeProgress(emit, started, c.files.length, plan.bytes);
     const inFlight = new Set<Promise<void>>();
+    let held = 0; // bytes counted against SAVE_BYTES
     let failure: unknown = null;
     const failed: FailedFile[] = [];
+    /** Waits until a save costing `cost` bytes fits beside those in flight. */
+    const admit = async (cost: number) => {
+      while (
+        inFlight.size > 0 && (inFlight.size >= SAVE_CONCURRENCY || held + cost > SAVE_BYTES)
+      ) {
+        await Promise.race(inFlight);
+      }
+    };
+    /** Runs a save costing `cost` bytes in flight; when it fails, `damage` says whether the file was damaged (it goes to `failed`). */
+    const track = (
+      f: Entry,
+      cost: number,
+      saving: Promise<void>,
+      damage: () => IntegrityError | null,
+    ) => {
+      held += cost;
+      const save: Promise<void> = saving.then(
+        () => {
+          filesWritten++;
+          bytesWritten += f.node.size;
+        },
+        (e: unknown) => {
+          const damaged = damage();
+          if (damaged !== null) failed.push({ path: f.rel, message: damaged.message });
+          else failure ??= e;
+        },
+      ).finally(() => {
+        held -= cost;
+        inFlight.delete(save);
+      });
+      inFlight.add(save);
+    };
+    const sizeError = (f: Entry) =>
+      new IntegrityError(
+        `the blocks of ${f.rel} in backup ${plan.manifest} do not add up to its size ${f.node.size}: run bendsave verify`,
+      );
     for (const f of readOrder(repo, c)) {
       // Cancelled: the saves in flight finish (an object is saved whole or not at all), then it stops.
       await checkpoint(options.signal, "restore").catch((e: unknown) => (failure ??= e));
       if (failure !== null) break;
+      const h = { kind: "raw", name: f.rel } as const;
       if (options.overwrite && existing.get(f.rel) === f.node.size) {
-        const current = await target.load({ kind: "raw", name: f.rel });
-        if (sameBlocks(current, f.node, c.chunker)) {
+        if (await sameObject(repo, target, f, c.chunker)) {
           filesUnchanged++;
           continue;
         }
       }
-      const data = new Uint8Array(f.node.size);
-      let pos = 0;
-      try {
-        for (const id of f.node.blocks) {
-          const loc = repo.locate(id, f.rel);
-          const raw = repo.decodeStored(id, loc, await cache.stored(id, loc, f.rel), f.rel);
-          if (pos + raw.length > data.length) break;
-          data.set(raw, pos);
-          pos += raw.length;
+      if (target.saveStream !== undefined && f.node.size > STREAM_THRESHOLD) {
+        await admit(STREAM_COST);
+        if (failure !== null) break;
+        // Blocks are decoded and checked one at a time, in order, as the driver asks for
+        // them; a damaged one throws, the driver aborts the save and nothing takes the name.
+        let damaged: IntegrityError | null = null;
+        const signal = options.signal;
+        const blocks = async function* (): AsyncGenerator<Uint8Array> {
+          try {
+            let pos = 0;
+            for (const id of f.node.blocks) {
+              throwIfCancelled(signal, "restore");
+              const loc = repo.locate(id, f.rel);
+              const raw = repo.decodeStored(id, loc, await cache.stored(id, loc, f.rel), f.rel);
+              if (pos + raw.length > f.node.size) break;
+              pos += raw.length;
+              yield raw;
+            }
+            if (pos !== f.node.size) throw sizeError(f);
+          } catch (e) {
+            if (e instanceof IntegrityError) damaged = e;
+            throw e;
+          }
+        };
+        track(f, STREAM_COST, target.saveStream(h, blocks(), f.node.size), () => damaged);
+      } else {
+        await admit(f.node.size);
+        if (failure !== null) break;
+        const data = new Uint8Array(f.node.size);
+        let pos = 0;
+        try {
+          for (const id of f.node.blocks) {
+            const loc = repo.locate(id, f.rel);
+            const raw = repo.decodeStored(id, loc, await cache.stored(id, loc, f.rel), f.rel);
+            if (pos + raw.length > data.length) break;
+            data.set(raw, pos);
+            pos += raw.length;
+          }
+          if (pos !== f.node.size) throw sizeError(f);
+        } catch (e) {
+          if (!(e instanceof IntegrityError)) throw e;
+          failed.push({ path: f.rel, message: e.message }); // left out; the others go on
+          continue;
         }
-        if (pos !== f.node.size) {
-          throw new IntegrityError(
-            `the blocks of ${f.rel} in backup ${plan.manifest} do not add up to its size ${f.node.size}: run bendsave verify`,
-          );
-        }
-      } catch (e) {
-        if (!(e instanceof IntegrityError)) throw e;
-        failed.push({ path: f.rel, message: e.message }); // left out; the others go on
-        continue;
+        track(f, data.length, target.save(h, data), () => null);
       }
-      const save: Promise<void> = target.save({ kind: "raw", name: f.rel }, data).then(
-        () => {
-          filesWritten++;
-          bytesWritten += data.length;
-          inFlight.delete(save);
-        },
-        (e: unknown) => {
-          failure ??= e;
-          inFlight.delete(save);
-        },
-      );
-      inFlight.add(save);
-      if (inFlight.size >= SAVE_CONCURRENCY) await Promise.race(inFlight);
       progress(filesWritten + filesUnchanged, bytesWritten);
     }
     await Promise.all(inFlight);
@@ -1183,6 +1254,29 @@ export async function restoreToStore(
     if (failure !== null) throw failure;
     return finish(plan, { failed, filesWritten, filesUnchanged, bytesWritten }, started);
   });
+}
+
+/**
+ * True when object `f.rel` of `target` holds exactly the blocks of `f`: read
+ * whole and cut by `chunker` when small, else one block-sized range at a time
+ * (each must match its block's hash), so a large object is never held whole.
+ */
+async function sameObject(
+  repo: Repository,
+  target: BlobStore,
+  f: Entry,
+  chunker: ChunkerParams,
+): Promise<boolean> {
+  const h = { kind: "raw", name: f.rel } as const;
+  if (f.node.size <= STREAM_THRESHOLD) return sameBlocks(await target.load(h), f.node, chunker);
+  let pos = 0;
+  for (const id of f.node.blocks) {
+    const length = repo.locate(id, f.rel).rawLength;
+    const part = await target.load(h, { offset: pos, length });
+    if (part.length !== length || !equalBytes(sha256(part), id)) return false;
+    pos += length;
+  }
+  return pos === f.node.size;
 }
 
 /** True when `data` cut by `chunker` gives exactly the blocks of `node`. */
