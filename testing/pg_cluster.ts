@@ -522,3 +522,31 @@ function makeCluster(c: {
   };
   return cluster;
 }
+
+/** What a bendsave run printed, and its exit code. */
+export interface BendsaveRun {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/**
+ * Runs this checkout's bendsave CLI as the `postgres` user (as DBAs run it
+ * against their servers), with `env` set for that run; returns its exit code
+ * and output. Call {@linkcode prepareBendsaveForPostgres} first.
+ */
+export async function bendsaveAsPostgres(
+  args: readonly string[],
+  env: Readonly<Record<string, string>> = {},
+): Promise<BendsaveRun> {
+  const vars = Object.entries(env).map(([k, v]) => `${k}=${shellQuote(v)} `).join("");
+  const line = `${vars}${bendsaveCommand()} ${args.map(shellQuote).join(" ")}`;
+  const out = await new Deno.Command("runuser", {
+    args: ["-u", "postgres", "--", "sh", "-c", line],
+    stdout: "piped",
+    stderr: "piped",
+    cwd: "/",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}

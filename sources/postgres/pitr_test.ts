@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import {
+  bendsaveAsPostgres,
   bendsaveCommand,
   type PgCluster,
   pgIgnore,
@@ -17,21 +18,7 @@ import {
   startPgFromDataDir,
 } from "../../testing/pg_cluster.ts";
 
-/** Runs this checkout's bendsave as `postgres`; returns code and output. */
-async function bendsave(
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const vars = Object.entries(env).map(([k, v]) => `${k}=${shellQuote(v)} `).join("");
-  const line = `${vars}${bendsaveCommand()} ${args.map(shellQuote).join(" ")}`;
-  const out = await new Deno.Command("runuser", {
-    args: ["-u", "postgres", "--", "sh", "-c", line],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const bendsave = bendsaveAsPostgres;
 
 async function ok(args: string[]): Promise<string> {
   const r = await bendsave(args);

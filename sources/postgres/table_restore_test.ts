@@ -9,28 +9,16 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import {
-  bendsaveCommand,
+  bendsaveAsPostgres,
   type PgCluster,
   pgIgnore,
   prepareBendsaveForPostgres,
-  shellQuote,
   startPgCluster,
 } from "../../testing/pg_cluster.ts";
 import { invalidPagesOf } from "./table_restore.ts";
 import type { FoundTable } from "./relation_map.ts";
 
-/** Runs this checkout's bendsave as `postgres`; returns code and output. */
-async function bendsave(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const line = `${bendsaveCommand()} ${args.map(shellQuote).join(" ")}`;
-  const out = await new Deno.Command("runuser", {
-    args: ["-u", "postgres", "--", "sh", "-c", line],
-    stdout: "piped",
-    stderr: "piped",
-    cwd: "/",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const bendsave = bendsaveAsPostgres;
 
 async function ok(args: string[]): Promise<string> {
   const r = await bendsave(args);
