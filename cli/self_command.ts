@@ -7,13 +7,9 @@
  *
  * @module
  */
+import { shellQuote } from "../formats/shell.ts";
 import path from "node:path";
 import process from "node:process";
-
-/** Quotes a word for `sh`. */
-function q(s: string): string {
-  return /^[A-Za-z0-9_\/.,:=@%+-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
-}
 
 /**
  * The command, to which a subcommand and its arguments are appended.
@@ -27,18 +23,18 @@ export function selfCommand(): string {
   const exe = process.execPath;
   const runtime = /^(deno|bun)(\.exe)?$/.test(path.basename(exe));
   const main = new URL("./main.ts", import.meta.url);
-  if (!runtime || main.protocol !== "file:") return q(exe);
+  if (!runtime || main.protocol !== "file:") return shellQuote(exe);
   const checkout = path.dirname(path.dirname(main.pathname));
   const denoDir = process.env.DENO_DIR;
   return [
-    ...(denoDir ? [`DENO_DIR=${q(path.resolve(denoDir))}`] : []),
+    ...(denoDir ? [`DENO_DIR=${shellQuote(path.resolve(denoDir))}`] : []),
     "DENO_NO_UPDATE_CHECK=1",
-    q(exe),
+    shellQuote(exe),
     "run",
     "--allow-all",
     "--quiet",
     "--config",
-    q(path.join(checkout, "deno.json")),
-    q(main.pathname),
+    shellQuote(path.join(checkout, "deno.json")),
+    shellQuote(main.pathname),
   ].join(" ");
 }

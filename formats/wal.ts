@@ -126,6 +126,23 @@ export function segmentStartLsn(name: WalName, segmentSize: number): bigint {
   return (BigInt(name.log) * BigInt(perLog) + BigInt(name.seg)) * BigInt(segmentSize);
 }
 
+/**
+ * The file name of WAL segment number `segno` on `timeline`, as
+ * PostgreSQL's `XLogFileName` makes it (`TTTTTTTTLLLLLLLLSSSSSSSS`).
+ *
+ * @example
+ * ```ts
+ * import { walSegmentName } from "./wal.ts";
+ * walSegmentName(2, 0x105n, 16 * 1024 * 1024); // "000000020000000100000005"
+ * ```
+ */
+export function walSegmentName(timeline: number, segno: bigint, segmentSize: number): string {
+  checkSegmentSize(segmentSize);
+  const perLog = BigInt(0x1_0000_0000 / segmentSize);
+  const hex = (n: bigint | number) => n.toString(16).toUpperCase().padStart(8, "0");
+  return `${hex(timeline)}${hex(segno / perLog)}${hex(segno % perLog)}`;
+}
+
 /** Throws RangeError unless `size` is a power of two from 1 MiB to 1 GiB (PostgreSQL's range). */
 export function checkSegmentSize(size: number): void {
   if (!Number.isInteger(size) || size < 1 << 20 || size > 1 << 30 || (size & (size - 1)) !== 0) {

@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { syncDirectory } from "./drivers/fs.ts";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { hostname } from "node:os";
@@ -503,15 +504,6 @@ export async function fetchWal(
     throw e;
   } finally {
     await lock?.release().catch(() => {});
-  }
-}
-
-function syncDirectory(dir: string): void {
-  const fd = fs.openSync(dir, "r");
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
   }
 }
 

@@ -22,6 +22,7 @@
  *
  * @module
  */
+import { shellQuote } from "../formats/shell.ts";
 import fs from "node:fs";
 import path from "node:path";
 import net from "node:net";
@@ -61,10 +62,8 @@ function postgresIds(): { uid: number; gid: number } | null {
   }
 }
 
-/** Quotes a word for `sh`. */
-export function shellQuote(s: string): string {
-  return /^[A-Za-z0-9_\/.,:=@%+-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
-}
+/** Quotes a word for `sh` (formats/shell.ts). */
+export { shellQuote };
 
 /**
  * The shell command that runs this checkout's bendsave CLI as any user

@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { shellQuote } from "../../formats/shell.ts";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
@@ -92,11 +93,6 @@ interface Prepared {
   readonly meta: MetaNodeConfig | null;
   readonly target: BlobStore | null;
   readonly repo: Repository;
-}
-
-/** Quotes an argument for a POSIX shell when it needs it. */
-function shellQuote(arg: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
 }
 
 function importArgs(metaConfig: MetaNodeConfig | null, file: string): string[] {

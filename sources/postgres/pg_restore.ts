@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { shellQuote } from "../../formats/shell.ts";
 import fs from "node:fs";
 import path from "node:path";
 import type { BlobStore } from "../../store/drivers/types.ts";
@@ -260,18 +261,13 @@ function confString(s: string): string {
   return `'${s.replaceAll("\\", "\\\\").replaceAll("'", "''")}'`;
 }
 
-/** Quotes a word for the shell PostgreSQL runs restore_command with. */
-function shellWord(s: string): string {
-  return /^[A-Za-z0-9_\/.,:=@%+-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
-}
-
 function recoverySettings(
   c: Chosen,
   options: PgRestoreOptions,
   location: string,
 ): Record<string, string> {
   const out: Record<string, string> = {
-    restore_command: `${options.bendsaveCommand} wal-fetch %f %p --from ${shellWord(location)}`,
+    restore_command: `${options.bendsaveCommand} wal-fetch %f %p --from ${shellQuote(location)}`,
   };
   const t = c.target;
   if (t.kind === "time") out.recovery_target_time = t.text;

@@ -28,7 +28,8 @@ import { hostname } from "node:os";
 import type { DirPart, Source, SourcePart, StreamPart } from "../types.ts";
 import { DatabaseError, InvalidInput } from "../../store/errors.ts";
 import { type ChunkerParams, DEFAULT_FASTCDC } from "../../formats/chunker.ts";
-import { controlFileSystemId } from "../../formats/wal.ts";
+import { controlFileSystemId, walSegmentName } from "../../formats/wal.ts";
+import { parseLsn as parseTargetLsn } from "../../formats/pg_target.ts";
 import { PgConnection, type PgConnectOptions } from "./connection.ts";
 
 /** Source type of a PostgreSQL base backup. */
@@ -449,18 +450,13 @@ async function startBackup(
   settings["pg.start_time"] = rows[0]!.t;
 }
 
-/** Parses an LSN `X/X`. */
+/** Parses an LSN the server returned. */
 function parseLsn(s: string): bigint {
-  const m = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/.exec(s.trim());
-  if (!m) throw new DatabaseError(`PostgreSQL returned "${s}", which is not an LSN`);
-  return (BigInt(`0x${m[1]}`) << 32n) | BigInt(`0x${m[2]}`);
-}
-
-/** The WAL file name of segment `segno` on `timeline`. */
-function walFileName(timeline: number, segno: bigint, segmentSize: number): string {
-  const perId = 0x1_0000_0000n / BigInt(segmentSize);
-  const hex = (n: bigint | number) => n.toString(16).toUpperCase().padStart(8, "0");
-  return `${hex(timeline)}${hex(segno / perId)}${hex(segno % perId)}`;
+  try {
+    return parseTargetLsn(s);
+  } catch {
+    throw new DatabaseError(`PostgreSQL returned "${s}", which is not an LSN`);
+  }
 }
 
 /** `pg_backup_stop`, the stop settings, then the archive check. */
@@ -548,7 +544,7 @@ async function checkArchived(
   const first = start / seg;
   const last = (stop - 1n) / seg; // pg_walfile_name: the segment holding the byte before stop
   const names: string[] = [];
-  for (let s = first; s <= last; s++) names.push(walFileName(timeline, s, facts.segmentSize));
+  for (let s = first; s <= last; s++) names.push(walSegmentName(timeline, s, facts.segmentSize));
   const offset = (start % seg).toString(16).toUpperCase().padStart(8, "0");
   names.push(`${settings["pg.start_wal"]}.${offset}.backup`);
   const missing = new Set(names);

@@ -20,6 +20,7 @@
  *
  * @module
  */
+import { parseWalName, segmentStartLsn, walSegmentName } from "../../formats/wal.ts";
 import { formatMicros, type RecoveryTarget } from "../../formats/pg_target.ts";
 
 /** A base backup as the plan sees it (from its manifest's `pg.*` settings). */
@@ -73,25 +74,19 @@ interface Segment {
   readonly segno: bigint;
 }
 
-const SEGMENT = /^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})$/;
-
 /** The timeline and segment number of a WAL segment file name, or null. */
 function segmentOf(name: string, segmentSize: number): Segment | null {
-  const m = SEGMENT.exec(name);
-  if (!m) return null;
-  const perId = 0x1_0000_0000n / BigInt(segmentSize);
-  return {
-    name,
-    timeline: parseInt(m[1]!, 16),
-    segno: BigInt(`0x${m[2]}`) * perId + BigInt(`0x${m[3]}`),
-  };
-}
-
-/** The file name of segment `segno` on `timeline`. */
-export function segmentName(timeline: number, segno: bigint, segmentSize: number): string {
-  const perId = 0x1_0000_0000n / BigInt(segmentSize);
-  const hex = (n: bigint | number) => n.toString(16).toUpperCase().padStart(8, "0");
-  return `${hex(timeline)}${hex(segno / perId)}${hex(segno % perId)}`;
+  const n = parseWalName(name);
+  if (n?.type !== "segment") return null;
+  try {
+    return {
+      name,
+      timeline: n.timeline,
+      segno: segmentStartLsn(n, segmentSize) / BigInt(segmentSize),
+    };
+  } catch {
+    return null; // a segment number beyond the segment size: not a file of this system
+  }
 }
 
 /** The segment number holding `lsn`. */
@@ -156,7 +151,8 @@ export function recoveryWindow(
       if (to === null || last.pushedMicros > to) to = last.pushedMicros;
     }
     if (gapAt !== null) {
-      const after = run[run.length - 1]?.name ?? segmentName(b.timeline, gapAt - 1n, b.segmentSize);
+      const after = run[run.length - 1]?.name ??
+        walSegmentName(b.timeline, gapAt - 1n, b.segmentSize);
       const next = [...segs.keys()].filter((k) => k > gapAt).sort((x, y) => (x < y ? -1 : 1))[0];
       const before = next !== undefined ? segs.get(next)!.name : "(none)";
       if (!gaps.some((g) => g.after === after)) gaps.push({ after, before });

@@ -5,9 +5,9 @@ import {
   OutsideWindow,
   planRecovery,
   recoveryWindow,
-  segmentName,
 } from "./recovery_plan.ts";
 import { parseRecoveryTarget } from "../../formats/pg_target.ts";
+import { walSegmentName as segmentName } from "../../formats/wal.ts";
 
 const SEG = 16 * 1024 * 1024;
 const T0 = BigInt(Date.UTC(2026, 11, 1, 12, 0, 0)) * 1000n;
@@ -34,7 +34,7 @@ const at = (minutes: number) =>
     asOf: new Date(Number((T0 + BigInt(minutes * 60) * 1_000_000n) / 1000n)).toISOString(),
   });
 
-Deno.test("segmentName is PostgreSQL's XLogFileName", () => {
+Deno.test("walSegmentName is PostgreSQL's XLogFileName", () => {
   assert.equal(segmentName(1, 3n, SEG), "000000010000000000000003");
   assert.equal(segmentName(2, 0x100n + 5n, SEG), "000000020000000100000005");
   assert.equal(segmentName(1, 65n, 64 * 1024 * 1024), "000000010000000100000001");

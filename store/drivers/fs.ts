@@ -549,7 +549,8 @@ function makeDirectories(dir: string, floor?: string): void {
   }
 }
 
-function syncDirectory(dir: string): void {
+/** Flushes a directory's entries (a rename or create in it) to disk. */
+export function syncDirectory(dir: string): void {
   const fd = fs.openSync(dir, "r");
   try {
     fs.fsyncSync(fd);
