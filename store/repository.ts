@@ -123,16 +123,6 @@ export class Repository {
     return new Repository(store, config);
   }
 
-  /** Opens the repository, creating it when the store holds none. */
-  static async openOrInit(store: BlobStore, options: InitOptions = {}): Promise<Repository> {
-    try {
-      return await Repository.open(store);
-    } catch (e) {
-      if (!(e instanceof RepositoryNotFound)) throw e;
-    }
-    return await Repository.init(store, options);
-  }
-
   /**
    * Loads every index file into memory (once). Returns the number of index
    * files read. A damaged index file throws IntegrityError, unless
