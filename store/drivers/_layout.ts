@@ -11,6 +11,7 @@
  * | `pack`     | `packs/<first two hex digits>/<name>`  |
  * | `index`    | `index/<name>`                         |
  * | `lock`     | `locks/<name>`                         |
+ * | `key`      | `keys/<name>` (encrypted repositories) |
  * | `wal`      | `wal/<system id>/<WAL file name>`      |
  * | `raw`      | the relative path itself               |
  *
@@ -23,7 +24,12 @@ import { parseWalKey } from "../../formats/wal.ts";
 export const PACK_NAME = /^[0-9a-f]{64}$/;
 
 /** Directory of the kinds stored one file per name. */
-export const KIND_DIRS = { manifest: "manifests", index: "index", lock: "locks" } as const;
+export const KIND_DIRS = {
+  manifest: "manifests",
+  index: "index",
+  lock: "locks",
+  key: "keys",
+} as const;
 
 /** File name of the singleton kinds. */
 export const SINGLETONS = { config: "config", guide: "bendsave.md" } as const;
@@ -36,6 +42,7 @@ export const FILE_KINDS: readonly FileKind[] = [
   "pack",
   "index",
   "lock",
+  "key",
   "raw",
   "wal",
 ];
@@ -107,6 +114,7 @@ export function objectKey(h: Handle): string {
     case "manifest":
     case "index":
     case "lock":
+    case "key":
       if (typeof h.name !== "string" || !isValidSegment(h.name)) {
         throw new TypeError(
           `${h.kind} name "${

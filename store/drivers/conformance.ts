@@ -137,6 +137,7 @@ export function runConformanceSuite(
         pack("nope"),
         { kind: "index", name: "nope" },
         { kind: "lock", name: "nope" },
+        { kind: "key", name: "nope" },
         { kind: "raw", name: "no/such/file" },
         { kind: "wal", name: "7714430012941988799/000000010000000000000001" },
       ];
@@ -198,6 +199,7 @@ export function runConformanceSuite(
       { handle: { kind: "pack", name: "ab".padEnd(64, "1") }, data: bytes(4, 9) },
       { handle: { kind: "index", name: "i1" }, data: bytes(11, 10) },
       { handle: { kind: "lock", name: "host-1.lock" }, data: bytes(12, 11) },
+      { handle: { kind: "key", name: "ab".padEnd(64, "2") }, data: bytes(17, 16) },
       {
         handle: { kind: "wal", name: "7714430012941988799/000000010000000000000001" },
         data: bytes(13, 12),
@@ -213,7 +215,16 @@ export function runConformanceSuite(
       { handle: { kind: "wal", name: "42/000000010000000000000004.partial" }, data: bytes(16, 15) },
     ];
     await withStore(objects, async (store) => {
-      const kinds: FileKind[] = ["config", "guide", "manifest", "pack", "index", "lock", "wal"];
+      const kinds: FileKind[] = [
+        "config",
+        "guide",
+        "manifest",
+        "pack",
+        "index",
+        "lock",
+        "key",
+        "wal",
+      ];
       for (const kind of kinds) {
         const expected = objects
           .filter((o) => o.handle.kind === kind)
@@ -257,6 +268,7 @@ export function runConformanceSuite(
         "pack",
         "index",
         "lock",
+        "key",
         "raw",
         "wal",
       ];

@@ -359,7 +359,8 @@ export class FsStore implements BlobStore {
       }
       case "manifest":
       case "index":
-      case "lock": {
+      case "lock":
+      case "key": {
         const dir = path.join(this.root, KIND_DIRS[kind]);
         for (const name of readFileNames(dir)) {
           if (!isValidSegment(name)) continue;

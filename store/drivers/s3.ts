@@ -545,6 +545,7 @@ export class S3Store implements BlobStore, ListAfter {
       case "manifest":
       case "index":
       case "lock":
+      case "key":
         listPrefix = `${base}${KIND_DIRS[kind]}/`;
         break;
       case "pack":

@@ -402,6 +402,7 @@ function classify({ relative, file }: Walked, warn: (message: string) => void): 
   if (parent === KIND_DIRS.manifest) return { kind: "manifest", name };
   if (parent === KIND_DIRS.index) return { kind: "index", name };
   if (parent === KIND_DIRS.lock) return { kind: "lock", name };
+  if (parent === KIND_DIRS.key) return { kind: "key", name };
   if (parent !== null && isWalRecordName(`${parent}/${name}`)) {
     // wal/<system id>/<WAL file name>, or <system id>/<WAL file name> holding a record
     const wal: Handle = { kind: "wal", name: `${parent}/${name}` };

@@ -11,7 +11,8 @@
 
 /**
  * The kinds of file a repository holds; `raw` is a plain relative path (cluster storage);
- * `wal` a WAL archive record, named `<system identifier>/<WAL file name>` (since format 1.2).
+ * `wal` a WAL archive record, named `<system identifier>/<WAL file name>` (since format 1.2);
+ * `key` a key file of an encrypted repository (docs/ENCRYPTION.md, format 2.0).
  */
 export type FileKind =
   | "config"
@@ -20,6 +21,7 @@ export type FileKind =
   | "pack"
   | "index"
   | "lock"
+  | "key"
   | "raw"
   | "wal";
 
