@@ -39,7 +39,7 @@ import type { Collected, Entry, Link } from "./collect.ts";
 import type { Ledger, RestoreOutput, TargetView } from "./output.ts";
 import type { RestorePlan } from "./restore.ts";
 import type { StoredBlock } from "./stored_block.ts";
-import { sameBlocks } from "./same_blocks.ts";
+import { COMPARE_WHOLE_MAX, sameBlocks, sameRanges } from "./same_blocks.ts";
 
 /** A batch for a writer lane is sent at about this many bytes or steps. */
 const BATCH_BYTES = 4 * 1024 * 1024;
@@ -199,11 +199,35 @@ function fsError(e: unknown, p: string): Error {
   return e as Error;
 }
 
-/** True when the existing file at `p` has exactly the content of `node`. */
-function sameContent(p: string, node: TreeNode, chunker: ChunkerParams): boolean {
+/**
+ * True when the existing file at `p` has exactly the content of `node`,
+ * cut by `chunker` into blocks of `lengths` bytes: read whole when small,
+ * else one block at a time, never held whole.
+ */
+async function sameContent(
+  p: string,
+  node: TreeNode,
+  chunker: ChunkerParams,
+  lengths: readonly number[],
+): Promise<boolean> {
   const st = lstatOrNull(p);
   if (!st || !st.isFile() || st.size !== node.size) return false;
-  return sameBlocks(fs.readFileSync(p), node, chunker);
+  if (node.size <= COMPARE_WHOLE_MAX) return sameBlocks(fs.readFileSync(p), node, chunker);
+  const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  try {
+    const buf = new Uint8Array(Math.max(0, ...lengths));
+    return await sameRanges(node.blocks, lengths, node.size, (offset, length) => {
+      let got = 0;
+      while (got < length) {
+        const n = fs.readSync(fd, buf, got, length - got, offset + got);
+        if (n === 0) break;
+        got += n;
+      }
+      return Promise.resolve(buf.subarray(0, got));
+    });
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /**
@@ -341,11 +365,11 @@ export class DirOutput implements RestoreOutput {
     });
   }
 
-  unchanged(f: Entry, chunker: ChunkerParams): Promise<boolean> {
+  async unchanged(f: Entry, chunker: ChunkerParams, lengths: readonly number[]): Promise<boolean> {
     const final = path.join(this.#abs, f.rel);
-    if (!sameContent(final, f.node, chunker)) return Promise.resolve(false);
+    if (!(await sameContent(final, f.node, chunker, lengths))) return false;
     setMeta(final, f.node, ownerOf(f.node, this.#options));
-    return Promise.resolve(true);
+    return true;
   }
 
   async file(f: Entry, blocks: AsyncIterable<StoredBlock>): Promise<void> {

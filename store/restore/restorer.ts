@@ -27,7 +27,7 @@ import {
   splitHardLinks,
 } from "./collect.ts";
 import type { PackPresence } from "./pack_presence.ts";
-import { neededBytes, PackCache, type PackCacheOptions } from "./pack_cache.ts";
+import { PackCache, type PackCacheOptions, packNeeds } from "./pack_cache.ts";
 import type { RestoreOutput } from "./output.ts";
 import type { FailedFile, RestoreOptions, RestorePlan, RestoreResult } from "./restore.ts";
 import type { StoredBlock } from "./stored_block.ts";
@@ -119,7 +119,7 @@ async function restoreLocked(
   const { write, links } = output.hardLinks
     ? splitHardLinks(c.files)
     : { write: c.files, links: [] };
-  const cache = new PackCache(repo, neededBytes(repo, c.files), options.packCache);
+  const cache = new PackCache(repo, packNeeds(repo, write), options.packCache);
   let filesWritten = 0;
   let filesUnchanged = 0;
   let bytesWritten = 0;

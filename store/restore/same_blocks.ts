@@ -20,3 +20,27 @@ export function sameBlocks(data: Uint8Array, node: TreeNode, chunker: ChunkerPar
   }
   return true;
 }
+
+/** Files up to this size are read whole for the comparison; larger ones block by block. */
+export const COMPARE_WHOLE_MAX = 16 * 1024 * 1024;
+
+/**
+ * True when the bytes `read` gives, one block-sized range at a time, hash
+ * to `ids` in order, with `lengths` the blocks' sizes adding up to `size`:
+ * a large file or object is compared without ever being held whole.
+ */
+export async function sameRanges(
+  ids: readonly Uint8Array[],
+  lengths: readonly number[],
+  size: number,
+  read: (offset: number, length: number) => Promise<Uint8Array>,
+): Promise<boolean> {
+  let pos = 0;
+  for (const [i, id] of ids.entries()) {
+    const length = lengths[i]!;
+    const part = await read(pos, length);
+    if (part.length !== length || !equalBytes(sha256(part), id)) return false;
+    pos += length;
+  }
+  return pos === size;
+}

@@ -16,13 +16,12 @@ import type { BlobStore } from "../drivers/types.ts";
 import { IntegrityError, InvalidInput } from "../errors.ts";
 import type { EventSink } from "../backup/events.ts";
 import type { ChunkerParams } from "../../formats/chunker.ts";
-import { equalBytes, sha256 } from "../../formats/hash.ts";
 import { displayPath } from "../_byte_path.ts";
 import type { Collected, Entry } from "./collect.ts";
 import type { Ledger, RestoreOutput, TargetView } from "./output.ts";
 import type { RestorePlan } from "./restore.ts";
 import { decodeChecked, type StoredBlock } from "./stored_block.ts";
-import { sameBlocks } from "./same_blocks.ts";
+import { sameBlocks, sameRanges } from "./same_blocks.ts";
 
 const MiB = 1024 * 1024;
 
@@ -137,14 +136,12 @@ export class StoreOutput implements RestoreOutput {
     if (f.node.size <= this.#threshold) {
       return sameBlocks(await this.#target.load(h), f.node, chunker);
     }
-    let pos = 0;
-    for (const [i, id] of f.node.blocks.entries()) {
-      const length = lengths[i]!;
-      const part = await this.#target.load(h, { offset: pos, length });
-      if (part.length !== length || !equalBytes(sha256(part), id)) return false;
-      pos += length;
-    }
-    return pos === f.node.size;
+    return await sameRanges(
+      f.node.blocks,
+      lengths,
+      f.node.size,
+      (offset, length) => this.#target.load(h, { offset, length }),
+    );
   }
 
   async file(f: Entry, blocks: AsyncIterable<StoredBlock>): Promise<void> {
