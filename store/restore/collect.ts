@@ -43,6 +43,11 @@ export interface Collected {
   readonly exact: Map<string, { seg: string; bytes: Uint8Array }[]>;
 }
 
+/**
+ * The backup and part `options` name, and the entries of it `--include`
+ * selects, in one walk of its trees; a tree in a missing pack is listed in
+ * `unlistedDirs` (see {@linkcode PackPresence.tree}).
+ */
 export async function collect(
   repo: Repository,
   options: RestoreOptions,
