@@ -151,8 +151,7 @@ async function restoreLocked(
     for (const f of readOrder(repo, write)) {
       await checkpoint(signal, "restore");
       if (output.stopped) break;
-      const lengths = () => f.node.blocks.map((id) => repo.locate(id, f.rel).rawLength);
-      if (plan.targetNotEmpty && await output.unchanged(f, c.chunker, lengths())) {
+      if (plan.targetNotEmpty && await output.unchanged(f, c.chunker, blockLengths(repo, f))) {
         filesUnchanged++;
         progress();
         continue;
@@ -192,6 +191,11 @@ async function restoreLocked(
   for (const s of c.symlinks) await output.symlink(s);
   await output.end(c);
   return finish(plan, { failed, filesWritten, filesUnchanged, bytesWritten }, started);
+}
+
+/** The plaintext lengths of the blocks of `f`, from the index. */
+function blockLengths(repo: Repository, f: Entry): number[] {
+  return f.node.blocks.map((id) => repo.locate(id, f.rel).rawLength);
 }
 
 /** A reporter of write progress that sends an event at most every 200 ms. */
