@@ -39,6 +39,20 @@ export {
   type RestoreResult,
   restoreToStore,
 } from "./store/restore/restore.ts";
+export { planWith, type RestorerOptions, restoreWith } from "./store/restore/restorer.ts";
+export type { Ledger, RestoreOutput, TargetView } from "./store/restore/output.ts";
+export type {
+  Collected,
+  Entry as RestoreEntry,
+  Link as RestoreLink,
+} from "./store/restore/collect.ts";
+export { DirOutput, type DirOutputOptions } from "./store/restore/dir_output.ts";
+export {
+  StoreOutput,
+  type StoreOutputLimits,
+  type StoreOutputOptions,
+} from "./store/restore/store_output.ts";
+export { decodeChecked, type StoredBlock } from "./store/restore/stored_block.ts";
 export { type BackupSummary, listBackups } from "./store/list.ts";
 export { verify, type VerifyOptions, type VerifyReport } from "./store/verify.ts";
 export { repairIndex, type RepairResult } from "./store/repair.ts";

@@ -24,12 +24,14 @@ import type { EventSink } from "../../store/backup/events.ts";
 import { type CancelOptions, checkpoint, throwIfCancelled } from "../../store/cancel.ts";
 import {
   planRestore,
-  planRestoreToStore,
   restore,
   type RestorePlan,
   type RestoreResult,
-  restoreToStore,
 } from "../../store/restore/restore.ts";
+import { planWith, restoreWith } from "../../store/restore/restorer.ts";
+import type { RestoreOutput } from "../../store/restore/output.ts";
+import { DirOutput } from "../../store/restore/dir_output.ts";
+import { StoreOutput } from "../../store/restore/store_output.ts";
 import type { Manifest } from "../../formats/manifest.ts";
 import { latestBackup, readableManifests } from "../../store/source_groups.ts";
 import { toHex } from "../../formats/hash.ts";
@@ -99,6 +101,27 @@ function importArgs(metaConfig: MetaNodeConfig | null, file: string): string[] {
   const args = ["import", "--raft-dir", metaConfig?.raftDir ?? "<raft_dir>", "--db", file];
   if (metaConfig) args.push(`--id=${metaConfig.id}`);
   return args;
+}
+
+/**
+ * Where the storage part of a cluster backup is restored: the data directory
+ * of fs storage, or the objects of the opened `target` (S3). The meta
+ * export always goes into a directory: a cluster restore is these two
+ * outputs, one after the other.
+ */
+function storageOutput(
+  config: QueryConfig,
+  target: BlobStore | null,
+  options: ClusterRestoreOptions,
+): RestoreOutput {
+  const onEvent = options.onEvent ? { onEvent: options.onEvent } : {};
+  if (config.storage.type === "fs") {
+    return new DirOutput(config.storage.dataPath, {
+      ...onEvent,
+      ...(options.workers !== undefined ? { workers: options.workers } : {}),
+    });
+  }
+  return new StoreOutput(target!, onEvent);
 }
 
 /** The newest cluster backup, preferring the target's tenant and cluster. */
@@ -178,17 +201,11 @@ async function prepare(
   }
   // One open repository for every plan and restore: its index is loaded once.
   const partOptions = { manifest: chosen.name, part: "storage", repository: repo } as const;
-  let target: BlobStore | null = null;
-  let storage: RestorePlan;
-  if (config.storage.type === "fs") {
-    storage = await planRestore(store, config.storage.dataPath, partOptions);
-  } else {
-    target = await openClusterStorage(config.storage, {
-      create,
-      onWarning: (message) => options.onEvent?.({ type: "warning", message }),
-    });
-    storage = await planRestoreToStore(store, target, partOptions);
-  }
+  const target = config.storage.type === "fs" ? null : await openClusterStorage(config.storage, {
+    create,
+    onWarning: (message) => options.onEvent?.({ type: "warning", message }),
+  });
+  const storage = await planWith(store, storageOutput(config, target, options), partOptions);
   const metaPlan = await planRestore(store, path.dirname(path.resolve(configPath)), {
     manifest: chosen.name,
     part: "meta",
@@ -288,12 +305,7 @@ export async function restoreCluster(
         ...(options.onEvent ? { onEvent: options.onEvent } : {}),
         ...(options.signal ? { signal: options.signal } : {}),
       };
-      storageResult = config.storage.type === "fs"
-        ? await restore(store, config.storage.dataPath, {
-          ...common,
-          ...(options.workers !== undefined ? { workers: options.workers } : {}),
-        })
-        : await restoreToStore(store, target!, common);
+      storageResult = await restoreWith(store, storageOutput(config, target, options), common);
       fs.renameSync(path.join(scratch, META_EXPORT_FILE), plan.metaExport.path);
     } finally {
       fs.rmSync(scratch, { recursive: true, force: true });

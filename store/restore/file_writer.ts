@@ -1,26 +1,17 @@
 /**
- * Writes restored files: each under a temporary name, every block
- * decompressed and checked against its SHA-256 before it is written, then
- * mode and mtime set and the file renamed into place. Synchronous (small
- * files are dominated by system calls); runs in restore workers or
- * in-process.
+ * The thread half of the directory output (dir_output.ts): writes restored
+ * files, each under a temporary name, every block decompressed and checked
+ * (stored_block.ts) before it is written, then owner, mode and mtime set and
+ * the file renamed into place. Synchronous (small files are dominated by
+ * system calls); runs in restore workers or in-process.
  *
  * @module
  */
 import fs from "node:fs";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
-import { decodeBlock } from "../../formats/codec.ts";
-import { equalBytes, sha256, toHex } from "../../formats/hash.ts";
-
-/** A stored block of a file, as read from its pack. */
-export interface StoredBlock {
-  readonly id: Uint8Array;
-  readonly pack: string;
-  readonly codec: number;
-  readonly rawLength: number;
-  readonly data: Uint8Array;
-}
+import { IntegrityError } from "../errors.ts";
+import { decodeChecked, type StoredBlock } from "./stored_block.ts";
 
 /** One step of writing files. A file's steps arrive in order: begin, blocks..., end. */
 export type WriteOp =
@@ -156,17 +147,10 @@ export class FileWriter {
           for (const b of op.blocks) {
             let raw: Uint8Array;
             try {
-              raw = decodeBlock(b.codec, b.data, b.rawLength);
-              if (!equalBytes(sha256(raw), b.id)) throw new SyntaxError("does not match its hash");
+              raw = decodeChecked(b, f.rel);
             } catch (e) {
-              throw new Failure({
-                kind: "integrity",
-                message: `block ${
-                  toHex(b.id)
-                } in pack ${b.pack} needed by file ${f.rel} is damaged (${
-                  (e as Error).message
-                }); nothing was written under that file's name`,
-              });
+              if (!(e instanceof IntegrityError)) throw e;
+              throw new Failure({ kind: "integrity", message: e.message });
             }
             try {
               let pos = 0;

@@ -1,0 +1,516 @@
+/**
+ * The directory output of the restorer: entries become files, directories,
+ * symlinks and hard links under a target directory. Files are written on
+ * writer threads (file_writer.ts, one lane per core) while the main thread
+ * reads packs; each under a temporary name of 27 bytes, renamed into place
+ * when whole. Nothing is ever written through a symlink: a link where the
+ * backup has a directory is removed (never what it points to), owner, mode
+ * and times are set on the entry itself. Owners are set as
+ * {@linkcode OwnerOptions} say; names that are not valid UTF-8 are restored
+ * under placeholders and renamed to their exact bytes last.
+ *
+ * @module
+ */
+import fs from "node:fs";
+import path from "node:path";
+import {
+  AccessDenied,
+  IntegrityError,
+  InvalidInput,
+  IoError,
+  ReadOnlyError,
+  StorageFull,
+} from "../errors.ts";
+import type { EventSink } from "../backup/events.ts";
+import type { ChunkerParams } from "../../formats/chunker.ts";
+import type { TreeNode } from "../../formats/tree.ts";
+import { displayPath, joinPath, lstatPath, renamePath } from "../_byte_path.ts";
+import {
+  tempName,
+  timeArg,
+  type WriteError,
+  type WriteOp,
+  type WriteReport,
+} from "./file_writer.ts";
+import { WorkerPool } from "../worker_pool.ts";
+import { ENGINE_JOBS, type EnginePool } from "../worker_jobs.ts";
+import { ownerOf, type OwnerOptions, ownership } from "./owner.ts";
+import type { Collected, Entry, Link } from "./collect.ts";
+import type { Ledger, RestoreOutput, TargetView } from "./output.ts";
+import type { RestorePlan } from "./restore.ts";
+import type { StoredBlock } from "./stored_block.ts";
+import { COMPARE_WHOLE_MAX, sameBlocks, sameRanges } from "./same_blocks.ts";
+
+/** A batch for a writer lane is sent at about this many bytes or steps. */
+const BATCH_BYTES = 4 * 1024 * 1024;
+const BATCH_OPS = 600;
+
+/** Options of a {@linkcode DirOutput}. */
+export interface DirOutputOptions extends OwnerOptions {
+  /** Writer threads (default: one per core; 0 writes in-process). */
+  readonly workers?: number;
+  readonly onEvent?: EventSink;
+}
+
+/**
+ * Renames the entries of directory `dir` (relative to `abs`) whose names are
+ * not valid UTF-8 from their placeholders to their exact names. Called for
+ * each directory, deepest first, before its own metadata is set (a rename
+ * changes the directory's mtime). Like every restore write, it replaces a
+ * file or symlink in its place and never follows one.
+ */
+function renameExact(abs: string, c: Collected, dir: string): void {
+  for (const { seg, bytes } of c.exact.get(dir) ?? []) {
+    const from = path.join(abs, dir, seg);
+    if (!lstatOrNull(from)) continue; // not restored (--include, or it failed)
+    const to = joinPath(path.join(abs, dir), bytes);
+    try {
+      renamePath(from, to);
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code === "ENOTEMPTY" || code === "EEXIST" || code === "EISDIR" || code === "ENOTDIR") {
+        throw new InvalidInput(
+          `cannot restore "${
+            displayPath(to)
+          }": something else is in its place in the target; move it away`,
+        );
+      }
+      throw fsError(e, displayPath(to));
+    }
+  }
+}
+
+/**
+ * Before a restore into a non-empty target: moves each existing entry whose
+ * name is not valid UTF-8 and that the restore writes to its placeholder,
+ * parents first, so that the restore treats it like any existing entry (a
+ * file with the same content stays, a symlink where the backup has a
+ * directory is replaced, never followed), and {@linkcode renameExact} puts
+ * it back under its exact name.
+ */
+function adoptExact(abs: string, c: Collected): void {
+  // Map order is the walk's: a directory's own entry comes before its contents.
+  const restored = new Set(c.dirs.map((d) => d.rel));
+  for (const [dir, list] of c.exact) {
+    if (dir !== "" && !restored.has(dir)) continue; // renameExact would not put it back
+    for (const { seg, bytes } of list) {
+      const at = joinPath(path.join(abs, dir), bytes);
+      try {
+        lstatPath(at);
+      } catch {
+        continue; // not in the target (or its directory is not)
+      }
+      try {
+        renamePath(at, path.join(abs, dir, seg));
+      } catch (e) {
+        throw fsError(e, displayPath(at));
+      }
+    }
+  }
+}
+
+function lstatOrNull(p: string): fs.Stats | null {
+  try {
+    return fs.lstatSync(p);
+  } catch {
+    return null;
+  }
+}
+
+function targetState(target: string): boolean {
+  const st = lstatOrNull(target);
+  if (!st) return false;
+  if (!st.isDirectory()) {
+    throw new InvalidInput(
+      `restore target "${target}" exists and is not a directory: give a directory path`,
+    );
+  }
+  return fs.readdirSync(target).length > 0;
+}
+
+/**
+ * What an existing path is, for a plan: "symlink to X" or "file". Only
+ * called on paths whose parents are real directories.
+ */
+function describeExisting(p: string, st: fs.Stats): string {
+  if (!st.isSymbolicLink()) return st.isFile() ? "file" : "special file";
+  let to = "";
+  try {
+    to = fs.readlinkSync(p);
+  } catch {
+    // unreadable link: still replaced
+  }
+  return `symlink to ${to}`;
+}
+
+/**
+ * The directories of `c` that exist in `target` as something else (a
+ * symlink, a file), and those missing. Nothing below either is looked at:
+ * a path below a link must never be resolved through it.
+ */
+function dirsInTheWay(
+  target: string,
+  c: Collected,
+): { inTheWay: { path: string; was: string }[]; fresh: string[] } {
+  const inTheWay: { path: string; was: string }[] = [];
+  const fresh: string[] = []; // replaced or missing: nothing below exists
+  for (const d of c.dirs) {
+    if (under(d.rel, fresh)) continue;
+    const p = path.join(target, d.rel);
+    const st = lstatOrNull(p);
+    if (st?.isDirectory()) continue;
+    fresh.push(d.rel);
+    if (st) inTheWay.push({ path: d.rel, was: describeExisting(p, st) });
+  }
+  return { inTheWay, fresh };
+}
+
+/** True when `rel` is below one of `dirs` (relative paths). */
+function under(rel: string, dirs: readonly string[]): boolean {
+  return dirs.some((d) => rel.startsWith(d + "/"));
+}
+
+/** A system error of writing the restore target as one domain error with the fix. */
+function fsError(e: unknown, p: string): Error {
+  const code = (e as { code?: string }).code;
+  if (code === "ENOSPC" || code === "EDQUOT") {
+    return new StorageFull(
+      `the disk holding "${p}" is full: free space (or restore elsewhere) and run the restore again`,
+    );
+  }
+  if (code === "EROFS") {
+    return new ReadOnlyError(
+      `restore target "${p}" is read-only (EROFS): restore elsewhere, or remount it read-write`,
+    );
+  }
+  if (code === "EACCES" || code === "EPERM") {
+    return new AccessDenied(
+      `restore target "${p}" cannot be written (${code}: not permitted, or immutable): restore elsewhere, or fix its permissions (lsattr shows an immutable flag)`,
+    );
+  }
+  if (code === "ENAMETOOLONG") {
+    return new InvalidInput(
+      `restore target "${p}" has a path longer than the system allows (ENAMETOOLONG): restore into a shorter path`,
+    );
+  }
+  if (code !== undefined) {
+    return new IoError(`cannot write restore target "${p}" (${code}): ${(e as Error).message}`);
+  }
+  return e as Error;
+}
+
+/**
+ * True when the existing file at `p` has exactly the content of `node`,
+ * cut by `chunker` into blocks of `lengths` bytes: read whole when small,
+ * else one block at a time, never held whole.
+ */
+async function sameContent(
+  p: string,
+  node: TreeNode,
+  chunker: ChunkerParams,
+  lengths: readonly number[],
+): Promise<boolean> {
+  const st = lstatOrNull(p);
+  if (!st || !st.isFile() || st.size !== node.size) return false;
+  if (node.size <= COMPARE_WHOLE_MAX) return sameBlocks(fs.readFileSync(p), node, chunker);
+  const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  try {
+    const buf = new Uint8Array(Math.max(0, ...lengths));
+    return await sameRanges(node.blocks, lengths, node.size, (offset, length) => {
+      let got = 0;
+      while (got < length) {
+        const n = fs.readSync(fd, buf, got, length - got, offset + got);
+        if (n === 0) break;
+        got += n;
+      }
+      return Promise.resolve(buf.subarray(0, got));
+    });
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Makes the directories of a restore, parents first. An existing directory
+ * is kept; a symlink or file where the backup has a directory is removed
+ * (the link itself, never what it points to) and a directory made in its
+ * place, so nothing is ever written through a link.
+ */
+function makeDirs(abs: string, dirs: readonly Entry[]): void {
+  for (const d of dirs) {
+    const p = path.join(abs, d.rel);
+    const st = lstatOrNull(p);
+    if (st?.isDirectory()) continue;
+    if (st) fs.unlinkSync(p);
+    fs.mkdirSync(p, { mode: 0o700 });
+  }
+}
+
+/**
+ * Sets owner, mode and times of `p`. The owner comes first: chown clears the
+ * setuid and setgid bits, even as root.
+ */
+function setMeta(p: string, node: TreeNode, owner: readonly [number, number] | null = null): void {
+  // chmod and utimes follow a symlink: one at `p` is never touched through.
+  if (lstatOrNull(p)?.isSymbolicLink() !== false) return;
+  if (owner) chownLink(p, owner);
+  fs.chmodSync(p, node.mode);
+  fs.utimesSync(p, timeArg(node.mtimeMs), timeArg(node.mtimeMs));
+}
+
+/** Sets the owner of `p` itself, never of what a symlink there points to (lchown). */
+function chownLink(p: string, [uid, gid]: readonly [number, number]): void {
+  try {
+    fs.lchownSync(p, uid, gid);
+  } catch (e) {
+    throw new InvalidInput(
+      `cannot set the owner of "${p}" to ${uid}:${gid} (${
+        (e as Error).message
+      }): restore with --no-owner to leave owners alone`,
+    );
+  }
+}
+
+/**
+ * Makes `final` a hard link of the restored file `existing` (under a
+ * temporary name, then renamed into place); false when it already is one.
+ */
+function restoreLink(existing: string, final: string, rel: string): boolean {
+  const want = fs.lstatSync(existing);
+  const st = lstatOrNull(final);
+  if (st && st.ino === want.ino && st.dev === want.dev) return false;
+  if (st?.isDirectory()) {
+    throw new InvalidInput(
+      `cannot restore file ${rel}: a directory is in its place in the target; move it away`,
+    );
+  }
+  const tmp = tempName(final);
+  try {
+    fs.linkSync(existing, tmp);
+    fs.renameSync(tmp, final);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw fsError(e, final);
+  }
+  return true;
+}
+
+/** Restores into a directory (see the module). */
+export class DirOutput implements RestoreOutput {
+  readonly hardLinks = true;
+  readonly #abs: string;
+  readonly #options: DirOutputOptions;
+  #ledger: Ledger | null = null;
+  #pool: EnginePool | null = null;
+  /** The first error a writer lane reported that stops the restore. */
+  #error: WriteError | null = null;
+  #lane = 0;
+  #next = 0;
+  #batch: WriteOp[] = [];
+  #transfer: ArrayBuffer[] = [];
+  #batchBytes = 0;
+
+  /** An output writing into directory `target` (made when missing). */
+  constructor(target: string, options: DirOutputOptions = {}) {
+    this.#abs = path.resolve(target);
+    this.#options = options;
+  }
+
+  get stopped(): boolean {
+    return this.#error !== null;
+  }
+
+  inspect(c: Collected): Promise<TargetView> {
+    const abs = this.#abs;
+    const notEmpty = targetState(abs);
+    const replaced: string[] = [];
+    const { inTheWay, fresh } = notEmpty ? dirsInTheWay(abs, c) : { inTheWay: [], fresh: [] };
+    if (notEmpty) {
+      for (const e of [...c.files, ...c.symlinks]) {
+        if (!under(e.rel, fresh) && lstatOrNull(path.join(abs, e.rel))) replaced.push(e.rel);
+      }
+    }
+    return Promise.resolve({
+      target: abs,
+      targetNotEmpty: notEmpty,
+      replaced,
+      replacedByDirectory: inTheWay,
+      ownership: ownership(this.#options),
+    });
+  }
+
+  notEmpty(): Error {
+    return new InvalidInput(
+      `restore target "${this.#abs}" is not empty: restore into an empty directory, or pass --overwrite to rewrite files that differ`,
+    );
+  }
+
+  async begin(c: Collected, plan: RestorePlan, ledger: Ledger): Promise<void> {
+    this.#ledger = ledger;
+    const abs = this.#abs;
+    if (plan.targetNotEmpty) adoptExact(abs, c);
+    try {
+      fs.mkdirSync(abs, { recursive: true });
+      makeDirs(abs, c.dirs);
+    } catch (e) {
+      throw fsError(e, abs);
+    }
+    // Files are written on writer lanes (one per core): the main thread reads packs in order.
+    const emit = this.#options.onEvent;
+    this.#pool = await WorkerPool.start(ENGINE_JOBS, {
+      ...(this.#options.workers === undefined ? {} : { workers: this.#options.workers }),
+      name: "writer",
+      fallback: "writing files on the main thread",
+      onWarning: (message) => emit?.({ type: "warning", message }),
+    });
+  }
+
+  async unchanged(f: Entry, chunker: ChunkerParams, lengths: readonly number[]): Promise<boolean> {
+    const final = path.join(this.#abs, f.rel);
+    if (!(await sameContent(final, f.node, chunker, lengths))) return false;
+    setMeta(final, f.node, ownerOf(f.node, this.#options));
+    return true;
+  }
+
+  async file(f: Entry, blocks: AsyncIterable<StoredBlock>): Promise<void> {
+    const file = this.#next++;
+    this.#batch.push({ op: "begin", file, final: path.join(this.#abs, f.rel), rel: f.rel });
+    let list: StoredBlock[] = [];
+    try {
+      for await (const b of blocks) {
+        // A copy of its own, so it can be handed to the writer thread.
+        const data = b.data.slice();
+        list.push({ ...b, data });
+        this.#transfer.push(data.buffer as ArrayBuffer);
+        this.#batchBytes += data.length;
+        if (this.#batchBytes >= BATCH_BYTES) {
+          this.#batch.push({ op: "blocks", file, blocks: list });
+          list = [];
+          await this.#flush(); // a large file stays on its lane
+        }
+      }
+    } catch (e) {
+      if (!(e instanceof IntegrityError)) throw e;
+      // This file is left out; the others go on.
+      if (list.length) this.#batch.push({ op: "blocks", file, blocks: list });
+      this.#batch.push({ op: "abort", file, message: e.message });
+      return;
+    }
+    if (list.length) this.#batch.push({ op: "blocks", file, blocks: list });
+    const owner = ownerOf(f.node, this.#options);
+    this.#batch.push({
+      op: "end",
+      file,
+      size: f.node.size,
+      mode: f.node.mode,
+      mtimeMs: f.node.mtimeMs,
+      ...(owner ? { owner } : {}),
+    });
+    if (this.#batchBytes >= BATCH_BYTES || this.#batch.length >= BATCH_OPS) {
+      await this.#flush();
+      this.#lane = (this.#lane + 1) % this.#pool!.lanes;
+    }
+  }
+
+  /** Sends the batch to the current lane; its report goes to the ledger. */
+  async #flush(): Promise<void> {
+    if (this.#batch.length === 0) return;
+    const onReport = (r: WriteReport) => {
+      if (r.error) this.#error ??= r.error;
+      for (const f of r.failed) this.#ledger!.failed(f.path, f.message);
+      this.#ledger!.written(r.filesDone, r.bytes);
+    };
+    const onFailure = (e: unknown) => {
+      this.#error ??= { kind: "other", message: (e as Error).message };
+    };
+    try {
+      const job = await this.#pool!.submit("restore.write", this.#batch, {
+        lane: this.#lane,
+        transfer: this.#transfer,
+      });
+      job.result.then(onReport, onFailure).catch(onFailure);
+    } catch (e) {
+      onFailure(e);
+    }
+    this.#batch = [];
+    this.#transfer = [];
+    this.#batchBytes = 0;
+  }
+
+  async drain(): Promise<void> {
+    await this.#flush();
+    await this.#pool?.drain().catch((e: unknown) => {
+      this.#error ??= { kind: "other", message: (e as Error).message };
+    });
+    const failure = this.#error;
+    if (!failure) return;
+    if (failure.kind === "integrity") throw new IntegrityError(failure.message);
+    if (failure.kind === "full") throw new StorageFull(failure.message);
+    if (failure.kind === "in-the-way") throw new InvalidInput(failure.message);
+    if (failure.code !== undefined) {
+      throw fsError({ code: failure.code, message: failure.message }, failure.path ?? this.#abs);
+    }
+    throw new IoError(failure.message);
+  }
+
+  link(l: Link): Promise<"made" | "kept" | "failed"> {
+    const final = path.join(this.#abs, l.rel);
+    if (lstatOrNull(final)?.isDirectory()) {
+      this.#ledger!.failed(
+        l.rel,
+        `cannot restore file ${l.rel}: a directory is in its place in the target; move it away`,
+      );
+      return Promise.resolve("failed");
+    }
+    const made = restoreLink(path.join(this.#abs, l.of.rel), final, l.rel);
+    return Promise.resolve(made ? "made" : "kept");
+  }
+
+  symlink(s: Entry): Promise<void> {
+    const final = path.join(this.#abs, s.rel);
+    if (lstatOrNull(final)?.isDirectory()) {
+      this.#ledger!.failed(
+        s.rel,
+        `cannot restore symlink ${s.rel}: a directory is in its place in the target; move it away`,
+      );
+      return Promise.resolve();
+    }
+    const tmp = tempName(final);
+    try {
+      fs.symlinkSync(s.node.linkTarget ?? "", tmp);
+      fs.renameSync(tmp, final); // replaces a link or file at `final`, never follows it
+    } catch (e) {
+      fs.rmSync(tmp, { force: true });
+      throw fsError(e, final);
+    }
+    const owner = ownerOf(s.node, this.#options);
+    if (owner) chownLink(final, owner);
+    try {
+      fs.lutimesSync(final, timeArg(s.node.mtimeMs), timeArg(s.node.mtimeMs));
+    } catch {
+      // some file systems cannot set symlink times; the link itself is restored
+    }
+    return Promise.resolve();
+  }
+
+  end(c: Collected): Promise<void> {
+    // Directory metadata last, deepest first (writing into a directory changes its mtime).
+    for (const d of [...c.dirs].reverse()) {
+      renameExact(this.#abs, c, d.rel);
+      setMeta(path.join(this.#abs, d.rel), d.node, ownerOf(d.node, this.#options));
+    }
+    renameExact(this.#abs, c, "");
+    return Promise.resolve();
+  }
+
+  async close(): Promise<void> {
+    const pool = this.#pool;
+    this.#pool = null;
+    await pool?.close();
+  }
+
+  cancelled(done: number, total: number): string {
+    return `${done} of ${total} files were restored into ${this.#abs}, ` +
+      `no temporary file is left: restore again with --overwrite to complete it`;
+  }
+}

@@ -1,0 +1,206 @@
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { MemStore } from "../drivers/mem.ts";
+import { backup } from "../backup/backup.ts";
+import { Repository } from "../repository.ts";
+import { Cancelled, IntegrityError, InvalidInput, RestoreIncomplete } from "../errors.ts";
+import { dirSource } from "../../sources/dir/dir_source.ts";
+import { toHex } from "../../formats/hash.ts";
+import { randomBytes, tempDir } from "../../testing/mod.ts";
+import type { Collected, Entry, Link } from "./collect.ts";
+import type { Ledger, RestoreOutput, TargetView } from "./output.ts";
+import { planWith, restoreWith } from "./restorer.ts";
+import { decodeChecked, type StoredBlock } from "./stored_block.ts";
+import type { RestoreResult } from "./restore.ts";
+
+const KiB = 1024;
+
+/** An output that keeps the restored tree in memory and records the calls it gets. */
+class MemOutput implements RestoreOutput {
+  readonly hardLinks = true;
+  readonly stopped = false;
+  readonly files = new Map<string, Uint8Array>();
+  readonly dirs: string[] = [];
+  readonly symlinks = new Map<string, string>();
+  readonly links = new Map<string, string>();
+  readonly calls: string[] = [];
+  #ledger: Ledger | null = null;
+  /** Existing entries (a non-empty target), by path. */
+  readonly existing: Map<string, Uint8Array>;
+  /** Called as each file is given, before its blocks are read. */
+  onFile: (f: Entry) => void = () => {};
+
+  constructor(existing: Map<string, Uint8Array> = new Map()) {
+    this.existing = existing;
+  }
+  inspect(c: Collected): Promise<TargetView> {
+    return Promise.resolve({
+      target: "mem",
+      targetNotEmpty: this.existing.size > 0,
+      replaced: c.files.filter((f) => this.existing.has(f.rel)).map((f) => f.rel),
+      replacedByDirectory: [],
+      ownership: "off",
+    });
+  }
+  notEmpty(): Error {
+    return new InvalidInput("mem is not empty");
+  }
+  begin(c: Collected, _plan: unknown, ledger: Ledger): Promise<void> {
+    this.calls.push("begin");
+    this.#ledger = ledger;
+    this.dirs.push(...c.dirs.map((d) => d.rel));
+    return Promise.resolve();
+  }
+  unchanged(f: Entry): Promise<boolean> {
+    const had = this.existing.get(f.rel);
+    return Promise.resolve(had !== undefined && had.length === f.node.size);
+  }
+  async file(f: Entry, blocks: AsyncIterable<StoredBlock>): Promise<void> {
+    this.calls.push(`file ${f.rel}`);
+    this.onFile(f);
+    const parts: Uint8Array[] = [];
+    try {
+      for await (const b of blocks) parts.push(decodeChecked(b, f.rel));
+    } catch (e) {
+      if (!(e instanceof IntegrityError)) throw e;
+      this.#ledger!.failed(f.rel, e.message);
+      return;
+    }
+    const data = new Uint8Array(f.node.size);
+    let pos = 0;
+    for (const p of parts) {
+      data.set(p, pos);
+      pos += p.length;
+    }
+    this.files.set(f.rel, data);
+    this.#ledger!.written(1, data.length);
+  }
+  drain(): Promise<void> {
+    this.calls.push("drain");
+    return Promise.resolve();
+  }
+  link(l: Link): Promise<"made" | "kept" | "failed"> {
+    this.calls.push(`link ${l.rel}`);
+    this.links.set(l.rel, l.of.rel);
+    return Promise.resolve("made");
+  }
+  symlink(s: Entry): Promise<void> {
+    this.calls.push(`symlink ${s.rel}`);
+    this.symlinks.set(s.rel, s.node.linkTarget ?? "");
+    return Promise.resolve();
+  }
+  end(): Promise<void> {
+    this.calls.push("end");
+    return Promise.resolve();
+  }
+  close(): Promise<void> {
+    this.calls.push("close");
+    return Promise.resolve();
+  }
+  cancelled(done: number, total: number): string {
+    return `${done} of ${total} in mem`;
+  }
+}
+
+/** A small tree with a hard link and a symlink, backed up into a MemStore. */
+async function fixture(dir: string) {
+  const src = path.join(dir, "src");
+  fs.mkdirSync(path.join(src, "a", "b"), { recursive: true });
+  const files = new Map<string, Uint8Array>([
+    ["a/one", randomBytes(300 * KiB, 1)],
+    ["a/b/two", randomBytes(5000, 2)],
+    ["three", randomBytes(70 * KiB, 3)],
+  ]);
+  for (const [rel, data] of files) fs.writeFileSync(path.join(src, rel), data);
+  fs.linkSync(path.join(src, "a", "one"), path.join(src, "one-again"));
+  fs.symlinkSync("a/one", path.join(src, "link"));
+  const store = new MemStore();
+  const b = await backup(store, dirSource(src, { chunker: { kind: "fixed", size: 64 * KiB } }), {
+    workers: 0,
+  });
+  return { store, files, manifest: b.name };
+}
+
+Deno.test("restoreWith over a mem output writes every file byte for byte, then links, symlinks and directory metadata", async () => {
+  await using t = await tempDir();
+  const f = await fixture(t.dir);
+  const out = new MemOutput();
+  const result = await restoreWith(f.store, out, { manifest: f.manifest });
+  for (const [rel, data] of f.files) assert.deepEqual(out.files.get(rel), data, rel);
+  assert.equal(out.files.size, 3, "the hard link is not written again");
+  assert.deepEqual([...out.links], [["one-again", "a/one"]]);
+  assert.deepEqual([...out.symlinks], [["link", "a/one"]]);
+  assert.deepEqual(out.dirs.sort(), ["a", "a/b"]);
+  assert.equal(out.calls[0], "begin");
+  assert.deepEqual(out.calls.slice(-5), [
+    "drain",
+    "close",
+    "link one-again",
+    "symlink link",
+    "end",
+  ]);
+  assert.equal(result.filesWritten, 4);
+  assert.equal(result.hardLinks, 1);
+  assert.equal(result.bytes, 300 * KiB + 5000 + 70 * KiB);
+  assert.equal(result.bytesWritten, result.bytes);
+});
+
+Deno.test("restoreWith leaves out a file with a damaged block, restores the others and throws RestoreIncomplete", async () => {
+  await using t = await tempDir();
+  const f = await fixture(t.dir);
+  const repo = await Repository.open(f.store);
+  await repo.loadIndex();
+  const root = (await repo.loadManifest(f.manifest)).manifest.parts[0]!.root;
+  const three = (await repo.loadTree(root)).find((n) => n.name === "three")!;
+  const loc = repo.locate(three.blocks[0]!, "three");
+  const h = { kind: "pack", name: toHex(loc.packId) } as const;
+  const pack = (await f.store.load(h)).slice();
+  pack[loc.offset + 5] = pack[loc.offset + 5]! ^ 0xff;
+  await f.store.save(h, pack);
+  const out = new MemOutput();
+  const e = await restoreWith(f.store, out, { manifest: f.manifest }).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  assert.ok(e instanceof RestoreIncomplete, String(e));
+  assert.deepEqual(e.failed.map((x) => x.path), ["three"]);
+  assert.match(e.failed[0]!.message, /needed by file three is damaged/);
+  assert.equal(out.files.has("three"), false);
+  assert.deepEqual(out.files.get("a/one"), f.files.get("a/one"));
+  assert.equal((e.result as RestoreResult).filesWritten, 3, "a/one, its link and a/b/two");
+});
+
+Deno.test("restoreWith cancelled while a file is given closes the output and says what it holds", async () => {
+  await using t = await tempDir();
+  const f = await fixture(t.dir);
+  const out = new MemOutput();
+  const c = new AbortController();
+  out.onFile = () => {
+    if (out.files.size === 1) c.abort();
+  };
+  const e = await restoreWith(f.store, out, { manifest: f.manifest, signal: c.signal }).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  assert.ok(e instanceof Cancelled, String(e));
+  assert.equal(e.committed, "1 of 3 in mem");
+  assert.equal(out.calls.at(-1), "close");
+  assert.equal(out.calls.includes("end"), false);
+});
+
+Deno.test("restoreWith refuses a non-empty output without overwrite before it begins, and keeps what is unchanged with it", async () => {
+  await using t = await tempDir();
+  const f = await fixture(t.dir);
+  const existing = new Map([["a/b/two", f.files.get("a/b/two")!]]);
+  const refused = new MemOutput(existing);
+  await assert.rejects(restoreWith(f.store, refused, { manifest: f.manifest }), /mem is not empty/);
+  assert.deepEqual(refused.calls, []);
+  const plan = await planWith(f.store, new MemOutput(existing), { manifest: f.manifest });
+  assert.deepEqual(plan.replaced, ["a/b/two"]);
+  const out = new MemOutput(existing);
+  const result = await restoreWith(f.store, out, { manifest: f.manifest, overwrite: true });
+  assert.equal(result.filesUnchanged, 1);
+  assert.equal(out.files.has("a/b/two"), false, "not written again");
+  assert.equal(result.filesWritten, 3);
+});
