@@ -7,7 +7,7 @@ import { DEFAULT_COMPRESSION } from "../formats/codec.ts";
 import { sha256, toHex } from "../formats/hash.ts";
 import { BoundedSet, ENGINE_JOBS } from "./worker_jobs.ts";
 import { WorkerPool } from "./worker_pool.ts";
-import type { FileResult } from "./backup/file_blocks.ts";
+import type { FileResult } from "./archiver/file_blocks.ts";
 
 Deno.test("BoundedSet forgets its oldest entries beyond its limit", () => {
   const s = new BoundedSet(3);

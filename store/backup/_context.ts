@@ -7,6 +7,7 @@
 import type { Repository } from "../repository.ts";
 import type { PackWriter } from "../pack_writer.ts";
 import type { EventSink } from "./events.ts";
+import type { EnginePool } from "../worker_jobs.ts";
 import { type ChunkerParams, createChunker } from "../../formats/chunker.ts";
 import { encodeBlock } from "../../formats/codec.ts";
 import { sha256 } from "../../formats/hash.ts";
@@ -24,12 +25,12 @@ export interface BackupContext {
   readonly start: number;
   readonly now: () => number;
   readonly workers: number | undefined;
+  /** The backup's worker pool, started on first use (closed when the backup ends). */
+  readonly pool: () => Promise<EnginePool>;
   /** When the last scan progress event went out (they are sent at most every 200 ms). */
   lastScanEmit: number;
   /** True for a path (relative to a directory part) that the backup leaves out. */
   readonly exclude: (rel: string) => boolean;
-  /** The directory part being walked leaves out entries that vanish (DirPart.vanishedOk). */
-  readonly vanishedOk?: boolean;
   /** The repository's own directory when it is local: left out of a directory backup. */
   readonly repository: { readonly dev: number; readonly ino: number } | null;
   /** Aborted: stop at the next safe point (BackupOptions.signal). */
