@@ -454,7 +454,9 @@ class Archiver<D> {
               );
               return;
             }
+            // The blocks of this attempt are forgotten (its later results too: no job).
             this.#reads.delete(job);
+            read.node.blocks = [];
             expect = now;
             changed = true;
             break;

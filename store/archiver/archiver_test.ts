@@ -217,6 +217,44 @@ Deno.test("archive walks a tree of directories 10,000 levels deep, and again aga
   assert.deepEqual(second.root, first.root);
 });
 
+/** A source with one objects part holding `objects` (name -> bytes), read whole. */
+function objectsSource(objects: Map<string, Uint8Array>, reads: string[]): Source {
+  const part: ObjectsPart = {
+    name: "storage",
+    kind: "objects",
+    location: "mem://deep",
+    async *list() {
+      for (const [name, data] of objects) yield { name, size: data.length, mtimeMs: 5 };
+    },
+    read(name) {
+      reads.push(name);
+      return Promise.resolve(objects.get(name)!.slice());
+    },
+  };
+  return {
+    info: { type: "t", key: "t:deep", description: "deep objects", settings: {} },
+    parts: () => Promise.resolve([part]),
+  };
+}
+
+Deno.test("backup of an object 10,000 folders deep stores every level, and reads nothing again", async () => {
+  const name = "p/".repeat(10_000) + "leaf.bin";
+  const data = randomBytes(10_000, 9);
+  const reads: string[] = [];
+  const store = new MemStore();
+  const source = objectsSource(new Map([[name, data], ["top.bin", data]]), reads);
+  const r = await backup(store, source, { workers: 0 });
+  assert.equal(r.manifest.parts[0]!.stats.dirs, 10_000);
+  const repo = await openRepo(store);
+  const leaf = await nodeAt(repo, r.manifest.parts[0]!.root, name);
+  assert.deepEqual(leaf.blocks.map(toHex), blockIds(repo, data));
+  assert.deepEqual(reads.sort(), [name, "top.bin"]);
+  reads.length = 0;
+  const again = await backup(store, source, { workers: 0 });
+  assert.deepEqual(reads, []);
+  assert.deepEqual(again.manifest.parts[0]!.root, r.manifest.parts[0]!.root);
+});
+
 /** The tree of directory `dir` as the format defines it, built from lstat and the chunker. */
 function expectedTree(repo: Repository, dir: string): { id: Uint8Array; trees: number } {
   let trees = 1;

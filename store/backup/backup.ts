@@ -15,7 +15,6 @@ import { PackWriter } from "../pack_writer.ts";
 import { crashPoint } from "../crash_point.ts";
 import type { DirPart, Source, SourcePart, StreamPart } from "../source.ts";
 import { type BackupContext, BlockCutter, storeTree } from "./_context.ts";
-import { backupObjects } from "./objects.ts";
 import { abandonNewRepository, ignoredInitOptions, removeStaleTemporaryFiles } from "./_upkeep.ts";
 import { sha256 } from "../../formats/hash.ts";
 import {
@@ -27,6 +26,7 @@ import {
   type ManifestStats,
 } from "../../formats/manifest.ts";
 import { NodeType } from "../../formats/tree.ts";
+import type { ChunkerParams } from "../../formats/chunker.ts";
 import { FORMAT_MINOR, FORMAT_VERSION, TOOL_VERSION } from "../../formats/version.ts";
 import { excludeMatcher } from "../../formats/glob.ts";
 import { WorkerPool } from "../worker_pool.ts";
@@ -35,6 +35,7 @@ import type { EventSink } from "./events.ts";
 import { beforeCommit, type CancelOptions, checkpoint, throwIfCancelled } from "../cancel.ts";
 import { archive } from "../archiver/archiver.ts";
 import { dirTree } from "../archiver/dir_tree.ts";
+import { blobTree } from "../archiver/blob_tree.ts";
 import type { EnginePool } from "../worker_jobs.ts";
 
 /**
@@ -265,7 +266,7 @@ async function backupPart(
   const root = part.kind === "tree"
     ? await backupDir(ctx, part, parentRoot)
     : part.kind === "objects"
-    ? await backupObjects(ctx, part, parentRoot)
+    ? await archive(ctx, blobTree(part), parentRoot, { settings: readerSettings(ctx, part) })
     : await backupStream(ctx, part);
   const stats = emptyStats();
   for (const k of Object.keys(stats) as (keyof ManifestStats)[]) {
@@ -331,9 +332,14 @@ async function backupDir(
   return await archive(ctx, dirTree(part.path), parentRoot, {
     exclude: own ? (rel: string) => ctx.exclude(rel) || own(rel) : ctx.exclude,
     ...(part.vanishedOk ? { vanishedOk: true } : {}),
-    settings: {
-      chunker: part.chunker ?? ctx.repo.config.chunker,
-      compression: ctx.repo.config.compression,
-    },
+    settings: readerSettings(ctx, part),
   });
+}
+
+/** The part's chunker (default: the repository's) and the repository's compression. */
+function readerSettings(ctx: BackupContext, part: { readonly chunker?: ChunkerParams }) {
+  return {
+    chunker: part.chunker ?? ctx.repo.config.chunker,
+    compression: ctx.repo.config.compression,
+  };
 }
