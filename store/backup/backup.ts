@@ -13,8 +13,8 @@ import { type InitOptions, type ManifestRecord, Repository } from "../repository
 import { reportStale, RepositoryLock } from "../lock.ts";
 import { PackWriter } from "../pack_writer.ts";
 import { crashPoint } from "../crash_point.ts";
-import type { DirPart, Source, SourcePart, StreamPart } from "../source.ts";
-import { type BackupContext, BlockCutter, storeTree } from "./_context.ts";
+import type { DirPart, Source, SourcePart } from "../source.ts";
+import type { BackupContext } from "./_context.ts";
 import { abandonNewRepository, ignoredInitOptions, removeStaleTemporaryFiles } from "./_upkeep.ts";
 import { sha256 } from "../../formats/hash.ts";
 import {
@@ -25,7 +25,6 @@ import {
   type ManifestPart,
   type ManifestStats,
 } from "../../formats/manifest.ts";
-import { NodeType } from "../../formats/tree.ts";
 import type { ChunkerParams } from "../../formats/chunker.ts";
 import { FORMAT_MINOR, FORMAT_VERSION, TOOL_VERSION } from "../../formats/version.ts";
 import { excludeMatcher } from "../../formats/glob.ts";
@@ -36,6 +35,7 @@ import { beforeCommit, type CancelOptions, checkpoint, throwIfCancelled } from "
 import { archive } from "../archiver/archiver.ts";
 import { dirTree } from "../archiver/dir_tree.ts";
 import { blobTree } from "../archiver/blob_tree.ts";
+import { streamTree } from "../archiver/stream_tree.ts";
 import type { EnginePool } from "../worker_jobs.ts";
 
 /**
@@ -267,7 +267,8 @@ async function backupPart(
     ? await backupDir(ctx, part, parentRoot)
     : part.kind === "objects"
     ? await archive(ctx, blobTree(part), parentRoot, { settings: readerSettings(ctx, part) })
-    : await backupStream(ctx, part);
+    // A stream is not compared with the parent: it is read whole every time.
+    : await archive(ctx, streamTree(part, ctx.now), null, { settings: readerSettings(ctx, {}) });
   const stats = emptyStats();
   for (const k of Object.keys(stats) as (keyof ManifestStats)[]) {
     stats[k] = ctx.stats[k] - before[k];
@@ -285,35 +286,6 @@ async function backupPart(
     stats,
     chunker,
   };
-}
-
-async function backupStream(ctx: BackupContext, part: StreamPart): Promise<Uint8Array> {
-  const cutter = new BlockCutter(ctx, ctx.repo.config.chunker);
-  for await (const chunk of await part.open()) {
-    // A stream's chunks arrive through the event loop, so a signal is seen without a yield
-    // (and yielding here makes Deno's http2 streams of a gRPC export close early).
-    throwIfCancelled(ctx.signal, "backup");
-    ctx.stats.bytesRead += chunk.length;
-    await cutter.push(chunk.slice()); // a copy: the stream may reuse its buffer
-  }
-  const blocks = await cutter.finish();
-  const size = cutter.size;
-  ctx.stats.files++;
-  ctx.stats.filesNew++;
-  ctx.stats.bytes += size;
-  const t = ctx.now();
-  return await storeTree(ctx, [{
-    name: part.fileName,
-    type: NodeType.file,
-    mode: 0o600,
-    mtimeMs: t,
-    size,
-    blocks,
-    inode: 0,
-    device: 0,
-    uid: 0,
-    gid: 0,
-  }]);
 }
 
 async function backupDir(
