@@ -49,7 +49,6 @@ async function run(
     emit: (e) => events.push(e),
     start: 0,
     now: () => 0,
-    workers,
     pool: () => pool ??= WorkerPool.start(ENGINE_JOBS, { workers }),
     lastScanEmit: 0,
     exclude: () => false,

@@ -23,7 +23,6 @@ export interface BackupContext {
   readonly emit: EventSink;
   readonly start: number;
   readonly now: () => number;
-  readonly workers: number | undefined;
   /** The backup's worker pool, started on first use (closed when the backup ends). */
   readonly pool: () => Promise<EnginePool>;
   /** When the last scan progress event went out (they are sent at most every 200 ms). */

@@ -143,7 +143,6 @@ export async function backup(
       emit,
       start,
       now,
-      workers: options.workers,
       pool: () =>
         pool ??= WorkerPool.start(ENGINE_JOBS, {
           workers: options.workers ?? Math.max(1, Math.min(availableParallelism(), 8)),
