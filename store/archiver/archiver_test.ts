@@ -9,7 +9,7 @@ import { backup } from "../backup/backup.ts";
 import { MemStore } from "../drivers/mem.ts";
 import { PackWriter } from "../pack_writer.ts";
 import { Repository } from "../repository.ts";
-import { RepositoryNotFound } from "../errors.ts";
+import { Cancelled, RepositoryNotFound } from "../errors.ts";
 import type { ObjectsPart, Source, StreamPart } from "../source.ts";
 import { ENGINE_JOBS, type EnginePool } from "../worker_jobs.ts";
 import { WorkerPool } from "../worker_pool.ts";
@@ -397,5 +397,31 @@ for (const workers of [0, 2]) {
     assert.equal(toHex(storage.root), roots["storage"]);
     assert.equal(storage.stats.filesUnchanged, 42);
     assert.equal(storage.stats.bytesRead, 0);
+  });
+}
+
+for (const at of ["meta", "storage"]) {
+  Deno.test(`backup aborted while the archiver reads the ${at} part stops with Cancelled and leaves no manifest or lock`, async () => {
+    const store = new MemStore();
+    const c = new AbortController();
+    let parts = 0;
+    await assert.rejects(
+      backup(store, fixedSource(), {
+        workers: 2,
+        signal: c.signal,
+        onEvent: (e) => {
+          // A read progress event comes once per part at least (its first file done).
+          if (e.type === "progress" && e.phase === "read" && ++parts === (at === "meta" ? 1 : 2)) {
+            c.abort();
+          }
+        },
+      }),
+      (e: unknown) => e instanceof Cancelled,
+    );
+    for (const kind of ["manifest", "lock"] as const) {
+      const names: string[] = [];
+      for await (const f of store.list(kind)) names.push(f.name);
+      assert.deepEqual(names, [], `no ${kind}`);
+    }
   });
 }
