@@ -91,13 +91,6 @@ export interface ObjectsPart {
    * not stored torn. Without it, large objects are read whole.
    */
   stat?(name: string): Promise<SourceObject>;
-  /**
-   * The object's file on this machine, when the objects are the files of a
-   * local directory (a cluster's fs storage): the engine's reader threads
-   * then open it themselves, so every core reads, cuts, hashes and
-   * compresses (instead of `read` on the main thread).
-   */
-  file?(name: string): string;
 }
 
 /** One part of a source. */

@@ -23,7 +23,6 @@ import path from "node:path";
 import type { ObjectsPart, Source, SourcePart, StreamPart } from "../types.ts";
 import { CommandFailed, InvalidInput } from "../../store/errors.ts";
 import type { BlobStore } from "../../store/drivers/types.ts";
-import { FsStore } from "../../store/drivers/fs.ts";
 import { type ChunkerParams, DEFAULT_FASTCDC } from "../../formats/chunker.ts";
 import type { Catalog, CatalogSnapshot } from "../../formats/manifest.ts";
 import {
@@ -222,8 +221,6 @@ export async function clusterSource(
         }
       },
       read: (name, range) => store.load({ kind: "raw", name }, range),
-      // fs storage: the reader threads open the files themselves (every core cuts and hashes).
-      ...(store instanceof FsStore ? { file: (name: string) => store.rawPath(name) } : {}),
       stat: async (name) => {
         const f = await store.stat({ kind: "raw", name });
         return {

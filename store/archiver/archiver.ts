@@ -68,7 +68,6 @@ interface Read<D> {
   readonly listed: number;
   /** Its path, for messages. */
   readonly where: string;
-  failed: boolean;
 }
 
 /**
@@ -281,7 +280,7 @@ class Archiver<D> {
   ): Promise<void> {
     const packed = new Uint8Array(known.length * 32);
     known.forEach((b, i) => packed.set(b, i * 32));
-    const read: Read<D> = { frame: f, node, listed: e.size, where, failed: false };
+    const read: Read<D> = { frame: f, node, listed: e.size, where };
     f.open++;
     this.#toRead++;
     this.#toReadBytes += e.size;
@@ -304,7 +303,12 @@ class Archiver<D> {
       while (this.#loads.length >= READ_AHEAD) await this.#loads.shift();
       const job = this.#job(read);
       const load = bytes.read().then(
-        (data) => this.#piece(job, { data: owned(data), end: true, known: packed }),
+        (data) =>
+          this.#piece(job, {
+            data: owned(data),
+            end: true,
+            ...(known.length ? { known: packed } : {}),
+          }),
         (err: unknown) => this.#readFailed(job, (err as Error).message, err),
       );
       this.#loads.push(load.catch((err: unknown) => {
@@ -408,11 +412,10 @@ class Archiver<D> {
     for (let attempt = 0;; attempt++) {
       const job = this.#job(read);
       const size = expect.size;
-      const range = (offset: number) => {
-        const p = bytes.read({ offset, length: Math.min(RANGE, size - offset) })
+      // A failed read is a value: a read still in flight when this attempt fails is not awaited.
+      const range = (offset: number) =>
+        bytes.read({ offset, length: Math.min(RANGE, size - offset) })
           .catch((e: unknown) => new SourceFailure(e));
-        return p;
-      };
       let next = range(0);
       let changed = false;
       for (let offset = 0; offset < size; offset += RANGE) {
@@ -518,7 +521,6 @@ class Archiver<D> {
     const read = this.#reads.get(job);
     if (!read) return;
     this.#reads.delete(job);
-    read.failed = true;
     read.frame.failed.add(read.node);
     this.#ctx.stats.files--;
     this.#ctx.stats.bytes -= read.listed;

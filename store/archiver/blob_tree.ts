@@ -3,9 +3,10 @@
  * cluster's storage) as a {@linkcode TreeSource}: each `/`-separated name
  * becomes directories and a file. The listing is taken once, when the root
  * is first listed; an object whose name other objects use as a folder is
- * left out and reported. Objects that are local files (fs storage) are read
- * by the reader threads from their path; others are loaded on the main
- * thread, large ones in ranges checked afterwards with `stat`.
+ * left out and reported. Objects are loaded on the main thread (large ones
+ * in ranges checked afterwards with `stat`) and cut, hashed and compressed
+ * on the reader threads. (A cluster on fs storage is backed up as a
+ * directory part, read by the reader threads themselves.)
  *
  * @module
  */
@@ -82,7 +83,6 @@ export function blobTree(part: ObjectsPart): TreeSource<BlobDir> {
     child: (dir, entry) => dir.dirs.get(entry.name)!,
     open(dir, entry): EntryBytes {
       const name = join(dir.rel, entry.name);
-      if (part.file) return { kind: "file", path: part.file(name) };
       const stat = part.stat;
       return {
         kind: "ranges",

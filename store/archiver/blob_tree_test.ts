@@ -453,29 +453,3 @@ Deno.test("blobTree backup reports a large object shorter than listed instead of
   assert.equal(r.manifest.incomplete, true);
   assert.ok(r.manifest.warnings.some((w) => /shrunk: .*shorter than its listed size/.test(w)));
 });
-
-Deno.test("blobTree backup reads objects that are local files from their paths on the reader threads", async () => {
-  await using t = await tempDir();
-  const dir = path.join(t.dir, "storage");
-  const bucket = sampleBucket();
-  for (const [name, o] of bucket) {
-    fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
-    fs.writeFileSync(path.join(dir, name), o.data);
-  }
-  const src = new BucketSource(bucket);
-  const store = new MemStore();
-  const source: Source = {
-    info: src.info,
-    parts: async () => {
-      const [part] = await src.parts();
-      return [{ ...part!, file: (name: string) => path.join(dir, name) }];
-    },
-  };
-  const r = await backup(store, source, { workers: 2 });
-  assert.deepEqual(src.reads, [], "nothing loaded on the main thread");
-  assert.equal(
-    objectsStats(r).bytesRead,
-    [...bucket.values()].reduce((a, o) => a + o.data.length, 0),
-  );
-  assertSameObjects(await restored(store, t.dir), bucket);
-});

@@ -491,15 +491,6 @@ export class FsStore implements BlobStore {
     return removed;
   }
 
-  /**
-   * The absolute path of raw object `name` (a cluster's fs storage, whose
-   * objects the backup's reader threads open themselves); throws
-   * `TypeError` on a bad name.
-   */
-  rawPath(name: string): string {
-    return this.#path({ kind: "raw", name });
-  }
-
   /** The absolute path of a handle's file; throws `TypeError` on a bad name. */
   #path(h: Handle): string {
     return path.join(this.root, ...objectKey(h).split("/"));
