@@ -89,7 +89,7 @@ export async function archive<D>(
   parentRoot: Uint8Array | null,
   options: ArchiveOptions & { readonly settings: ReaderSettings },
 ): Promise<Uint8Array> {
-  return await new Archiver(ctx, source, options, await ctx.pool()).run(parentRoot);
+  return await new Archiver(ctx, source, options).run(parentRoot);
 }
 
 class Archiver<D> {
@@ -97,7 +97,8 @@ class Archiver<D> {
   readonly #source: TreeSource<D>;
   readonly #options: ArchiveOptions;
   readonly #settings: ReaderSettings;
-  readonly #pool: EnginePool;
+  /** The pool, once the first read needs it (an unchanged tree starts no thread). */
+  #pool: EnginePool | null = null;
   readonly #reads = new Map<number, Read<D>>();
   readonly #inFlight = new Set<Promise<void>>();
   /** Objects being loaded on this thread (oldest first). */
@@ -118,13 +119,15 @@ class Archiver<D> {
     ctx: BackupContext,
     source: TreeSource<D>,
     options: ArchiveOptions & { readonly settings: ReaderSettings },
-    pool: EnginePool,
   ) {
     this.#ctx = ctx;
     this.#source = source;
     this.#options = options;
     this.#settings = options.settings;
-    this.#pool = pool;
+  }
+
+  async #started(): Promise<EnginePool> {
+    return this.#pool ??= await this.#ctx.pool();
   }
 
   async run(parentRoot: Uint8Array | null): Promise<Uint8Array> {
@@ -330,7 +333,8 @@ class Archiver<D> {
     const jobs = this.#batch;
     this.#batch = [];
     this.#batchBytes = 0;
-    const sent = await this.#pool.submit("backup.read", { settings: this.#settings, jobs }, {
+    const pool = await this.#started();
+    const sent = await pool.submit("backup.read", { settings: this.#settings, jobs }, {
       onPart: (results) => this.#results(results),
     });
     this.#track(sent.result);
@@ -348,7 +352,8 @@ class Archiver<D> {
     job: number,
     piece: { data?: Uint8Array; end?: boolean; abort?: boolean; known?: Uint8Array },
   ): Promise<void> {
-    const sent = await this.#pool.submit("backup.chunk", {
+    const pool = await this.#started();
+    const sent = await pool.submit("backup.chunk", {
       settings: this.#settings,
       stream: job,
       ...piece,
