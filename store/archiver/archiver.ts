@@ -24,6 +24,7 @@ import {
   type ArchiveOptions,
   type EntryBytes,
   entryChanged,
+  type EntryName,
   EntryUnreadable,
   type TreeEntry,
   type TreeSource,
@@ -56,8 +57,13 @@ interface Frame<D> {
   readonly nodes: TreeNode[];
   /** Nodes of files that could not be read: left out of the tree. */
   readonly failed: Set<TreeNode>;
-  /** Files being read, subdirectories not stored, plus one until it is listed. */
+  /** Files being read, subdirectories not stored, plus one until it is walked. */
   open: number;
+  /** Its names, once listed, and the next to walk. */
+  names: EntryName[] | null;
+  next: number;
+  /** The parent backup's nodes of this directory, by exact name. */
+  old: Map<string, TreeNode>;
 }
 
 /** A file being read. */
@@ -132,17 +138,28 @@ class Archiver<D> {
 
   async run(parentRoot: Uint8Array | null): Promise<Uint8Array> {
     const root = this.#frame(this.#source.root, "", parentRoot, null, null);
+    // Depth first, in name order, each subdirectory where its name comes: files are read in
+    // the order of the walk before the archiver (the packs hold the same neighbours).
     const stack: Frame<D>[] = [root];
     try {
       while (stack.length > 0) {
         this.#throwFailure();
-        await checkpoint(this.#ctx.signal, "backup");
-        const f = stack.pop()!;
-        const subdirs = await this.#list(f);
-        // Reversed: the first subdirectory is walked next.
-        for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i]!);
-        await this.#release(f);
-        this.#scanProgress();
+        const f = stack[stack.length - 1]!;
+        if (f.names === null) {
+          await checkpoint(this.#ctx.signal, "backup");
+          await this.#list(f);
+        }
+        const name = f.names![f.next++];
+        if (name === undefined) {
+          stack.pop();
+          f.names = []; // what its files still being read do not need
+          f.old = new Map();
+          await this.#release(f);
+          this.#scanProgress();
+          continue;
+        }
+        const sub = await this.#entry(f, name);
+        if (sub) stack.push(sub);
       }
       await this.#send();
       while (this.#loads.length > 0) await this.#loads.shift();
@@ -168,104 +185,121 @@ class Archiver<D> {
     up: Frame<D> | null,
     node: TreeNode | null,
   ): Frame<D> {
-    return { dir, rel, parentTree, up, node, nodes: [], failed: new Set(), open: 1 };
+    return {
+      dir,
+      rel,
+      parentTree,
+      up,
+      node,
+      nodes: [],
+      failed: new Set(),
+      open: 1,
+      names: null,
+      next: 0,
+      old: new Map(),
+    };
   }
 
-  /** Lists directory `f`, stats its entries and starts reading; returns its subdirectories. */
-  async #list(f: Frame<D>): Promise<Frame<D>[]> {
+  /** Lists directory `f` and loads its parent backup's nodes (an unlistable one is empty). */
+  async #list(f: Frame<D>): Promise<void> {
+    const ctx = this.#ctx;
+    const where = this.#source.display(f.dir);
+    f.old = await parentNodes(ctx, f.parentTree, where);
+    try {
+      f.names = await this.#source.list(f.dir, (p, message) => warn(ctx, p, message));
+    } catch (e) {
+      f.names = [];
+      if (!this.#vanished(e)) warn(ctx, where, `cannot list directory: ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * Stats entry `name` of `f`, compares it with the parent backup's node and
+   * starts reading it when it changed; returns the frame of a subdirectory.
+   */
+  async #entry(f: Frame<D>, name: EntryName): Promise<Frame<D> | null> {
     const ctx = this.#ctx;
     const source = this.#source;
-    const where = source.display(f.dir);
-    const old = await parentNodes(ctx, f.parentTree, where);
-    const subdirs: Frame<D>[] = [];
-    let names;
+    const old = f.old;
+    const rel = f.rel === "" ? name.name : `${f.rel}/${name.name}`;
+    if (this.#options.exclude?.(rel)) return null;
+    let e: TreeEntry;
     try {
-      names = await source.list(f.dir, (p, message) => warn(ctx, p, message));
-    } catch (e) {
-      if (!this.#vanished(e)) warn(ctx, where, `cannot list directory: ${(e as Error).message}`);
-      return subdirs;
+      e = await source.stat(f.dir, name);
+    } catch (err) {
+      if (this.#vanished(err)) return null;
+      const message = err instanceof EntryUnreadable
+        ? err.message
+        : `cannot stat: ${(err as Error).message}`;
+      warn(ctx, source.display(f.dir, name), message);
+      return null;
     }
-    for (const name of names) {
-      const rel = f.rel === "" ? name.name : `${f.rel}/${name.name}`;
-      if (this.#options.exclude?.(rel)) continue;
-      let e: TreeEntry;
-      try {
-        e = await source.stat(f.dir, name);
-      } catch (err) {
-        if (this.#vanished(err)) continue;
-        const message = err instanceof EntryUnreadable
-          ? err.message
-          : `cannot stat: ${(err as Error).message}`;
-        warn(ctx, source.display(f.dir, name), message);
-        continue;
-      }
-      const node: TreeNode = {
-        name: e.name,
-        type: NodeType.file,
-        mode: e.mode,
-        mtimeMs: e.mtimeMs,
-        size: 0,
-        blocks: [],
-        inode: e.inode,
-        device: e.device,
-        uid: e.uid,
-        gid: e.gid,
-        ...(e.nameBytes ? { nameBytes: e.nameBytes } : {}),
-      };
-      const prev = old.get(nameKey(e));
-      if (e.type === "file") {
-        node.size = e.size;
-        if (e.nlink !== undefined && e.nlink > 1) node.nlink = e.nlink;
-        if (e.etag !== undefined) node.etag = e.etag;
-        f.nodes.push(node);
-        ctx.stats.files++;
-        ctx.stats.bytes += e.size;
-        if (
-          !entryChanged(prev, e, this.#options.changeTest) &&
-          prev!.blocks.every((b) => ctx.writer.has(b))
-        ) {
-          node.blocks = prev!.blocks;
-          ctx.stats.filesUnchanged++;
-          continue;
-        }
-        if (prev?.type === NodeType.file) ctx.stats.filesChanged++;
-        else ctx.stats.filesNew++;
-        const known = prev?.type === NodeType.file
-          ? prev.blocks.filter((b) => ctx.writer.has(b))
-          : [];
-        await this.#read(f, node, e, source.open(f.dir, e), known, source.display(f.dir, name));
-      } else if (
-        e.type === "dir" && ctx.repository !== null && ctx.repository.ino === e.inode &&
-        ctx.repository.dev === e.device
+    const node: TreeNode = {
+      name: e.name,
+      type: NodeType.file,
+      mode: e.mode,
+      mtimeMs: e.mtimeMs,
+      size: 0,
+      blocks: [],
+      inode: e.inode,
+      device: e.device,
+      uid: e.uid,
+      gid: e.gid,
+      ...(e.nameBytes ? { nameBytes: e.nameBytes } : {}),
+    };
+    const prev = old.get(nameKey(e));
+    if (e.type === "file") {
+      node.size = e.size;
+      if (e.nlink !== undefined && e.nlink > 1) node.nlink = e.nlink;
+      if (e.etag !== undefined) node.etag = e.etag;
+      f.nodes.push(node);
+      ctx.stats.files++;
+      ctx.stats.bytes += e.size;
+      if (
+        !entryChanged(prev, e, this.#options.changeTest) &&
+        prev!.blocks.every((b) => ctx.writer.has(b))
       ) {
-        // A backup never reads its own repository (it changes while it is read).
-        ctx.emit({
-          type: "warning",
-          path: source.display(f.dir, name),
-          message: "left out: this is the repository being written, inside the source",
-        });
-      } else if (e.type === "dir") {
-        node.type = NodeType.dir;
-        f.nodes.push(node);
-        ctx.stats.dirs++;
-        f.open++;
-        const parentTree = prev?.type === NodeType.dir && prev.subtree ? prev.subtree : null;
-        subdirs.push(this.#frame(source.child(f.dir, e), rel, parentTree, f, node));
-      } else if (e.type === "symlink") {
-        node.type = NodeType.symlink;
-        node.linkTarget = e.linkTarget ?? "";
-        f.nodes.push(node);
-        ctx.stats.symlinks++;
-      } else {
-        ctx.stats.skipped++;
-        ctx.emit({
-          type: "warning",
-          path: source.display(f.dir, name),
-          message: "skipped: not a regular file, directory or symlink",
-        });
+        node.blocks = prev!.blocks;
+        ctx.stats.filesUnchanged++;
+        return null;
       }
+      if (prev?.type === NodeType.file) ctx.stats.filesChanged++;
+      else ctx.stats.filesNew++;
+      const known = prev?.type === NodeType.file
+        ? prev.blocks.filter((b) => ctx.writer.has(b))
+        : [];
+      await this.#read(f, node, e, source.open(f.dir, e), known, source.display(f.dir, name));
+    } else if (
+      e.type === "dir" && ctx.repository !== null && ctx.repository.ino === e.inode &&
+      ctx.repository.dev === e.device
+    ) {
+      // A backup never reads its own repository (it changes while it is read).
+      ctx.emit({
+        type: "warning",
+        path: source.display(f.dir, name),
+        message: "left out: this is the repository being written, inside the source",
+      });
+    } else if (e.type === "dir") {
+      node.type = NodeType.dir;
+      f.nodes.push(node);
+      ctx.stats.dirs++;
+      f.open++;
+      const parentTree = prev?.type === NodeType.dir && prev.subtree ? prev.subtree : null;
+      return this.#frame(source.child(f.dir, e), rel, parentTree, f, node);
+    } else if (e.type === "symlink") {
+      node.type = NodeType.symlink;
+      node.linkTarget = e.linkTarget ?? "";
+      f.nodes.push(node);
+      ctx.stats.symlinks++;
+    } else {
+      ctx.stats.skipped++;
+      ctx.emit({
+        type: "warning",
+        path: source.display(f.dir, name),
+        message: "skipped: not a regular file, directory or symlink",
+      });
     }
-    return subdirs;
+    return null;
   }
 
   #vanished(e: unknown): boolean {
