@@ -32,14 +32,30 @@ export interface PackWriterStats {
   packBytes: number;
 }
 
-/** Packs blocks and saves them. */
+/** The blocks of a pack not saved yet. */
+interface OpenPack {
+  parts: Uint8Array[];
+  entries: PackEntry[];
+  size: number;
+}
+
+const openPack = (): OpenPack => ({ parts: [], entries: [], size: PACK_HEADER_SIZE });
+
+/**
+ * Packs blocks and saves them, one pack after the other (a save completes
+ * before the next begins, whoever calls). With `separateTrees`, tree blocks
+ * go to packs of their own, so directory listings can be read, cached or
+ * staged from tape without the file data.
+ */
 export class PackWriter {
   readonly #store: BlobStore;
   readonly #index: BlockIndex;
   readonly #target: number;
-  #parts: Uint8Array[] = [];
-  #entries: PackEntry[] = [];
-  #size = PACK_HEADER_SIZE;
+  readonly #separate: boolean;
+  /** The open pack of each kind (or of every kind, key -1, without separateTrees). */
+  readonly #open = new Map<number, OpenPack>();
+  /** The saves, one after the other. */
+  #saving: Promise<void> = Promise.resolve();
   #pending = new Set<string>();
   #written: IndexedPack[] = [];
   readonly stats: PackWriterStats = {
@@ -50,10 +66,15 @@ export class PackWriter {
     packBytes: 0,
   };
 
-  constructor(store: BlobStore, index: BlockIndex, options: { targetSize: number }) {
+  constructor(
+    store: BlobStore,
+    index: BlockIndex,
+    options: { targetSize: number; separateTrees?: boolean },
+  ) {
     this.#store = store;
     this.#index = index;
     this.#target = options.targetSize;
+    this.#separate = options.separateTrees ?? false;
   }
 
   /** True when the block is in the repository or waiting in this writer. */
@@ -72,31 +93,45 @@ export class PackWriter {
   ): Promise<boolean> {
     if (this.has(id)) return false;
     this.#pending.add(toHex(id));
-    this.#entries.push({
+    const key = this.#separate ? kind : -1;
+    let pack = this.#open.get(key);
+    if (!pack) this.#open.set(key, pack = openPack());
+    pack.entries.push({
       id: id.slice(),
       kind,
       codec: block.codec,
-      offset: this.#size,
+      offset: pack.size,
       storedLength: block.data.length,
       rawLength: block.rawLength,
     });
-    this.#parts.push(block.data);
-    this.#size += block.data.length;
+    pack.parts.push(block.data);
+    pack.size += block.data.length;
     this.stats.blocks++;
     this.stats.storedBytes += block.data.length;
     this.stats.rawBytes += block.rawLength;
-    if (this.#size >= this.#target) await this.flush();
+    if (pack.size >= this.#target) await this.#flushPack(key);
     return true;
   }
 
-  /** Saves the pending blocks as a pack (if any). */
+  /** Saves the pending blocks as packs (if any): data blocks first, then trees. */
   async flush(): Promise<void> {
-    if (this.#entries.length === 0) return;
-    const entries = this.#entries;
-    const parts = [packHeader(), ...this.#parts, packTrailer(entries)];
-    this.#entries = [];
-    this.#parts = [];
-    this.#size = PACK_HEADER_SIZE;
+    for (const key of [...this.#open.keys()].sort((a, b) => a - b)) await this.#flushPack(key);
+    await this.#saving;
+  }
+
+  /** Saves the open pack of `key` after the saves already begun. */
+  async #flushPack(key: number): Promise<void> {
+    const pack = this.#open.get(key);
+    if (!pack || pack.entries.length === 0) return;
+    this.#open.delete(key);
+    const turn = this.#saving.then(() => this.#save(pack));
+    this.#saving = turn.catch(() => {});
+    await turn;
+  }
+
+  async #save(pack: OpenPack): Promise<void> {
+    const entries = pack.entries;
+    const parts = [packHeader(), ...pack.parts, packTrailer(entries)];
     let total = 0;
     for (const p of parts) total += p.length;
     const bytes = new Uint8Array(total);

@@ -1,6 +1,7 @@
 /**
  * The engine's job kinds, run on the {@linkcode WorkerPool} (threads or
- * in-process): reading files for a backup (`backup.read`), writing files
+ * in-process): reading files for a backup (`backup.read`), cutting bytes
+ * read on the main thread for a backup (`backup.chunk`), writing files
  * for a restore (`restore.write`) and checking packs for
  * `verify --read-data` (`verify.pack`). It imports only pure handler
  * modules, so the worker entry (store/worker_entry.ts) loads little.
@@ -8,11 +9,12 @@
  * @module
  */
 import {
+  ByteBlocks,
   type FileJob,
   type FileResult,
   type ReaderSettings,
   readFileBlocks,
-} from "./backup/file_blocks.ts";
+} from "./archiver/file_blocks.ts";
 import { FileWriter, type WriteOp, type WriteReport } from "./restore/file_writer.ts";
 import type { PackCheck } from "./pack_check.ts";
 import type { JobKind, WorkerPool } from "./worker_pool.ts";
@@ -21,6 +23,22 @@ import type { JobKind, WorkerPool } from "./worker_pool.ts";
 export interface ReadBatch {
   readonly settings: ReaderSettings;
   readonly jobs: FileJob[];
+}
+
+/**
+ * A piece of the bytes of one entry (`stream`, the caller's job number)
+ * read on the main thread: an object loaded whole or in ranges, a stream.
+ * Every piece of an entry must go to one lane, in order; `end` marks the
+ * last; `abort` forgets the entry (a read that failed halfway).
+ */
+export interface ChunkPiece {
+  readonly settings: ReaderSettings;
+  readonly stream: number;
+  readonly data?: Uint8Array;
+  readonly end?: boolean;
+  readonly abort?: boolean;
+  /** On the first piece: ids the repository already holds (as {@linkcode FileJob.known}). */
+  readonly known?: Uint8Array;
 }
 
 /** Results are sent in parts of about this many data bytes (a message costs much). */
@@ -86,6 +104,52 @@ export const backupRead: JobKind<ReadBatch, void, FileResult[]> = {
 };
 
 /**
+ * `backup.chunk`: cuts, hashes and compresses the pieces of an entry read
+ * on the main thread; the one part of each piece is that entry's result so
+ * far (`done` on the last piece), as `backup.read` reports a file.
+ */
+export const backupChunk: JobKind<ChunkPiece, void, FileResult[]> = {
+  create() {
+    const seen = new BoundedSet(SEEN_LIMIT);
+    const open = new Map<number, ByteBlocks>();
+    return {
+      async run(piece, ctx) {
+        if (piece.abort) {
+          open.delete(piece.stream);
+          return;
+        }
+        let blocks = open.get(piece.stream);
+        if (!blocks) {
+          blocks = new ByteBlocks(piece.settings, seen, piece.known);
+          open.set(piece.stream, blocks);
+        }
+        if (piece.data) blocks.push(piece.data);
+        if (piece.end) {
+          blocks.finish();
+          open.delete(piece.stream);
+        }
+        const out = blocks.take();
+        const transfer: ArrayBuffer[] = [];
+        let bytes = 0;
+        for (const b of out) {
+          if (!b.data) continue;
+          transfer.push(b.data.buffer as ArrayBuffer);
+          bytes += b.data.length;
+        }
+        const r: FileResult = {
+          job: piece.stream,
+          blocks: out,
+          done: piece.end === true,
+          bytesRead: blocks.bytesRead,
+        };
+        await ctx.part([r], transfer, bytes);
+      },
+      close: () => open.clear(),
+    };
+  },
+};
+
+/**
  * `restore.write`: applies write steps on one lane; a file's steps may span
  * batches (they must go to the same lane). Closing removes the temporary
  * files of files not complete.
@@ -119,6 +183,7 @@ export const verifyPack: JobKind<{ name: string; bytes: Uint8Array }, PackCheck>
 /** Every job kind of the engine, by name. */
 export const ENGINE_JOBS = {
   "backup.read": backupRead,
+  "backup.chunk": backupChunk,
   "restore.write": restoreWrite,
   "verify.pack": verifyPack,
 } as const;

@@ -2,12 +2,12 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { DEFAULT_FASTCDC } from "../formats/chunker.ts";
+import { DEFAULT_FASTCDC, splitAll } from "../formats/chunker.ts";
 import { DEFAULT_COMPRESSION } from "../formats/codec.ts";
 import { sha256, toHex } from "../formats/hash.ts";
 import { BoundedSet, ENGINE_JOBS } from "./worker_jobs.ts";
 import { WorkerPool } from "./worker_pool.ts";
-import type { FileResult } from "./backup/file_blocks.ts";
+import type { FileResult } from "./archiver/file_blocks.ts";
 
 Deno.test("BoundedSet forgets its oldest entries beyond its limit", () => {
   const s = new BoundedSet(3);
@@ -55,4 +55,55 @@ for (const workers of [0, 1]) {
       }
     },
   );
+}
+
+for (const workers of [0, 1]) {
+  Deno.test(`ENGINE_JOBS backup.chunk cuts an entry's pieces as the chunker cuts the whole, and forgets an aborted one (${workers ? "on the worker entry" : "in-process"})`, async () => {
+    const pool = await WorkerPool.start(ENGINE_JOBS, { workers });
+    try {
+      const chunker = { kind: "fastcdc", min: 4096, avg: 16384, max: 65536 } as const;
+      const settings = { chunker, compression: DEFAULT_COMPRESSION };
+      const bytes = new Uint8Array(3_000_000);
+      let x = 7;
+      for (let i = 0; i < bytes.length; i++) {
+        x = (x * 1103515245 + 12345) >>> 0;
+        bytes[i] = x >>> 24;
+      }
+      const results: FileResult[] = [];
+      const onPart = (rs: FileResult[]) => void results.push(...rs);
+      // An aborted entry 1, then entry 2 in three pieces of odd sizes.
+      await pool.run("backup.chunk", { settings, stream: 1, data: bytes.slice(0, 5000) }, {
+        onPart,
+      });
+      await pool.run("backup.chunk", { settings, stream: 1, abort: true }, { onPart });
+      const cuts = [0, 777_777, 2_000_001, bytes.length];
+      for (let i = 0; i < 3; i++) {
+        await pool.run("backup.chunk", {
+          settings,
+          stream: 2,
+          data: bytes.slice(cuts[i], cuts[i + 1]),
+          end: i === 2,
+        }, { onPart });
+      }
+      const two = results.filter((r) => r.job === 2);
+      assert.deepEqual(two.map((r) => r.done), [false, false, true]);
+      assert.equal(two.at(-1)!.bytesRead, bytes.length);
+      const want: string[] = [];
+      let pos = 0;
+      for (const len of splitAll(chunker, bytes)) {
+        want.push(toHex(sha256(bytes.subarray(pos, pos + len))));
+        pos += len;
+      }
+      assert.deepEqual(two.flatMap((r) => r.blocks.map((b) => toHex(b.id))), want);
+      assert.ok(want.length > 20, "many blocks, some spanning pieces");
+      // Entry 1 was forgotten: a new piece under its number starts a new entry.
+      await pool.run("backup.chunk", { settings, stream: 1, data: bytes.slice(0, 10), end: true }, {
+        onPart,
+      });
+      const last = results.at(-1)!;
+      assert.deepEqual([last.job, last.done, last.bytesRead], [1, true, 10]);
+    } finally {
+      await pool.close();
+    }
+  });
 }

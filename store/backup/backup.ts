@@ -6,8 +6,6 @@
  * @module
  */
 import fs from "node:fs";
-import { Buffer } from "node:buffer";
-import path from "node:path";
 import { availableParallelism, hostname } from "node:os";
 import type { BlobStore } from "../drivers/types.ts";
 import { AlreadyExists, InvalidInput, RepositoryNotFound } from "../errors.ts";
@@ -15,11 +13,10 @@ import { type InitOptions, type ManifestRecord, Repository } from "../repository
 import { reportStale, RepositoryLock } from "../lock.ts";
 import { PackWriter } from "../pack_writer.ts";
 import { crashPoint } from "../crash_point.ts";
-import type { DirPart, Source, SourcePart, StreamPart } from "../../sources/types.ts";
-import { type BackupContext, BlockCutter, parentNodes, storeTree, warn } from "./_context.ts";
-import { backupObjects } from "./objects.ts";
+import type { DirPart, Source, SourcePart } from "../source.ts";
+import type { BackupContext } from "./_context.ts";
 import { abandonNewRepository, ignoredInitOptions, removeStaleTemporaryFiles } from "./_upkeep.ts";
-import { sha256, toHex } from "../../formats/hash.ts";
+import { sha256 } from "../../formats/hash.ts";
 import {
   emptyStats,
   encodeManifestFile,
@@ -28,24 +25,18 @@ import {
   type ManifestPart,
   type ManifestStats,
 } from "../../formats/manifest.ts";
-import { BlobKind } from "../../formats/pack.ts";
-import { nameFields, nameKey, NodeType, type TreeNode } from "../../formats/tree.ts";
-import {
-  type BytePath,
-  displayPath,
-  joinPath,
-  listNames,
-  lstatPath,
-  readlinkPath,
-} from "../_byte_path.ts";
+import type { ChunkerParams } from "../../formats/chunker.ts";
 import { FORMAT_MINOR, FORMAT_VERSION, TOOL_VERSION } from "../../formats/version.ts";
 import { excludeMatcher } from "../../formats/glob.ts";
-import type { FileJob, FileResult } from "./file_blocks.ts";
-import { readFiles } from "./read_files.ts";
 import { WorkerPool } from "../worker_pool.ts";
 import { ENGINE_JOBS } from "../worker_jobs.ts";
 import type { EventSink } from "./events.ts";
 import { beforeCommit, type CancelOptions, checkpoint, throwIfCancelled } from "../cancel.ts";
+import { archive } from "../archiver/archiver.ts";
+import { dirTree } from "../archiver/dir_tree.ts";
+import { blobTree } from "../archiver/blob_tree.ts";
+import { streamTree } from "../archiver/stream_tree.ts";
+import type { EnginePool } from "../worker_jobs.ts";
 
 /**
  * Options of {@linkcode backup}. A `signal` that aborts stops the backup at
@@ -82,12 +73,6 @@ export interface BackupResult {
   readonly parent: string | null;
   readonly created: boolean;
   readonly durationMs: number;
-}
-
-interface DirNode {
-  readonly rel: string;
-  readonly nodes: TreeNode[];
-  readonly dirs: { node: TreeNode; dir: DirNode }[];
 }
 
 /**
@@ -142,7 +127,11 @@ export async function backup(
   }
   let committed = false;
   await removeStaleTemporaryFiles(store, emit);
-  const writer = new PackWriter(store, repo.index, { targetSize: repo.config.packSize });
+  const writer = new PackWriter(store, repo.index, {
+    targetSize: repo.config.packSize,
+    separateTrees: true,
+  });
+  let pool: Promise<EnginePool> | null = null;
   try {
     await repo.loadIndex();
     const parent = await findParent(repo, source.info.key, emit);
@@ -154,7 +143,13 @@ export async function backup(
       emit,
       start,
       now,
-      workers: options.workers,
+      pool: () =>
+        pool ??= WorkerPool.start(ENGINE_JOBS, {
+          workers: options.workers ?? Math.max(1, Math.min(availableParallelism(), 8)),
+          name: "reader",
+          fallback: "reading files on the main thread",
+          onWarning: (message) => emit({ type: "warning", message }),
+        }),
       lastScanEmit: 0,
       exclude,
       repository: localDir(store),
@@ -213,6 +208,9 @@ export async function backup(
     await writer.writeIndex().catch(() => {});
     throw e;
   } finally {
+    // Reading leaves nothing to clean up.
+    const started = pool as Promise<EnginePool> | null;
+    if (started) await started.then((p) => p.close({ abandon: true })).catch(() => {});
     await source.close?.().catch(() => {});
     await lock.release().catch(() => {});
     // A failed first backup leaves no repository behind (only the one it created).
@@ -267,8 +265,9 @@ async function backupPart(
   const root = part.kind === "tree"
     ? await backupDir(ctx, part, parentRoot)
     : part.kind === "objects"
-    ? await backupObjects(ctx, part, parentRoot)
-    : await backupStream(ctx, part);
+    ? await archive(ctx, blobTree(part), parentRoot, { settings: readerSettings(ctx, part) })
+    // A stream is not compared with the parent: it is read whole every time.
+    : await archive(ctx, streamTree(part, ctx.now), null, { settings: readerSettings(ctx, {}) });
   const stats = emptyStats();
   for (const k of Object.keys(stats) as (keyof ManifestStats)[]) {
     stats[k] = ctx.stats[k] - before[k];
@@ -288,35 +287,6 @@ async function backupPart(
   };
 }
 
-async function backupStream(ctx: BackupContext, part: StreamPart): Promise<Uint8Array> {
-  const cutter = new BlockCutter(ctx, ctx.repo.config.chunker);
-  for await (const chunk of await part.open()) {
-    // A stream's chunks arrive through the event loop, so a signal is seen without a yield
-    // (and yielding here makes Deno's http2 streams of a gRPC export close early).
-    throwIfCancelled(ctx.signal, "backup");
-    ctx.stats.bytesRead += chunk.length;
-    await cutter.push(chunk.slice()); // a copy: the stream may reuse its buffer
-  }
-  const blocks = await cutter.finish();
-  const size = cutter.size;
-  ctx.stats.files++;
-  ctx.stats.filesNew++;
-  ctx.stats.bytes += size;
-  const t = ctx.now();
-  return await storeTree(ctx, [{
-    name: part.fileName,
-    type: NodeType.file,
-    mode: 0o600,
-    mtimeMs: t,
-    size,
-    blocks,
-    inode: 0,
-    device: 0,
-    uid: 0,
-    gid: 0,
-  }]);
-}
-
 async function backupDir(
   ctx: BackupContext,
   part: DirPart,
@@ -328,241 +298,19 @@ async function backupDir(
       `the repository ${ctx.repo.store.location} is the directory being backed up: back up into a repository outside ${part.path}`,
     );
   }
-  // Phase 1: walk, reusing unchanged files from the parent.
-  const jobs: FileJob[] = [];
-  const sizes: number[] = [];
-  const jobNodes: TreeNode[] = [];
   // The part's own exclusions (a PostgreSQL data directory's) come on top of the backup's.
   const own = part.exclude;
-  const walkCtx: BackupContext = own || part.vanishedOk
-    ? {
-      ...ctx,
-      ...(own ? { exclude: (rel: string) => ctx.exclude(rel) || own(rel) } : {}),
-      ...(part.vanishedOk ? { vanishedOk: true } : {}),
-    }
-    : ctx;
-  const root = await walk(walkCtx, part.path, "", parentRoot, jobs, sizes, jobNodes);
-  const totalBytes = sizes.reduce((a, b) => a + b, 0);
-
-  // Phase 2: read changed and new files on the reader workers.
-  const pool = await WorkerPool.start(ENGINE_JOBS, {
-    workers: ctx.workers ?? Math.max(1, Math.min(availableParallelism(), 8)),
-    name: "reader",
-    fallback: "reading files on the main thread",
-    onWarning: (message) => ctx.emit({ type: "warning", message }),
+  return await archive(ctx, dirTree(part.path), parentRoot, {
+    exclude: own ? (rel: string) => ctx.exclude(rel) || own(rel) : ctx.exclude,
+    ...(part.vanishedOk ? { vanishedOk: true } : {}),
+    settings: readerSettings(ctx, part),
   });
-  const settings = {
+}
+
+/** The part's chunker (default: the repository's) and the repository's compression. */
+function readerSettings(ctx: BackupContext, part: { readonly chunker?: ChunkerParams }) {
+  return {
     chunker: part.chunker ?? ctx.repo.config.chunker,
     compression: ctx.repo.config.compression,
   };
-  let filesDone = 0;
-  let bytesDone = 0;
-  let lastEmit = 0;
-  const failed = new Set<number>();
-  try {
-    await readFiles(pool, settings, { jobs, sizes }, async (r: FileResult) => {
-      await checkpoint(ctx.signal, "backup");
-      const node = jobNodes[r.job]!;
-      if (r.error !== undefined) {
-        failed.add(r.job);
-        // A file removed since the walk is left out; with vanishedOk, silently.
-        if (!(part.vanishedOk && r.errorCode === "ENOENT")) {
-          warn(
-            ctx,
-            path.join(part.path, jobs[r.job]!.path.slice(part.path.length + 1)),
-            `cannot read: ${r.error}`,
-          );
-        }
-      } else {
-        for (const b of r.blocks) {
-          if (b.data) {
-            await ctx.writer.add(b.id, BlobKind.data, {
-              codec: b.codec,
-              data: b.data,
-              rawLength: b.rawLength,
-            });
-          } else if (!ctx.writer.has(b.id)) {
-            throw new Error(
-              `internal error: block ${toHex(b.id)} of ${jobs[r.job]!.path} has no data`,
-            );
-          }
-          node.blocks.push(b.id);
-        }
-      }
-      if (r.done) {
-        filesDone++;
-        bytesDone += r.bytesRead;
-        ctx.stats.bytesRead += r.bytesRead;
-        node.size = r.bytesRead;
-      }
-      const t = ctx.now();
-      if (t - lastEmit >= 200 || filesDone === jobs.length) {
-        lastEmit = t;
-        ctx.emit({
-          type: "progress",
-          operation: "backup",
-          phase: "read",
-          files: filesDone,
-          totalFiles: jobs.length,
-          bytes: bytesDone,
-          totalBytes,
-          elapsedMs: t - ctx.start,
-        });
-      }
-    });
-  } finally {
-    await pool.close({ abandon: true }); // reading leaves nothing to clean up
-  }
-  for (const j of failed) {
-    ctx.stats.files--;
-    ctx.stats.bytes -= sizes[j]!;
-  }
-
-  // Phase 3: trees, bottom-up, in packs of their own (so directory listings
-  // can be read, cached or staged from tape without the file data).
-  await ctx.writer.flush();
-  const finish = async (d: DirNode): Promise<Uint8Array> => {
-    for (const c of d.dirs) c.node.subtree = await finish(c.dir);
-    const nodes = d.nodes.filter((n) => !(n.type === NodeType.file && failedNode.has(n)));
-    return await storeTree(ctx, nodes);
-  };
-  const failedNode = new Set<TreeNode>([...failed].map((j) => jobNodes[j]!));
-  return await finish(root);
-}
-
-/** Walks directory `at` (its exact path) whose path in the part is `rel` (for messages). */
-async function walk(
-  ctx: BackupContext,
-  at: BytePath,
-  rel: string,
-  parentTree: Uint8Array | null,
-  jobs: FileJob[],
-  sizes: number[],
-  jobNodes: TreeNode[],
-): Promise<DirNode> {
-  await checkpoint(ctx.signal, "backup");
-  const abs = displayPath(at);
-  const dir: DirNode = { rel, nodes: [], dirs: [] };
-  const old = await parentNodes(ctx, parentTree, abs);
-  let names: Uint8Array[];
-  try {
-    // Names are bytes: one that is not valid UTF-8 is kept exactly (nameBytes, format 1.2).
-    names = listNames(at);
-  } catch (e) {
-    if (ctx.vanishedOk && (e as { code?: string }).code === "ENOENT") return dir;
-    warn(ctx, abs, `cannot list directory: ${(e as Error).message}`);
-    return dir;
-  }
-  names.sort(Buffer.compare);
-  for (const raw of names) {
-    const { name, nameBytes } = nameFields(raw);
-    const fp = joinPath(at, nameBytes ?? name);
-    const p = displayPath(fp);
-    if (ctx.exclude(rel === "" ? name : `${rel}/${name}`)) continue;
-    let st: fs.Stats;
-    try {
-      st = lstatPath(fp);
-    } catch (e) {
-      if (ctx.vanishedOk && (e as { code?: string }).code === "ENOENT") continue;
-      warn(ctx, p, `cannot stat: ${(e as Error).message}`);
-      continue;
-    }
-    const common = {
-      name,
-      mode: st.mode & 0o7777,
-      mtimeMs: st.mtimeMs,
-      inode: st.ino,
-      device: st.dev,
-      uid: st.uid,
-      gid: st.gid,
-      blocks: [] as Uint8Array[],
-      ...(nameBytes ? { nameBytes } : {}),
-    };
-    const prev = old.get(nameKey(common));
-    if (st.isFile()) {
-      const node: TreeNode = { ...common, type: NodeType.file, size: st.size };
-      if (st.nlink > 1) node.nlink = st.nlink; // a hard link (format 1.2)
-      dir.nodes.push(node);
-      ctx.stats.files++;
-      ctx.stats.bytes += st.size;
-      if (
-        prev && prev.type === NodeType.file && prev.size === st.size &&
-        prev.mtimeMs === st.mtimeMs &&
-        prev.inode === st.ino && prev.blocks.every((b) => ctx.writer.has(b))
-      ) {
-        node.blocks = prev.blocks;
-        ctx.stats.filesUnchanged++;
-        continue;
-      }
-      if (prev && prev.type === NodeType.file) ctx.stats.filesChanged++;
-      else ctx.stats.filesNew++;
-      const known = prev?.type === NodeType.file
-        ? prev.blocks.filter((b) => ctx.writer.has(b))
-        : [];
-      const packed = new Uint8Array(known.length * 32);
-      known.forEach((b, i) => packed.set(b, i * 32));
-      jobs.push({
-        job: jobs.length,
-        path: p,
-        ...(typeof fp === "string" ? {} : { exactPath: fp }),
-        ...(known.length ? { known: packed } : {}),
-      });
-      sizes.push(st.size);
-      jobNodes.push(node);
-    } else if (
-      st.isDirectory() && ctx.repository?.ino === st.ino && ctx.repository.dev === st.dev
-    ) {
-      // A backup never reads its own repository (it changes while it is read).
-      ctx.emit({
-        type: "warning",
-        path: p,
-        message: "left out: this is the repository being written, inside the source",
-      });
-    } else if (st.isDirectory()) {
-      const node: TreeNode = { ...common, type: NodeType.dir, size: 0 };
-      dir.nodes.push(node);
-      ctx.stats.dirs++;
-      const sub = await walk(
-        ctx,
-        fp,
-        rel === "" ? name : `${rel}/${name}`,
-        prev?.type === NodeType.dir && prev.subtree ? prev.subtree : null,
-        jobs,
-        sizes,
-        jobNodes,
-      );
-      dir.dirs.push({ node, dir: sub });
-    } else if (st.isSymbolicLink()) {
-      let target: string;
-      try {
-        target = readlinkPath(fp);
-      } catch (e) {
-        warn(ctx, p, `cannot read symlink: ${(e as Error).message}`);
-        continue;
-      }
-      dir.nodes.push({ ...common, type: NodeType.symlink, size: 0, linkTarget: target });
-      ctx.stats.symlinks++;
-    } else {
-      ctx.stats.skipped++;
-      ctx.emit({
-        type: "warning",
-        path: p,
-        message: "skipped: not a regular file, directory or symlink",
-      });
-    }
-  }
-  const t = ctx.now();
-  if (t - ctx.lastScanEmit < 200) return dir;
-  ctx.lastScanEmit = t;
-  ctx.emit({
-    type: "progress",
-    operation: "backup",
-    phase: "scan",
-    files: ctx.stats.files,
-    totalFiles: 0,
-    bytes: ctx.stats.bytes,
-    totalBytes: 0,
-    elapsedMs: t - ctx.start,
-  });
-  return dir;
 }

@@ -4,9 +4,9 @@ import path from "node:path";
 import { MemStore } from "../drivers/mem.ts";
 import { Repository } from "../repository.ts";
 import { restore } from "../restore/restore.ts";
-import { backup, type BackupResult } from "./backup.ts";
-import type { OperationEvent } from "./events.ts";
-import type { ObjectsPart, Source, SourceObject } from "../../sources/types.ts";
+import { backup, type BackupResult } from "../backup/backup.ts";
+import type { OperationEvent } from "../backup/events.ts";
+import type { ObjectsPart, Source, SourceObject } from "../source.ts";
 import { NodeType, type TreeNode } from "../../formats/tree.ts";
 import { filesUnder, randomBytes, tempDir, textBytes } from "../../testing/mod.ts";
 
@@ -124,7 +124,7 @@ async function nodeAt(store: MemStore, name: string): Promise<TreeNode | undefin
   return undefined;
 }
 
-Deno.test("backupObjects round trips every object with its nested path through restore", async () => {
+Deno.test("blobTree backup round trips every object with its nested path through restore", async () => {
   await using t = await tempDir();
   const store = new MemStore();
   const bucket = sampleBucket();
@@ -145,7 +145,7 @@ Deno.test("backupObjects round trips every object with its nested path through r
   assertSameObjects(await restored(store, t.dir), bucket);
 });
 
-Deno.test("backupObjects reads nothing when the listing is unchanged", async () => {
+Deno.test("blobTree backup reads nothing when the listing is unchanged", async () => {
   await using t = await tempDir();
   const store = new MemStore();
   const bucket = sampleBucket();
@@ -165,7 +165,7 @@ Deno.test("backupObjects reads nothing when the listing is unchanged", async () 
   assertSameObjects(await restored(store, t.dir), bucket);
 });
 
-Deno.test("backupObjects reads again an object whose etag changed at the same size and mtime", async () => {
+Deno.test("blobTree backup reads again an object whose etag changed at the same size and mtime", async () => {
   await using t = await tempDir();
   const store = new MemStore();
   const bucket = sampleBucket();
@@ -187,7 +187,7 @@ Deno.test("backupObjects reads again an object whose etag changed at the same si
   assertSameObjects(await restored(store, t.dir), bucket);
 });
 
-Deno.test("backupObjects without an etag reads again on an mtime change only", async () => {
+Deno.test("blobTree backup without an etag reads again on an mtime change only", async () => {
   await using t = await tempDir();
   const store = new MemStore();
   const bucket = sampleBucket();
@@ -218,7 +218,7 @@ Deno.test("backupObjects without an etag reads again on an mtime change only", a
   assert.equal((await nodeAt(store, hint))?.mtimeMs, before.mtimeMs + 1000);
 });
 
-Deno.test("backupObjects commits an incomplete backup without an object that cannot be read", async () => {
+Deno.test("blobTree backup commits an incomplete backup without an object that cannot be read", async () => {
   await using t = await tempDir();
   const store = new MemStore();
   const bucket = sampleBucket();
@@ -249,7 +249,7 @@ Deno.test("backupObjects commits an incomplete backup without an object that can
   assert.equal(await nodeAt(store, "1/18/_sg/seg.mpk"), undefined);
 });
 
-Deno.test("backupObjects reads a failed object again in the next backup", async () => {
+Deno.test("blobTree backup reads a failed object again in the next backup", async () => {
   await using t = await tempDir();
   const store = new MemStore();
   const bucket = sampleBucket();
@@ -264,7 +264,7 @@ Deno.test("backupObjects reads a failed object again in the next backup", async 
 });
 
 for (const order of [["a", "a/b"], ["a/b", "a"]]) {
-  Deno.test(`backupObjects reports a name used as an object and a folder (listed ${order.join(", ")})`, async () => {
+  Deno.test(`blobTree backup reports a name used as an object and a folder (listed ${order.join(", ")})`, async () => {
     await using t = await tempDir();
     const store = new MemStore();
     const bucket = new Map<string, Obj>([
@@ -288,7 +288,7 @@ for (const order of [["a", "a/b"], ["a/b", "a"]]) {
   });
 }
 
-Deno.test("backupObjects records each object's etag in its tree node", async () => {
+Deno.test("blobTree backup records each object's etag in its tree node", async () => {
   const store = new MemStore();
   const bucket = sampleBucket();
   await backup(store, new BucketSource(bucket), { workers: 0 });
@@ -305,7 +305,7 @@ Deno.test("backupObjects records each object's etag in its tree node", async () 
   assert.equal(dir?.etag, undefined);
 });
 
-Deno.test("backupObjects stores an empty listing as an empty tree in a valid manifest", async () => {
+Deno.test("blobTree backup stores an empty listing as an empty tree in a valid manifest", async () => {
   await using t = await tempDir();
   const store = new MemStore();
   const src = new BucketSource(new Map());
@@ -360,7 +360,7 @@ class RangedSource extends BucketSource {
   }
 }
 
-Deno.test("backupObjects reads a large object in bounded ranges and restores it whole", async () => {
+Deno.test("blobTree backup reads a large object in bounded ranges and restores it whole", async () => {
   await using t = await tempDir();
   const big = randomBytes(40 * 1024 * 1024 + 12345, 7);
   const bucket = new Map<string, Obj>([
@@ -380,7 +380,7 @@ Deno.test("backupObjects reads a large object in bounded ranges and restores it 
   assertSameObjects(await restored(store, t.dir), bucket);
 });
 
-Deno.test("backupObjects reads a large object again when it changed while it was read", async () => {
+Deno.test("blobTree backup reads a large object again when it changed while it was read", async () => {
   await using t = await tempDir();
   const bucket = new Map<string, Obj>([
     ["big", { data: randomBytes(20 * 1024 * 1024, 1), mtimeMs: T, etag: '"v1"' }],
@@ -406,7 +406,7 @@ Deno.test("backupObjects reads a large object again when it changed while it was
   assert.equal(node.mtimeMs, T + 9);
 });
 
-Deno.test("backupObjects leaves out a large object that keeps changing, and says so", async () => {
+Deno.test("blobTree backup leaves out a large object that keeps changing, and says so", async () => {
   await using t = await tempDir();
   const bucket = new Map<string, Obj>([
     ["busy", { data: randomBytes(17 * 1024 * 1024, 1), mtimeMs: T, etag: '"v0"' }],
@@ -432,7 +432,7 @@ Deno.test("backupObjects leaves out a large object that keeps changing, and says
   assert.ok(events.some((e) => e.type === "warning" && /busy/.test(e.path ?? "")));
 });
 
-Deno.test("backupObjects reports a large object shorter than listed instead of storing it torn", async () => {
+Deno.test("blobTree backup reports a large object shorter than listed instead of storing it torn", async () => {
   const bucket = new Map<string, Obj>([
     ["shrunk", { data: randomBytes(20 * 1024 * 1024, 1), mtimeMs: T, etag: '"a"' }],
   ]);

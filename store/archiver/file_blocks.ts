@@ -1,0 +1,254 @@
+/**
+ * Cuts bytes into blocks, hashes and compresses them: a local file read
+ * from its path ({@linkcode readFileBlocks}), or bytes given piece by piece
+ * ({@linkcode ByteBlocks}: a blob store's object, a stream). Runs inside
+ * reader workers (synchronous I/O is 3-5x faster than async for small
+ * files) and in-process when workers are unavailable.
+ *
+ * @module
+ */
+import fs from "node:fs";
+import { openRead } from "../_byte_path.ts";
+import { type ChunkerParams, createChunker } from "../../formats/chunker.ts";
+import { type CompressionOptions, encodeBlock } from "../../formats/codec.ts";
+import { sha256, toHex } from "../../formats/hash.ts";
+
+/** A file to read. */
+export interface FileJob {
+  /** Caller's number for the file. */
+  readonly job: number;
+  /** The path (for messages; lossy when it is not valid UTF-8). */
+  readonly path: string;
+  /** The exact path, when it is not valid UTF-8. */
+  readonly exactPath?: Uint8Array;
+  /** Ids (32 bytes each, concatenated) the repository already holds: hashed but not compressed. */
+  readonly known?: Uint8Array;
+}
+
+/** One block of a file: its id and lengths; `data` is null when the repository needs no copy. */
+export interface BlockResult {
+  readonly id: Uint8Array;
+  readonly rawLength: number;
+  readonly codec: number;
+  readonly data: Uint8Array | null;
+}
+
+/** A piece of the result for one file; the last one has `done` set. */
+export interface FileResult {
+  readonly job: number;
+  readonly blocks: BlockResult[];
+  readonly done: boolean;
+  /** Bytes read from the file so far (on `done`: its size). */
+  readonly bytesRead: number;
+  /** Set when the file could not be read; `blocks` is then empty. */
+  readonly error?: string;
+  readonly errorCode?: string;
+}
+
+/** Settings shared by every file of a backup. */
+export interface ReaderSettings {
+  readonly chunker: ChunkerParams;
+  readonly compression: CompressionOptions;
+}
+
+const READ_SIZE = 8 * 1024 * 1024;
+/** A result is emitted at least every this many stored bytes, so memory stays flat. */
+const EMIT_BYTES = 16 * 1024 * 1024;
+
+let sharedBuffer = new Uint8Array(0);
+
+function maxBlock(p: ChunkerParams): number {
+  return p.kind === "fixed" ? p.size : p.max;
+}
+
+/**
+ * Reads a file and yields its blocks in order, in pieces of at most about
+ * 16 MiB. `seen` holds hex ids this reader already emitted with data (they
+ * are not compressed again). Never throws for an unreadable file: the
+ * error is reported in the result.
+ */
+export function* readFileBlocks(
+  job: FileJob,
+  settings: ReaderSettings,
+  seen: Set<string>,
+): Generator<FileResult> {
+  let fd: number;
+  try {
+    fd = openRead(job.exactPath ?? job.path);
+  } catch (e) {
+    yield failure(job, e, 0);
+    return;
+  }
+  const chunker = createChunker(settings.chunker);
+  const cap = maxBlock(settings.chunker) + READ_SIZE;
+  // One read buffer per thread, reused across files (blocks are copied out).
+  if (sharedBuffer.length < Math.min(cap, READ_SIZE)) {
+    sharedBuffer = new Uint8Array(Math.min(cap, READ_SIZE));
+  }
+  let buf = sharedBuffer;
+  let start = 0;
+  let end = 0;
+  let bytesRead = 0;
+  const encoder = new BlockEncoder(settings, seen, job.known);
+  const cut = (len: number): void => {
+    encoder.encode(buf.subarray(start, start + len));
+    start += len;
+  };
+  try {
+    for (;;) {
+      if (end === buf.length) {
+        // Make room: drop consumed bytes, grow up to cap.
+        if (start > 0) {
+          buf.copyWithin(0, start, end);
+          end -= start;
+          start = 0;
+        }
+        if (end === buf.length) {
+          const bigger = new Uint8Array(Math.min(cap, buf.length * 2));
+          bigger.set(buf.subarray(0, end));
+          buf = bigger;
+          sharedBuffer = bigger;
+        }
+      }
+      const n = fs.readSync(fd, buf, end, buf.length - end, null);
+      if (n === 0) break;
+      const fresh = buf.subarray(end, end + n);
+      end += n;
+      bytesRead += n;
+      for (const len of chunker.push(fresh)) cut(len);
+      if (encoder.bytes >= EMIT_BYTES) {
+        yield { job: job.job, blocks: encoder.take(), done: false, bytesRead };
+      }
+    }
+    const last = chunker.finish();
+    if (last > 0) cut(last);
+  } catch (e) {
+    yield failure(job, e, bytesRead);
+    return;
+  } finally {
+    fs.closeSync(fd);
+  }
+  yield { job: job.job, blocks: encoder.take(), done: true, bytesRead };
+}
+
+/**
+ * Hashes cut blocks and compresses those the repository needs: not in
+ * `known` (ids, 32 bytes each, concatenated) and not in `seen` (hex ids
+ * this reader already emitted with data).
+ */
+export class BlockEncoder {
+  /** Data bytes of the blocks not yet taken. */
+  bytes = 0;
+  readonly #settings: ReaderSettings;
+  readonly #seen: Set<string>;
+  readonly #known = new Set<string>();
+  #out: BlockResult[] = [];
+
+  /** An encoder with the backup's settings. */
+  constructor(settings: ReaderSettings, seen: Set<string>, known?: Uint8Array) {
+    this.#settings = settings;
+    this.#seen = seen;
+    if (known) {
+      for (let i = 0; i + 32 <= known.length; i += 32) {
+        this.#known.add(toHex(known.subarray(i, i + 32)));
+      }
+    }
+  }
+
+  /** Adds the block `raw` (it is not kept: its compressed copy is). */
+  encode(raw: Uint8Array): void {
+    const id = sha256(raw);
+    const hex = toHex(id);
+    let codec = 0;
+    let data: Uint8Array | null = null;
+    if (!this.#known.has(hex) && !this.#seen.has(hex)) {
+      const enc = encodeBlock(raw, this.#settings.compression);
+      codec = enc.codec;
+      // Copy: raw may view a read buffer, and compressor output may share a pool.
+      data = enc.data.slice();
+      this.#seen.add(hex);
+      this.bytes += data.length;
+    }
+    this.#out.push({ id, rawLength: raw.length, codec, data });
+  }
+
+  /** The blocks added since the last call. */
+  take(): BlockResult[] {
+    const out = this.#out;
+    this.#out = [];
+    this.bytes = 0;
+    return out;
+  }
+}
+
+/**
+ * The blocks of bytes given piece by piece (an object loaded in ranges, a
+ * stream): holds at most one block's bytes beyond what it is given.
+ */
+export class ByteBlocks {
+  /** Bytes given so far. */
+  bytesRead = 0;
+  readonly #chunker;
+  readonly #encoder: BlockEncoder;
+  #pending: Uint8Array[] = [];
+
+  /** Cuts with `settings.chunker`; see {@linkcode BlockEncoder} for `seen` and `known`. */
+  constructor(settings: ReaderSettings, seen: Set<string>, known?: Uint8Array) {
+    this.#chunker = createChunker(settings.chunker);
+    this.#encoder = new BlockEncoder(settings, seen, known);
+  }
+
+  /** Adds the next bytes (kept by reference until cut: do not reuse the buffer). */
+  push(data: Uint8Array): void {
+    if (data.length === 0) return;
+    this.#pending.push(data);
+    this.bytesRead += data.length;
+    for (const len of this.#chunker.push(data)) this.#cut(len);
+  }
+
+  /** Cuts the last block. */
+  finish(): void {
+    const last = this.#chunker.finish();
+    if (last > 0) this.#cut(last);
+    this.#pending = [];
+  }
+
+  /** The blocks cut since the last call. */
+  take(): BlockResult[] {
+    return this.#encoder.take();
+  }
+
+  #cut(len: number): void {
+    const head = this.#pending[0]!;
+    if (head.length >= len) {
+      this.#encoder.encode(head.subarray(0, len));
+      if (len === head.length) this.#pending.shift();
+      else this.#pending[0] = head.subarray(len);
+      return;
+    }
+    // Gather `len` bytes from the front of the pending pieces.
+    const block = new Uint8Array(len);
+    let pos = 0;
+    while (pos < len) {
+      const h = this.#pending[0]!;
+      const take = Math.min(h.length, len - pos);
+      block.set(h.subarray(0, take), pos);
+      pos += take;
+      if (take === h.length) this.#pending.shift();
+      else this.#pending[0] = h.subarray(take);
+    }
+    this.#encoder.encode(block);
+  }
+}
+
+function failure(job: FileJob, e: unknown, bytesRead: number): FileResult {
+  const err = e as { code?: string; message?: string };
+  return {
+    job: job.job,
+    blocks: [],
+    done: true,
+    bytesRead,
+    error: err.message ?? String(e),
+    ...(err.code ? { errorCode: err.code } : {}),
+  };
+}
