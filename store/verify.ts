@@ -168,7 +168,7 @@ async function verifyLocked(
       manifests: scan.wanted.length,
       trees: refs.trees.size,
       files: refs.files,
-      blocks: refs.blocks.size,
+      blocks: refs.blockCount,
       indexFiles,
       packs: indexed.size,
       packsRead: read?.checks.length ?? 0,

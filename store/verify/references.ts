@@ -30,8 +30,12 @@ export class References {
   readonly trees = new Set<string>();
   /** Numbers of the packs (BlockIndex) holding a referenced tree or block. */
   readonly packs = new Set<number>();
-  /** Blocks referenced, by hex id. */
-  readonly blocks = new Set<string>();
+  /** Indexed blocks referenced, by BlockIndex position (1: referenced). */
+  readonly #indexed: Uint8Array;
+  /** Referenced blocks the index lacks, by hex id. */
+  readonly #missing = new Set<string>();
+  /** Blocks referenced. */
+  blockCount = 0;
   /** The files of each tree walked. */
   readonly treeFiles = new Map<string, ScannedFile[]>();
   /** The subdirectories of each tree walked. */
@@ -54,24 +58,36 @@ export class References {
   constructor(repo: Repository, problems: Problems) {
     this.#repo = repo;
     this.#problems = problems;
+    this.#indexed = new Uint8Array(repo.index.size);
   }
 
-  /** Counts a block a backup or WAL file needs, once; one the index lacks is damage. */
+  /**
+   * Counts a block a backup or WAL file needs, once; one the index lacks is
+   * damage. Keyed by index position, not by hex id: a backup references
+   * one block per small file, and an id string each was most of the walk's
+   * garbage.
+   */
   referenceBlock(b: Uint8Array): void {
+    const i = this.#repo.index.position(b);
+    if (i >= 0) {
+      if (this.#indexed[i] === 1) return;
+      this.#indexed[i] = 1;
+      this.blockCount++;
+      this.packs.add(this.#repo.index.packOfPosition(i));
+      return;
+    }
     const bh = toHex(b);
-    if (this.blocks.has(bh)) return;
-    this.blocks.add(bh);
-    const bl = this.#repo.index.lookup(b);
-    if (!bl) {
-      this.badBlocks.set(
+    if (this.#missing.has(bh)) return;
+    this.#missing.add(bh);
+    this.blockCount++;
+    this.badBlocks.set(
+      bh,
+      this.#problems.add(
+        "block",
         bh,
-        this.#problems.add(
-          "block",
-          bh,
-          `block ${bh} is not in the index (its pack or index file is lost)`,
-        ),
-      );
-    } else this.packs.add(bl.packIndex);
+        `block ${bh} is not in the index (its pack or index file is lost)`,
+      ),
+    );
   }
 }
 
