@@ -27,7 +27,7 @@ import { type DataSubset, pickSubset } from "./subset.ts";
 export interface ReadScope {
   /** Packs in scope: intact, and (with a manifest selection) referenced by it. */
   readonly inScope: number;
-  /** The packs to read: those holding trees first, each group sorted. */
+  /** The packs to read: those holding trees first, each group largest first. */
   readonly selected: string[];
   /** The selected packs that hold trees. */
   readonly treePacks: ReadonlySet<string>;
@@ -96,10 +96,14 @@ export function readScope(
   const picked = subset ? pickSubset(inScope, subset, random) : inScope;
   const holdsTrees = (hex: string) =>
     indexed.get(hex)?.entries.some((e) => e.kind === BlobKind.tree) === true;
-  const treePacks = picked.filter(holdsTrees);
+  // Largest first within each group, so that the last pack the lanes take
+  // is a small one and neither core waits long for the other at the end.
+  const bySize = (a: string, b: string) =>
+    (indexed.get(b)?.size ?? 0) - (indexed.get(a)?.size ?? 0) || (a < b ? -1 : 1);
+  const treePacks = picked.filter(holdsTrees).sort(bySize);
   return {
     inScope: inScope.length,
-    selected: [...treePacks, ...picked.filter((hex) => !holdsTrees(hex))],
+    selected: [...treePacks, ...picked.filter((hex) => !holdsTrees(hex)).sort(bySize)],
     treePacks: new Set(treePacks),
   };
 }

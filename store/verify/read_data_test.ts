@@ -5,7 +5,7 @@ import { FsStore } from "../drivers/fs.ts";
 import { backup } from "../backup/backup.ts";
 import { Repository } from "../repository.ts";
 import { verify } from "../verify.ts";
-import { ReadTrees } from "./read_data.ts";
+import { readScope, ReadTrees } from "./read_data.ts";
 import { dirSource } from "../../sources/dir/dir_source.ts";
 import { toHex } from "../../formats/hash.ts";
 import { makeTree, tempDir } from "../../testing/mod.ts";
@@ -108,4 +108,28 @@ Deno.test("verify --read-data walks the trees the read checked, without reading 
   assert.equal(full.ok, true, JSON.stringify(full.problems));
   assert.equal(ranged, 2 * full.checked.packs, "only the trailers are read by range");
   assert.equal(full.checked.trees, structural.checked.trees);
+});
+
+Deno.test("readScope reads tree packs first, then the rest, each largest first, leaving out damaged ones", () => {
+  const e = (kind: 0 | 1) => ({
+    id: new Uint8Array(32),
+    kind,
+    codec: 0,
+    offset: 8,
+    storedLength: 1,
+    rawLength: 1,
+  });
+  const indexed = new Map([
+    ["aa", { size: 10, entries: [e(0)] }],
+    ["bb", { size: 30, entries: [e(0)] }],
+    ["cc", { size: 5, entries: [e(1)] }],
+    ["dd", { size: 20, entries: [e(0), e(1)] }],
+    ["ee", { size: 99, entries: [e(0)] }],
+  ]);
+  const repo = { index: { packs: () => [] } } as unknown as Repository;
+  const files = { present: new Map(), damaged: new Map([["ee", "pack ee is missing"]]) };
+  const s = readScope(repo, indexed, files, null, undefined, Math.random);
+  assert.deepEqual(s.selected, ["dd", "cc", "bb", "aa"]);
+  assert.deepEqual([...s.treePacks].sort(), ["cc", "dd"]);
+  assert.equal(s.inScope, 4);
 });
