@@ -149,7 +149,7 @@ async function verifyLocked(
     applyDataRead(unwrap(await reading.read), badPacks, refs, problems);
   }
   spreadPackDamage(badPacks, indexed, refs);
-  attributeProblems(scan.records, refs);
+  await attributeProblems(repo, scan.records, refs);
   // Not known for a selection, nor when a newer manifest was skipped: its packs look unreferenced.
   const reclaimable = selection === null && scan.newerManifests.length === 0
     ? await findReclaimable(store, repo, packFiles, refs, badPacks)

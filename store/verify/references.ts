@@ -18,12 +18,6 @@ import { NodeType } from "../../formats/tree.ts";
 import type { Problem, Problems } from "./problems.ts";
 import type { ReadTrees } from "./read_data.ts";
 
-/** A file of a walked tree: its name in the tree and its blocks. */
-export interface ScannedFile {
-  readonly path: string;
-  readonly blocks: Uint8Array[];
-}
-
 /** What the backups and the WAL archive reference, and the damage found on the way. */
 export class References {
   /** Trees walked, by hex id. */
@@ -36,10 +30,13 @@ export class References {
   readonly #missing = new Set<string>();
   /** Blocks referenced. */
   blockCount = 0;
-  /** The files of each tree walked. */
-  readonly treeFiles = new Map<string, ScannedFile[]>();
-  /** The subdirectories of each tree walked. */
-  readonly subtrees = new Map<string, { id: string; name: string }[]>();
+  /**
+   * Trees the walk could not read (missing from the index, or damaged).
+   * The walk keeps no file lists: attribution, needed only when there is
+   * damage, walks the trees again, so that memory does not grow with the
+   * number of files.
+   */
+  readonly unreadTrees = new Set<string>();
   /** The WAL files (as `wal:<system>/<name>`) each WAL block belongs to. */
   readonly walOfBlock = new Map<string, string[]>();
   /** Damaged or missing trees, by hex id. */
@@ -94,12 +91,10 @@ export class References {
 interface Dir {
   readonly what: string;
   readonly hex: string;
-  readonly files: ScannedFile[];
-  readonly dirs: { id: string; name: string }[];
 }
 
 function dirOf(id: Uint8Array, what: string): Dir {
-  return { what, hex: toHex(id), files: [], dirs: [] };
+  return { what, hex: toHex(id) };
 }
 
 /** Walks every part of every manifest in `records` into `refs`. */
@@ -126,6 +121,7 @@ export async function walkBackups(
       refs.trees.add(d.hex);
       const loc = repo.index.lookup(id);
       if (!loc) {
+        refs.unreadTrees.add(d.hex);
         refs.badTrees.set(
           d.hex,
           problems.add(
@@ -141,6 +137,7 @@ export async function walkBackups(
         return await loadTree(id, d.hex, d.what, loc.packId);
       } catch (e) {
         if (!(e instanceof BendsaveError)) throw e;
+        refs.unreadTrees.add(d.hex);
         refs.badTrees.set(d.hex, problems.add("tree", d.hex, e.message));
         return null;
       }
@@ -148,18 +145,11 @@ export async function walkBackups(
     enter: (n, d) => {
       if (n.type === NodeType.file) {
         refs.files++;
-        d.files.push({ blocks: n.blocks, path: n.name });
         for (const b of n.blocks) refs.referenceBlock(b);
       } else if (n.type === NodeType.dir && n.subtree) {
-        d.dirs.push({ id: toHex(n.subtree), name: n.name });
         return dirOf(n.subtree, `${d.what}/${n.name}`);
       }
       return undefined;
-    },
-    leave: (d, nodes) => {
-      if (nodes === null) return;
-      refs.treeFiles.set(d.hex, d.files);
-      refs.subtrees.set(d.hex, d.dirs);
     },
   };
   for (const r of records) {
