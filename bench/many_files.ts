@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Prng } from "./prng.ts";
@@ -30,7 +30,7 @@ export interface ManyFilesOptions {
   counts: number[];
   /** Entries per directory. */
   perDir: number;
-  /** Tools, in column order. */
+  /** Tools, in the order the first round runs them (later rounds alternate). */
   only: ManyFilesTool[];
   /** Rounds per count (tool order alternates between rounds). */
   rounds: number;
@@ -52,7 +52,8 @@ const USAGE = `Usage: deno run --allow-all bench/many_files.ts [options]
 
   --counts LIST      file counts, comma-separated (default 100000,1000000)
   --per-dir N        entries per directory (default 1000)
-  --only LIST        tools among bendsave,restic (default both)
+  --only LIST        tools among bendsave,restic, in the order the first round
+                     runs them (default bendsave,restic)
   --rounds N         rounds per count, tool order alternating (default 1)
   --seed N           seed of the file sizes and contents (default 1)
   --workdir DIR      work dir, on a filesystem with room for the tree and two
@@ -114,7 +115,7 @@ export function parseManyFilesArgs(argv: readonly string[]): ManyFilesOptions | 
   const options: ManyFilesOptions = {
     counts,
     perDir: int("per-dir", values["per-dir"], 1000, 1),
-    only: MANY_FILES_TOOLS.filter((t) => only.includes(t)),
+    only: [...new Set(only)],
     rounds: int("rounds", values.rounds, 1, 1),
     seed: int("seed", values.seed, 1, 0),
     keep: values.keep === true,
@@ -318,12 +319,19 @@ async function measureTool(
   mkdirSync(target, { recursive: true });
   const restore = await timedStep(tool.restore(repo, target, "many"), options);
   const repoBytes = dirBytes(repo);
-  rmSync(target, { recursive: true, force: true });
-  rmSync(repo, { recursive: true, force: true });
+  // Removing a million files takes minutes here: set them aside, removed at the end.
+  const trash = join(work, "trash");
+  mkdirSync(trash, { recursive: true });
+  const stamp = `${tool.name}-${Date.now()}`;
+  renameSync(target, join(trash, `${stamp}-restore`));
+  renameSync(repo, join(trash, `${stamp}-repo`));
   return { backup, restore, repoBytes };
 }
 
-/** Runs the benchmark; returns the markdown report. */
+/**
+ * Runs the benchmark; prints the markdown report (and appends it to
+ * `options.out`) before removing the work dir, and returns it.
+ */
 export async function runManyFiles(options: ManyFilesOptions): Promise<string> {
   const work = options.workdir ??
     join(new URL("./out", import.meta.url).pathname, `many-${Date.now()}`);
@@ -373,14 +381,15 @@ export async function runManyFiles(options: ManyFilesOptions): Promise<string> {
         }
       }
       results.push(...byTool.values());
-      rmSync(tree, { recursive: true, force: true });
+      renameSync(tree, join(work, "trash", `tree-${count}`));
     }
-  } finally {
-    if (!options.keep) rmSync(work, { recursive: true, force: true });
+  } catch (e) {
+    if (!options.keep) removeWork(work, log);
+    throw e;
   }
   const uname = await runTimed({ cmd: "uname", args: ["-a"] }, 10_000);
   const nproc = await runTimed({ cmd: "nproc", args: [] }, 10_000);
-  return [
+  const report = [
     `## many small files, ${new Date().toISOString()}`,
     "",
     `- command: \`deno run --allow-all bench/many_files.ts ${Deno.args.join(" ")}\``,
@@ -392,6 +401,15 @@ export async function runManyFiles(options: ManyFilesOptions): Promise<string> {
     renderManyFiles(results),
     "",
   ].join("\n");
+  if (options.out) Deno.writeTextFileSync(options.out, `\n${report}`, { append: true });
+  console.log(report);
+  if (!options.keep) removeWork(work, log);
+  return report;
+}
+
+function removeWork(work: string, log: (s: string) => void): void {
+  log(`removing ${work} (trees, restores and repositories: this can take minutes)`);
+  rmSync(work, { recursive: true, force: true });
 }
 
 if (import.meta.main) {
@@ -406,7 +424,5 @@ if (import.meta.main) {
     console.log(USAGE);
     Deno.exit(0);
   }
-  const report = await runManyFiles(options);
-  console.log(report);
-  if (options.out) Deno.writeTextFileSync(options.out, `\n${report}`, { append: true });
+  await runManyFiles(options);
 }

@@ -14,6 +14,9 @@ Deno.test("parseManyFilesArgs applies defaults and rejects bad counts and tools"
   ok(o !== "help");
   deepStrictEqual(o.counts, [1000, 100_000]);
   deepStrictEqual(o.only, ["restic"]);
+  const both = parseManyFilesArgs(["--only", "restic,bendsave"]);
+  ok(both !== "help");
+  deepStrictEqual(both.only, ["restic", "bendsave"]); // the first round's order
   strictEqual(o.perDir, 1000);
   throws(() => parseManyFilesArgs(["--counts", "0"]), TypeError);
   throws(() => parseManyFilesArgs(["--only", "borg"]), TypeError);
