@@ -173,7 +173,11 @@ export async function walkBackups(
  * WAL archive (since 1.2): every record's envelope holds and its blocks are
  * indexed; the packs holding them are referenced (never reclaimable).
  */
-export async function scanWal(store: BlobStore, refs: References, problems: Problems) {
+export async function scanWal(
+  store: BlobStore,
+  refs: References,
+  problems: Problems,
+): Promise<void> {
   const records = await listWal(store, {
     onDamaged: (name, e) => {
       refs.walFiles++;
