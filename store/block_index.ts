@@ -176,6 +176,23 @@ export class BlockIndex {
     return this.#find(id) >= 0;
   }
 
+  /**
+   * The number of block `id` in this index (0 to size - 1, the order blocks
+   * were added), or -1 when it is not indexed: a key for tables of blocks
+   * that need no id strings.
+   */
+  position(id: Uint8Array): number {
+    return this.#find(id);
+  }
+
+  /** The pack number of the block at `position`. */
+  packOfPosition(position: number): number {
+    if (position < 0 || position >= this.#count) {
+      throw new RangeError(`no block number ${position}`);
+    }
+    return this.#pack[position]!;
+  }
+
   /** Where a block is stored, or undefined. */
   lookup(id: Uint8Array): BlobLocation | undefined {
     const i = this.#find(id);

@@ -258,3 +258,17 @@ Deno.test("BlockIndex loadIndexFile holds 1,000,000 blocks in at most 64 bytes e
   );
   assert.ok(perBlock <= 64, `${perBlock.toFixed(1)} bytes per block is more than 64`);
 });
+
+Deno.test("BlockIndex position numbers blocks in the order added, -1 when absent, with their pack", () => {
+  const index = new BlockIndex(4);
+  const ids = randomIds(40); // past the first growth
+  const p0 = index.addPack(sha256(enc("p0")), 1);
+  const p1 = index.addPack(sha256(enc("p1")), 1);
+  for (let i = 0; i < 40; i++) index.add(i < 20 ? p0 : p1, entry(idAt(ids, i).slice(), i));
+  for (let i = 0; i < 40; i++) {
+    assert.equal(index.position(idAt(ids, i)), i);
+    assert.equal(index.packOfPosition(i), i < 20 ? p0 : p1);
+  }
+  assert.equal(index.position(sha256(enc("absent"))), -1);
+  assert.throws(() => index.packOfPosition(40), RangeError);
+});

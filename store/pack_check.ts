@@ -7,7 +7,7 @@
  */
 import { decodeBlock } from "../formats/codec.ts";
 import { equalBytes, sha256, toHex } from "../formats/hash.ts";
-import { parsePack } from "../formats/pack.ts";
+import { BlobKind, parsePack } from "../formats/pack.ts";
 
 /** The result of checking a pack. */
 export interface PackCheck {
@@ -19,18 +19,31 @@ export interface PackCheck {
   /** Blocks that do not decompress or do not match their id. */
   readonly badBlocks: { id: string; message: string }[];
   readonly blocks: number;
+  /** With `keepTrees`: the content of every tree block that checked good. */
+  readonly trees: { id: Uint8Array; bytes: Uint8Array }[];
 }
 
-/** Checks one pack held in memory. */
-export function checkPack(name: string, bytes: Uint8Array): PackCheck {
+/**
+ * Checks one pack held in memory; with `keepTrees`, returns the content of
+ * its good tree blocks (so a tree walk need not read and check them again).
+ */
+export function checkPack(name: string, bytes: Uint8Array, keepTrees = false): PackCheck {
   const nameMatches = toHex(sha256(bytes)) === name;
   let entries;
   try {
     entries = parsePack(bytes);
   } catch (e) {
-    return { name, nameMatches, layoutError: (e as Error).message, badBlocks: [], blocks: 0 };
+    return {
+      name,
+      nameMatches,
+      layoutError: (e as Error).message,
+      badBlocks: [],
+      blocks: 0,
+      trees: [],
+    };
   }
   const badBlocks: { id: string; message: string }[] = [];
+  const trees: { id: Uint8Array; bytes: Uint8Array }[] = [];
   for (const e of entries) {
     try {
       const raw = decodeBlock(
@@ -39,9 +52,11 @@ export function checkPack(name: string, bytes: Uint8Array): PackCheck {
         e.rawLength,
       );
       if (!equalBytes(sha256(raw), e.id)) throw new SyntaxError("content does not match its hash");
+      // A copy: a view would send the whole pack (or decode buffer) along.
+      if (keepTrees && e.kind === BlobKind.tree) trees.push({ id: e.id, bytes: raw.slice() });
     } catch (err) {
       badBlocks.push({ id: toHex(e.id), message: (err as Error).message });
     }
   }
-  return { name, nameMatches, layoutError: null, badBlocks, blocks: entries.length };
+  return { name, nameMatches, layoutError: null, badBlocks, blocks: entries.length, trees };
 }

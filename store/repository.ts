@@ -234,7 +234,11 @@ export class Repository {
   /** Reads and decodes a tree. */
   async loadTree(id: Uint8Array, what = "a tree"): Promise<TreeNode[]> {
     // The kind is not checked: identical bytes are stored once, whatever their kind.
-    const bytes = await this.readBlob(id, what);
+    return this.parseTree(id, await this.readBlob(id, what), what);
+  }
+
+  /** Decodes the content of tree `id`, read and checked against its id elsewhere. */
+  parseTree(id: Uint8Array, bytes: Uint8Array, what = "a tree"): TreeNode[] {
     try {
       return decodeTree(bytes);
     } catch (e) {

@@ -165,17 +165,21 @@ export const restoreWrite: JobKind<WriteOp[], WriteReport> = {
 };
 
 /**
- * `verify.pack`: checks one pack's bytes against its name and its blocks' ids.
+ * `verify.pack`: checks one pack's bytes against its name and its blocks' ids
+ * (and returns its tree blocks' content when asked).
  * pack_check.ts is imported on first use: formats/pack.ts awaits at its top
  * level (the CRC-32C hasher), and in the bun single executable a worker
  * whose static imports hold a top-level await never finishes loading.
  */
-export const verifyPack: JobKind<{ name: string; bytes: Uint8Array }, PackCheck> = {
+export const verifyPack: JobKind<
+  { name: string; bytes: Uint8Array; keepTrees?: boolean },
+  PackCheck
+> = {
   create() {
     let module: Promise<typeof import("./pack_check.ts")> | null = null;
     return {
-      run: async ({ name, bytes }) =>
-        (await (module ??= import("./pack_check.ts"))).checkPack(name, bytes),
+      run: async ({ name, bytes, keepTrees }) =>
+        (await (module ??= import("./pack_check.ts"))).checkPack(name, bytes, keepTrees === true),
     };
   },
 };
