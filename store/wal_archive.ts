@@ -50,7 +50,8 @@ import {
 import { TOOL_VERSION } from "../formats/version.ts";
 
 /** How long a push or fetch waits for a running vacuum by default: 60 s. */
-export const DEFAULT_WAL_LOCK_WAIT_MS = 60_000;
+export { DEFAULT_WAL_LOCK_WAIT_MS } from "./lock.ts";
+import { DEFAULT_WAL_LOCK_WAIT_MS } from "./lock.ts";
 
 /** The same WAL file name was archived with other content; nothing was overwritten. */
 export class WalConflict extends BendsaveError {
@@ -88,6 +89,8 @@ export interface PushWalResult {
   /** `archived`: this push wrote the record; `already-archived`: the same content was there. */
   readonly status: "archived" | "already-archived";
   readonly size: number;
+  /** SHA-256 of the file's content, hex (the record's). */
+  readonly sha256: string;
   readonly blocks: number;
   /** Blocks this push stored (the others were in the repository already). */
   readonly newBlocks: number;
@@ -111,6 +114,8 @@ export interface FetchWalResult {
   readonly name: string;
   readonly systemId: string;
   readonly size: number;
+  /** SHA-256 of the content, hex (checked against the record's). */
+  readonly sha256: string;
   readonly path: string;
 }
 
@@ -336,11 +341,17 @@ export async function pushWal(
   }
   const { systemId, startLsn, segmentSize } = inspect(name, data, resolveSystemId(options));
   const h = walHandle(systemId, name.name);
-  const result = (status: PushWalResult["status"], blocks: number, writer?: PackWriter) => ({
+  const result = (
+    status: PushWalResult["status"],
+    blocks: number,
+    hash: Uint8Array,
+    writer?: PackWriter,
+  ) => ({
     name: name.name,
     systemId,
     status,
     size: data.length,
+    sha256: toHex(hash),
     blocks,
     newBlocks: writer?.stats.blocks ?? 0,
     packBytes: writer?.stats.packBytes ?? 0,
@@ -350,8 +361,9 @@ export async function pushWal(
   // index or any block work (one hash of the file, to compare).
   const existing = await loadRecordOrNull(store, h);
   if (existing) {
-    compareExisting(existing, data.length, sha256(data));
-    return result("already-archived", existing.blocks.length);
+    const hash = sha256(data);
+    compareExisting(existing, data.length, hash);
+    return result("already-archived", existing.blocks.length, hash);
   }
   const lock = await acquire(store, "wal-push", options);
   try {
@@ -403,10 +415,10 @@ export async function pushWal(
       if (!(e instanceof AlreadyExists)) throw e;
       // Another push of the same name won the race: same content is success.
       compareExisting(await loadRecord(store, h), data.length, hash);
-      return result("already-archived", blocks.length, writer);
+      return result("already-archived", blocks.length, hash, writer);
     }
     crashPoint("wal-record");
-    return result("archived", blocks.length, writer);
+    return result("archived", blocks.length, hash, writer);
   } finally {
     await lock?.release().catch(() => {});
   }
@@ -477,7 +489,8 @@ export async function fetchWal(
       size += raw.length;
       for (let pos = 0; pos < raw.length;) pos += fs.writeSync(fd, raw, pos);
     }
-    if (size !== record.size || !equalBytes(hash.digest(), record.sha256)) {
+    const digest = hash.digest();
+    if (size !== record.size || !equalBytes(digest, record.sha256)) {
       throw new IntegrityError(
         `WAL file ${h.name} does not match its recorded size and SHA-256 (damaged): nothing was written to "${dest}"`,
       );
@@ -488,7 +501,7 @@ export async function fetchWal(
     fd = null;
     fs.renameSync(temp, dest);
     syncDirectory(dir);
-    return { name: parsed.name, systemId, size, path: dest };
+    return { name: parsed.name, systemId, size, sha256: toHex(digest), path: dest };
   } catch (e) {
     if (fd !== null) fs.closeSync(fd);
     try {
