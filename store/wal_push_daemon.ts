@@ -22,6 +22,7 @@ import type { CancelOptions } from "./cancel.ts";
 import { pushWal, type PushWalOptions } from "./wal_archive.ts";
 import {
   acquireSpoolLock,
+  ensureSpool,
   fileIdentity,
   type PushOk,
   pushOkTrusted,
@@ -71,6 +72,7 @@ function oneLine(e: unknown): string {
 /** Runs the background pusher until it is idle; see the module documentation. */
 export async function runPushDaemon(options: PushDaemonOptions): Promise<PushDaemonResult> {
   const { spool } = options;
+  ensureSpool(spool);
   const lock = acquireSpoolLock(spool, "push", options.repository);
   if (!lock) return { ran: false, pushed: 0, failed: 0 };
   const heartbeat = setInterval(() => lock.touch(), SPOOL_HEARTBEAT_MS);
@@ -136,6 +138,12 @@ export async function runPushDaemon(options: PushDaemonOptions): Promise<PushDae
           continue;
         }
         if (req.repository !== options.repository) continue; // another pusher's
+        if (okFor(name, req.file)) {
+          // Pushed while the request was written: a foreground removes an .ok it
+          // does not trust before asking, so this one is newer than the request.
+          removeSpoolFile(spool, `${name}.req`);
+          continue;
+        }
         work.push({ name, file: req.file, requested: true });
       }
       let ready: string[] = [];

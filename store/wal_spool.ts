@@ -295,17 +295,18 @@ export interface SpoolExpect {
  * SHA-256 are the recorded ones (a spool file of another content is removed,
  * never served). `dest` appears complete or not at all: a rename, or on
  * another file system a copy to a temporary file beside it, flushed, then
- * renamed. Returns false when there is nothing to serve.
+ * renamed. Returns the served file's `.meta`, or null when there is nothing
+ * to serve.
  */
 export function serveFromSpool(
   spool: string,
   name: string,
   dest: string,
   expect: SpoolExpect,
-): boolean {
+): SpoolMeta | null {
   const meta = readSpoolJson<SpoolMeta>(spool, `${name}.meta`);
   const file = path.join(spool, name);
-  if (!meta || !fs.existsSync(file)) return false;
+  if (!meta || !fs.existsSync(file)) return null;
   const discard = () => {
     removeSpoolFile(spool, name);
     removeSpoolFile(spool, `${name}.meta`);
@@ -315,31 +316,31 @@ export function serveFromSpool(
     (expect.systemId && meta.systemId !== expect.systemId)
   ) {
     discard();
-    return false;
+    return null;
   }
   let h: { sha256: string; size: number };
   try {
     h = hashFile(file);
   } catch {
-    return false; // taken by another foreground meanwhile
+    return null; // taken by another foreground meanwhile
   }
   if (h.size !== meta.size || h.sha256 !== meta.sha256) {
     discard();
-    return false;
+    return null;
   }
   const dir = path.dirname(path.resolve(dest));
   try {
     fs.renameSync(file, dest);
   } catch (e) {
     const code = (e as { code?: string }).code;
-    if (code === "ENOENT") return false; // another foreground took it
+    if (code === "ENOENT") return null; // another foreground took it
     if (code !== "EXDEV") throw e;
     copyInto(file, dest, dir);
     removeSpoolFile(spool, name);
   }
   removeSpoolFile(spool, `${name}.meta`);
   syncDirectory(dir);
-  return true;
+  return meta;
 }
 
 /** Copies `file` to `dest` through a flushed temporary file beside it. */

@@ -116,6 +116,7 @@ export async function walPushCommand(args: string[], out: Output): Promise<numbe
     timeout: { type: "string" },
     // Internal: the background pusher that --async starts.
     background: { type: "boolean" },
+    idle: { type: "string" },
     "wal-dir": { type: "string" },
   });
   if (values.help) {
@@ -142,6 +143,7 @@ export async function walPushCommand(args: string[], out: Output): Promise<numbe
       push: { lockWaitMs: lockWait, ...idOptions },
       queue,
       exitCodeOf: (e) => classify(e).code,
+      ...(typeof values.idle === "string" ? { idleMs: lockWaitMs("wal-push", values.idle) } : {}),
       signal: out.signal,
     });
     out.result({ type: "summary", ...r });
