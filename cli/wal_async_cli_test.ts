@@ -67,7 +67,7 @@ const push = (
 
 Deno.test("wal-push --async archives through the background pusher and answers again from the spool", async () => {
   await using t = await tempDir();
-  const { repo, pgData, spool, names } = await setup(t.dir, 4);
+  const { repo, pgData, names } = await setup(t.dir, 4);
   const first = await push(repo, pgData, names[0]!, ["--json"]);
   assert.equal(first.code, 0, first.stderr);
   assert.equal(lastOfType(first.stdout, "summary").status, "pushed");
@@ -136,7 +136,7 @@ Deno.test("wal-push --async loses nothing when the pusher is killed with -9", as
 
 Deno.test("wal-push --async serves concurrent foregrounds, the same file twice among them", async () => {
   await using t = await tempDir();
-  const { repo, pgData, spool, names } = await setup(t.dir, 5);
+  const { repo, pgData, names } = await setup(t.dir, 5);
   const runs = await Promise.all(
     [...names, names[0]!, names[3]!].map((name) => push(repo, pgData, name)),
   );
