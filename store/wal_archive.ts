@@ -32,7 +32,7 @@ import { crashPoint } from "./crash_point.ts";
 import type { EventSink } from "./backup/events.ts";
 import { beforeCommit, type CancelOptions, checkpoint, throwIfCancelled } from "./cancel.ts";
 import { splitAll } from "../formats/chunker.ts";
-import { encodeBlock } from "../formats/codec.ts";
+import { encodeBlock, encodeBlockAsync, type Encoded } from "../formats/codec.ts";
 import { equalBytes, Sha256, sha256, toHex } from "../formats/hash.ts";
 import { BlobKind } from "../formats/pack.ts";
 import {
@@ -78,6 +78,11 @@ export interface PushWalOptions extends SystemIdOptions, CancelOptions {
   readonly name?: string;
   /** How long to wait for a vacuum's exclusive lock (default 60 s). */
   readonly lockWaitMs?: number;
+  /**
+   * Compress on the runtime's thread pool (the background pusher, which
+   * runs pushes side by side: one thread hashes while others compress).
+   */
+  readonly compressInBackground?: boolean;
   readonly now?: () => number;
   readonly onEvent?: EventSink;
 }
@@ -379,6 +384,10 @@ export async function pushWal(
     // One pass over the file: each block feeds the file's SHA-256 as it is cut.
     const whole = new Sha256();
     let offset = 0;
+    // With compressInBackground, zstd runs on the thread pool while this
+    // thread hashes the next block (or another push's): added in file order.
+    const pending: { id: Uint8Array; rawLength: number; encoded: Promise<Encoded> }[] = [];
+    const queued = new Set<string>();
     for (const length of splitAll(repo.config.chunker, data)) {
       const raw = data.subarray(offset, offset + length);
       offset += length;
@@ -387,8 +396,22 @@ export async function pushWal(
       blocks.push(id);
       await checkpoint(options.signal, "wal-push");
       if (writer.has(id)) continue;
+      if (options.compressInBackground) {
+        const hex = toHex(id);
+        if (queued.has(hex)) continue;
+        queued.add(hex);
+        pending.push({
+          id,
+          rawLength: raw.length,
+          encoded: encodeBlockAsync(raw, repo.config.compression),
+        });
+        continue;
+      }
       const encoded = encodeBlock(raw, repo.config.compression);
       await writer.add(id, BlobKind.data, { ...encoded, rawLength: raw.length });
+    }
+    for (const p of pending) {
+      await writer.add(p.id, BlobKind.data, { ...(await p.encoded), rawLength: p.rawLength });
     }
     if (offset !== data.length) {
       throw new Error(`the chunker cut ${offset} of ${data.length} bytes of ${name.name}`);

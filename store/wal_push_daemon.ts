@@ -95,7 +95,11 @@ export async function runPushDaemon(options: PushDaemonOptions): Promise<PushDae
     try {
       const identity = fileIdentity(file);
       store ??= await options.open();
-      const r = await pushWal(store, file, { ...(options.push ?? {}), name });
+      const r = await pushWal(store, file, {
+        ...(options.push ?? {}),
+        name,
+        compressInBackground: true,
+      });
       const ok: PushOk = {
         name,
         repository: options.repository,
