@@ -76,6 +76,9 @@ function validSegmentSize(n: number): boolean {
   }
 }
 
+/** PostgreSQL's default WAL segment size. */
+const DEFAULT_SEGMENT_SIZE = 16 << 20;
+
 /** The suffixes of the prefetcher's files beside a segment's own name. */
 const SPOOL_SUFFIX = /\.(meta|missing|fetch-error|want)$/;
 
@@ -112,7 +115,10 @@ export async function runPrefetchDaemon(
   const lanes = Math.max(1, options.lanes ?? 2);
   const idleMs = options.idleMs ?? 5_000;
   let store: BlobStore | null = null;
-  let segmentSize = 0;
+  // PostgreSQL's default until a fetched segment tells: a wrong guess only
+  // names segments the archive does not hold, which ends the window early.
+  let segmentSize = DEFAULT_SEGMENT_SIZE;
+  let sizeKnown = false;
   let fetched = 0;
   let missingCount = 0;
   let failed = 0;
@@ -126,7 +132,10 @@ export async function runPrefetchDaemon(
   const fetchOne = async (name: string) => {
     try {
       store ??= await options.open();
-      const r = await fetchWal(store, name, path.join(spool, name), { ...(options.fetch ?? {}) });
+      const r = await fetchWal(store, name, path.join(spool, name), {
+        ...(options.fetch ?? {}),
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
       const meta: SpoolMeta = {
         name,
         repository: options.repository,
@@ -135,7 +144,10 @@ export async function runPrefetchDaemon(
         sha256: r.sha256,
       };
       writeSpoolFile(spool, `${name}.meta`, JSON.stringify(meta));
-      if (segmentSize === 0) segmentSize = r.size;
+      if (!sizeKnown && validSegmentSize(r.size)) {
+        segmentSize = r.size;
+        sizeKnown = true;
+      }
       fetched++;
       return true;
     } catch (e) {
@@ -178,8 +190,9 @@ export async function runPrefetchDaemon(
         if (w.at <= newestAt) continue;
         newestAt = w.at;
         start = { name, served: w.served };
-        if (segmentSize === 0 && typeof w.size === "number" && validSegmentSize(w.size)) {
+        if (!sizeKnown && typeof w.size === "number" && validSegmentSize(w.size)) {
           segmentSize = w.size;
+          sizeKnown = true;
         }
         if (!w.served) settled.delete(name);
         lastWork = now;
@@ -201,12 +214,10 @@ export async function runPrefetchDaemon(
       const window: string[] = [];
       const first = parseWalName(start.name)!;
       if (!start.served) window.push(start.name);
-      if (segmentSize > 0) {
-        const perLog = BigInt(0x1_0000_0000 / segmentSize);
-        const segno = BigInt(first.log) * perLog + BigInt(first.seg);
-        for (let i = 1; i <= ahead; i++) {
-          window.push(walSegmentName(first.timeline, segno + BigInt(i), segmentSize));
-        }
+      const perLog = BigInt(0x1_0000_0000 / segmentSize);
+      const segno = BigInt(first.log) * perLog + BigInt(first.seg);
+      for (let i = 1; i <= ahead; i++) {
+        window.push(walSegmentName(first.timeline, segno + BigInt(i), segmentSize));
       }
       const todo: string[] = [];
       for (const name of window) {

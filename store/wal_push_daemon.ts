@@ -99,6 +99,7 @@ export async function runPushDaemon(options: PushDaemonOptions): Promise<PushDae
         ...(options.push ?? {}),
         name,
         compressInBackground: true,
+        ...(options.signal ? { signal: options.signal } : {}),
       });
       const ok: PushOk = {
         name,
