@@ -31,7 +31,7 @@ export interface FetchWant {
   /** When asked (ms since the epoch): the newest want is where the window starts. */
   readonly at: number;
   readonly repository: string;
-  /** True when it was served from the spool: the window starts after it. */
+  /** True when it was served from the spool, or its foreground fetches it: the window starts after it. */
   readonly served: boolean;
   /** When served: its size (the segment size), so a new prefetcher need not fetch it to know. */
   readonly size?: number;
@@ -75,10 +75,10 @@ export function controlSystemIdOrNull(pgData?: string): string | null {
 
 /**
  * Moves WAL segment `name` from the spool to `dest` (fetched ahead by the
- * prefetcher, which this starts when none runs, and told where PostgreSQL
- * is). Returns false when the caller must fetch it itself: not a segment, a
- * spool that cannot be used, or the prefetcher found it missing or failed,
- * or did not bring it within the wait.
+ * prefetcher, which is told where PostgreSQL is). Returns false when the
+ * caller must fetch it itself: not a segment, a spool that cannot be used,
+ * no prefetcher running (this starts one for the segments after it), or the
+ * prefetcher found it missing or failed, or did not bring it within the wait.
  */
 export async function fetchWalPrefetched(
   name: string,
@@ -116,8 +116,14 @@ export async function fetchWalPrefetched(
       ensurePrefetcher();
       return true;
     }
+    if (spoolLockHolder(spool, "fetch")?.repository !== options.repository) {
+      // No prefetcher: start one for the segments after this one, and fetch
+      // this one here at once rather than wait for the new process to.
+      want(true);
+      options.startPrefetcher();
+      return false;
+    }
     want(false);
-    ensurePrefetcher();
   } catch {
     return false; // the spool is unusable: fetch directly
   }
