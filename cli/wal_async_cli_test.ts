@@ -196,9 +196,10 @@ Deno.test("wal-fetch --prefetch serves segments fetched ahead, never a spool fil
   const first = await fetch(names[0]!);
   assert.equal(first.code, 0, first.stderr);
   assert.equal(sha256Hex(fs.readFileSync(dest)), original(names[0]!));
-  for (let i = 0; i < 300 && !fs.existsSync(path.join(spool, `${names[2]!}.meta`)); i++) {
-    await sleep(50);
-  }
+  // Two fetches run side by side: wait for both of the next segments.
+  const spooledAhead = () =>
+    [names[1]!, names[2]!].every((n) => fs.existsSync(path.join(spool, `${n}.meta`)));
+  for (let i = 0; i < 300 && !spooledAhead(); i++) await sleep(50);
   assert.ok(fs.existsSync(path.join(spool, `${names[1]!}.meta`)), "fetched ahead");
   // Damage the next spooled segment after it was checked: it must not be served.
   const spooled = path.join(spool, names[1]!);

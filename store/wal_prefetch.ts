@@ -101,11 +101,14 @@ export async function fetchWalPrefetched(
         } satisfies FetchWant,
       ),
     );
+  /** Starts a prefetcher unless one of this repository runs; true when it started one. */
   const ensurePrefetcher = () => {
-    if (spoolLockHolder(spool, "fetch")?.repository !== options.repository) {
-      options.startPrefetcher();
-    }
+    if (spoolLockHolder(spool, "fetch")?.repository === options.repository) return false;
+    options.startPrefetcher();
+    return true;
   };
+  // As the push's foreground: 2 s after a start, else every 250 ms.
+  const recheck = (fresh: boolean) => Date.now() + (fresh ? 2_000 : 250);
   try {
     ensureSpool(spool);
     removeSpoolFile(spool, `${name}.missing`);
@@ -129,12 +132,11 @@ export async function fetchWalPrefetched(
   }
   const started = Date.now();
   const deadline = started + (options.waitMs ?? DEFAULT_PREFETCH_WAIT_MS);
-  let nextCheck = started + 2_000;
+  let nextCheck = recheck(false);
   for (;;) {
     await sleep(options.pollMs ?? 5);
     try {
       if (serveFromSpool(spool, name, dest, expect)) return true;
-
       if (
         fs.existsSync(path.join(spool, `${name}.missing`)) ||
         fs.existsSync(path.join(spool, `${name}.fetch-error`))
@@ -144,8 +146,7 @@ export async function fetchWalPrefetched(
       const now = Date.now();
       if (now > deadline) return false;
       if (now > nextCheck) {
-        ensurePrefetcher(); // one killed meanwhile
-        nextCheck = now + 2_000;
+        nextCheck = recheck(ensurePrefetcher()); // one killed or idled out meanwhile
       }
     } catch {
       return false;

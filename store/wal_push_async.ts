@@ -122,18 +122,21 @@ export async function pushWalAsync(
     JSON.stringify({ file: abs, repository: options.repository } satisfies PushRequest),
   );
   let starts = 0;
+  /** Starts a pusher unless one of this repository runs; true when it started one. */
   const ensurePusher = () => {
     // A pusher of another repository (archive_command changed) ignores this
     // request and exits when idle; the next check starts this one's.
-    if (spoolLockHolder(spool, "push")?.repository !== options.repository) {
-      options.startPusher();
-      starts++;
-    }
+    if (spoolLockHolder(spool, "push")?.repository === options.repository) return false;
+    options.startPusher();
+    starts++;
+    return true;
   };
-  ensurePusher();
+  // A pusher just started takes its lock within 2 s; a running one is looked
+  // at again every 250 ms (it may be exiting, idle, as this request arrived).
+  const recheck = (fresh: boolean) => Date.now() + (fresh ? 2_000 : 250);
+  let nextCheck = recheck(ensurePusher());
   const deadline = started + (options.timeoutMs ?? DEFAULT_ASYNC_PUSH_TIMEOUT_MS);
   const poll = options.pollMs ?? 5;
-  let nextCheck = Date.now() + 2_000; // a new pusher takes its lock within this
   for (;;) {
     throwIfCancelled(options.signal, "wal-push");
     const ok = readSpoolJson<PushOk>(spool, okName);
@@ -156,8 +159,7 @@ export async function pushWalAsync(
     if (now > nextCheck) {
       // A pusher killed meanwhile (kill -9, a crash): start another. The request
       // is still there: the pusher removes it only after writing the status.
-      ensurePusher();
-      nextCheck = now + 2_000;
+      nextCheck = recheck(ensurePusher());
     }
     await sleep(poll);
   }
