@@ -493,7 +493,23 @@ async function measureTool(
     };
   } finally {
     await pg[Symbol.asyncDispose]().catch(() => {});
-    if (!values.keep) fs.rmSync(tw, { recursive: true, force: true });
+    if (!values.keep) await removeTree(tw);
+  }
+}
+
+/**
+ * Removes a directory tree, again after a pause while something still writes
+ * into it (bendsave's background pusher or prefetcher finishing with its spool).
+ */
+async function removeTree(dir: string): Promise<void> {
+  for (let attempt = 0;; attempt++) {
+    try {
+      fs.rmSync(dir, { recursive: true, force: true });
+      return;
+    } catch (e) {
+      if ((e as { code?: string }).code !== "ENOTEMPTY" || attempt >= 20) throw e;
+      await sleep(500);
+    }
   }
 }
 

@@ -10,9 +10,9 @@
  * hold (the end of the archive, or a timeline switch). Segments before the
  * newest want are removed; PostgreSQL's recovery moves forward only.
  *
- * It exits after being idle a few seconds; when the server is no longer in
- * recovery (neither `recovery.signal` nor `standby.signal` in the data
- * directory) it then empties the spool. Killed at any point, it leaves at
+ * It exits after being idle a few seconds, or as soon as the server is no
+ * longer in recovery (neither `recovery.signal` nor `standby.signal` in the
+ * data directory), and then empties the spool. Killed at any point, it leaves at
  * most a temporary file (removed after a minute) or a segment without its
  * `.meta`, which is never served.
  *
@@ -171,8 +171,14 @@ export async function runPrefetchDaemon(
     }
   };
 
+  let nextRecoveryCheck = 0;
   try {
     while (!options.signal?.aborted) {
+      if (Date.now() > nextRecoveryCheck) {
+        // Recovery over (the server promoted): nothing more will be asked for.
+        if (!inRecovery(options.pgData ?? ".")) break;
+        nextRecoveryCheck = Date.now() + 200;
+      }
       let wants: string[];
       try {
         wants = spoolNames(spool, ".want");
