@@ -149,7 +149,8 @@ try {
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-  // The pusher's own rate: every segment marked ready, pushed by one background run.
+  // The pusher's own rate: every segment marked ready, pushed by one background run
+  // (asked for the first, as a foreground would: it pushes ahead only while asked).
   const repoQueue = path.join(work, "repo-queue");
   fs.cpSync(repoEmpty, repoQueue, { recursive: true });
   const queueWal = path.join(work, "queue", "pg_wal");
@@ -158,6 +159,14 @@ try {
     fs.copyFileSync(seg, path.join(queueWal, path.basename(seg)));
     fs.writeFileSync(path.join(queueWal, "archive_status", `${path.basename(seg)}.ready`), "");
   }
+  fs.mkdirSync(path.join(queueWal, "bendsave-push"));
+  fs.writeFileSync(
+    path.join(queueWal, "bendsave-push", `${path.basename(segments[0]!)}.req`),
+    JSON.stringify({
+      file: path.join(queueWal, path.basename(segments[0]!)),
+      repository: repoQueue,
+    }),
+  );
   const pusherS = await timed(
     `${bs} wal-push --background --to ${shellQuote(repoQueue)} --spool ${
       shellQuote(path.join(queueWal, "bendsave-push"))

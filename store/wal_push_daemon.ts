@@ -1,9 +1,9 @@
 /**
  * The background pusher of `wal-push --async`: one long-lived process per
  * spool directory (its lock, store/wal_spool.ts) that pushes the files the
- * foregrounds ask for (`<wal>.req`) and, ahead of them, the WAL files
- * PostgreSQL has marked ready (`pg_wal/archive_status/<wal>.ready`), in name
- * order, several at a time over one open repository, writing each file's
+ * foregrounds ask for (`<wal>.req`) and, ahead of them while they keep
+ * asking, the WAL files PostgreSQL has marked ready
+ * (`pg_wal/archive_status/<wal>.ready`), in name order, several at a time over one open repository, writing each file's
  * `.ok` (after its record is durable: {@linkcode pushWal} resolved) or
  * `.error`. It exits after being idle for a few seconds, or when its spool
  * goes away.
@@ -35,6 +35,9 @@ import {
   spoolNames,
   writeSpoolFile,
 } from "./wal_spool.ts";
+
+/** The pusher pushes ready files ahead only within this long of a request. */
+const AHEAD_WHILE_ASKED_MS = 2_000;
 
 /** Options of {@linkcode runPushDaemon}. */
 export interface PushDaemonOptions extends CancelOptions {
@@ -84,6 +87,7 @@ export async function runPushDaemon(options: PushDaemonOptions): Promise<PushDae
   let pushed = 0;
   let failed = 0;
   let lastWork = Date.now();
+  let lastRequest = 0;
   const inFlight = new Set<string>();
   const okFor = (name: string, file: string) => {
     const ok = readSpoolJson<PushOk>(spool, `${name}.ok`);
@@ -162,7 +166,11 @@ export async function runPushDaemon(options: PushDaemonOptions): Promise<PushDae
         sweep(spool, new Set([...ready, ...requests, ...inFlight]));
         nextSweep = Date.now() + 5_000;
       }
-      for (const name of ready) {
+      if (requests.length > 0) lastRequest = Date.now();
+      // Ahead of PostgreSQL only while it asks: with archive_command changed or
+      // emptied, no request comes, and the ready files are left alone.
+      const ahead = Date.now() - lastRequest < AHEAD_WHILE_ASKED_MS ? ready : [];
+      for (const name of ahead) {
         if (work.length >= queue) break;
         if (inFlight.has(name) || work.some((w) => w.name === name)) continue;
         const file = path.join(options.walDir, name);
