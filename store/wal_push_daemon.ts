@@ -147,6 +147,7 @@ export async function runPushDaemon(options: PushDaemonOptions): Promise<PushDae
           continue;
         }
         if (req.repository !== options.repository) continue; // another pusher's
+        lastRequest = Date.now();
         if (okFor(name, req.file)) {
           // Pushed while the request was written: a foreground removes an .ok it
           // does not trust before asking, so this one is newer than the request.
@@ -166,7 +167,6 @@ export async function runPushDaemon(options: PushDaemonOptions): Promise<PushDae
         sweep(spool, new Set([...ready, ...requests, ...inFlight]));
         nextSweep = Date.now() + 5_000;
       }
-      if (requests.length > 0) lastRequest = Date.now();
       // Ahead of PostgreSQL only while it asks: with archive_command changed or
       // emptied, no request comes, and the ready files are left alone.
       const ahead = Date.now() - lastRequest < AHEAD_WHILE_ASKED_MS ? ready : [];
