@@ -227,3 +227,18 @@ Deno.test("wal-fetch --prefetch serves segments fetched ahead, never a spool fil
   await quietSpool(spool, "fetch");
   assert.deepEqual(fs.readdirSync(spool), []);
 });
+
+Deno.test("wal-push --async and wal-fetch --prefetch refuse a bad --timeout, --queue or --prefetch in one line", async () => {
+  for (
+    const [args, what] of [
+      [["wal-push", "x", "--to", "/r", "--async", "--timeout", "soon"], /--timeout must be/],
+      [["wal-push", "x", "--to", "/r", "--async", "--queue", "0"], /--queue must be/],
+      [["wal-fetch", "a", "b", "--from", "/r", "--prefetch", "-1"], /--prefetch/],
+    ] as const
+  ) {
+    const r = await cli([...args]);
+    assert.notEqual(r.code, 0, r.stderr);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assert.match(r.stderr, what);
+  }
+});

@@ -10,7 +10,7 @@ import * as path from "node:path";
 import { parse, required } from "../args.ts";
 import { classify, ExitCode, StopRecovery, UsageError } from "../exit_codes.ts";
 import type { Output } from "../output.ts";
-import { countOption, lockWaitMs } from "./wal_push.ts";
+import { countOption, lockWaitMs, secondsOption } from "./wal_push.ts";
 import { Cancelled } from "../../store/errors.ts";
 import { startBackground } from "../background.ts";
 
@@ -111,7 +111,9 @@ async function walFetch(args: string[], out: Output): Promise<number> {
       prefetch: Math.max(1, prefetch),
       ...(idOptions.pgData ? { pgData: idOptions.pgData } : {}),
       exitCodeOf: (e) => classify(e).code,
-      ...(typeof values.idle === "string" ? { idleMs: lockWaitMs("wal-push", values.idle) } : {}),
+      ...(typeof values.idle === "string"
+        ? { idleMs: secondsOption("wal-fetch", "idle", values.idle, 5_000) }
+        : {}),
       signal: out.signal,
     });
     out.result({ type: "summary", ...r });

@@ -70,11 +70,21 @@ repository there, not a WAL file, a segment of the wrong size, another system),
 
 /** Parses --lock-wait (seconds) into milliseconds. */
 export function lockWaitMs(command: string, value: unknown): number {
-  if (value === undefined) return DEFAULT_WAL_LOCK_WAIT_MS;
+  return secondsOption(command, "lock-wait", value, DEFAULT_WAL_LOCK_WAIT_MS);
+}
+
+/** Parses an option of seconds (--lock-wait, --timeout) into milliseconds, or its default. */
+export function secondsOption(
+  command: string,
+  name: string,
+  value: unknown,
+  fallbackMs: number,
+): number {
+  if (value === undefined) return fallbackMs;
   const s = Number(value);
   if (typeof value !== "string" || value === "" || !Number.isFinite(s) || s < 0 || s > 86400) {
     throw new UsageError(
-      `--lock-wait must be a number of seconds from 0 to 86400, not "${
+      `--${name} must be a number of seconds from 0 to 86400, not "${
         String(value)
       }": see bendsave ${command} --help`,
     );
@@ -143,7 +153,9 @@ export async function walPushCommand(args: string[], out: Output): Promise<numbe
       push: { lockWaitMs: lockWait, ...idOptions },
       queue,
       exitCodeOf: (e) => classify(e).code,
-      ...(typeof values.idle === "string" ? { idleMs: lockWaitMs("wal-push", values.idle) } : {}),
+      ...(typeof values.idle === "string"
+        ? { idleMs: secondsOption("wal-push", "idle", values.idle, 5_000) }
+        : {}),
       signal: out.signal,
     });
     out.result({ type: "summary", ...r });
@@ -151,7 +163,7 @@ export async function walPushCommand(args: string[], out: Output): Promise<numbe
   }
   const file = onePositional("wal-push", positionals, "WAL file (%p)");
   if (values.async) {
-    const timeout = lockWaitMs("wal-push", values.timeout ?? "60");
+    const timeout = secondsOption("wal-push", "timeout", values.timeout, 60_000);
     const { pushWalAsync, defaultPushSpool } = await import("../../store/wal_push_async.ts");
     const spool = path.resolve(
       typeof values.spool === "string" ? values.spool : defaultPushSpool(file),
