@@ -75,6 +75,28 @@ export {
   WalNotArchived,
 } from "./store/wal_archive.ts";
 export {
+  AsyncPushFailed,
+  type AsyncPushOptions,
+  type AsyncPushResult,
+  defaultPushSpool,
+  pushWalAsync,
+} from "./store/wal_push_async.ts";
+export {
+  type PushDaemonOptions,
+  type PushDaemonResult,
+  runPushDaemon,
+} from "./store/wal_push_daemon.ts";
+export {
+  defaultFetchSpool,
+  fetchWalPrefetched,
+  type PrefetchOptions,
+} from "./store/wal_prefetch.ts";
+export {
+  type PrefetchDaemonOptions,
+  type PrefetchDaemonResult,
+  runPrefetchDaemon,
+} from "./store/wal_prefetch_daemon.ts";
+export {
   formatLsn,
   parseWalName,
   type WalFileKind,

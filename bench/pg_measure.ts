@@ -24,10 +24,19 @@
  *
  * Run: deno run -A bench/pg_measure.ts [--scale 70] [--rounds 1] [--txns 20000]
  *      [--only bendsave,pgbackrest] [--wait-quiet-s 60] [--out bench/RESULTS.md] [--bin]
+ *      [--async] [--pgbackrest-async]
  *
  * With `--bin`, bendsave is the single executable `dist/bendsave` (the shipped
  * product; `./dev compile` builds it) instead of `deno run` of cli/main.ts:
  * every command, `archive_command` and the restore's `restore_command` too.
+ *
+ * With `--async`, bendsave archives with `wal-push --async` (a background
+ * pusher) and its restore writes the prefetching `restore_command`
+ * (`wal-fetch --prefetch 8`, restore's default); without it, synchronous
+ * pushes and `restore --wal-prefetch 0` (one process per WAL file, as before
+ * these existed). `--pgbackrest-async` sets pgBackRest's `archive-async=y`
+ * (its archive-push and archive-get then queue through its spool path);
+ * without it pgBackRest archives synchronously.
  *
  * @module
  */
@@ -58,6 +67,8 @@ const { values } = parseArgs({
     out: { type: "string" },
     keep: { type: "boolean" },
     bin: { type: "boolean" },
+    async: { type: "boolean" },
+    "pgbackrest-async": { type: "boolean" },
   },
 });
 /** The compiled single executable, measured instead of `deno run` with --bin. */
@@ -184,18 +195,24 @@ function bendsaveTool(work: string): Tool {
       await Repository.init(await FsStore.open(repo, { create: true }));
       await run(["chown", "-R", "postgres:postgres", repo]);
     },
-    archiveCommand: () => `${bs} wal-push %p --to ${shellQuote(repo)}`,
+    archiveCommand: () =>
+      `${bs} wal-push %p --to ${shellQuote(repo)}${values.async ? " --async" : ""}`,
     fullBackup: (pg) => `${bs} backup --from ${shellQuote(pg.uri())} --to ${shellQuote(repo)}`,
     incrBackup: (pg) => `${bs} backup --from ${shellQuote(pg.uri())} --to ${shellQuote(repo)}`,
     restore: (target, dataDir) =>
       `${bs} restore --from ${shellQuote(repo)} --to ${shellQuote(dataDir)} --as-of ${
         shellQuote(target)
-      } --confirm`,
+      } --confirm${values.async ? "" : " --wal-prefetch 0"}`,
   };
 }
 
 /** pgBackRest's settings beyond the paths: both cores, zstd, a fast checkpoint (as bendsave). */
-const PGBACKREST_SETTINGS = ["process-max=2", "compress-type=zst", "start-fast=y"];
+const PGBACKREST_SETTINGS = [
+  "process-max=2",
+  "compress-type=zst",
+  "start-fast=y",
+  ...(values["pgbackrest-async"] ? ["archive-async=y"] : []),
+];
 
 function pgbackrestTool(work: string): Tool {
   const repo = path.join(work, "repo-pgbackrest");
@@ -476,7 +493,23 @@ async function measureTool(
     };
   } finally {
     await pg[Symbol.asyncDispose]().catch(() => {});
-    if (!values.keep) fs.rmSync(tw, { recursive: true, force: true });
+    if (!values.keep) await removeTree(tw);
+  }
+}
+
+/**
+ * Removes a directory tree, again after a pause while something still writes
+ * into it (bendsave's background pusher or prefetcher finishing with its spool).
+ */
+async function removeTree(dir: string): Promise<void> {
+  for (let attempt = 0;; attempt++) {
+    try {
+      fs.rmSync(dir, { recursive: true, force: true });
+      return;
+    } catch (e) {
+      if ((e as { code?: string }).code !== "ENOTEMPTY" || attempt >= 20) throw e;
+      await sleep(500);
+    }
   }
 }
 
@@ -617,15 +650,21 @@ lines.push(
   } (pg_database_size); each tool starts from a copy ` +
     `of the same data directory and archives alone; loads: \`pgbench -n -c 2 -j 2\`, ${TXNS} transactions ` +
     `after a CHECKPOINT (synchronous_commit off, shared_buffers 32MB)`,
-  `- pgBackRest: ${
-    PGBACKREST_SETTINGS.join(", ")
-  }, archive-push synchronous (archive-async off), ` +
+  `- pgBackRest: ${PGBACKREST_SETTINGS.join(", ")}, archive-push and archive-get ${
+    values["pgbackrest-async"]
+      ? "asynchronous (archive-async=y)"
+      : "synchronous (archive-async off)"
+  }, ` +
     `\`archive_command = 'pgbackrest --stanza=${STANZA} archive-push %p'\`; ` +
-    `bendsave: \`archive_command = 'bendsave wal-push %p --to REPO'\` (${
+    `bendsave: \`archive_command = 'bendsave wal-push %p --to REPO${
+      values.async ? " --async" : ""
+    }'\` (${
       values.bin ? "the single executable dist/bendsave" : "`deno run` of cli/main.ts, cache warm"
-    }); both under \`/usr/bin/time -a\``,
+    }); both under \`/usr/bin/time -a\` (with --async: the foreground only, not the detached pusher)`,
   `- restore: to a time between two marker rows, then \`pg_ctl start\`; timed until \`pg_is_in_recovery()\` ` +
-    `is false (the server accepts connections, promoted at the target); bendsave: \`restore --as-of T --confirm\`; ` +
+    `is false (the server accepts connections, promoted at the target); bendsave: \`restore --as-of T --confirm${
+      values.async ? "" : " --wal-prefetch 0"
+    }\`${values.async ? " (restore_command prefetches 8 segments)" : ""}; ` +
     `pgBackRest: \`restore --type=time --target=T --target-action=promote\``,
   `- ${ROUNDS} round(s), tool order alternating; cells are medians; ratios are bendsave÷pgBackRest ` +
     `(time and size: below 1 is better for bendsave; rates: above 1 is better)`,

@@ -8,6 +8,13 @@
  * without the index), and fetches. Segments are real: pgbench's WAL archived
  * by `cp`. See bench/pg_measure.ts for the comparison with pgBackRest.
  *
+ * The asynchronous commands too: a `wal-push --async` answered from the
+ * spool, one that starts the background pusher and waits for it, the
+ * pusher's own rate over the segments marked ready (per segment, beside the
+ * same segments pushed one process each), and `wal-fetch --prefetch`: the
+ * first request (which starts the prefetcher) and later ones served from the
+ * spool.
+ *
  * Run: deno run -A bench/wal_push_profile.ts [--scale 70] [--segments 7] [--bin]
  *
  * With `--bin`, the commands run the single executable `dist/bendsave`
@@ -96,6 +103,8 @@ try {
     ["wal-push of a segment already archived (no index load)", []],
     ["wal-fetch of an archived segment", []],
     ["wal-fetch of a missing file (recovery probes NNNNNNNN.history)", []],
+    ["wal-push --async, its .ok in the spool", []],
+    ["wal-push --async of a new segment, starting the pusher and waiting for it", []],
   ];
   const add = async (i: number, line: string) => rows[i]![1].push(await timed(line));
   for (const [i, seg] of segments.entries()) {
@@ -119,6 +128,72 @@ try {
       } || true`,
     );
   }
+  // The asynchronous push: one request per segment, each starting a pusher (no
+  // archive_status: nothing is pushed ahead), then the same segment answered from the spool.
+  const repoAsync = path.join(work, "repo-async");
+  fs.cpSync(repoEmpty, repoAsync, { recursive: true });
+  const asyncWal = path.join(work, "async", "pg_wal");
+  fs.mkdirSync(asyncWal, { recursive: true });
+  for (const seg of segments) {
+    const file = path.join(asyncWal, path.basename(seg));
+    fs.copyFileSync(seg, file);
+    const push = `${bs} wal-push ${shellQuote(file)} --to ${shellQuote(repoAsync)} --async`;
+    await add(9, push);
+    await add(8, push);
+    // The pusher idles out after 5 s; wait for it, so each new segment starts one.
+    for (
+      let i = 0;
+      i < 100 && fs.existsSync(path.join(asyncWal, "bendsave-push", "push.lock"));
+      i++
+    ) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  // The pusher's own rate: every segment marked ready, pushed by one background run
+  // (asked for the first, as a foreground would: it pushes ahead only while asked).
+  const repoQueue = path.join(work, "repo-queue");
+  fs.cpSync(repoEmpty, repoQueue, { recursive: true });
+  const queueWal = path.join(work, "queue", "pg_wal");
+  fs.mkdirSync(path.join(queueWal, "archive_status"), { recursive: true });
+  for (const seg of segments) {
+    fs.copyFileSync(seg, path.join(queueWal, path.basename(seg)));
+    fs.writeFileSync(path.join(queueWal, "archive_status", `${path.basename(seg)}.ready`), "");
+  }
+  fs.mkdirSync(path.join(queueWal, "bendsave-push"));
+  fs.writeFileSync(
+    path.join(queueWal, "bendsave-push", `${path.basename(segments[0]!)}.req`),
+    JSON.stringify({
+      file: path.join(queueWal, path.basename(segments[0]!)),
+      repository: repoQueue,
+    }),
+  );
+  const pusherS = await timed(
+    `${bs} wal-push --background --to ${shellQuote(repoQueue)} --spool ${
+      shellQuote(path.join(queueWal, "bendsave-push"))
+    } --wal-dir ${shellQuote(queueWal)} --idle 0`,
+  );
+  // Prefetching fetches, as a server in recovery runs them (in its data directory).
+  const recovering = path.join(work, "recovering");
+  fs.mkdirSync(path.join(recovering, "pg_wal"), { recursive: true });
+  const fetchLine = (seg: string) =>
+    `cd ${shellQuote(recovering)} && ${bs} wal-fetch ${
+      path.basename(seg)
+    } pg_wal/RECOVERYXLOG --from ${shellQuote(repoBase)} --prefetch ${segments.length}`;
+  const firstFetchS = await timed(fetchLine(segments[0]!));
+  const spool = path.join(recovering, "pg_wal", "bendsave-prefetch");
+  const last = path.basename(segments.at(-1)!);
+  for (let i = 0; i < 600 && !fs.existsSync(path.join(spool, `${last}.meta`)); i++) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const spooledFetches: number[] = [];
+  for (const seg of segments.slice(1)) spooledFetches.push(await timed(fetchLine(seg)));
+  rows.push(
+    [`background pusher, per segment (${segments.length} marked ready, one run)`, [
+      pusherS / segments.length,
+    ]],
+    ["wal-fetch --prefetch, first request (starts the prefetcher)", [firstFetchS]],
+    ["wal-fetch --prefetch, served from the spool", spooledFetches],
+  );
   const indexFiles = fs.readdirSync(repoBase, { recursive: true }).filter((f) =>
     String(f).includes("index")
   ).length;

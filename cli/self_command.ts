@@ -20,21 +20,45 @@ import process from "node:process";
  * ```
  */
 export function selfCommand(): string {
+  const { argv, env } = selfArgv();
+  return [
+    ...Object.entries(env).map(([k, v]) => `${k}=${shellQuote(v)}`),
+    ...argv.map(shellQuote),
+  ].join(" ");
+}
+
+/**
+ * The same command as {@linkcode selfCommand} as an argument vector and the
+ * environment it sets, for starting bendsave again without a shell (the
+ * background pusher and prefetcher of `wal-push --async` and `wal-fetch
+ * --prefetch`).
+ *
+ * @example
+ * ```ts ignore
+ * const { argv, env } = selfArgv();
+ * spawn(argv[0]!, [...argv.slice(1), "--version"], { env: { ...process.env, ...env } });
+ * ```
+ */
+export function selfArgv(): { argv: string[]; env: Record<string, string> } {
   const exe = process.execPath;
   const runtime = /^(deno|bun)(\.exe)?$/.test(path.basename(exe));
   const main = new URL("./main.ts", import.meta.url);
-  if (!runtime || main.protocol !== "file:") return shellQuote(exe);
+  if (!runtime || main.protocol !== "file:") return { argv: [exe], env: {} };
   const checkout = path.dirname(path.dirname(main.pathname));
   const denoDir = process.env.DENO_DIR;
-  return [
-    ...(denoDir ? [`DENO_DIR=${shellQuote(path.resolve(denoDir))}`] : []),
-    "DENO_NO_UPDATE_CHECK=1",
-    shellQuote(exe),
-    "run",
-    "--allow-all",
-    "--quiet",
-    "--config",
-    shellQuote(path.join(checkout, "deno.json")),
-    shellQuote(main.pathname),
-  ].join(" ");
+  return {
+    argv: [
+      exe,
+      "run",
+      "--allow-all",
+      "--quiet",
+      "--config",
+      path.join(checkout, "deno.json"),
+      main.pathname,
+    ],
+    env: {
+      ...(denoDir ? { DENO_DIR: path.resolve(denoDir) } : {}),
+      DENO_NO_UPDATE_CHECK: "1",
+    },
+  };
 }

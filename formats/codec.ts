@@ -59,26 +59,62 @@ export function encodeBlock(raw: Uint8Array, options: CompressionOptions): Encod
   if (options.codec === "none" || raw.length < MIN_COMPRESS_SIZE) {
     return { codec: Codec.raw, data: raw };
   }
-  let data: Uint8Array;
-  let codec: Codec;
   if (options.codec === "zstd") {
-    codec = Codec.zstd;
-    data = view(zlib.zstdCompressSync(raw, {
-      params: {
-        [zlib.constants.ZSTD_c_compressionLevel]: options.level,
-        [zlib.constants.ZSTD_c_checksumFlag]: 0,
-      },
-    }));
-  } else {
-    codec = Codec.deflate;
-    data = deflateSync(raw, { level: options.level as 1 });
+    return chooseEncoded(
+      raw,
+      Codec.zstd,
+      view(zlib.zstdCompressSync(raw, zstdOptions(options))),
+      options,
+    );
   }
+  return chooseEncoded(
+    raw,
+    Codec.deflate,
+    deflateSync(raw, { level: options.level as 1 }),
+    options,
+  );
+}
+
+function zstdOptions(options: CompressionOptions): zlib.ZstdOptions {
+  return {
+    params: {
+      [zlib.constants.ZSTD_c_compressionLevel]: options.level,
+      [zlib.constants.ZSTD_c_checksumFlag]: 0,
+    },
+  };
+}
+
+/** The compressed form, or the raw block when compression saves too little. */
+function chooseEncoded(
+  raw: Uint8Array,
+  codec: Codec,
+  data: Uint8Array,
+  options: CompressionOptions,
+): Encoded {
   if (data.length > raw.length * (1 - options.minSaving)) return { codec: Codec.raw, data: raw };
   return { codec, data };
 }
 
 /** The largest output buffer one zstd decode allocates up front. */
 const ZSTD_CHUNK_CAP = 8 * 1024 * 1024 + 1;
+
+/**
+ * {@linkcode encodeBlock} off the calling thread for zstd (node:zlib's
+ * asynchronous compression runs on the runtime's thread pool), so that one
+ * thread can hash the next block, or another WAL file, meanwhile. The same
+ * bytes as encodeBlock; deflate and tiny blocks are encoded at once.
+ */
+export function encodeBlockAsync(raw: Uint8Array, options: CompressionOptions): Promise<Encoded> {
+  if (options.codec !== "zstd" || raw.length < MIN_COMPRESS_SIZE) {
+    return Promise.resolve(encodeBlock(raw, options));
+  }
+  return new Promise((resolve, reject) =>
+    zlib.zstdCompress(raw, zstdOptions(options), (e, out) => {
+      if (e) reject(e);
+      else resolve(chooseEncoded(raw, Codec.zstd, view(out), options));
+    })
+  );
+}
 
 /**
  * Decompresses one stored block. Throws SyntaxError when the bytes cannot be

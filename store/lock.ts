@@ -26,6 +26,9 @@ export const STALE_AFTER_MS = 30 * 60 * 1000;
  */
 export const FUTURE_STALE_MS = 24 * 60 * 60 * 1000;
 
+/** How long a WAL push or fetch waits for a running vacuum by default: 60 s. */
+export const DEFAULT_WAL_LOCK_WAIT_MS = 60_000;
+
 /** The content of a lock file. */
 export interface LockInfo {
   readonly kind: "shared" | "exclusive";
@@ -47,7 +50,8 @@ export interface StaleLock {
   readonly removed?: boolean;
 }
 
-function isAlive(pid: number): boolean {
+/** True when process `pid` exists on this host (signal 0; EPERM counts as alive). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0); // signal 0: existence check only, nothing is delivered
     return true;

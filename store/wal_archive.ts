@@ -32,7 +32,7 @@ import { crashPoint } from "./crash_point.ts";
 import type { EventSink } from "./backup/events.ts";
 import { beforeCommit, type CancelOptions, checkpoint, throwIfCancelled } from "./cancel.ts";
 import { splitAll } from "../formats/chunker.ts";
-import { encodeBlock } from "../formats/codec.ts";
+import { encodeBlock, encodeBlockAsync, type Encoded } from "../formats/codec.ts";
 import { equalBytes, Sha256, sha256, toHex } from "../formats/hash.ts";
 import { BlobKind } from "../formats/pack.ts";
 import {
@@ -50,7 +50,8 @@ import {
 import { TOOL_VERSION } from "../formats/version.ts";
 
 /** How long a push or fetch waits for a running vacuum by default: 60 s. */
-export const DEFAULT_WAL_LOCK_WAIT_MS = 60_000;
+export { DEFAULT_WAL_LOCK_WAIT_MS } from "./lock.ts";
+import { DEFAULT_WAL_LOCK_WAIT_MS } from "./lock.ts";
 
 /** The same WAL file name was archived with other content; nothing was overwritten. */
 export class WalConflict extends BendsaveError {
@@ -77,6 +78,11 @@ export interface PushWalOptions extends SystemIdOptions, CancelOptions {
   readonly name?: string;
   /** How long to wait for a vacuum's exclusive lock (default 60 s). */
   readonly lockWaitMs?: number;
+  /**
+   * Compress on the runtime's thread pool (the background pusher, which
+   * runs pushes side by side: one thread hashes while others compress).
+   */
+  readonly compressInBackground?: boolean;
   readonly now?: () => number;
   readonly onEvent?: EventSink;
 }
@@ -88,6 +94,8 @@ export interface PushWalResult {
   /** `archived`: this push wrote the record; `already-archived`: the same content was there. */
   readonly status: "archived" | "already-archived";
   readonly size: number;
+  /** SHA-256 of the file's content, hex (the record's). */
+  readonly sha256: string;
   readonly blocks: number;
   /** Blocks this push stored (the others were in the repository already). */
   readonly newBlocks: number;
@@ -111,6 +119,8 @@ export interface FetchWalResult {
   readonly name: string;
   readonly systemId: string;
   readonly size: number;
+  /** SHA-256 of the content, hex (checked against the record's). */
+  readonly sha256: string;
   readonly path: string;
 }
 
@@ -336,11 +346,17 @@ export async function pushWal(
   }
   const { systemId, startLsn, segmentSize } = inspect(name, data, resolveSystemId(options));
   const h = walHandle(systemId, name.name);
-  const result = (status: PushWalResult["status"], blocks: number, writer?: PackWriter) => ({
+  const result = (
+    status: PushWalResult["status"],
+    blocks: number,
+    hash: Uint8Array,
+    writer?: PackWriter,
+  ) => ({
     name: name.name,
     systemId,
     status,
     size: data.length,
+    sha256: toHex(hash),
     blocks,
     newBlocks: writer?.stats.blocks ?? 0,
     packBytes: writer?.stats.packBytes ?? 0,
@@ -350,8 +366,9 @@ export async function pushWal(
   // index or any block work (one hash of the file, to compare).
   const existing = await loadRecordOrNull(store, h);
   if (existing) {
-    compareExisting(existing, data.length, sha256(data));
-    return result("already-archived", existing.blocks.length);
+    const hash = sha256(data);
+    compareExisting(existing, data.length, hash);
+    return result("already-archived", existing.blocks.length, hash);
   }
   const lock = await acquire(store, "wal-push", options);
   try {
@@ -367,6 +384,10 @@ export async function pushWal(
     // One pass over the file: each block feeds the file's SHA-256 as it is cut.
     const whole = new Sha256();
     let offset = 0;
+    // With compressInBackground, zstd runs on the thread pool while this
+    // thread hashes the next block (or another push's): added in file order.
+    const pending: { id: Uint8Array; rawLength: number; encoded: Promise<Encoded> }[] = [];
+    const queued = new Set<string>();
     for (const length of splitAll(repo.config.chunker, data)) {
       const raw = data.subarray(offset, offset + length);
       offset += length;
@@ -375,8 +396,22 @@ export async function pushWal(
       blocks.push(id);
       await checkpoint(options.signal, "wal-push");
       if (writer.has(id)) continue;
+      if (options.compressInBackground) {
+        const hex = toHex(id);
+        if (queued.has(hex)) continue;
+        queued.add(hex);
+        pending.push({
+          id,
+          rawLength: raw.length,
+          encoded: encodeBlockAsync(raw, repo.config.compression),
+        });
+        continue;
+      }
       const encoded = encodeBlock(raw, repo.config.compression);
       await writer.add(id, BlobKind.data, { ...encoded, rawLength: raw.length });
+    }
+    for (const p of pending) {
+      await writer.add(p.id, BlobKind.data, { ...(await p.encoded), rawLength: p.rawLength });
     }
     if (offset !== data.length) {
       throw new Error(`the chunker cut ${offset} of ${data.length} bytes of ${name.name}`);
@@ -403,10 +438,10 @@ export async function pushWal(
       if (!(e instanceof AlreadyExists)) throw e;
       // Another push of the same name won the race: same content is success.
       compareExisting(await loadRecord(store, h), data.length, hash);
-      return result("already-archived", blocks.length, writer);
+      return result("already-archived", blocks.length, hash, writer);
     }
     crashPoint("wal-record");
-    return result("archived", blocks.length, writer);
+    return result("archived", blocks.length, hash, writer);
   } finally {
     await lock?.release().catch(() => {});
   }
@@ -477,7 +512,8 @@ export async function fetchWal(
       size += raw.length;
       for (let pos = 0; pos < raw.length;) pos += fs.writeSync(fd, raw, pos);
     }
-    if (size !== record.size || !equalBytes(hash.digest(), record.sha256)) {
+    const digest = hash.digest();
+    if (size !== record.size || !equalBytes(digest, record.sha256)) {
       throw new IntegrityError(
         `WAL file ${h.name} does not match its recorded size and SHA-256 (damaged): nothing was written to "${dest}"`,
       );
@@ -488,7 +524,7 @@ export async function fetchWal(
     fd = null;
     fs.renameSync(temp, dest);
     syncDirectory(dir);
-    return { name: parsed.name, systemId, size, path: dest };
+    return { name: parsed.name, systemId, size, sha256: toHex(digest), path: dest };
   } catch (e) {
     if (fd !== null) fs.closeSync(fd);
     try {

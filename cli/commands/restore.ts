@@ -54,6 +54,10 @@ always restored this way):
   --target-lsn <lsn>   recover to this LSN (X/Y) instead
   --bendsave-command <cmd>
                        the command restore_command runs bendsave with (default: this bendsave)
+  --wal-prefetch <n>   restore_command fetches the next n WAL segments ahead in a background
+                       process (wal-fetch --prefetch, into pg_wal/bendsave-prefetch/, which base
+                       backups leave out and which is emptied once recovery ends); 0: one
+                       segment per command (default 8)
   --to <target>        target directory (must be empty unless --overwrite), or a
                        databend-query config (.toml) whose storage must be empty
   --meta-export-to <file>
@@ -165,6 +169,7 @@ export async function restoreCommand(args: string[], out: Output): Promise<numbe
     "as-of": { type: "string" },
     "target-lsn": { type: "string" },
     "bendsave-command": { type: "string" },
+    "wal-prefetch": { type: "string" },
     "no-owner": { type: "boolean" },
     "map-uid": { type: "string", multiple: true },
     "map-gid": { type: "string", multiple: true },
@@ -278,8 +283,10 @@ export async function restoreCommand(args: string[], out: Output): Promise<numbe
       out,
     );
   }
-  if (values["bendsave-command"] !== undefined) {
-    throw new UsageError("--bendsave-command is for a PostgreSQL restore (with --as-of)");
+  if (values["bendsave-command"] !== undefined || values["wal-prefetch"] !== undefined) {
+    throw new UsageError(
+      "--bendsave-command and --wal-prefetch are for a PostgreSQL restore (with --as-of)",
+    );
   }
   const listPacks = values["list-packs"] === true || !store.capabilities.writable;
   const options = {

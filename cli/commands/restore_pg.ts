@@ -14,6 +14,7 @@ import { parseRecoveryTarget } from "../../formats/pg_target.ts";
 import type { BlobStore } from "../../store/drivers/types.ts";
 import type { RestoreOptions } from "../../store/restore/restore.ts";
 import { selfCommand } from "../self_command.ts";
+import { countOption } from "./wal_push.ts";
 import { ExitCode, UsageError } from "../exit_codes.ts";
 import { formatBytes, formatDuration, type Output } from "../output.ts";
 
@@ -74,6 +75,7 @@ export async function restorePgCommand(
     manifest: choice.manifest,
     ...(choice.source !== undefined ? { source: choice.source } : {}),
     bendsaveCommand: str("bendsave-command") ?? selfCommand(),
+    walPrefetch: countOption("restore", "wal-prefetch", values["wal-prefetch"], 8, 0),
     repositoryLocation: choice.repository,
     restore: restoreOptions,
     onEvent: out.event.bind(out),

@@ -1,15 +1,18 @@
 /**
  * `bendsave wal-fetch <name> <dest> --from <repo>`: PostgreSQL's restore_command.
  *
+ * The repository code is loaded when used: a segment served from the
+ * prefetch spool loads only the spool's small modules.
+ *
  * @module
  */
-import { fetchWal, WalNotArchived } from "../../store/wal_archive.ts";
-import { openStore } from "../../store/open_store.ts";
+import * as path from "node:path";
 import { parse, required } from "../args.ts";
-import { ExitCode, StopRecovery, UsageError } from "../exit_codes.ts";
+import { classify, ExitCode, StopRecovery, UsageError } from "../exit_codes.ts";
 import type { Output } from "../output.ts";
-import { lockWaitMs } from "./wal_push.ts";
+import { countOption, lockWaitMs, secondsOption } from "./wal_push.ts";
 import { Cancelled } from "../../store/errors.ts";
+import { startBackground } from "../background.ts";
 
 /** Help text. */
 export const WAL_FETCH_HELP =
@@ -32,7 +35,22 @@ Options:
   --pg-data <dir>       the data directory holding global/pg_control
   --system-id <n>       the database system identifier
   --lock-wait <s>       wait up to this many seconds for a running vacuum (default 60)
+  --prefetch <n>        also fetch the next n segments of the timeline ahead, in
+                        a background process, into the spool (default 0: off)
+  --spool <dir>         --prefetch: the spool directory (default:
+                        bendsave-prefetch/ beside the destination, i.e. in
+                        pg_wal/, which base backups leave out)
   --json                print the result as one JSON object
+
+Prefetching (--prefetch n, which restore --as-of writes into restore_command): a
+segment already in the spool, whose size and SHA-256 are still those of its
+archive record, is moved to the destination (a rename); otherwise this process
+asks the background prefetcher (this bendsave, detached, one per spool, started
+when none runs) for it and waits. The prefetcher keeps the n segments after the
+one asked for fetched and checked, and exits after 5 s without a request; once
+the server is out of recovery it empties the spool. History files, and any
+segment the prefetcher cannot bring, are fetched by this process as without
+--prefetch, so the exit codes below are the same.
 
 Exit codes: 0 restored; 1 not in the archive (one line on stderr; PostgreSQL asks
 for files that may not exist); 126 any other failure (bad input, a missing or
@@ -51,7 +69,9 @@ export async function walFetchCommand(args: string[], out: Output): Promise<numb
     return await walFetch(args, out);
   } catch (e) {
     // Cancelled exits 130, which PostgreSQL takes as a signal too: recovery stops.
-    if (e instanceof WalNotArchived || e instanceof Cancelled) throw e;
+    if (e instanceof Cancelled) throw e;
+    const { WalNotArchived } = await import("../../store/wal_archive.ts");
+    if (e instanceof WalNotArchived) throw e;
     throw new StopRecovery((e as Error)?.message ?? String(e), { cause: e });
   }
 }
@@ -62,9 +82,41 @@ async function walFetch(args: string[], out: Output): Promise<number> {
     "pg-data": { type: "string" },
     "system-id": { type: "string" },
     "lock-wait": { type: "string" },
+    prefetch: { type: "string" },
+    spool: { type: "string" },
+    // Internal: the background prefetcher that --prefetch starts.
+    background: { type: "boolean" },
+    idle: { type: "string" },
   });
   if (values.help) {
     console.log(WAL_FETCH_HELP);
+    return ExitCode.ok;
+  }
+  const prefetch = countOption("wal-fetch", "prefetch", values.prefetch, 0, 0);
+  const idOptions = {
+    ...(typeof values["pg-data"] === "string" ? { pgData: values["pg-data"] } : {}),
+    ...(typeof values["system-id"] === "string" ? { systemId: values["system-id"] } : {}),
+  };
+  if (values.background) {
+    const from = required("wal-fetch", values, "from");
+    const spool = required("wal-fetch", values, "spool");
+    const lockWait = lockWaitMs("wal-fetch", values["lock-wait"]);
+    const { runPrefetchDaemon } = await import("../../store/wal_prefetch_daemon.ts");
+    const { openStore } = await import("../../store/open_store.ts");
+    const r = await runPrefetchDaemon({
+      spool,
+      repository: from,
+      open: () => openStore(from),
+      fetch: { lockWaitMs: lockWait, ...idOptions },
+      prefetch: Math.max(1, prefetch),
+      ...(idOptions.pgData ? { pgData: idOptions.pgData } : {}),
+      exitCodeOf: (e) => classify(e).code,
+      ...(typeof values.idle === "string"
+        ? { idleMs: secondsOption("wal-fetch", "idle", values.idle, 5_000) }
+        : {}),
+      signal: out.signal,
+    });
+    out.result({ type: "summary", ...r });
     return ExitCode.ok;
   }
   if (positionals.length !== 2) {
@@ -75,6 +127,38 @@ async function walFetch(args: string[], out: Output): Promise<number> {
   const [name, dest] = positionals as [string, string];
   const from = required("wal-fetch", values, "from");
   const lockWait = lockWaitMs("wal-fetch", values["lock-wait"]);
+  if (prefetch > 0) {
+    const { fetchWalPrefetched, defaultFetchSpool, controlSystemIdOrNull } = await import(
+      "../../store/wal_prefetch.ts"
+    );
+    const spool = path.resolve(
+      typeof values.spool === "string" ? values.spool : defaultFetchSpool(dest),
+    );
+    const served = await fetchWalPrefetched(name, dest, {
+      spool,
+      repository: from,
+      systemId: idOptions.systemId ?? controlSystemIdOrNull(idOptions.pgData),
+      startPrefetcher: () =>
+        startBackground([
+          "wal-fetch",
+          "--background",
+          "--from",
+          from,
+          "--spool",
+          spool,
+          "--prefetch",
+          String(prefetch),
+          "--lock-wait",
+          String(lockWait / 1000),
+          ...(idOptions.pgData ? ["--pg-data", path.resolve(idOptions.pgData)] : []),
+          ...(idOptions.systemId ? ["--system-id", idOptions.systemId] : []),
+        ]),
+    });
+    if (served) {
+      out.result({ type: "summary", name, path: dest, spooled: true });
+      return ExitCode.ok;
+    }
+  }
   return await fetchInto(from, name, dest, values, lockWait, out);
 }
 
@@ -86,6 +170,8 @@ async function fetchInto(
   lockWait: number,
   out: Output,
 ): Promise<number> {
+  const { fetchWal } = await import("../../store/wal_archive.ts");
+  const { openStore } = await import("../../store/open_store.ts");
   const store = await openStore(from, { onWarning: out.warn });
   try {
     const r = await fetchWal(store, name, dest, {

@@ -61,6 +61,12 @@ export interface PgRestoreOptions extends CancelOptions {
    * appends ` wal-fetch %f %p --from <repository>`), e.g. `/usr/local/bin/bendsave`.
    */
   readonly bendsaveCommand: string;
+  /**
+   * `restore_command` prefetches this many WAL segments ahead
+   * (`wal-fetch --prefetch`, spooled in `pg_wal/bendsave-prefetch/`, which
+   * base backups leave out; default 0: one segment per command).
+   */
+  readonly walPrefetch?: number;
   /** The repository as `restore_command` must name it (default: the store's location). */
   readonly repositoryLocation?: string;
   /** Ownership and worker options of the data directory restore. */
@@ -267,7 +273,9 @@ function recoverySettings(
   location: string,
 ): Record<string, string> {
   const out: Record<string, string> = {
-    restore_command: `${options.bendsaveCommand} wal-fetch %f %p --from ${shellQuote(location)}`,
+    restore_command: `${options.bendsaveCommand} wal-fetch %f %p --from ${shellQuote(location)}${
+      options.walPrefetch ? ` --prefetch ${options.walPrefetch}` : ""
+    }`,
   };
   const t = c.target;
   if (t.kind === "time") out.recovery_target_time = t.text;

@@ -275,3 +275,64 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "wal-push --async as archive_command under pgbench load and a prefetching restore --as-of give the exact rows",
+  ignore: pgIgnore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await prepareBendsaveForPostgres();
+    const repoRoot = await Deno.makeTempDir({ prefix: "bendsave-pitr-async-" });
+    fs.chmodSync(repoRoot, 0o777);
+    const repo = path.join(repoRoot, "repo");
+    try {
+      await using pg = await startPgCluster({
+        archiveCommand: `${bendsaveCommand()} wal-push %p --to ${shellQuote(repo)} --async`,
+        settings: { max_wal_size: "64MB" },
+      });
+      await pg.pgbench(["-i", "-s", "2", "-q"]);
+      await pg.sql("CREATE TABLE demo (id int PRIMARY KEY)");
+      await ok(["backup", "--from", pg.uri(), "--to", repo]);
+      // (pushes before the backup created the repository failed, and PostgreSQL retried)
+      const failed = await pg.sql("SELECT failed_count FROM pg_stat_archiver");
+      // pgbench writes several segments while the background pusher archives them.
+      await pg.pgbench(["-n", "-c", "2", "-j", "2", "-t", "1500"]);
+      await pg.sql("INSERT INTO demo VALUES (1)");
+      const sumT = await checksum(pg);
+      const t = await pg.sql("SELECT now()");
+      await new Promise((r) => setTimeout(r, 50));
+      await pg.sql("INSERT INTO demo VALUES (2)");
+      await pg.pgbench(["-n", "-t", "300"]);
+      const last = await pg.sql("SELECT pg_walfile_name(pg_switch_wal())");
+      await archived(pg, last);
+      assert.equal(await pg.sql("SELECT failed_count FROM pg_stat_archiver"), failed, pg.log());
+      const walDir = path.join(pg.dataDir, "pg_wal");
+      await pg.stop();
+      assert.ok(fs.existsSync(path.join(walDir, "bendsave-push")), "the spool was used");
+      fs.rmSync(pg.dataDir, { recursive: true, force: true });
+      assert.equal((await bendsave(["verify", repo])).code, 0);
+
+      const target = path.join(repoRoot, "restored");
+      await ok(["restore", "--from", repo, "--to", target, "--as-of", t, "--confirm"]);
+      const auto = fs.readFileSync(path.join(target, "postgresql.auto.conf"), "utf8");
+      assert.match(auto, /restore_command = '.* wal-fetch %f %p --from .* --prefetch 8'/);
+      await using restored = await recovered(target);
+      assert.equal(
+        await restored.sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM demo"),
+        "1",
+      );
+      assert.equal(await checksum(restored), sumT, "pgbench tables as at T");
+      // The prefetcher empties its spool once the server is out of recovery and it idles out.
+      const spool = path.join(target, "pg_wal", "bendsave-prefetch");
+      for (let i = 0; i < 200 && fs.existsSync(spool) && fs.readdirSync(spool).length > 0; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(fs.existsSync(spool), "restore_command prefetched into its spool");
+      assert.deepEqual(fs.readdirSync(spool), []);
+    } finally {
+      await Deno.remove(repoRoot, { recursive: true }).catch(() => {});
+    }
+  },
+});

@@ -18,7 +18,7 @@
  * @module
  */
 import type { ByteRange, FileKind, Handle } from "./types.ts";
-import { parseWalKey } from "../../formats/wal.ts";
+import { parseWalKey } from "../../formats/wal_name.ts";
 
 /** Pack names: 64 lowercase hex digits. */
 export const PACK_NAME = /^[0-9a-f]{64}$/;

@@ -1,0 +1,81 @@
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { tempDir } from "../testing/mod.ts";
+import { makeDataDir, makeSegment } from "../testing/wal_segment.ts";
+import { FsStore } from "./drivers/fs.ts";
+import { Repository } from "./repository.ts";
+import { listWal } from "./wal_archive.ts";
+import { runPushDaemon } from "./wal_push_daemon.ts";
+import { type PushOk, readSpoolJson, writeSpoolFile } from "./wal_spool.ts";
+
+async function setup(dir: string, count: number) {
+  const repo = path.join(dir, "repo");
+  await Repository.init(await FsStore.open(repo, { create: true }), {});
+  const pgData = makeDataDir(path.join(dir, "data"));
+  const walDir = path.join(pgData, "pg_wal");
+  fs.mkdirSync(path.join(walDir, "archive_status"), { recursive: true });
+  const names: string[] = [];
+  for (let i = 1; i <= count; i++) {
+    const seg = makeSegment({ segno: i, used: 1 << 20, seed: i });
+    fs.writeFileSync(path.join(walDir, seg.name), seg.data);
+    fs.writeFileSync(path.join(walDir, "archive_status", `${seg.name}.ready`), "");
+    names.push(seg.name);
+  }
+  const spool = path.join(walDir, "bendsave-push");
+  const run = () =>
+    runPushDaemon({
+      spool,
+      repository: repo,
+      walDir,
+      open: () => FsStore.open(repo),
+      push: { pgData },
+      idleMs: 200,
+      exitCodeOf: () => 1,
+    });
+  return { repo, walDir, spool, names, run };
+}
+
+Deno.test("runPushDaemon pushes the request and the ready files after it, writing an .ok for each", async () => {
+  await using t = await tempDir();
+  const { repo, walDir, spool, names, run } = await setup(t.dir, 3);
+  fs.mkdirSync(spool);
+  writeSpoolFile(
+    spool,
+    `${names[0]}.req`,
+    JSON.stringify({ file: path.join(walDir, names[0]!), repository: repo }),
+  );
+  const r = await run();
+  assert.deepEqual(r, { ran: true, pushed: 3, failed: 0 });
+  assert.deepEqual((await listWal(await FsStore.open(repo))).map((w) => w.name), names);
+  for (const name of names) {
+    const ok = readSpoolJson<PushOk>(spool, `${name}.ok`);
+    assert.equal(ok?.name, name);
+    assert.equal(ok?.repository, repo);
+  }
+  assert.equal(fs.existsSync(path.join(spool, `${names[0]}.req`)), false, "request answered");
+  assert.equal(fs.existsSync(path.join(spool, "push.lock")), false, "lock released");
+});
+
+Deno.test("runPushDaemon leaves ready files alone while nobody asks (archive_command emptied)", async () => {
+  await using t = await tempDir();
+  const { repo, run } = await setup(t.dir, 2);
+  const r = await run();
+  assert.deepEqual(r, { ran: true, pushed: 0, failed: 0 });
+  assert.deepEqual(await listWal(await FsStore.open(repo)), []);
+});
+
+Deno.test("runPushDaemon leaves another repository's requests to that repository's pusher", async () => {
+  await using t = await tempDir();
+  const { repo, walDir, spool, names, run } = await setup(t.dir, 1);
+  fs.mkdirSync(spool);
+  writeSpoolFile(
+    spool,
+    `${names[0]}.req`,
+    JSON.stringify({ file: path.join(walDir, names[0]!), repository: "/elsewhere" }),
+  );
+  const r = await run();
+  assert.equal(r.pushed, 0);
+  assert.deepEqual(await listWal(await FsStore.open(repo)), []);
+  assert.ok(fs.existsSync(path.join(spool, `${names[0]}.req`)), "left for its own pusher");
+});
