@@ -170,7 +170,8 @@ async function survey(
       named(s.node, d);
       if (await there(s, d)) replacedLinks.push(s.rel);
     },
-    done: () => {},
+    // A cancel stops the counting walk too, between directories.
+    done: () => checkpoint(options.signal, "restore"),
   });
   const packs = new Map<number, { id: string; size: number }>();
   for (const p of [...walked.treePacks, ...needs.keys()]) {
@@ -302,7 +303,7 @@ async function restoreLocked(
     for (const d of batch.done) await output.done(d);
     batch.clear();
   }
-  const then = async () => {
+  const writeIfFull = async () => {
     if (batch.full) await write();
   };
 
@@ -320,15 +321,15 @@ async function restoreLocked(
           batch.files.push(f);
           batch.blocks += f.node.blocks.length;
         }
-        return then();
+        return writeIfFull();
       },
       symlink: (s) => {
         batch.symlinks.push(s);
-        return then();
+        return writeIfFull();
       },
       done: (d) => {
         batch.done.push(d);
-        return then();
+        return writeIfFull();
       },
     });
     await write();
