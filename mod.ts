@@ -39,12 +39,18 @@ export {
   type RestoreResult,
   restoreToStore,
 } from "./store/restore/restore.ts";
-export { planWith, type RestorerOptions, restoreWith } from "./store/restore/restorer.ts";
+export {
+  type BatchLimits,
+  planWith,
+  type RestorerOptions,
+  restoreWith,
+} from "./store/restore/restorer.ts";
 export type { Ledger, RestoreOutput, TargetView } from "./store/restore/output.ts";
 export type {
-  Collected,
   Entry as RestoreEntry,
+  ExactName,
   Link as RestoreLink,
+  SelectedDir,
 } from "./store/restore/collect.ts";
 export { DirOutput, type DirOutputOptions } from "./store/restore/dir_output.ts";
 export {

@@ -1,8 +1,11 @@
 /**
- * What a restore reads, worked out before anything is written: the backup
- * and part chosen, the entries selected by `--include` (one walk of the
- * trees, store/walker.ts), the hard links among the files, the packs read
- * and the order files are read in.
+ * What a restore reads, walked rather than collected: the backup and part
+ * chosen, and the entries `--include` selects, handed to a visitor one at a
+ * time as one walk of the trees (store/walker.ts) finds them, so that what a
+ * restore holds does not grow with the number of files. A directory is
+ * given when the first entry below it is selected (parents first) and done
+ * when its subtree is (deepest first). Hard links among the files are told
+ * by {@linkcode HardLinks}, which keeps only files with more than one link.
  *
  * @module
  */
@@ -10,12 +13,12 @@ import { randomBytes } from "node:crypto";
 import { InvalidInput } from "../errors.ts";
 import type { ManifestRecord, Repository } from "../repository.ts";
 import type { ChunkerParams } from "../../formats/chunker.ts";
-import { equalBytes, toHex } from "../../formats/hash.ts";
+import { equalBytes } from "../../formats/hash.ts";
 import { NodeType, type TreeNode } from "../../formats/tree.ts";
 import { includeMatcher } from "./glob.ts";
 import { latestBackup, readableManifests } from "../source_groups.ts";
 import { walkTree } from "../walker.ts";
-import { PackPresence } from "./pack_presence.ts";
+import type { PackPresence } from "./pack_presence.ts";
 import type { RestoreOptions } from "./restore.ts";
 
 /** One entry restored: its path below the target and its tree node. */
@@ -24,35 +27,62 @@ export interface Entry {
   readonly node: TreeNode;
 }
 
-/** The entries a restore writes and what it reads them from. */
-export interface Collected {
+/**
+ * A name that is not valid UTF-8: its entry is restored under the
+ * placeholder `seg` and renamed to its exact `bytes` when its directory is
+ * done.
+ */
+export interface ExactName {
+  readonly seg: string;
+  readonly bytes: Uint8Array;
+}
+
+/** A directory a restore makes: the target itself (the root) or one below it. */
+export interface SelectedDir {
+  /** Its path below the target, with placeholders for names not valid UTF-8; "" for the root. */
+  readonly rel: string;
+  /** Its tree node; null for the root. */
+  readonly node: TreeNode | null;
+  readonly parent: SelectedDir | null;
+  /** The names of its entries that are not valid UTF-8, with their placeholders. */
+  readonly exact: ExactName[];
+  /**
+   * Left to the visitor: a plan sets it when nothing is at this directory's
+   * place in the target (or something else, removed), so nothing below exists.
+   */
+  fresh: boolean;
+}
+
+/** What a walk of the selection does with each entry. */
+export interface SelectionVisitor {
+  /** Directory `d` is restored: called parents first, before any entry below it. */
+  dir(d: SelectedDir): void | Promise<void>;
+  /** A selected file of directory `d`. */
+  file(f: Entry, d: SelectedDir): void | Promise<void>;
+  /** A selected symlink of directory `d`. */
+  symlink(s: Entry, d: SelectedDir): void | Promise<void>;
+  /** Every entry below restored directory `d` was given (deepest first, the root last). */
+  done(d: SelectedDir): void | Promise<void>;
+}
+
+/** The backup and part a restore reads. */
+export interface Part {
   readonly record: ManifestRecord;
   readonly chunker: ChunkerParams;
-  readonly files: Entry[];
-  readonly dirs: Entry[];
-  readonly symlinks: Entry[];
+  /** The root tree of the part. */
+  readonly root: Uint8Array;
+}
+
+/** What a walk found besides the entries: the tree packs and the trees it could not read. */
+export interface Walked {
   /** Packs (by index number) holding the trees of the walk, read or not. */
   readonly treePacks: Set<number>;
   /** Directories whose tree is in a missing pack (see {@linkcode RestorePlan.unlistedDirs}). */
   readonly unlistedDirs: string[];
-  /**
-   * Names that are not valid UTF-8, by the `rel` of their directory: such an
-   * entry is restored under the placeholder `seg` (its `rel` ends in it) and
-   * renamed to its exact bytes last ({@linkcode renameExact}).
-   */
-  readonly exact: Map<string, { seg: string; bytes: Uint8Array }[]>;
 }
 
-/**
- * The backup and part `options` name, and the entries of it `--include`
- * selects, in one walk of its trees; a tree in a missing pack is listed in
- * `unlistedDirs` (see {@linkcode PackPresence.tree}).
- */
-export async function collect(
-  repo: Repository,
-  options: RestoreOptions,
-  presence: PackPresence,
-): Promise<Collected> {
+/** The backup and part `options` name (the newest backup and its only tree part by default). */
+export async function choosePart(repo: Repository, options: RestoreOptions): Promise<Part> {
   const record = options.manifest ? await repo.loadManifest(options.manifest) : latestBackup(
     await readableManifests(repo, (message) => options.onEvent?.({ type: "warning", message })),
     { source: options.source, location: repo.store.location },
@@ -70,91 +100,84 @@ export async function collect(
       }): name one with --part`,
     );
   }
-  const include = includeMatcher(options.include ?? []);
-  // decodeTree refuses unsafe names ("..", "/", NUL), so every path stays under the target.
-  const out: Collected = {
-    record,
-    chunker: part.chunker ?? repo.config.chunker,
-    files: [],
-    dirs: [],
-    symlinks: [],
-    treePacks: new Set(),
-    unlistedDirs: [],
-    exact: new Map(),
-  };
-  // `shown` is `rel` with the lossy names: what --include matches. `any`
-  // says whether anything below was selected; `at` is the directory's place
-  // in `out.dirs`, which it leaves when nothing below it was.
-  interface Dir {
-    readonly rel: string;
-    readonly shown: string;
-    readonly parent: Dir | null;
-    readonly at: number;
-    any: boolean;
-  }
-  const selected = (d: Dir | null) => {
-    for (let p = d; p !== null && !p.any; p = p.parent) p.any = true;
-  };
-  await walkTree<Dir>(part.root, { rel: "", shown: "", parent: null, at: -1, any: false }, {
-    load: async (id, d) => {
-      const tree = await presence.tree(id, d.rel === "" ? `backup ${record.name}` : d.rel);
-      out.treePacks.add(tree.packIndex);
-      if (tree.nodes === null) out.unlistedDirs.push(d.rel);
-      return tree.nodes;
-    },
-    enter: (node, d) => {
-      const seg = node.nameBytes ? placeholder(out.exact, d.rel, node.nameBytes) : node.name;
-      const r = d.rel === "" ? seg : `${d.rel}/${seg}`;
-      const s = d.shown === "" ? node.name : `${d.shown}/${node.name}`;
-      if (node.type === NodeType.dir) {
-        out.dirs.push({ rel: r, node });
-        const inner: Dir = { rel: r, shown: s, parent: d, at: out.dirs.length - 1, any: false };
-        if (node.subtree?.length) return inner;
-        if (include(s)) selected(d);
-        else out.dirs.pop(); // an empty directory not selected
-      } else if (include(s)) {
-        (node.type === NodeType.file ? out.files : out.symlinks).push({ rel: r, node });
-        selected(d);
-      }
-      return undefined;
-    },
-    leave: (d) => {
-      if (d.parent === null) return;
-      if (d.any || include(d.shown)) selected(d.parent);
-      else out.dirs.splice(d.at, 1); // nothing below was selected: its entries left already
-    },
-  });
-  return out;
+  return { record, chunker: part.chunker ?? repo.config.chunker, root: part.root };
 }
 
-/** Registers a name that is not valid UTF-8 in directory `dir`; returns its placeholder. */
-function placeholder(
-  exact: Collected["exact"],
-  dir: string,
-  bytes: Uint8Array,
-): string {
-  const seg = `.${randomBytes(6).toString("hex")}.bendsave-name`;
-  const list = exact.get(dir) ?? [];
-  list.push({ seg, bytes });
-  exact.set(dir, list);
-  return seg;
+/** A directory of the walk, with what the walk keeps of it. */
+interface Dir extends SelectedDir {
+  /** `rel` with the lossy names: what --include matches. */
+  readonly shown: string;
+  readonly parent: Dir | null;
+  /** The placeholders of its entries with names that are not valid UTF-8. */
+  readonly segs: Map<TreeNode, string>;
+  made: boolean;
+}
+
+function dirOf(rel: string, shown: string, node: TreeNode | null, parent: Dir | null): Dir {
+  return { rel, shown, node, parent, exact: [], segs: new Map(), made: false, fresh: false };
 }
 
 /**
- * Renames the entries of directory `dir` (relative to `abs`) whose names are
- * not valid UTF-8 from their placeholders to their exact names. Called for
- * each directory, deepest first, before its own metadata is set (a rename
- * changes the directory's mtime). Like every restore write, it replaces a
-
-
-/** Loads the index and collects what the restore reads. */
-export async function loadAndCollect(
-  repo: Repository,
-  options: RestoreOptions,
-): Promise<{ c: Collected; presence: PackPresence }> {
-  await repo.loadIndex();
-  const presence = new PackPresence(repo);
-  return { c: await collect(repo, options, presence), presence };
+ * Walks the entries of `part` that `include` (globs) selects, handing each
+ * to `visitor` as it is found: only the directories on the path from the
+ * root to the current one are held. Trees are read through `presence`: one
+ * in a missing pack is gone past and listed in `unlistedDirs`.
+ */
+export async function walkSelection(
+  part: Part,
+  include: readonly string[],
+  presence: PackPresence,
+  visitor: SelectionVisitor,
+): Promise<Walked> {
+  const matches = includeMatcher(include);
+  const walked: Walked = { treePacks: new Set(), unlistedDirs: [] };
+  const make = async (d: Dir): Promise<void> => {
+    if (d.made) return;
+    if (d.parent) await make(d.parent);
+    d.made = true;
+    await visitor.dir(d);
+  };
+  const root = dirOf("", "", null, null);
+  // decodeTree refuses unsafe names ("..", "/", NUL), so every path stays under the target.
+  await walkTree<Dir>(part.root, root, {
+    load: async (id, d) => {
+      const tree = await presence.tree(id, d.rel === "" ? `backup ${part.record.name}` : d.rel);
+      walked.treePacks.add(tree.packIndex);
+      if (tree.nodes === null) walked.unlistedDirs.push(d.rel);
+      for (const n of tree.nodes ?? []) {
+        if (!n.nameBytes) continue;
+        const seg = `.${randomBytes(6).toString("hex")}.bendsave-name`;
+        d.exact.push({ seg, bytes: n.nameBytes });
+        d.segs.set(n, seg);
+      }
+      if (d === root) await make(root);
+      return tree.nodes;
+    },
+    enter: async (node, d) => {
+      const seg = d.segs.get(node) ?? node.name;
+      const rel = d.rel === "" ? seg : `${d.rel}/${seg}`;
+      const shown = d.shown === "" ? node.name : `${d.shown}/${node.name}`;
+      if (node.type === NodeType.dir) {
+        const inner = dirOf(rel, shown, node, d);
+        if (node.subtree?.length) return inner;
+        if (matches(shown)) { // an empty directory, selected
+          await make(inner);
+          await visitor.done(inner);
+        }
+      } else if (matches(shown)) {
+        await make(d);
+        if (node.type === NodeType.file) await visitor.file({ rel, node }, d);
+        else await visitor.symlink({ rel, node }, d);
+      }
+      return undefined;
+    },
+    leave: async (d) => {
+      // A directory nothing below was selected in is restored when it is selected itself.
+      if (!d.made && matches(d.shown)) await make(d);
+      if (d.made) await visitor.done(d);
+    },
+  });
+  return walked;
 }
 
 /** A file restored as a hard link of a file the restore writes. */
@@ -164,55 +187,29 @@ export interface Link extends Entry {
 }
 
 /**
- * Splits the files into those to write and hard links (format 1.2): files
- * with `nlink` above 1 and the same device, inode and blocks were one file
- * under several names. The first of them that the restore includes is
- * written; the others become links of it.
+ * The hard links among the files of a walk (format 1.2): files with `nlink`
+ * above 1 and the same device, inode and blocks were one file under several
+ * names. The first of them that the restore includes is written; the others
+ * become links of it. Only files with more than one link are kept.
  */
-export function splitHardLinks(files: readonly Entry[]): { write: Entry[]; links: Link[] } {
-  const firsts = new Map<string, Entry[]>();
-  const write: Entry[] = [];
-  const links: Link[] = [];
-  for (const f of files) {
+export class HardLinks {
+  readonly #firsts = new Map<string, Entry[]>();
+
+  /** The written file `f` is a link of, or null when `f` is to be written (and remembered). */
+  of(f: Entry): Entry | null {
     const n = f.node;
-    if (!n.nlink || n.nlink < 2 || n.inode === 0) {
-      write.push(f);
-      continue;
-    }
+    if (!n.nlink || n.nlink < 2 || n.inode === 0) return null;
     const key = `${n.device}:${n.inode}`;
-    const known = firsts.get(key) ?? [];
+    const known = this.#firsts.get(key) ?? [];
     const of = known.find((k) =>
       k.node.size === n.size && k.node.blocks.length === n.blocks.length &&
       k.node.blocks.every((b, i) => equalBytes(b, n.blocks[i]!))
     );
-    if (of) {
-      links.push({ ...f, of });
-    } else {
-      known.push(f);
-      firsts.set(key, known);
-      write.push(f);
-    }
+    if (of) return of;
+    known.push(f);
+    this.#firsts.set(key, known);
+    return null;
   }
-  return { write, links };
-}
-
-/** The packs a restore reads (for trees and file data), with their sizes, sorted by name. */
-export function packsOf(repo: Repository, c: Collected): { id: string; size: number }[] {
-  const seen = new Map<number, { id: string; size: number }>();
-  for (const p of c.treePacks) {
-    const { id, size } = repo.index.pack(p);
-    seen.set(p, { id: toHex(id), size });
-  }
-  for (const f of c.files) {
-    for (const b of f.node.blocks) {
-      const loc = repo.locate(b, f.rel);
-      if (!seen.has(loc.packIndex)) {
-        const p = repo.index.pack(loc.packIndex);
-        seen.set(loc.packIndex, { id: toHex(p.id), size: p.size });
-      }
-    }
-  }
-  return [...seen.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
 }
 
 /** `files` sorted by where their first block lives, so packs are read in order. */

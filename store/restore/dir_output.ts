@@ -35,7 +35,7 @@ import {
 import { WorkerPool } from "../worker_pool.ts";
 import { ENGINE_JOBS, type EnginePool } from "../worker_jobs.ts";
 import { ownerOf, type OwnerOptions, ownership } from "./owner.ts";
-import type { Collected, Entry, Link } from "./collect.ts";
+import type { Entry, Link, SelectedDir } from "./collect.ts";
 import type { Ledger, RestoreOutput, TargetView } from "./output.ts";
 import type { RestorePlan } from "./restore.ts";
 import type { StoredBlock } from "./stored_block.ts";
@@ -53,17 +53,17 @@ export interface DirOutputOptions extends OwnerOptions {
 }
 
 /**
- * Renames the entries of directory `dir` (relative to `abs`) whose names are
- * not valid UTF-8 from their placeholders to their exact names. Called for
- * each directory, deepest first, before its own metadata is set (a rename
- * changes the directory's mtime). Like every restore write, it replaces a
- * file or symlink in its place and never follows one.
+ * Renames the entries of directory `dir` (below `abs`) whose names are not
+ * valid UTF-8 from their placeholders to their exact names. Called as the
+ * directory is done, before its own metadata is set (a rename changes the
+ * directory's mtime). Like every restore write, it replaces a file or
+ * symlink in its place and never follows one.
  */
-function renameExact(abs: string, c: Collected, dir: string): void {
-  for (const { seg, bytes } of c.exact.get(dir) ?? []) {
-    const from = path.join(abs, dir, seg);
+function renameExact(abs: string, dir: SelectedDir): void {
+  for (const { seg, bytes } of dir.exact) {
+    const from = path.join(abs, dir.rel, seg);
     if (!lstatOrNull(from)) continue; // not restored (--include, or it failed)
-    const to = joinPath(path.join(abs, dir), bytes);
+    const to = joinPath(path.join(abs, dir.rel), bytes);
     try {
       renamePath(from, to);
     } catch (e) {
@@ -81,30 +81,25 @@ function renameExact(abs: string, c: Collected, dir: string): void {
 }
 
 /**
- * Before a restore into a non-empty target: moves each existing entry whose
- * name is not valid UTF-8 and that the restore writes to its placeholder,
- * parents first, so that the restore treats it like any existing entry (a
+ * Before the entries of directory `dir` are restored into a non-empty
+ * target: moves each existing entry of it whose name is not valid UTF-8 to
+ * its placeholder, so that the restore treats it like any existing entry (a
  * file with the same content stays, a symlink where the backup has a
  * directory is replaced, never followed), and {@linkcode renameExact} puts
  * it back under its exact name.
  */
-function adoptExact(abs: string, c: Collected): void {
-  // Map order is the walk's: a directory's own entry comes before its contents.
-  const restored = new Set(c.dirs.map((d) => d.rel));
-  for (const [dir, list] of c.exact) {
-    if (dir !== "" && !restored.has(dir)) continue; // renameExact would not put it back
-    for (const { seg, bytes } of list) {
-      const at = joinPath(path.join(abs, dir), bytes);
-      try {
-        lstatPath(at);
-      } catch {
-        continue; // not in the target (or its directory is not)
-      }
-      try {
-        renamePath(at, path.join(abs, dir, seg));
-      } catch (e) {
-        throw fsError(e, displayPath(at));
-      }
+function adoptExact(abs: string, dir: SelectedDir): void {
+  for (const { seg, bytes } of dir.exact) {
+    const at = joinPath(path.join(abs, dir.rel), bytes);
+    try {
+      lstatPath(at);
+    } catch {
+      continue; // not in the target
+    }
+    try {
+      renamePath(at, path.join(abs, dir.rel, seg));
+    } catch (e) {
+      throw fsError(e, displayPath(at));
     }
   }
 }
@@ -141,33 +136,6 @@ function describeExisting(p: string, st: fs.Stats): string {
     // unreadable link: still replaced
   }
   return `symlink to ${to}`;
-}
-
-/**
- * The directories of `c` that exist in `target` as something else (a
- * symlink, a file), and those missing. Nothing below either is looked at:
- * a path below a link must never be resolved through it.
- */
-function dirsInTheWay(
-  target: string,
-  c: Collected,
-): { inTheWay: { path: string; was: string }[]; fresh: string[] } {
-  const inTheWay: { path: string; was: string }[] = [];
-  const fresh: string[] = []; // replaced or missing: nothing below exists
-  for (const d of c.dirs) {
-    if (under(d.rel, fresh)) continue;
-    const p = path.join(target, d.rel);
-    const st = lstatOrNull(p);
-    if (st?.isDirectory()) continue;
-    fresh.push(d.rel);
-    if (st) inTheWay.push({ path: d.rel, was: describeExisting(p, st) });
-  }
-  return { inTheWay, fresh };
-}
-
-/** True when `rel` is below one of `dirs` (relative paths). */
-function under(rel: string, dirs: readonly string[]): boolean {
-  return dirs.some((d) => rel.startsWith(d + "/"));
 }
 
 /** A system error of writing the restore target as one domain error with the fix. */
@@ -231,19 +199,16 @@ async function sameContent(
 }
 
 /**
- * Makes the directories of a restore, parents first. An existing directory
- * is kept; a symlink or file where the backup has a directory is removed
- * (the link itself, never what it points to) and a directory made in its
- * place, so nothing is ever written through a link.
+ * Makes directory `p` of a restore, its parent made already. An existing
+ * directory is kept; a symlink or file where the backup has a directory is
+ * removed (the link itself, never what it points to) and a directory made
+ * in its place, so nothing is ever written through a link.
  */
-function makeDirs(abs: string, dirs: readonly Entry[]): void {
-  for (const d of dirs) {
-    const p = path.join(abs, d.rel);
-    const st = lstatOrNull(p);
-    if (st?.isDirectory()) continue;
-    if (st) fs.unlinkSync(p);
-    fs.mkdirSync(p, { mode: 0o700 });
-  }
+function makeDir(p: string): void {
+  const st = lstatOrNull(p);
+  if (st?.isDirectory()) return;
+  if (st) fs.unlinkSync(p);
+  fs.mkdirSync(p, { mode: 0o700 });
 }
 
 /**
@@ -301,6 +266,8 @@ export class DirOutput implements RestoreOutput {
   readonly #abs: string;
   readonly #options: DirOutputOptions;
   #ledger: Ledger | null = null;
+  /** The target held something when the restore began. */
+  #notEmpty = false;
   #pool: EnginePool | null = null;
   /** The first error a writer lane reported that stops the restore. */
   #error: WriteError | null = null;
@@ -320,23 +287,21 @@ export class DirOutput implements RestoreOutput {
     return this.#error !== null;
   }
 
-  inspect(c: Collected): Promise<TargetView> {
-    const abs = this.#abs;
-    const notEmpty = targetState(abs);
-    const replaced: string[] = [];
-    const { inTheWay, fresh } = notEmpty ? dirsInTheWay(abs, c) : { inTheWay: [], fresh: [] };
-    if (notEmpty) {
-      for (const e of [...c.files, ...c.symlinks]) {
-        if (!under(e.rel, fresh) && lstatOrNull(path.join(abs, e.rel))) replaced.push(e.rel);
-      }
-    }
+  inspect(): Promise<TargetView> {
+    this.#notEmpty = targetState(this.#abs);
     return Promise.resolve({
-      target: abs,
-      targetNotEmpty: notEmpty,
-      replaced,
-      replacedByDirectory: inTheWay,
+      target: this.#abs,
+      targetNotEmpty: this.#notEmpty,
       ownership: ownership(this.#options),
     });
+  }
+
+  existing(e: Entry): Promise<string | null> {
+    const p = path.join(this.#abs, e.rel);
+    const st = lstatOrNull(p);
+    return Promise.resolve(
+      st === null ? null : st.isDirectory() ? "directory" : describeExisting(p, st),
+    );
   }
 
   notEmpty(): Error {
@@ -345,16 +310,9 @@ export class DirOutput implements RestoreOutput {
     );
   }
 
-  async begin(c: Collected, plan: RestorePlan, ledger: Ledger): Promise<void> {
+  async begin(plan: RestorePlan, ledger: Ledger): Promise<void> {
     this.#ledger = ledger;
-    const abs = this.#abs;
-    if (plan.targetNotEmpty) adoptExact(abs, c);
-    try {
-      fs.mkdirSync(abs, { recursive: true });
-      makeDirs(abs, c.dirs);
-    } catch (e) {
-      throw fsError(e, abs);
-    }
+    this.#notEmpty = plan.targetNotEmpty;
     // Files are written on writer lanes (one per core): the main thread reads packs in order.
     const emit = this.#options.onEvent;
     this.#pool = await WorkerPool.start(ENGINE_JOBS, {
@@ -363,6 +321,18 @@ export class DirOutput implements RestoreOutput {
       fallback: "writing files on the main thread",
       onWarning: (message) => emit?.({ type: "warning", message }),
     });
+  }
+
+  dir(d: SelectedDir): Promise<void> {
+    const p = path.join(this.#abs, d.rel);
+    try {
+      if (d.node === null) fs.mkdirSync(p, { recursive: true });
+      else makeDir(p);
+    } catch (e) {
+      throw fsError(e, p);
+    }
+    if (this.#notEmpty) adoptExact(this.#abs, d);
+    return Promise.resolve();
   }
 
   async unchanged(f: Entry, chunker: ChunkerParams, lengths: readonly number[]): Promise<boolean> {
@@ -493,13 +463,11 @@ export class DirOutput implements RestoreOutput {
     return Promise.resolve();
   }
 
-  end(c: Collected): Promise<void> {
-    // Directory metadata last, deepest first (writing into a directory changes its mtime).
-    for (const d of [...c.dirs].reverse()) {
-      renameExact(this.#abs, c, d.rel);
+  done(d: SelectedDir): Promise<void> {
+    renameExact(this.#abs, d);
+    if (d.node !== null) {
       setMeta(path.join(this.#abs, d.rel), d.node, ownerOf(d.node, this.#options));
     }
-    renameExact(this.#abs, c, "");
     return Promise.resolve();
   }
 

@@ -1,8 +1,9 @@
 /**
  * Where a restore writes: the output interface of the one restorer
- * (restorer.ts). The restorer walks the backup, reads and orders the
- * blocks; an output makes directories, writes files from their blocks,
- * makes links and sets metadata in its own target, and tells the restorer
+ * (restorer.ts). The restorer walks the backup and hands its entries over
+ * in bounded batches, reading the blocks of each batch in pack order; an
+ * output makes directories, writes files from their blocks, makes links
+ * and sets metadata in its own target, and tells the restorer
  * through a {@linkcode Ledger} how each file ended. Implementations: a
  * directory (dir_output.ts) and the objects of a blob store
  * (store_output.ts); a Databend cluster restore composes them (the meta
@@ -11,7 +12,7 @@
  * @module
  */
 import type { ChunkerParams } from "../../formats/chunker.ts";
-import type { Collected, Entry, Link } from "./collect.ts";
+import type { Entry, Link, SelectedDir } from "./collect.ts";
 import type { Ownership } from "./owner.ts";
 import type { RestorePlan } from "./restore.ts";
 import type { StoredBlock } from "./stored_block.ts";
@@ -24,33 +25,54 @@ export interface Ledger {
   failed(path: string, message: string): void;
 }
 
-/** What an output finds in its target: the part of a plan that depends on it. */
+/** What an output finds in its target: the part of a plan that depends on it alone. */
 export interface TargetView {
   /** The target as the plan names it (an absolute path, a store location). */
   readonly target: string;
   readonly targetNotEmpty: boolean;
-  /** Existing entries the restore would replace. */
-  readonly replaced: string[];
-  /** Existing non-directories where the backup has a directory. */
-  readonly replacedByDirectory: { path: string; was: string }[];
   readonly ownership: Ownership;
 }
 
-/** A restore target. Calls come in this order: inspect, refuseNotEmpty, begin, files, drain, links, symlinks, end; close always. */
+/**
+ * A restore target. Calls come in this order: inspect (and existing, for
+ * the plan of a non-empty target), notEmpty, begin; then, as the walk goes,
+ * dir for each directory (parents first), and batches of files, drain,
+ * links, symlinks and done for each directory whose subtree is restored
+ * (deepest first, the root last); close always.
+ */
 export interface RestoreOutput {
   /** True when hard links are restored as links; otherwise each name is written as a file. */
   readonly hardLinks: boolean;
   /** True once an error that stops the restore happened: no more files are given. */
   readonly stopped: boolean;
   /** Looks at the target, writing nothing. */
-  inspect(c: Collected): Promise<TargetView>;
+  inspect(): Promise<TargetView>;
+  /**
+   * For the plan of a restore into a non-empty target: what the target holds
+   * in the place of `e` (an entry or a directory), writing nothing; null
+   * for nothing, "directory" for a directory, else what it is ("file",
+   * "symlink to x"). Only asked below directories that exist.
+   */
+  existing(e: Entry): Promise<string | null>;
   /** The error refusing a non-empty target without `overwrite`. */
   notEmpty(plan: RestorePlan): Error;
   /**
-   * Refuses what the target cannot hold, makes the target and the
-   * directories of `c`; `ledger` is where the files' ends are told.
+   * Refuses what the target cannot hold (`exact`: the first name of the
+   * restore that is not valid UTF-8, if any, and the directory holding it),
+   * before anything is written; `ledger` is where the files' ends are told.
    */
-  begin(c: Collected, plan: RestorePlan, ledger: Ledger): Promise<void>;
+  begin(
+    plan: RestorePlan,
+    ledger: Ledger,
+    exact: { dir: string; bytes: Uint8Array } | null,
+  ): Promise<void>;
+  /**
+   * Makes directory `d` (the root: the target), its parent made already;
+   * in a non-empty target, something else in its place is removed, never
+   * followed, and its entries with names that are not valid UTF-8 are moved
+   * to their placeholders, to be treated like any existing entry.
+   */
+  dir(d: SelectedDir): Promise<void>;
   /**
    * True when the entry in place of `f` already has its content (a restore
    * into a non-empty target); it is kept and its metadata set again. The
@@ -76,8 +98,11 @@ export interface RestoreOutput {
   link(l: Link): Promise<"made" | "kept" | "failed">;
   /** Restores symlink `s` (or tells why it cannot, through the ledger or a warning). */
   symlink(s: Entry): Promise<void>;
-  /** After every entry: directory metadata, exact names. */
-  end(c: Collected): Promise<void>;
+  /**
+   * Everything below directory `d` is restored: its entries' exact names,
+   * then its own metadata (writing into a directory changes its mtime).
+   */
+  done(d: SelectedDir): Promise<void>;
   /**
    * Releases what the output holds once no more is written (after a
    * failure or a cancel too): files in hand are finished or removed, no

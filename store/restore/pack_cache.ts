@@ -142,31 +142,39 @@ export interface PackNeed {
   blocks: number;
 }
 
+/** A file whose blocks a restore reads: its path (for messages) and its block ids. */
+type BlockList = { readonly rel: string; readonly node: { readonly blocks: Uint8Array[] } };
+
 /**
- * What the blocks of `files` need of each pack (by index number): the
- * bytes of its distinct blocks (more than half: the pack is read whole) and
- * how many block reads (the pack is dropped after the last).
+ * Adds what the blocks of `f` need of each pack (by index number) to
+ * `needed`: the stored bytes of its distinct blocks (more than half of a
+ * pack: it is read whole) and how many block reads (the pack is dropped
+ * after the last). A block several files share is counted once per file,
+ * so `needed` holds one entry per pack, however many files are counted: it
+ * can only make a pack read whole sooner.
  */
-export function packNeeds(
-  repo: Repository,
-  files: Iterable<{ readonly rel: string; readonly node: { readonly blocks: Uint8Array[] } }>,
-): Map<number, PackNeed> {
-  const needed = new Map<number, PackNeed>();
+export function addNeeds(needed: Map<number, PackNeed>, repo: Repository, f: BlockList): void {
   const counted = new Set<string>();
-  for (const f of files) {
-    for (const b of f.node.blocks) {
-      const loc = repo.locate(b, f.rel);
-      let need = needed.get(loc.packIndex);
-      if (need === undefined) {
-        need = { bytes: 0, blocks: 0 };
-        needed.set(loc.packIndex, need);
-      }
-      need.blocks++;
+  for (const b of f.node.blocks) {
+    const loc = repo.locate(b, f.rel);
+    let need = needed.get(loc.packIndex);
+    if (need === undefined) {
+      need = { bytes: 0, blocks: 0 };
+      needed.set(loc.packIndex, need);
+    }
+    need.blocks++;
+    if (f.node.blocks.length > 1) {
       const hex = toHex(b);
       if (counted.has(hex)) continue;
       counted.add(hex);
-      need.bytes += loc.storedLength;
     }
+    need.bytes += loc.storedLength;
   }
+}
+
+/** What the blocks of `files` need of each pack (see {@linkcode addNeeds}). */
+export function packNeeds(repo: Repository, files: Iterable<BlockList>): Map<number, PackNeed> {
+  const needed = new Map<number, PackNeed>();
+  for (const f of files) addNeeds(needed, repo, f);
   return needed;
 }

@@ -7,7 +7,7 @@ import { backup } from "../backup/backup.ts";
 import { Repository } from "../repository.ts";
 import { dirSource } from "../../sources/dir/dir_source.ts";
 import { randomBytes, tempDir } from "../../testing/mod.ts";
-import { loadAndCollect, readOrder } from "./collect.ts";
+import { readOrder } from "./collect.ts";
 import { PackCache, packNeeds } from "./pack_cache.ts";
 import { decodeChecked } from "./stored_block.ts";
 
@@ -39,14 +39,16 @@ async function fixture(dir: string) {
     init: { packSize: 1024 * KiB },
   });
   const repo = await Repository.open(store);
-  const { c } = await loadAndCollect(repo, {});
+  await repo.loadIndex();
+  const root = (await repo.loadManifest((await repo.manifestNames())[0]!)).manifest.parts[0]!.root;
+  const entries = (await repo.loadTree(root)).map((node) => ({ rel: node.name, node }));
   store.packReads.length = 0;
   const largestPack = Math.max(
-    ...[...new Set(c.files.flatMap((f) => f.node.blocks))].map((b) =>
+    ...[...new Set(entries.flatMap((f) => f.node.blocks))].map((b) =>
       repo.index.pack(repo.locate(b, "").packIndex).size
     ),
   );
-  return { store, repo, files: readOrder(repo, c.files), bytes, largestPack };
+  return { store, repo, files: readOrder(repo, entries), bytes, largestPack };
 }
 
 /** Every file's bytes read through `cache`, its blocks checked. */

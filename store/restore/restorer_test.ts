@@ -7,8 +7,9 @@ import { Repository } from "../repository.ts";
 import { Cancelled, IntegrityError, InvalidInput, RestoreIncomplete } from "../errors.ts";
 import { dirSource } from "../../sources/dir/dir_source.ts";
 import { toHex } from "../../formats/hash.ts";
+import { NodeType } from "../../formats/tree.ts";
 import { randomBytes, tempDir } from "../../testing/mod.ts";
-import type { Collected, Entry, Link } from "./collect.ts";
+import type { Entry, Link, SelectedDir } from "./collect.ts";
 import type { Ledger, RestoreOutput, TargetView } from "./output.ts";
 import { planWith, restoreWith } from "./restorer.ts";
 import { decodeChecked, type StoredBlock } from "./stored_block.ts";
@@ -27,33 +28,39 @@ class MemOutput implements RestoreOutput {
   readonly calls: string[] = [];
   #ledger: Ledger | null = null;
   /** Existing entries (a non-empty target), by path. */
-  readonly existing: Map<string, Uint8Array>;
+  readonly held: Map<string, Uint8Array>;
   /** Called as each file is given, before its blocks are read. */
   onFile: (f: Entry) => void = () => {};
 
   constructor(existing: Map<string, Uint8Array> = new Map()) {
-    this.existing = existing;
+    this.held = existing;
   }
-  inspect(c: Collected): Promise<TargetView> {
+  inspect(): Promise<TargetView> {
     return Promise.resolve({
       target: "mem",
-      targetNotEmpty: this.existing.size > 0,
-      replaced: c.files.filter((f) => this.existing.has(f.rel)).map((f) => f.rel),
-      replacedByDirectory: [],
+      targetNotEmpty: this.held.size > 0,
       ownership: "off",
     });
+  }
+  existing(e: Entry): Promise<string | null> {
+    if (e.node.type === NodeType.dir) return Promise.resolve("directory");
+    return Promise.resolve(this.held.has(e.rel) ? "file" : null);
   }
   notEmpty(): Error {
     return new InvalidInput("mem is not empty");
   }
-  begin(c: Collected, _plan: unknown, ledger: Ledger): Promise<void> {
+  begin(_plan: unknown, ledger: Ledger): Promise<void> {
     this.calls.push("begin");
     this.#ledger = ledger;
-    this.dirs.push(...c.dirs.map((d) => d.rel));
+    return Promise.resolve();
+  }
+  dir(d: SelectedDir): Promise<void> {
+    this.calls.push(`dir ${d.rel}`);
+    if (d.node !== null) this.dirs.push(d.rel);
     return Promise.resolve();
   }
   unchanged(f: Entry): Promise<boolean> {
-    const had = this.existing.get(f.rel);
+    const had = this.held.get(f.rel);
     return Promise.resolve(had !== undefined && had.length === f.node.size);
   }
   async file(f: Entry, blocks: AsyncIterable<StoredBlock>): Promise<void> {
@@ -90,8 +97,8 @@ class MemOutput implements RestoreOutput {
     this.symlinks.set(s.rel, s.node.linkTarget ?? "");
     return Promise.resolve();
   }
-  end(): Promise<void> {
-    this.calls.push("end");
+  done(d: SelectedDir): Promise<void> {
+    this.calls.push(`done ${d.rel}`);
     return Promise.resolve();
   }
   close(): Promise<void> {
@@ -132,13 +139,15 @@ Deno.test("restoreWith over a mem output writes every file byte for byte, then l
   assert.deepEqual([...out.links], [["one-again", "a/one"]]);
   assert.deepEqual([...out.symlinks], [["link", "a/one"]]);
   assert.deepEqual(out.dirs.sort(), ["a", "a/b"]);
-  assert.equal(out.calls[0], "begin");
-  assert.deepEqual(out.calls.slice(-5), [
+  assert.deepEqual(out.calls.slice(0, 4), ["begin", "dir ", "dir a", "dir a/b"]);
+  assert.deepEqual(out.calls.slice(-7), [
     "drain",
-    "close",
     "link one-again",
     "symlink link",
-    "end",
+    "done a/b",
+    "done a",
+    "done ",
+    "close",
   ]);
   assert.equal(result.filesWritten, 4);
   assert.equal(result.hardLinks, 1);
@@ -186,7 +195,7 @@ Deno.test("restoreWith cancelled while a file is given closes the output and say
   assert.ok(e instanceof Cancelled, String(e));
   assert.equal(e.committed, "1 of 3 in mem");
   assert.equal(out.calls.at(-1), "close");
-  assert.equal(out.calls.includes("end"), false);
+  assert.equal(out.calls.some((c) => c.startsWith("done")), false);
 });
 
 Deno.test("restoreWith refuses a non-empty output without overwrite before it begins, and keeps what is unchanged with it", async () => {
@@ -203,4 +212,88 @@ Deno.test("restoreWith refuses a non-empty output without overwrite before it be
   assert.equal(result.filesUnchanged, 1);
   assert.equal(out.files.has("a/b/two"), false, "not written again");
   assert.equal(result.filesWritten, 3);
+});
+
+/** `dirs` directories of `per` small files each, and a symlink in each, backed up into a MemStore. */
+async function manyFiles(dir: string, dirs: number, per: number) {
+  const src = path.join(dir, "src");
+  for (let d = 0; d < dirs; d++) {
+    const sub = path.join(src, `d${String(d).padStart(2, "0")}`);
+    fs.mkdirSync(sub, { recursive: true });
+    for (let i = 0; i < per; i++) {
+      fs.writeFileSync(path.join(sub, `f${String(i).padStart(2, "0")}`), `file ${i} of ${d}`);
+    }
+    fs.symlinkSync("f00", path.join(sub, "link"));
+  }
+  const store = new MemStore();
+  const b = await backup(store, dirSource(src), { workers: 0 });
+  return { store, manifest: b.name };
+}
+
+Deno.test("restoreWith holds at most one batch of entries, walking the trees as it writes them", async () => {
+  await using t = await tempDir();
+  const dirs = 30;
+  const per = 20;
+  const limit = 16;
+  const f = await manyFiles(t.dir, dirs, per);
+  const repo = await Repository.open(f.store);
+  // Trees read, counted: the plan walks them all first, the restore as it goes.
+  let treeLoads = 0;
+  const loadTree = repo.loadTree.bind(repo);
+  repo.loadTree = (id, what) => {
+    treeLoads++;
+    return loadTree(id, what);
+  };
+  const planned = await planWith(f.store, new MemOutput(), {
+    manifest: f.manifest,
+    repository: repo,
+  });
+  assert.equal(planned.files, dirs * per);
+  const planLoads = treeLoads;
+  assert.equal(planLoads, dirs + 1);
+  treeLoads = 0;
+
+  const out = new MemOutput();
+  const loadsAtFile: number[] = [];
+  out.onFile = () => loadsAtFile.push(treeLoads);
+  const batches: number[] = [];
+  let given = 0; // files given to the output since its last drain
+  let most = 0;
+  const drain = out.drain.bind(out);
+  out.drain = () => {
+    given = 0;
+    return drain();
+  };
+  const onFile = out.onFile;
+  out.onFile = (e) => {
+    onFile(e);
+    most = Math.max(most, ++given);
+  };
+  const result = await restoreWith(f.store, out, {
+    manifest: f.manifest,
+    repository: repo,
+    batch: { entries: limit },
+    onBatch: (entries) => batches.push(entries),
+  });
+  assert.equal(result.filesWritten, dirs * per);
+  assert.equal(out.files.size, dirs * per);
+  assert.equal(out.symlinks.size, dirs);
+  // Every batch held at most `limit` entries (files, symlinks, directories done), and
+  // there were as many as the entries need: the restorer never held the whole tree.
+  assert.ok(batches.every((n) => n <= limit), `batches of ${batches.join(", ")}`);
+  assert.ok(batches.length >= Math.ceil((dirs * (per + 2) + 1) / limit), `${batches.length}`);
+  assert.ok(most <= limit, `${most} files given between two drains`);
+  // The restore counts with a first walk (as the plan does), then writes with a second:
+  // its first file was given when that walk had read two of the 31 trees (the root and
+  // its directory), and it read each tree once, as it went, never more than a batch
+  // ahead: when file i is given, only the trees of the directories of the files up to
+  // i + limit (and the root).
+  assert.equal(loadsAtFile[0], planLoads + 2);
+  assert.equal(treeLoads, 2 * planLoads);
+  const ahead = loadsAtFile.filter((n, i) => n - planLoads > 2 + Math.floor((i + limit) / per));
+  assert.deepEqual(ahead, [], "trees read more than a batch ahead of the files given");
+  // A directory is done (its metadata set) as soon as its subtree is, not at the end.
+  const doneFirst = out.calls.indexOf("done d00");
+  const lastFile = out.calls.findIndex((c) => c.startsWith(`file d${dirs - 1}/`));
+  assert.ok(doneFirst >= 0 && doneFirst < lastFile, `${doneFirst} < ${lastFile}`);
 });

@@ -17,7 +17,8 @@ import { IntegrityError, InvalidInput } from "../errors.ts";
 import type { EventSink } from "../backup/events.ts";
 import type { ChunkerParams } from "../../formats/chunker.ts";
 import { displayPath } from "../_byte_path.ts";
-import type { Collected, Entry } from "./collect.ts";
+import type { Entry } from "./collect.ts";
+import { NodeType } from "../../formats/tree.ts";
 import type { Ledger, RestoreOutput, TargetView } from "./output.ts";
 import type { RestorePlan } from "./restore.ts";
 import { decodeChecked, type StoredBlock } from "./stored_block.ts";
@@ -88,17 +89,22 @@ export class StoreOutput implements RestoreOutput {
     return this.#peak;
   }
 
-  async inspect(c: Collected): Promise<TargetView> {
+  async inspect(): Promise<TargetView> {
     const existing = new Map<string, number>();
     for await (const f of this.#target.list("raw")) existing.set(f.name, f.size);
     this.#existing = existing;
     return {
       target: this.#target.location,
       targetNotEmpty: existing.size > 0,
-      replaced: c.files.filter((f) => existing.has(f.rel)).map((f) => f.rel),
-      replacedByDirectory: [],
       ownership: "off",
     };
+  }
+
+  /** An object in the place of a file; a directory has no object, so nothing is in its way. */
+  existing(e: Entry): Promise<string | null> {
+    if (e.node.type === NodeType.dir) return Promise.resolve("directory");
+    const there = e.node.type === NodeType.file && this.#existing.has(e.rel);
+    return Promise.resolve(there ? "object" : null);
   }
 
   notEmpty(): Error {
@@ -107,17 +113,25 @@ export class StoreOutput implements RestoreOutput {
     );
   }
 
-  begin(c: Collected, plan: RestorePlan, ledger: Ledger): Promise<void> {
+  begin(
+    plan: RestorePlan,
+    ledger: Ledger,
+    exact: { dir: string; bytes: Uint8Array } | null,
+  ): Promise<void> {
     this.#ledger = ledger;
     this.#manifest = plan.manifest;
-    if (c.exact.size > 0) {
-      const [dir, [first]] = [...c.exact][0]!;
+    if (exact !== null) {
       throw new InvalidInput(
-        `backup ${plan.manifest} holds names that are not valid UTF-8 (in "${dir}", ${
-          displayPath(first!.bytes)
+        `backup ${plan.manifest} holds names that are not valid UTF-8 (in "${exact.dir}", ${
+          displayPath(exact.bytes)
         }), which cannot be object names in ${this.#target.location}: restore it into a directory`,
       );
     }
+    return Promise.resolve();
+  }
+
+  /** Directories have no objects. */
+  dir(): Promise<void> {
     return Promise.resolve();
   }
 
@@ -247,7 +261,8 @@ export class StoreOutput implements RestoreOutput {
     return Promise.resolve();
   }
 
-  end(): Promise<void> {
+  /** Directories have no objects, so no metadata. */
+  done(): Promise<void> {
     return Promise.resolve();
   }
 
