@@ -29,8 +29,11 @@ Commands:
 Run bendsave <command> --help for a command's options.
   --version   print the version, the repository formats it reads and writes, and how it was built
 
+Encrypted repositories (backup --encrypt): the passphrase comes from BENDSAVE_PASSWORD,
+--password-file FILE or --password-command CMD (any command), never from the command line.
+
 Exit codes: 0 ok, 1 failure, 2 usage or bad input, 3 backup done but some files could not be read,
-130 cancelled (SIGINT, SIGTERM).`;
+4 encrypted repository and no passphrase or a wrong one, 130 cancelled (SIGINT, SIGTERM).`;
 
 type Command = (args: string[], out: Output) => Promise<number>;
 

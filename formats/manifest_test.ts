@@ -13,7 +13,7 @@ import {
   NewerManifestError,
   openManifestFile,
 } from "./manifest.ts";
-import { FORMAT_VERSION } from "./version.ts";
+import { FORMAT_VERSION, NEWEST_READABLE_FORMAT } from "./version.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -269,10 +269,11 @@ Deno.test("decodeManifest ignores an unknown field placed before the known ones"
   assert.deepEqual(decodeManifest(openManifestFile(wrap(body)).body), m);
 });
 
-Deno.test("isReadableVersion accepts 1 to FORMAT_VERSION only", () => {
+Deno.test("isReadableVersion accepts 1 to NEWEST_READABLE_FORMAT only", () => {
   assert.equal(isReadableVersion(1), true);
   assert.equal(isReadableVersion(FORMAT_VERSION), true);
-  assert.equal(isReadableVersion(FORMAT_VERSION + 1), false);
+  assert.equal(isReadableVersion(NEWEST_READABLE_FORMAT), true);
+  assert.equal(isReadableVersion(NEWEST_READABLE_FORMAT + 1), false);
   assert.equal(isReadableVersion(0), false);
   assert.equal(isReadableVersion(1.5), false);
   assert.equal(isReadableVersion(Number.NaN), false);

@@ -10,7 +10,7 @@ import {
   parseRepoConfig,
   type RepoConfig,
 } from "./repo_config.ts";
-import { FORMAT_MINOR, FORMAT_VERSION } from "./version.ts";
+import { FORMAT_MINOR, FORMAT_VERSION, NEWEST_READABLE_FORMAT } from "./version.ts";
 
 const ID = "0123456789abcdef".repeat(4);
 const NOW = new Date(Date.UTC(2024, 4, 6, 7, 8, 9, 10));
@@ -70,7 +70,7 @@ Deno.test("parseRepoConfig ignores unknown fields and defaults a missing minor t
 });
 
 Deno.test("parseRepoConfig throws NewerFormatError for a newer major version", () => {
-  for (const version of [FORMAT_VERSION + 1, 99]) {
+  for (const version of [NEWEST_READABLE_FORMAT + 1, 99]) {
     assert.throws(() => parseRepoConfig(edited({ version })), (e: unknown) => {
       assert.ok(e instanceof NewerFormatError);
       assert.equal(e.version, version);

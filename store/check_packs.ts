@@ -19,7 +19,12 @@ export async function checkPacks(
   names: readonly string[],
   load: (name: string) => Promise<Uint8Array>,
   onResult: (r: PackCheck, size: number) => void,
-  options: { workers?: number; onWarning?: (message: string) => void } = {},
+  options: {
+    workers?: number;
+    onWarning?: (message: string) => void;
+    /** An encrypted repository's master key: its packs are sealed. */
+    masterKey?: Uint8Array;
+  } = {},
 ): Promise<void> {
   const pool = await WorkerPool.start(ENGINE_JOBS, {
     workers: Math.min(options.workers ?? availableParallelism(), names.length),
@@ -41,7 +46,12 @@ export async function checkPacks(
           bytes = bytes.slice();
         }
         const size = bytes.length;
-        const job = await pool.submit("verify.pack", { name, bytes }, {
+        const mk = options.masterKey;
+        const job = await pool.submit("verify.pack", {
+          name,
+          bytes,
+          ...(mk ? { masterKey: mk } : {}),
+        }, {
           lane,
           ...(pool.threaded ? { transfer: [bytes.buffer as ArrayBuffer] } : {}),
         });

@@ -36,7 +36,8 @@ export async function repairIndex(
 ): Promise<RepairResult> {
   const emit: EventSink = options.onEvent ?? (() => {});
   throwIfCancelled(options.signal, "repair");
-  await Repository.open(store); // checks config and format version
+  // Checks config and format version.
+  (await Repository.open(store, { keyOptional: true })).refuseEncrypted("repair index");
   const lock = await RepositoryLock.acquire(store, "exclusive", {
     operation: "repair index",
     onStale: reportStale(emit),

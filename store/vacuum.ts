@@ -197,7 +197,8 @@ export async function vacuum(store: BlobStore, options: VacuumOptions = {}): Pro
   const now = options.now ?? Date.now;
   const emit: EventSink = options.onEvent ?? (() => {});
   throwIfCancelled(options.signal, "vacuum");
-  const repo = await Repository.open(store);
+  const repo = await Repository.open(store, { keyOptional: true });
+  repo.refuseEncrypted("vacuum");
   const lock = await RepositoryLock.acquire(store, "exclusive", {
     operation: options.dryRun ? "vacuum --dry-run" : "vacuum",
     onStale: reportStale(emit),

@@ -13,7 +13,7 @@
  */
 import type { BlobStore } from "./drivers/types.ts";
 import { BendsaveError, InvalidInput, UnsupportedFormat } from "./errors.ts";
-import { type ManifestRecord, parseManifestRecord, Repository } from "./repository.ts";
+import { type ManifestRecord, Repository } from "./repository.ts";
 import type { EventSink } from "./backup/events.ts";
 import { type CancelOptions, checkpoint, throwIfCancelled } from "./cancel.ts";
 import { checkPacks } from "./check_packs.ts";
@@ -92,6 +92,8 @@ export interface VerifyReport {
   /** Packs nothing references (space a vacuum can free; not damage). */
   readonly reclaimable: { packs: number; bytes: number } | null;
   readonly ok: boolean;
+  /** An encrypted repository checked without its key: hashes and checksums only. */
+  readonly keyless?: boolean;
 }
 
 const FILES_PER_PROBLEM = 20;
@@ -138,7 +140,18 @@ function pickSubset(sorted: string[], s: DataSubset, random: () => number): stri
 export async function verify(store: BlobStore, options: VerifyOptions = {}): Promise<VerifyReport> {
   const emit: EventSink = options.onEvent ?? (() => {});
   throwIfCancelled(options.signal, "verify");
-  const repo = await Repository.open(store); // a missing or newer repository fails before any lock is written
+  // A missing or newer repository fails before any lock is written.
+  const repo = await Repository.open(store, { keyOptional: true });
+  if (repo.encrypted && !repo.crypto) {
+    const { verifyKeyless } = await import("./verify_keyless.ts");
+    return await withLock(
+      store,
+      "shared",
+      "verify",
+      reportStale(emit),
+      () => verifyKeyless(repo, store, options, emit),
+    );
+  }
   return await withLock(
     store,
     "shared",
@@ -187,7 +200,7 @@ async function verifyLocked(
       continue;
     }
     try {
-      for (const p of decodeIndexFile(bytes)) {
+      for (const p of decodeIndexFile(await repo.openIndexFile(bytes, f.name))) {
         const hex = toHex(p.packId);
         if (!indexed.has(hex)) indexed.set(hex, { size: p.packSize, entries: [...p.entries] });
       }
@@ -219,7 +232,7 @@ async function verifyLocked(
     let bytes: Uint8Array;
     try {
       bytes = await store.load({ kind: "manifest", name });
-      const r = parseManifestRecord(name, bytes);
+      const r = await repo.parseManifest(name, bytes);
       records.push(r);
       const parent = r.manifest.parentName;
       if (parent && !allNames.includes(parent)) vacuumedParents.push({ manifest: name, parent });
@@ -379,7 +392,7 @@ async function verifyLocked(
       continue;
     }
     try {
-      const entries = await loadPackTrailer(store, hex, size);
+      const entries = await loadPackTrailer(store, hex, size, repo.crypto);
       if (!sameEntries(entries, rec.entries)) {
         throw new SyntaxError("its trailer disagrees with the index");
       }
@@ -439,7 +452,10 @@ async function verifyLocked(
         totalBytes,
         elapsedMs: Date.now() - readStart,
       });
-    }, { onWarning: (message) => emit({ type: "warning", message }) });
+    }, {
+      onWarning: (message) => emit({ type: "warning", message }),
+      ...(repo.crypto ? { masterKey: repo.crypto.key.raw } : {}),
+    });
   }
 
   // Blocks of bad packs are bad blocks.
@@ -519,7 +535,9 @@ async function verifyLocked(
       if (i !== undefined && referencedPacks.has(i)) continue;
       // A pack no index lists may still hold blocks the backups need (its
       // index file was lost): then it is damage to repair, never reclaimable.
-      if (i === undefined && await holdsNeededBlocks(store, hex, size, badBlocks, badTrees)) {
+      if (
+        i === undefined && await holdsNeededBlocks(store, hex, size, repo, badBlocks, badTrees)
+      ) {
         packProblem(
           hex,
           `pack ${hex} holds blocks that backups need but no index file lists it: run bendsave repair index, then verify again`,
@@ -563,11 +581,12 @@ async function holdsNeededBlocks(
   store: BlobStore,
   hex: string,
   size: number,
+  repo: Repository,
   ...missing: ReadonlyMap<string, unknown>[]
 ): Promise<boolean> {
   if (missing.every((m) => m.size === 0)) return false;
   try {
-    const entries = await loadPackTrailer(store, hex, size);
+    const entries = await loadPackTrailer(store, hex, size, repo.crypto);
     return entries.some((e) => missing.some((m) => m.has(toHex(e.id))));
   } catch {
     return true;

@@ -1,0 +1,183 @@
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { cli, describeTree, filesUnder, lastOfType, tempDir } from "../testing/mod.ts";
+
+const PASS = { BENDSAVE_PASSWORD: "correct horse battery staple" };
+const MARKERS = [
+  "MARKER-7f3c-plaintext-file-body",
+  "MARKER-secret-dir-name",
+  "MARKER-file-name",
+] as const;
+
+/** A small tree whose contents and names hold the marker strings. */
+function markedTree(dir: string): string {
+  fs.mkdirSync(path.join(dir, MARKERS[1]!, "sub"), { recursive: true });
+  fs.writeFileSync(path.join(dir, `${MARKERS[2]}.txt`), `${MARKERS[0]}\n`.repeat(2000));
+  fs.writeFileSync(path.join(dir, MARKERS[1]!, "sub", "small"), MARKERS[0]);
+  const big = new Uint8Array(3 * 1024 * 1024);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 2654435761) >>> 24;
+  fs.writeFileSync(path.join(dir, "big.bin"), big);
+  fs.writeFileSync(path.join(dir, "empty"), "");
+  return dir;
+}
+
+async function encryptedRepo(dir: string): Promise<{ src: string; repo: string }> {
+  const src = markedTree(path.join(dir, "src"));
+  const repo = path.join(dir, "repo");
+  const b = await cli(["backup", "--from", src, "--to", repo, "--encrypt", "--json"], {
+    env: PASS,
+  });
+  assert.equal(b.code, 0, b.stderr);
+  return { src, repo };
+}
+
+/** The pack files of a repository. */
+function packsOf(repo: string): string[] {
+  return filesUnder(path.join(repo, "packs")).map((f) => path.join(repo, "packs", f));
+}
+
+Deno.test("backup --encrypt stores no plaintext and restores byte for byte", async () => {
+  await using t = await tempDir();
+  const { src, repo } = await encryptedRepo(t.dir);
+  const config = JSON.parse(fs.readFileSync(path.join(repo, "config"), "utf8"));
+  assert.equal(config.version, 2);
+  assert.equal(config.encryption.aead, "aes-256-gcm");
+  assert.equal(filesUnder(path.join(repo, "keys")).length, 1);
+  // Every stored byte but the guide, which says the repository is encrypted.
+  for (const f of filesUnder(repo)) {
+    if (f === "bendsave.md") continue;
+    const bytes = fs.readFileSync(path.join(repo, f));
+    for (const m of MARKERS) assert.equal(bytes.indexOf(m), -1, `${m} found in ${f}`);
+  }
+  const dest = path.join(t.dir, "dest");
+  const r = await cli(["restore", "--from", repo, "--to", dest, "--confirm"], { env: PASS });
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(describeTree(dest), describeTree(src));
+  assert.deepEqual(
+    fs.readFileSync(path.join(dest, "big.bin")),
+    fs.readFileSync(path.join(src, "big.bin")),
+  );
+  // An unchanged second backup is incremental and adds nothing.
+  const b2 = await cli(["backup", "--from", src, "--to", repo, "--json"], { env: PASS });
+  assert.equal(b2.code, 0, b2.stderr);
+  const s = lastOfType(b2.stdout, "summary");
+  assert.equal(s.kind, "incremental");
+  assert.equal(s.added_bytes, 0);
+});
+
+Deno.test("an encrypted repository without a passphrase or with a wrong one: exit 4, one line, nothing written", async () => {
+  await using t = await tempDir();
+  const { src, repo } = await encryptedRepo(t.dir);
+  const before = filesUnder(repo);
+  for (const env of [{ BENDSAVE_PASSWORD: "" }, { BENDSAVE_PASSWORD: "wrong" }]) {
+    const r = await cli(["backup", "--from", src, "--to", repo], { env });
+    assert.equal(r.code, 4, r.stderr);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assert.ok(!r.stderr.includes("wrong"), "the passphrase is never printed");
+    assert.match(
+      r.stderr,
+      env.BENDSAVE_PASSWORD ? /does not open/ : /is encrypted: give its passphrase/,
+    );
+    const l = await cli(["list", repo], { env });
+    assert.equal(l.code, 4, l.stderr);
+  }
+  assert.deepEqual(filesUnder(repo), before);
+});
+
+Deno.test("the passphrase comes from --password-file or --password-command", async () => {
+  await using t = await tempDir();
+  const { repo } = await encryptedRepo(t.dir);
+  const file = path.join(t.dir, "pw");
+  fs.writeFileSync(file, `${PASS.BENDSAVE_PASSWORD}\n`);
+  const a = await cli(["list", repo, "--password-file", file], { env: { BENDSAVE_PASSWORD: "" } });
+  assert.equal(a.code, 0, a.stderr);
+  const b = await cli(["list", repo, "--password-command", `cat ${file}`], {
+    env: { BENDSAVE_PASSWORD: "" },
+  });
+  assert.equal(b.code, 0, b.stderr);
+});
+
+Deno.test("backup --encrypt into an unencrypted repository is refused", async () => {
+  await using t = await tempDir();
+  const src = markedTree(path.join(t.dir, "src"));
+  const repo = path.join(t.dir, "repo");
+  assert.equal((await cli(["backup", "--from", src, "--to", repo])).code, 0);
+  const before = filesUnder(repo);
+  const r = await cli(["backup", "--from", src, "--to", repo, "--encrypt"], { env: PASS });
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /unencrypted repository: --encrypt only creates a new one/);
+  assert.deepEqual(filesUnder(repo), before);
+});
+
+Deno.test("verify of an encrypted repository with and without the key", async () => {
+  await using t = await tempDir();
+  const { repo } = await encryptedRepo(t.dir);
+  const keyed = await cli(["verify", repo, "--read-data"], { env: PASS });
+  assert.equal(keyed.code, 0, keyed.stdout + keyed.stderr);
+  assert.match(keyed.stdout, /verdict: OK/);
+  const keyless = await cli(["verify", repo, "--read-data"], { env: { BENDSAVE_PASSWORD: "" } });
+  assert.equal(keyless.code, 0, keyless.stdout + keyless.stderr);
+  assert.match(keyless.stdout.split("\n")[0]!, /checking hashes only/);
+  assert.match(keyless.stdout, /verdict: OK/);
+});
+
+/** Flips one byte of `file` at `pos` (from the end when negative). */
+function flip(file: string, pos: number): void {
+  const b = fs.readFileSync(file);
+  b[pos < 0 ? b.length + pos : pos]! ^= 0x40;
+  fs.writeFileSync(file, b);
+}
+
+for (
+  const [what, pick, kind] of [
+    [
+      "a pack",
+      (repo: string) => packsOf(repo).sort((a, b) => fs.statSync(b).size - fs.statSync(a).size)[0]!,
+      "pack",
+    ],
+    [
+      "an index file",
+      (repo: string) => path.join(repo, "index", filesUnder(path.join(repo, "index"))[0]!),
+      "index",
+    ],
+    [
+      "a manifest",
+      (repo: string) => path.join(repo, "manifests", filesUnder(path.join(repo, "manifests"))[0]!),
+      "manifest",
+    ],
+  ] as const
+) {
+  Deno.test(`a flipped byte in ${what} is found and named by keyless and keyed verify`, async () => {
+    await using t = await tempDir();
+    const { repo } = await encryptedRepo(t.dir);
+    const file = pick(repo);
+    flip(file, 100);
+    const name = path.basename(file);
+    const keyless = await cli(["verify", repo, "--read-data"], { env: { BENDSAVE_PASSWORD: "" } });
+    assert.equal(keyless.code, 1, keyless.stdout + keyless.stderr);
+    assert.match(keyless.stdout, new RegExp(`damaged ${kind} ${name}`));
+    const keyed = await cli(["verify", repo, "--read-data"], { env: PASS });
+    assert.equal(keyed.code, 1, keyed.stdout + keyed.stderr);
+    assert.ok(keyed.stdout.includes(name), keyed.stdout);
+    assert.match(keyed.stdout, /verdict: DAMAGED/);
+  });
+}
+
+Deno.test("vacuum, copy, repair and WAL archiving refuse an encrypted repository", async () => {
+  await using t = await tempDir();
+  const { repo } = await encryptedRepo(t.dir);
+  const before = filesUnder(repo);
+  for (
+    const args of [
+      ["vacuum", repo, "--keep-last", "1"],
+      ["copy", "--from", repo, "--to", path.join(t.dir, "other")],
+      ["repair", "index", repo],
+    ]
+  ) {
+    const r = await cli(args, { env: PASS });
+    assert.equal(r.code, 2, `${args[0]}: ${r.stderr}`);
+    assert.match(r.stderr, /on an encrypted repository is not supported by this bendsave yet/);
+  }
+  assert.deepEqual(filesUnder(repo), before);
+});
