@@ -165,11 +165,13 @@ Deno.test("parseRepoConfig refuses exactly what FORMAT.md section 5's reader che
     { packSize: 1024 * 1024 - 1 },
     { chunker: { ...DEFAULT_FIXED, extra: 1 } },
     { id: ID.toUpperCase() },
+    { version: 2 }, // format 2 is encrypted: it needs an encryption object
+    { version: 2, encryption: { aead: "chacha", idMac: "hmac-sha256", kdf: { name: "argon2id" } } },
   ];
   for (const change of damaged) {
     assert.throws(() => parseRepoConfig(edited(change)), SyntaxError, JSON.stringify(change));
   }
-  assert.throws(() => parseRepoConfig(edited({ version: 2 })), NewerFormatError);
+  assert.throws(() => parseRepoConfig(edited({ version: 3 })), NewerFormatError);
   // Not checked: minor, created, unknown top-level fields.
   for (const change of [{ minor: "x" }, { created: 5 }, { future: true }]) {
     parseRepoConfig(edited(change));
