@@ -181,3 +181,58 @@ Deno.test("vacuum, copy, repair and WAL archiving refuse an encrypted repository
   }
   assert.deepEqual(filesUnder(repo), before);
 });
+
+Deno.test("key add, list, passwd, remove, export and import manage the slots", async () => {
+  await using t = await tempDir();
+  const { repo } = await encryptedRepo(t.dir);
+  const keys = () => filesUnder(path.join(repo, "keys")).sort();
+  const [first] = keys();
+  // The last key cannot be removed, nor the one that unlocked the command.
+  const last = await cli(["key", "remove", first!, repo], { env: PASS });
+  assert.equal(last.code, 2, last.stderr);
+  assert.match(last.stderr, /is the last one/);
+  const add = await cli(["key", "add", repo, "--label", "dr-site"], {
+    env: { ...PASS, BENDSAVE_NEW_PASSWORD: "second passphrase" },
+  });
+  assert.equal(add.code, 0, add.stderr);
+  assert.equal(keys().length, 2);
+  const list = await cli(["key", "list", repo], { env: { BENDSAVE_PASSWORD: "" } });
+  assert.equal(list.code, 0, list.stderr);
+  assert.match(list.stdout, /dr-site/);
+  const second = { BENDSAVE_PASSWORD: "second passphrase" };
+  assert.equal((await cli(["list", repo], { env: second })).code, 0);
+  const own = await cli(["key", "remove", first!, repo], { env: PASS });
+  assert.match(own.stderr, /the one this passphrase opened/);
+  assert.equal((await cli(["key", "remove", first!, repo], { env: second })).code, 0);
+  assert.equal((await cli(["list", repo], { env: PASS })).code, 4, "the removed slot is gone");
+  // passwd replaces the slot that opened it.
+  const pw = await cli(["key", "passwd", repo], {
+    env: { ...second, BENDSAVE_NEW_PASSWORD: "third passphrase" },
+  });
+  assert.equal(pw.code, 0, pw.stderr);
+  assert.equal(keys().length, 1);
+  assert.equal((await cli(["list", repo], { env: second })).code, 4);
+  const third = { BENDSAVE_PASSWORD: "third passphrase" };
+  // export, then import into a fresh slot from the paper key.
+  const exp = await cli(["key", "export", repo], { env: third });
+  assert.equal(exp.code, 0, exp.stderr);
+  assert.match(exp.stdout, /^bendsave master key v1\nrepository [0-9a-f]{16}\n1: /);
+  const paper = path.join(t.dir, "paper.txt");
+  fs.writeFileSync(paper, exp.stdout);
+  const imp = await cli(["key", "import", repo, "--paper-file", paper], {
+    env: { BENDSAVE_PASSWORD: "", BENDSAVE_NEW_PASSWORD: "from paper" },
+  });
+  assert.equal(imp.code, 0, imp.stderr);
+  assert.equal((await cli(["list", repo], { env: { BENDSAVE_PASSWORD: "from paper" } })).code, 0);
+  // A paper key with a typo is refused by line, nothing written.
+  fs.writeFileSync(
+    paper,
+    exp.stdout.replace(/\n1: (.)/, (_m, c) => `\n1: ${c === "0" ? "1" : "0"}`),
+  );
+  const before = keys();
+  const bad = await cli(["key", "import", repo, "--paper-file", paper], {
+    env: { BENDSAVE_NEW_PASSWORD: "x" },
+  });
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.deepEqual(keys(), before);
+});

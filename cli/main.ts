@@ -25,6 +25,7 @@ Commands:
   repair    repair index: rebuild the index from the packs
   wal-push  archive a PostgreSQL WAL file (archive_command = 'bendsave wal-push %p --to REPO')
   wal-fetch restore an archived WAL file (restore_command = 'bendsave wal-fetch %f %p --from REPO')
+  key       key slots of an encrypted repository: list, add, passwd, remove, export, import
 
 Run bendsave <command> --help for a command's options.
   --version   print the version, the repository formats it reads and writes, and how it was built
@@ -50,6 +51,7 @@ const COMMANDS: Record<string, Command> = {
   show: async (a, o) => (await import("./commands/show.ts")).showCommand(a, o),
   "wal-push": async (a, o) => (await import("./commands/wal_push.ts")).walPushCommand(a, o),
   "wal-fetch": async (a, o) => (await import("./commands/wal_fetch.ts")).walFetchCommand(a, o),
+  key: async (a, o) => (await import("./commands/key.ts")).keyCommand(a, o),
 };
 
 /** Runs the CLI and returns the exit code. */

@@ -30,22 +30,43 @@ export function passphraseFromOptions(values: Record<string, unknown>): Passphra
     throw new UsageError("give either --password-file or --password-command, not both");
   }
   let cached: Promise<string | null> | null = null;
-  return () => cached ??= Promise.resolve().then(() => read(file, command));
+  return () =>
+    cached ??= Promise.resolve().then(() => read(file, command, "BENDSAVE_PASSWORD", "--password"));
 }
 
-function read(file: unknown, command: unknown): string | null {
+/**
+ * The new passphrase of `key add`, `key passwd` and `key import`:
+ * `--new-password-file`, `--new-password-command` or BENDSAVE_NEW_PASSWORD;
+ * a PassphraseError when none is given.
+ */
+export function newPassphrase(values: Record<string, unknown>): string {
+  const file = values["new-password-file"];
+  const command = values["new-password-command"];
+  if (file !== undefined && command !== undefined) {
+    throw new UsageError("give either --new-password-file or --new-password-command, not both");
+  }
+  const p = read(file, command, "BENDSAVE_NEW_PASSWORD", "--new-password");
+  if (p === null) {
+    throw new PassphraseError(
+      "no new passphrase: set BENDSAVE_NEW_PASSWORD, or give --new-password-file FILE or --new-password-command CMD",
+    );
+  }
+  return p;
+}
+
+function read(file: unknown, command: unknown, env: string, flag: string): string | null {
   if (typeof file === "string") {
     let text: string;
     try {
       text = fs.readFileSync(file, "utf8");
     } catch (e) {
       throw new PassphraseError(
-        `cannot read --password-file ${file} (${
+        `cannot read ${flag}-file ${file} (${
           (e as { code?: string }).code ?? "error"
         }): check the path`,
       );
     }
-    return nonEmpty(firstLine(text), `--password-file ${file}`);
+    return nonEmpty(firstLine(text), `${flag}-file ${file}`);
   }
   if (typeof command === "string") {
     let text: string;
@@ -57,15 +78,15 @@ function read(file: unknown, command: unknown): string | null {
     } catch (e) {
       const status = (e as { status?: number }).status;
       throw new PassphraseError(
-        `--password-command failed${
+        `${flag}-command failed${
           status === undefined ? "" : ` (exit ${status})`
         }: run it by hand to see why`,
       );
     }
-    return nonEmpty(firstLine(text), "--password-command's output");
+    return nonEmpty(firstLine(text), `${flag}-command's output`);
   }
-  const env = process.env["BENDSAVE_PASSWORD"];
-  return env === undefined || env === "" ? null : env;
+  const v = process.env[env];
+  return v === undefined || v === "" ? null : v;
 }
 
 function firstLine(text: string): string {

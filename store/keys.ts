@@ -7,7 +7,11 @@
  * @module
  */
 import type { BlobStore } from "./drivers/types.ts";
-import { PassphraseError } from "./errors.ts";
+import { InvalidInput, PassphraseError } from "./errors.ts";
+import type { Repository } from "./repository.ts";
+import { RepoCrypto } from "./repo_crypto.ts";
+import { openManifestFile } from "../formats/manifest.ts";
+import { SealError } from "../formats/seal.ts";
 import { isHexId, sha256, toHex } from "../formats/hash.ts";
 import {
   encodeKeyFile,
@@ -113,4 +117,52 @@ export async function unlock(
   throw new PassphraseError(
     `the passphrase does not open repository ${store.location}: check BENDSAVE_PASSWORD, --password-file or --password-command`,
   );
+}
+
+/**
+ * Removes key slot `name` of the unlocked repository `repo`: refused for
+ * the last readable slot and for the slot that unlocked `repo`, so that
+ * the operator cannot lock themselves out.
+ */
+export async function removeKeySlot(repo: Repository, name: string): Promise<void> {
+  repo.requireKey();
+  const slots = await listKeySlots(repo.store, repo.config.id);
+  const readable = slots.filter((s) => s.problem === null);
+  if (!slots.some((s) => s.name === name)) {
+    throw new InvalidInput(`no key slot ${name}: run bendsave key list to see them`);
+  }
+  if (readable.length <= 1 && readable[0]?.name === name) {
+    throw new InvalidInput(`key slot ${name} is the last one: add another before removing it`);
+  }
+  if (name === repo.keySlot) {
+    throw new InvalidInput(
+      `key slot ${name} is the one this passphrase opened: remove it with another passphrase (key passwd replaces it)`,
+    );
+  }
+  await repo.store.remove({ kind: "key", name });
+}
+
+/**
+ * True when `raw` is the master key of `repo`: it opens the repository's
+ * first manifest (or, with none, its first index file).
+ */
+export async function isMasterKeyOf(repo: Repository, raw: Uint8Array): Promise<boolean> {
+  const crypto = await RepoCrypto.from(raw);
+  try {
+    const [name] = await repo.manifestNames();
+    if (name !== undefined) {
+      const env = openManifestFile(await repo.store.load({ kind: "manifest", name }));
+      await crypto.openManifest(name, env.body);
+      return true;
+    }
+    for await (const f of repo.store.list("index")) {
+      if (!isHexId(f.name)) continue;
+      await crypto.openIndexFile(await repo.store.load({ kind: "index", name: f.name }), f.name);
+      return true;
+    }
+    return true; // nothing sealed yet to check it against
+  } catch (e) {
+    if (e instanceof SealError) return false;
+    throw e;
+  }
 }

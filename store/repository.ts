@@ -92,12 +92,20 @@ export class Repository {
   readonly index: BlockIndex = new BlockIndex();
   /** The master key's sealing and ids: set in an encrypted repository opened with its passphrase. */
   readonly crypto: RepoCrypto | null;
+  /** The key slot (key file name) that unlocked it, or null. */
+  readonly keySlot: string | null;
   #indexLoaded = false;
 
-  private constructor(store: BlobStore, config: RepoConfig, crypto: RepoCrypto | null = null) {
+  private constructor(
+    store: BlobStore,
+    config: RepoConfig,
+    crypto: RepoCrypto | null = null,
+    keySlot: string | null = null,
+  ) {
     this.store = store;
     this.config = config;
     this.crypto = crypto;
+    this.keySlot = keySlot;
   }
 
   /** True for an encrypted repository (format 2), whether or not it was unlocked. */
@@ -161,8 +169,8 @@ export class Repository {
       if (options.keyOptional) return new Repository(store, config);
       throw noPassphrase(store.location);
     }
-    const { masterKey } = await unlock(store, config.id, passphrase, options.onWarning);
-    return new Repository(store, config, await RepoCrypto.from(masterKey));
+    const { masterKey, slot } = await unlock(store, config.id, passphrase, options.onWarning);
+    return new Repository(store, config, await RepoCrypto.from(masterKey), slot);
   }
 
   /** Creates a repository in an empty store. */
@@ -187,10 +195,11 @@ export class Repository {
       );
     }
     let crypto: RepoCrypto | null = null;
+    let slot: string | null = null;
     if (options.passphrase !== undefined) {
       // The key slot first: a config without a key would be a repository nobody can open.
       const master = await generateMasterKey();
-      await addKeySlot(store, config.id, master.raw, options.passphrase, {
+      slot = await addKeySlot(store, config.id, master.raw, options.passphrase, {
         kdf,
         ...(options.now ? { now: options.now } : {}),
       });
@@ -203,7 +212,7 @@ export class Repository {
       { kind: "guide", name: "bendsave.md" },
       new TextEncoder().encode(repositoryGuide(config)),
     );
-    return new Repository(store, config, crypto);
+    return new Repository(store, config, crypto, slot);
   }
 
   /**
