@@ -236,3 +236,19 @@ Deno.test("key add, list, passwd, remove, export and import manage the slots", a
   assert.equal(bad.code, 2, bad.stderr);
   assert.deepEqual(keys(), before);
 });
+
+Deno.test("a PostgreSQL backup into an encrypted repository is refused before connecting", async () => {
+  await using t = await tempDir();
+  const { repo } = await encryptedRepo(t.dir);
+  const before = filesUnder(repo);
+  for (const [to, extra] of [[repo, []], [path.join(t.dir, "new"), ["--encrypt"]]] as const) {
+    const r = await cli(
+      ["backup", "--from", "postgresql://nobody@/nodb?host=/nonexistent", "--to", to, ...extra],
+      { env: PASS },
+    );
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /PostgreSQL backups into an encrypted repository are not supported/);
+  }
+  assert.deepEqual(filesUnder(repo), before);
+  assert.equal(fs.existsSync(path.join(t.dir, "new")), false);
+});
