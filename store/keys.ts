@@ -97,11 +97,10 @@ export async function unlock(
   onWarning: (message: string) => void = () => {},
 ): Promise<{ masterKey: Uint8Array; slot: string }> {
   const slots = await listKeySlots(store, repositoryId);
+  // Every damaged slot is reported, whichever slot opens.
+  for (const s of slots) if (s.problem !== null) onWarning(`skipping ${s.problem}`);
   for (const s of slots) {
-    if (s.problem !== null) {
-      onWarning(`skipping ${s.problem}`);
-      continue;
-    }
+    if (s.problem !== null) continue;
     try {
       return { masterKey: await unwrapMasterKey(s.file, passphrase), slot: s.name };
     } catch (e) {
