@@ -164,13 +164,41 @@ for (
   });
 }
 
-Deno.test("vacuum, copy, repair and WAL archiving refuse an encrypted repository", async () => {
+Deno.test("vacuum of an encrypted repository repacks sealed blocks and the survivor restores", async () => {
+  await using t = await tempDir();
+  const { src, repo } = await encryptedRepo(t.dir);
+  fs.rmSync(path.join(src, "big.bin"));
+  fs.writeFileSync(path.join(src, "new.txt"), "second generation");
+  assert.equal((await cli(["backup", "--from", src, "--to", repo], { env: PASS })).code, 0);
+  const v = await cli(["vacuum", repo, "--keep-last", "1", "--json"], { env: PASS });
+  assert.equal(v.code, 0, v.stderr);
+  const summary = lastOfType(v.stdout, "summary");
+  assert.equal(summary.removed_index_files, 2, "one new index file for two");
+  assert.ok(Number(summary.new_packs) >= 1, `sealed blocks were repacked: ${v.stdout}`);
+  assert.equal(filesUnder(path.join(repo, "manifests")).length, 1);
+  for (const env of [PASS, { BENDSAVE_PASSWORD: "" }]) {
+    const check = await cli(["verify", repo, "--read-data"], { env });
+    assert.equal(check.code, 0, check.stdout + check.stderr);
+  }
+  const dest = path.join(t.dir, "dest");
+  const r = await cli(["restore", "--from", repo, "--to", dest, "--confirm"], { env: PASS });
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(describeTree(dest), describeTree(src));
+  for (const f of filesUnder(repo)) {
+    if (f === "bendsave.md") continue;
+    const bytes = fs.readFileSync(path.join(repo, f));
+    for (const m of MARKERS) assert.equal(bytes.indexOf(m), -1, `${m} found in ${f}`);
+  }
+  const none = await cli(["vacuum", repo, "--keep-last", "1"], { env: { BENDSAVE_PASSWORD: "" } });
+  assert.equal(none.code, 4, none.stderr);
+});
+
+Deno.test("copy, repair and WAL archiving refuse an encrypted repository", async () => {
   await using t = await tempDir();
   const { repo } = await encryptedRepo(t.dir);
   const before = filesUnder(repo);
   for (
     const args of [
-      ["vacuum", repo, "--keep-last", "1"],
       ["copy", "--from", repo, "--to", path.join(t.dir, "other")],
       ["repair", "index", repo],
     ]
