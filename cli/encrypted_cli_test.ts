@@ -193,14 +193,28 @@ Deno.test("vacuum of an encrypted repository repacks sealed blocks and the survi
   assert.equal(none.code, 4, none.stderr);
 });
 
-Deno.test("copy, repair and WAL archiving refuse an encrypted repository", async () => {
+Deno.test("repair index of an encrypted repository rebuilds a sealed index that restores", async () => {
+  await using t = await tempDir();
+  const { src, repo } = await encryptedRepo(t.dir);
+  for (const f of filesUnder(path.join(repo, "index"))) fs.rmSync(path.join(repo, "index", f));
+  const r = await cli(["repair", "index", repo], { env: PASS });
+  assert.equal(r.code, 0, r.stderr);
+  const [index] = filesUnder(path.join(repo, "index"));
+  assert.equal(fs.readFileSync(path.join(repo, "index", index!))[4], 2, "a sealed index file");
+  const dest = path.join(t.dir, "dest");
+  const restored = await cli(["restore", "--from", repo, "--to", dest, "--confirm"], { env: PASS });
+  assert.equal(restored.code, 0, restored.stderr);
+  assert.deepEqual(describeTree(dest), describeTree(src));
+});
+
+Deno.test("copy and WAL archiving refuse an encrypted repository", async () => {
   await using t = await tempDir();
   const { repo } = await encryptedRepo(t.dir);
   const before = filesUnder(repo);
   for (
     const args of [
       ["copy", "--from", repo, "--to", path.join(t.dir, "other")],
-      ["repair", "index", repo],
+      ["wal-push", path.join(t.dir, "000000010000000000000001"), "--to", repo],
     ]
   ) {
     const r = await cli(args, { env: PASS });
