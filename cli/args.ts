@@ -7,6 +7,8 @@
 import fs from "node:fs";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { UsageError } from "./exit_codes.ts";
+import { PASSPHRASE_OPTIONS, passphraseFromOptions } from "./passphrase.ts";
+import { setPassphraseSource } from "../store/keys.ts";
 
 /** Option specs as parseArgs takes them. */
 export type Options = NonNullable<ParseArgsConfig["options"]>;
@@ -15,12 +17,18 @@ export type Options = NonNullable<ParseArgsConfig["options"]>;
 export const COMMON: Options = {
   help: { type: "boolean", short: "h" },
   json: { type: "boolean" },
+  ...PASSPHRASE_OPTIONS,
 };
 
-/** Parses `args` for `command`; unknown flags become UsageError naming the command's help. */
+/**
+ * Parses `args` for `command`; unknown flags become UsageError naming the
+ * command's help. Sets where an encrypted repository's passphrase comes
+ * from (--password-file, --password-command, BENDSAVE_PASSWORD).
+ */
 export function parse(command: string, args: string[], options: Options) {
+  let parsed;
   try {
-    return parseArgs({
+    parsed = parseArgs({
       args,
       options: { ...COMMON, ...options },
       allowPositionals: true,
@@ -29,6 +37,8 @@ export function parse(command: string, args: string[], options: Options) {
   } catch (e) {
     throw new UsageError(`${usageProblem(e, args)}: see bendsave ${command} --help`);
   }
+  setPassphraseSource(passphraseFromOptions(parsed.values));
+  return parsed;
 }
 
 /**

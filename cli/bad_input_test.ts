@@ -65,7 +65,7 @@ Deno.test("a repository of a newer format version is refused with exit 2 and not
   const { src, repo } = await backedUp(t.dir);
   const cfgPath = path.join(repo, "config");
   const cfg = JSON.parse(fs.readFileSync(cfgPath, "utf8"));
-  cfg.version = 2;
+  cfg.version = 3; // format 2 (encrypted) is read since issue 15
   fs.writeFileSync(cfgPath, JSON.stringify(cfg));
   const before = filesUnder(repo);
   for (
@@ -81,7 +81,7 @@ Deno.test("a repository of a newer format version is refused with exit 2 and not
     assert.equal(r.code, 2, args.join(" "));
     assert.match(
       oneLine(r.stderr),
-      /format version 2, newer than this bendsave reads \(1\): use a newer bendsave/,
+      /format version 3, newer than this bendsave reads \(2\): use a newer bendsave/,
     );
   }
   assert.deepEqual(filesUnder(repo), before);

@@ -240,7 +240,10 @@ Deno.test("cli prints help and exits 2 on usage errors", async () => {
   assert.match(missing.stderr, /needs --to/);
   const v = await cli(["--version"]);
   assert.equal(v.code, 0);
-  assert.match(v.stdout, /bendsave \d+\.\d+\.\d+\nrepository format: writes 1\.2, reads 1 to 1/);
+  assert.match(
+    v.stdout,
+    /bendsave \d+\.\d+\.\d+\nrepository format: writes 1\.2 \(2\.0 encrypted\), reads 1 to 2/,
+  );
 });
 
 Deno.test("show prints a backup's manifest, and --json gives it as an object", async () => {

@@ -7,6 +7,7 @@
  * | 1 | failure (damage found, locked, storage error, disk full, internal error) |
  * | 2 | usage error or bad input (unknown flag, missing source, not a repository, newer format) |
  * | 3 | backup finished but some source files could not be read (manifest written, marked incomplete) |
+ * | 4 | encrypted repository: no passphrase given, or the passphrase opens none of its key files (nothing written) |
  * | 126 | wal-fetch failed for another reason than "not in the archive" (damage, storage): PostgreSQL stops recovery |
  * | 130 | cancelled (SIGINT, SIGTERM): stopped at a safe point, locks released, temporary files removed |
  *
@@ -16,6 +17,7 @@ import {
   BendsaveError,
   Cancelled,
   InvalidInput,
+  PassphraseError,
   RepositoryNotFound,
   UnsupportedFormat,
 } from "../store/errors.ts";
@@ -26,6 +28,7 @@ export const ExitCode = {
   failure: 1,
   usage: 2,
   partial: 3,
+  passphrase: 4,
   stopRecovery: 126,
   cancelled: 130,
 } as const;
@@ -55,6 +58,7 @@ export function classify(e: unknown): { code: ExitCode; bug: boolean } {
     return { code: ExitCode.usage, bug: false };
   }
   if (e instanceof UnsupportedFormat) return { code: ExitCode.usage, bug: false };
+  if (e instanceof PassphraseError) return { code: ExitCode.passphrase, bug: false };
   if (e instanceof BendsaveError) return { code: ExitCode.failure, bug: false };
   if ((e as { code?: string })?.code?.startsWith?.("ERR_PARSE_ARGS")) {
     return { code: ExitCode.usage, bug: false };

@@ -25,12 +25,16 @@ Commands:
   repair    repair index: rebuild the index from the packs
   wal-push  archive a PostgreSQL WAL file (archive_command = 'bendsave wal-push %p --to REPO')
   wal-fetch restore an archived WAL file (restore_command = 'bendsave wal-fetch %f %p --from REPO')
+  key       key slots of an encrypted repository: list, add, passwd, remove, export, import
 
 Run bendsave <command> --help for a command's options.
   --version   print the version, the repository formats it reads and writes, and how it was built
 
+Encrypted repositories (backup --encrypt): the passphrase comes from BENDSAVE_PASSWORD,
+--password-file FILE or --password-command CMD (any command), never from the command line.
+
 Exit codes: 0 ok, 1 failure, 2 usage or bad input, 3 backup done but some files could not be read,
-130 cancelled (SIGINT, SIGTERM).`;
+4 encrypted repository and no passphrase or a wrong one, 130 cancelled (SIGINT, SIGTERM).`;
 
 type Command = (args: string[], out: Output) => Promise<number>;
 
@@ -47,6 +51,7 @@ const COMMANDS: Record<string, Command> = {
   show: async (a, o) => (await import("./commands/show.ts")).showCommand(a, o),
   "wal-push": async (a, o) => (await import("./commands/wal_push.ts")).walPushCommand(a, o),
   "wal-fetch": async (a, o) => (await import("./commands/wal_fetch.ts")).walFetchCommand(a, o),
+  key: async (a, o) => (await import("./commands/key.ts")).keyCommand(a, o),
 };
 
 /** Runs the CLI and returns the exit code. */

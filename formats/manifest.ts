@@ -6,7 +6,7 @@
  * @module
  */
 import { ManifestType, toNumber } from "../proto/mod.ts";
-import { FORMAT_VERSION } from "./version.ts";
+import { NEWEST_READABLE_FORMAT } from "./version.ts";
 import { type ChunkerParams, validateChunkerParams } from "./chunker.ts";
 import { sha256 } from "./hash.ts";
 
@@ -287,7 +287,7 @@ function parsePartChunker(name: string, json: string): ChunkerParams {
 
 /** True when this code can read a manifest or repository of major version `v`. */
 export function isReadableVersion(v: number): boolean {
-  return Number.isInteger(v) && v >= 1 && v <= FORMAT_VERSION;
+  return Number.isInteger(v) && v >= 1 && v <= NEWEST_READABLE_FORMAT;
 }
 
 /**
@@ -328,9 +328,17 @@ const ENVELOPE_CHECKSUM = 32;
  * detected. The manifest's id is the SHA-256 of the whole file.
  */
 export function encodeManifestFile(m: Manifest): Uint8Array {
-  const body = encodeManifest(m);
+  return manifestEnvelope(m.formatVersion, encodeManifest(m));
+}
+
+/**
+ * The envelope of a manifest file around `body`: the protobuf message, or
+ * in an encrypted repository (version 2) the sealed message; the checksum
+ * covers the bytes as stored, so it is checked without the key.
+ */
+export function manifestEnvelope(version: number, body: Uint8Array): Uint8Array {
   const out = new Uint8Array(ENVELOPE_HEADER + body.length + ENVELOPE_CHECKSUM);
-  out.set([...MANIFEST_MAGIC, m.formatVersion, 0, 0, 0]);
+  out.set([...MANIFEST_MAGIC, version, 0, 0, 0]);
   out.set(body, ENVELOPE_HEADER);
   out.set(sha256(out.subarray(0, ENVELOPE_HEADER + body.length)), ENVELOPE_HEADER + body.length);
   return out;
@@ -352,7 +360,7 @@ export class NewerManifestError extends Error {
   readonly version: number;
   constructor(version: number) {
     super(
-      `manifest format version ${version} is newer than this bendsave reads (${FORMAT_VERSION})`,
+      `manifest format version ${version} is newer than this bendsave reads (${NEWEST_READABLE_FORMAT})`,
     );
     this.name = "NewerManifestError";
     this.version = version;
@@ -369,7 +377,7 @@ export function openManifestFile(buf: Uint8Array): ManifestEnvelope {
   if (buf.length < ENVELOPE_HEADER || MANIFEST_MAGIC.some((b, i) => buf[i] !== b)) {
     throw new SyntaxError("not a bendsave manifest (no BSMF header, or truncated)");
   }
-  if (buf[4]! > FORMAT_VERSION) throw new NewerManifestError(buf[4]!);
+  if (buf[4]! > NEWEST_READABLE_FORMAT) throw new NewerManifestError(buf[4]!);
   if (buf.length < ENVELOPE_HEADER + ENVELOPE_CHECKSUM) {
     throw new SyntaxError("not a bendsave manifest (no BSMF header, or truncated)");
   }

@@ -13,7 +13,7 @@ import {
   NewerManifestError,
   openManifestFile,
 } from "./manifest.ts";
-import { FORMAT_VERSION } from "./version.ts";
+import { FORMAT_VERSION, NEWEST_READABLE_FORMAT } from "./version.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -183,13 +183,13 @@ Deno.test("openManifestFile reports the major version from the header", () => {
 
 Deno.test("openManifestFile refuses a newer major as newer before checking its checksum", () => {
   const body = encodeManifest(fullManifest());
-  // A newer major may compute its checksum differently (here: none that major 1 knows).
-  const newer = wrap(body, 2);
+  // A newer major may compute its checksum differently (here: none that major 2 knows).
+  const newer = wrap(body, 3);
   newer[newer.length - 1] = newer[newer.length - 1]! ^ 0xff;
-  for (const file of [wrap(body, 2), newer, new Uint8Array([0x42, 0x53, 0x4d, 0x46, 7, 0, 0, 0])]) {
+  for (const file of [wrap(body, 3), newer, new Uint8Array([0x42, 0x53, 0x4d, 0x46, 7, 0, 0, 0])]) {
     assert.throws(() => openManifestFile(file), (e: unknown) => {
       assert.ok(e instanceof NewerManifestError, String(e));
-      assert.ok(e.version >= 2);
+      assert.ok(e.version >= 3);
       return true;
     });
   }
@@ -269,10 +269,11 @@ Deno.test("decodeManifest ignores an unknown field placed before the known ones"
   assert.deepEqual(decodeManifest(openManifestFile(wrap(body)).body), m);
 });
 
-Deno.test("isReadableVersion accepts 1 to FORMAT_VERSION only", () => {
+Deno.test("isReadableVersion accepts 1 to NEWEST_READABLE_FORMAT only", () => {
   assert.equal(isReadableVersion(1), true);
   assert.equal(isReadableVersion(FORMAT_VERSION), true);
-  assert.equal(isReadableVersion(FORMAT_VERSION + 1), false);
+  assert.equal(isReadableVersion(NEWEST_READABLE_FORMAT), true);
+  assert.equal(isReadableVersion(NEWEST_READABLE_FORMAT + 1), false);
   assert.equal(isReadableVersion(0), false);
   assert.equal(isReadableVersion(1.5), false);
   assert.equal(isReadableVersion(Number.NaN), false);

@@ -37,6 +37,12 @@ export interface PackEntry {
 
 /** Pack format version written by this code. */
 export const PACK_VERSION = 1;
+/**
+ * Pack format version of encrypted repositories (FORMAT.md section 21):
+ * every block sealed, the trailer sealed as one object, the footer's
+ * CRC-32C over the sealed trailer.
+ */
+export const PACK_VERSION_SEALED = 2;
 /** Size of the pack header. */
 export const PACK_HEADER_SIZE = 8;
 /** Size of one trailer (and index) entry. */
@@ -49,9 +55,9 @@ export const MAX_PACK_SIZE = 0xffff_ffff;
 const HEADER_MAGIC = [0x42, 0x53, 0x50, 0x4b]; // "BSPK"
 const FOOTER_MAGIC = new TextEncoder().encode("BSPKTAIL");
 
-/** The 8-byte header every pack starts with. */
-export function packHeader(): Uint8Array {
-  return new Uint8Array([...HEADER_MAGIC, PACK_VERSION, 0, 0, 0]);
+/** The 8-byte header every pack starts with (`version` 2 for a sealed pack). */
+export function packHeader(version: number = PACK_VERSION): Uint8Array {
+  return new Uint8Array([...HEADER_MAGIC, version, 0, 0, 0]);
 }
 
 /** Writes one 48-byte entry at `pos` of `out`. */
@@ -82,15 +88,37 @@ export function readEntry(buf: Uint8Array, pos: number): PackEntry {
 
 /** Trailer and footer bytes for `entries` (appended after the last block). */
 export function packTrailer(entries: readonly PackEntry[]): Uint8Array {
-  const out = new Uint8Array(entries.length * ENTRY_SIZE + PACK_FOOTER_SIZE);
+  return withFooter(trailerEntries(entries), entries.length);
+}
+
+/** The 48-byte entries of a trailer, without the footer (sealed packs seal these). */
+export function trailerEntries(entries: readonly PackEntry[]): Uint8Array {
+  const out = new Uint8Array(entries.length * ENTRY_SIZE);
   entries.forEach((e, i) => writeEntry(out, i * ENTRY_SIZE, e));
-  const trailer = out.subarray(0, entries.length * ENTRY_SIZE);
-  const dv = new DataView(out.buffer, out.byteOffset + trailer.length, 8);
-  dv.setUint32(0, entries.length, true);
-  dv.setUint32(4, crc32c(trailer), true);
-  out.set(FOOTER_MAGIC, trailer.length + 8);
   return out;
 }
+
+/**
+ * `stored` (the trailer as stored: plain entries, or sealed ones) followed
+ * by the footer: `count`, the CRC-32C of `stored`, "BSPKTAIL".
+ */
+export function withFooter(stored: Uint8Array, count: number): Uint8Array {
+  const out = new Uint8Array(stored.length + PACK_FOOTER_SIZE);
+  out.set(stored, 0);
+  const dv = new DataView(out.buffer, out.byteOffset + stored.length, 8);
+  dv.setUint32(0, count, true);
+  dv.setUint32(4, crc32c(stored), true);
+  out.set(FOOTER_MAGIC, stored.length + 8);
+  return out;
+}
+
+/** Bytes the trailer of `count` entries takes in a pack (`sealed`: 28 more). */
+export function storedTrailerLength(count: number, sealed: boolean): number {
+  return count * ENTRY_SIZE + (sealed ? SEALED_TRAILER_OVERHEAD : 0);
+}
+
+/** Nonce and tag of a sealed trailer (formats/seal.ts). */
+const SEALED_TRAILER_OVERHEAD = 28;
 
 /** Parses a pack footer (its last 16 bytes): the number of entries and the trailer checksum. */
 export function parseFooter(footer: Uint8Array): { count: number; crc: number } {
@@ -114,12 +142,16 @@ export function parseTrailer(
   trailer: Uint8Array,
   footer: { count: number; crc: number },
   packSize: number,
+  /** A sealed pack's trailer as stored (`trailer` is then its opened entries). */
+  sealed?: Uint8Array,
 ): PackEntry[] {
   if (trailer.length !== footer.count * ENTRY_SIZE) {
     throw new SyntaxError(`pack trailer has ${trailer.length} bytes for ${footer.count} entries`);
   }
-  if (crc32c(trailer) !== footer.crc) throw new SyntaxError("pack trailer checksum mismatch");
-  const blocksEnd = packSize - PACK_FOOTER_SIZE - trailer.length;
+  if (crc32c(sealed ?? trailer) !== footer.crc) {
+    throw new SyntaxError("pack trailer checksum mismatch");
+  }
+  const blocksEnd = packSize - PACK_FOOTER_SIZE - (sealed ?? trailer).length;
   const entries: PackEntry[] = [];
   let next = PACK_HEADER_SIZE;
   for (let i = 0; i < footer.count; i++) {
@@ -133,26 +165,42 @@ export function parseTrailer(
   return entries;
 }
 
-/** Checks the 8-byte pack header. */
-export function checkHeader(header: Uint8Array): void {
+/** Checks the 8-byte pack header; `sealed` says which of the two versions it must be. */
+export function checkHeader(header: Uint8Array, sealed = false): void {
   if (header.length < PACK_HEADER_SIZE || HEADER_MAGIC.some((b, i) => header[i] !== b)) {
     throw new SyntaxError("not a bendsave pack (no BSPK header)");
   }
-  if (header[4] !== PACK_VERSION) {
+  const want = sealed ? PACK_VERSION_SEALED : PACK_VERSION;
+  if (header[4] !== want) {
     throw new SyntaxError(
-      `pack format version ${header[4]} is not supported (this reads ${PACK_VERSION})`,
+      `pack format version ${
+        header[4]
+      } is not supported here (this repository's packs are ${want})`,
     );
   }
 }
 
-/** Parses every entry of a whole pack held in memory (header, trailer and footer checked). */
-export function parsePack(pack: Uint8Array): PackEntry[] {
+/**
+ * The footer, the trailer as stored and its block area bounds of a pack
+ * held in memory, header checked; for sealed packs the trailer is still
+ * sealed (open it, then call `parseTrailer` with it as `sealed`).
+ */
+export function splitPack(
+  pack: Uint8Array,
+  sealed: boolean,
+): { footer: { count: number; crc: number }; stored: Uint8Array } {
   if (pack.length < PACK_HEADER_SIZE + PACK_FOOTER_SIZE) {
     throw new SyntaxError(`pack of ${pack.length} bytes is too short`);
   }
-  checkHeader(pack.subarray(0, PACK_HEADER_SIZE));
+  checkHeader(pack.subarray(0, PACK_HEADER_SIZE), sealed);
   const footer = parseFooter(pack.subarray(pack.length - PACK_FOOTER_SIZE));
-  const tStart = pack.length - PACK_FOOTER_SIZE - footer.count * ENTRY_SIZE;
+  const tStart = pack.length - PACK_FOOTER_SIZE - storedTrailerLength(footer.count, sealed);
   if (tStart < PACK_HEADER_SIZE) throw new SyntaxError("pack trailer is longer than the pack");
-  return parseTrailer(pack.subarray(tStart, pack.length - PACK_FOOTER_SIZE), footer, pack.length);
+  return { footer, stored: pack.subarray(tStart, pack.length - PACK_FOOTER_SIZE) };
+}
+
+/** Parses every entry of a whole pack held in memory (header, trailer and footer checked). */
+export function parsePack(pack: Uint8Array): PackEntry[] {
+  const { footer, stored } = splitPack(pack, false);
+  return parseTrailer(stored, footer, pack.length);
 }

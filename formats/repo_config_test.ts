@@ -10,7 +10,7 @@ import {
   parseRepoConfig,
   type RepoConfig,
 } from "./repo_config.ts";
-import { FORMAT_MINOR, FORMAT_VERSION } from "./version.ts";
+import { FORMAT_MINOR, FORMAT_VERSION, NEWEST_READABLE_FORMAT } from "./version.ts";
 
 const ID = "0123456789abcdef".repeat(4);
 const NOW = new Date(Date.UTC(2024, 4, 6, 7, 8, 9, 10));
@@ -70,7 +70,7 @@ Deno.test("parseRepoConfig ignores unknown fields and defaults a missing minor t
 });
 
 Deno.test("parseRepoConfig throws NewerFormatError for a newer major version", () => {
-  for (const version of [FORMAT_VERSION + 1, 99]) {
+  for (const version of [NEWEST_READABLE_FORMAT + 1, 99]) {
     assert.throws(() => parseRepoConfig(edited({ version })), (e: unknown) => {
       assert.ok(e instanceof NewerFormatError);
       assert.equal(e.version, version);
@@ -165,11 +165,13 @@ Deno.test("parseRepoConfig refuses exactly what FORMAT.md section 5's reader che
     { packSize: 1024 * 1024 - 1 },
     { chunker: { ...DEFAULT_FIXED, extra: 1 } },
     { id: ID.toUpperCase() },
+    { version: 2 }, // format 2 is encrypted: it needs an encryption object
+    { version: 2, encryption: { aead: "chacha", idMac: "hmac-sha256", kdf: { name: "argon2id" } } },
   ];
   for (const change of damaged) {
     assert.throws(() => parseRepoConfig(edited(change)), SyntaxError, JSON.stringify(change));
   }
-  assert.throws(() => parseRepoConfig(edited({ version: 2 })), NewerFormatError);
+  assert.throws(() => parseRepoConfig(edited({ version: 3 })), NewerFormatError);
   // Not checked: minor, created, unknown top-level fields.
   for (const change of [{ minor: "x" }, { created: 5 }, { future: true }]) {
     parseRepoConfig(edited(change));

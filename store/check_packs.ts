@@ -24,6 +24,8 @@ export async function checkPacks(
     onWarning?: (message: string) => void;
     /** Packs whose good tree blocks' content the results should hold. */
     keepTrees?: ReadonlySet<string>;
+    /** An encrypted repository's master key: its packs are sealed. */
+    masterKey?: Uint8Array;
   } = {},
 ): Promise<void> {
   const pool = await WorkerPool.start(ENGINE_JOBS, {
@@ -47,7 +49,13 @@ export async function checkPacks(
         }
         const size = bytes.length;
         const keepTrees = options.keepTrees?.has(name) === true;
-        const job = await pool.submit("verify.pack", { name, bytes, keepTrees }, {
+        const mk = options.masterKey;
+        const job = await pool.submit("verify.pack", {
+          name,
+          bytes,
+          keepTrees,
+          ...(mk ? { masterKey: mk } : {}),
+        }, {
           lane,
           ...(pool.threaded ? { transfer: [bytes.buffer as ArrayBuffer] } : {}),
         });

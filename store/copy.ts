@@ -296,7 +296,8 @@ export async function copy(
         message: `removed stale lock ${s.name} in ${store.location}: ${s.reason}`,
       }),
   });
-  const src = await Repository.open(from);
+  const src = await Repository.open(from, { keyOptional: true });
+  src.refuseEncrypted("copy");
   if (!to.capabilities.writable) {
     throw new InvalidInput(
       `the copy destination ${to.location} is read-only: copy into a writable repository`,
@@ -311,7 +312,8 @@ export async function copy(
     let dst: Repository;
     let created = false;
     try {
-      dst = await Repository.open(to);
+      dst = await Repository.open(to, { keyOptional: true });
+      dst.refuseEncrypted("copy");
     } catch (e) {
       if (!(e instanceof RepositoryNotFound)) throw e;
       dst = await Repository.init(to, {

@@ -88,6 +88,14 @@ export class TransientError extends BendsaveError {
   override readonly code = "transient";
 }
 
+/**
+ * An encrypted repository could not be unlocked: no passphrase was given,
+ * or none of its key files opens with the one given.
+ */
+export class PassphraseError extends BendsaveError {
+  override readonly code = "passphrase";
+}
+
 /** The operating system reported an I/O failure (EIO, EMFILE...) that no other class names. */
 export class IoError extends BendsaveError {
   override readonly code = "io";

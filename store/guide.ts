@@ -43,8 +43,20 @@ chunker applies only to parts that record none (streams): ${describeChunker(c.ch
 
 Compression: ${describeCompression(c)}; target pack size: ${formatMiB(c.packSize)}.
 Both are fixed when the repository is created.
-`;
+${c.encryption ? ENCRYPTED : ""}`;
 }
+
+const ENCRYPTED = `
+## This repository is encrypted
+
+Every pack, index file and manifest is sealed with AES-256-GCM under a master
+key; \`keys/\` holds that key wrapped under each passphrase (Argon2id). Give
+the passphrase to every command in BENDSAVE_PASSWORD, or with
+\`--password-file FILE\` or \`--password-command CMD\`. Without it,
+\`bendsave verify <this directory> --read-data\` still checks every file's
+SHA-256 against its name and every manifest's checksum. FORMAT.md section 21
+describes the encryption.
+`;
 
 /**
  * A chunker in words, as the guide and messages print it.

@@ -6,12 +6,13 @@
  */
 import type { BlobStore } from "./drivers/types.ts";
 import {
-  ENTRY_SIZE,
   PACK_FOOTER_SIZE,
   type PackEntry,
   parseFooter,
   parseTrailer,
+  storedTrailerLength,
 } from "../formats/pack.ts";
+import type { RepoCrypto } from "./repo_crypto.ts";
 
 /**
  * The entries of pack `name` of `size` bytes, read from its trailer.
@@ -26,15 +27,19 @@ export async function loadPackTrailer(
   store: BlobStore,
   name: string,
   size: number,
+  /** An encrypted repository's: its packs' trailers are sealed. */
+  crypto: RepoCrypto | null = null,
 ): Promise<PackEntry[]> {
   const h = { kind: "pack" as const, name };
   const footer = parseFooter(
     await store.load(h, { offset: size - PACK_FOOTER_SIZE, length: PACK_FOOTER_SIZE }),
   );
-  const tlen = footer.count * ENTRY_SIZE;
-  return parseTrailer(
-    await store.load(h, { offset: size - PACK_FOOTER_SIZE - tlen, length: tlen }),
-    footer,
-    size,
-  );
+  const tlen = storedTrailerLength(footer.count, crypto !== null);
+  if (crypto && size - PACK_FOOTER_SIZE - tlen < 8) {
+    throw new SyntaxError("pack trailer is longer than the pack");
+  }
+  const stored = await store.load(h, { offset: size - PACK_FOOTER_SIZE - tlen, length: tlen });
+  if (!crypto) return parseTrailer(stored, footer, size);
+  const trailer = await crypto.openTrailer(stored, `pack ${name} trailer`);
+  return parseTrailer(trailer, footer, size, stored);
 }

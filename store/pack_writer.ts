@@ -14,10 +14,14 @@ import { encodeIndexFile, type IndexedPack } from "../formats/index_file.ts";
 import {
   type BlobKind,
   PACK_HEADER_SIZE,
+  PACK_VERSION_SEALED,
   type PackEntry,
   packHeader,
   packTrailer,
+  trailerEntries,
+  withFooter,
 } from "../formats/pack.ts";
+import type { RepoCrypto } from "./repo_crypto.ts";
 import { sha256, toHex } from "../formats/hash.ts";
 
 /** Counters of what a writer stored. */
@@ -52,6 +56,7 @@ export class PackWriter {
   readonly #index: BlockIndex;
   readonly #target: number;
   readonly #separate: boolean;
+  readonly #crypto: RepoCrypto | null;
   /** The open pack of each kind (or of every kind, key -1, without separateTrees). */
   readonly #open = new Map<number, OpenPack>();
   /** The saves, one after the other. */
@@ -69,12 +74,13 @@ export class PackWriter {
   constructor(
     store: BlobStore,
     index: BlockIndex,
-    options: { targetSize: number; separateTrees?: boolean },
+    options: { targetSize: number; separateTrees?: boolean; crypto?: RepoCrypto | null },
   ) {
     this.#store = store;
     this.#index = index;
     this.#target = options.targetSize;
     this.#separate = options.separateTrees ?? false;
+    this.#crypto = options.crypto ?? null;
   }
 
   /** True when the block is in the repository or waiting in this writer. */
@@ -84,15 +90,20 @@ export class PackWriter {
 
   /**
    * Adds a stored block unless it is known. Returns true when it was added.
-   * Saves a pack when the target size is reached.
+   * Saves a pack when the target size is reached. In an encrypted
+   * repository the writer seals `data` unless it is `sealed` already (the
+   * reader threads seal what they cut).
    */
   async add(
     id: Uint8Array,
     kind: BlobKind,
-    block: { codec: number; data: Uint8Array; rawLength: number },
+    block: { codec: number; data: Uint8Array; rawLength: number; sealed?: boolean },
   ): Promise<boolean> {
     if (this.has(id)) return false;
     this.#pending.add(toHex(id));
+    if (this.#crypto && !block.sealed) {
+      block = { ...block, data: await this.#crypto.sealBlock(id, block.data) };
+    }
     const key = this.#separate ? kind : -1;
     let pack = this.#open.get(key);
     if (!pack) this.#open.set(key, pack = openPack());
@@ -131,7 +142,13 @@ export class PackWriter {
 
   async #save(pack: OpenPack): Promise<void> {
     const entries = pack.entries;
-    const parts = [packHeader(), ...pack.parts, packTrailer(entries)];
+    const parts = this.#crypto
+      ? [
+        packHeader(PACK_VERSION_SEALED),
+        ...pack.parts,
+        withFooter(await this.#crypto.sealTrailer(trailerEntries(entries)), entries.length),
+      ]
+      : [packHeader(), ...pack.parts, packTrailer(entries)];
     let total = 0;
     for (const p of parts) total += p.length;
     const bytes = new Uint8Array(total);
@@ -166,7 +183,8 @@ export class PackWriter {
   async writeIndex(): Promise<string | null> {
     await this.flush();
     if (this.#written.length === 0) return null;
-    const bytes = encodeIndexFile(this.#written);
+    const plain = encodeIndexFile(this.#written);
+    const bytes = this.#crypto ? await this.#crypto.sealIndexFile(plain) : plain;
     const name = toHex(sha256(bytes));
     await this.#store.save({ kind: "index", name }, bytes);
     crashPoint("index");

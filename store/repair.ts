@@ -36,7 +36,8 @@ export async function repairIndex(
 ): Promise<RepairResult> {
   const emit: EventSink = options.onEvent ?? (() => {});
   throwIfCancelled(options.signal, "repair");
-  await Repository.open(store); // checks config and format version
+  // Checks config and format version (and unlocks an encrypted repository: its trailers are sealed).
+  const crypto = (await Repository.open(store)).crypto;
   const lock = await RepositoryLock.acquire(store, "exclusive", {
     operation: "repair index",
     onStale: reportStale(emit),
@@ -53,14 +54,14 @@ export async function repairIndex(
       try {
         let entries;
         try {
-          entries = await loadPackTrailer(store, f.name, f.size);
+          entries = await loadPackTrailer(store, f.name, f.size, crypto);
         } catch {
           // Read the whole pack: a hash mismatch tells damage from a trailer-only problem.
           const bytes = await store.load(h);
           if (toHex(sha256(bytes)) !== f.name) {
             throw new SyntaxError("content does not match its name");
           }
-          entries = parsePack(bytes);
+          entries = crypto ? await crypto.packEntries(bytes, f.name) : parsePack(bytes);
         }
         packs.push({ packId: fromHex(f.name), packSize: f.size, entries });
         blocks += entries.length;
@@ -77,7 +78,8 @@ export async function repairIndex(
     await checkpoint(options.signal, "repair");
     let indexFile: string | null = null;
     if (packs.length > 0) {
-      const bytes = encodeIndexFile(packs);
+      const plain = encodeIndexFile(packs);
+      const bytes = crypto ? await crypto.sealIndexFile(plain) : plain;
       indexFile = toHex(sha256(bytes));
       await store.save({ kind: "index", name: indexFile }, bytes);
     }

@@ -12,6 +12,7 @@ import {
   IntegrityError,
   InvalidInput,
   NotFound,
+  PassphraseError,
   RepositoryNotFound,
   UnsupportedFormat,
 } from "./errors.ts";
@@ -22,9 +23,12 @@ import { equalBytes, isHexId, sha256, toHex } from "../formats/hash.ts";
 import {
   compareManifestNames,
   decodeManifest,
+  encodeManifest as encodeManifestBody,
+  encodeManifestFile,
   isManifestName,
   isReadableVersion,
   type Manifest,
+  manifestEnvelope,
   NewerManifestError,
   openManifestFile,
 } from "../formats/manifest.ts";
@@ -37,8 +41,14 @@ import {
   type RepoConfig,
 } from "../formats/repo_config.ts";
 import { decodeTree, type TreeNode } from "../formats/tree.ts";
-import { FORMAT_VERSION } from "../formats/version.ts";
+import { NEWEST_READABLE_FORMAT } from "../formats/version.ts";
 import { repositoryGuide } from "./guide.ts";
+import { RepoCrypto } from "./repo_crypto.ts";
+import { addKeySlot, type PassphraseSource, passphraseSource, unlock } from "./keys.ts";
+import { blockIdOf } from "../formats/block_seal.ts";
+import { DEFAULT_KDF } from "../formats/key_file.ts";
+import { generateMasterKey } from "../formats/master_key.ts";
+import { SealError } from "../formats/seal.ts";
 
 /** Options for creating a repository. */
 export interface InitOptions {
@@ -46,6 +56,22 @@ export interface InitOptions {
   readonly compression?: CompressionOptions;
   readonly packSize?: number;
   readonly now?: Date;
+  /** Create an encrypted repository (format 2) whose first key slot opens with this passphrase. */
+  readonly passphrase?: string;
+  /** KDF cost of the first key slot (tests use a cheap one). */
+  readonly kdf?: { memoryKiB: number; iterations: number; parallelism: number };
+}
+
+/** Options of {@linkcode Repository.open}. */
+export interface OpenOptions {
+  /** Where to get the passphrase of an encrypted repository (default: the one the CLI set). */
+  readonly passphrase?: PassphraseSource;
+  /**
+   * Open an encrypted repository even without a passphrase (keyless
+   * verify): `crypto` is then null and anything that needs the key throws.
+   */
+  readonly keyOptional?: boolean;
+  readonly onWarning?: (message: string) => void;
 }
 
 /** A manifest with its file name and id. */
@@ -64,15 +90,53 @@ export class Repository {
   readonly store: BlobStore;
   readonly config: RepoConfig;
   readonly index: BlockIndex = new BlockIndex();
+  /** The master key's sealing and ids: set in an encrypted repository opened with its passphrase. */
+  readonly crypto: RepoCrypto | null;
+  /** The key slot (key file name) that unlocked it, or null. */
+  readonly keySlot: string | null;
   #indexLoaded = false;
 
-  private constructor(store: BlobStore, config: RepoConfig) {
+  private constructor(
+    store: BlobStore,
+    config: RepoConfig,
+    crypto: RepoCrypto | null = null,
+    keySlot: string | null = null,
+  ) {
     this.store = store;
     this.config = config;
+    this.crypto = crypto;
+    this.keySlot = keySlot;
+  }
+
+  /** True for an encrypted repository (format 2), whether or not it was unlocked. */
+  get encrypted(): boolean {
+    return this.config.encryption !== undefined;
+  }
+
+  /** The id of plaintext block `raw`: keyed in an encrypted repository, SHA-256 otherwise. */
+  blockId(raw: Uint8Array): Uint8Array {
+    return this.crypto ? this.crypto.blockId(raw) : blockIdOf(raw);
+  }
+
+  /** Throws PassphraseError when the repository is encrypted and was opened without its key. */
+  requireKey(): void {
+    if (this.encrypted && !this.crypto) throw noPassphrase(this.store.location);
+  }
+
+  /**
+   * Refuses an encrypted repository for an operation this bendsave does not
+   * do on one yet (`what`, for example "vacuum"), with a one-line message.
+   */
+  refuseEncrypted(what: string): void {
+    if (this.encrypted) {
+      throw new InvalidInput(
+        `${what} on an encrypted repository is not supported by this bendsave yet (${this.store.location} is encrypted): nothing was changed`,
+      );
+    }
   }
 
   /** Opens an existing repository; RepositoryNotFound when there is none. */
-  static async open(store: BlobStore): Promise<Repository> {
+  static async open(store: BlobStore, options: OpenOptions = {}): Promise<Repository> {
     let bytes: Uint8Array;
     try {
       bytes = await store.load({ kind: "config", name: "config" });
@@ -84,12 +148,13 @@ export class Repository {
       }
       throw e;
     }
+    let config: RepoConfig;
     try {
-      return new Repository(store, parseRepoConfig(bytes));
+      config = parseRepoConfig(bytes);
     } catch (e) {
       if (e instanceof NewerFormatError) {
         throw new UnsupportedFormat(
-          `repository ${store.location} has format version ${e.version}, newer than this bendsave reads (${FORMAT_VERSION}): use a newer bendsave`,
+          `repository ${store.location} has format version ${e.version}, newer than this bendsave reads (${NEWEST_READABLE_FORMAT}): use a newer bendsave`,
         );
       }
       throw new IntegrityError(
@@ -98,20 +163,47 @@ export class Repository {
         }): restore the config file from a copy of the repository`,
       );
     }
+    if (!config.encryption) return new Repository(store, config);
+    const passphrase = await (options.passphrase ?? passphraseSource())();
+    if (passphrase === null) {
+      if (options.keyOptional) return new Repository(store, config);
+      throw noPassphrase(store.location);
+    }
+    const { masterKey, slot } = await unlock(store, config.id, passphrase, options.onWarning);
+    return new Repository(store, config, await RepoCrypto.from(masterKey), slot);
   }
 
   /** Creates a repository in an empty store. */
   static async init(store: BlobStore, options: InitOptions = {}): Promise<Repository> {
+    const kdf = options.kdf ?? DEFAULT_KDF;
     const config = newRepoConfig(randomBytes(32).toString("hex"), {
       chunker: options.chunker ?? DEFAULT_FIXED,
       compression: options.compression ?? DEFAULT_COMPRESSION,
       packSize: options.packSize ?? DEFAULT_PACK_SIZE,
       now: options.now ?? new Date(),
+      ...(options.passphrase === undefined ? {} : {
+        encryption: {
+          aead: "aes-256-gcm",
+          idMac: "hmac-sha256",
+          kdf: { name: "argon2id", ...kdf },
+        },
+      }),
     });
     for await (const _ of store.list("manifest")) {
       throw new InvalidInput(
         `${store.location} holds manifests but no config: it is a damaged repository, not an empty directory; restore its config file`,
       );
+    }
+    let crypto: RepoCrypto | null = null;
+    let slot: string | null = null;
+    if (options.passphrase !== undefined) {
+      // The key slot first: a config without a key would be a repository nobody can open.
+      const master = await generateMasterKey();
+      slot = await addKeySlot(store, config.id, master.raw, options.passphrase, {
+        kdf,
+        ...(options.now ? { now: options.now } : {}),
+      });
+      crypto = await RepoCrypto.from(master.raw);
     }
     await store.save({ kind: "config", name: "config" }, encodeRepoConfig(config), {
       exclusive: true,
@@ -120,7 +212,7 @@ export class Repository {
       { kind: "guide", name: "bendsave.md" },
       new TextEncoder().encode(repositoryGuide(config)),
     );
-    return new Repository(store, config);
+    return new Repository(store, config, crypto, slot);
   }
 
   /**
@@ -130,6 +222,7 @@ export class Repository {
    */
   async loadIndex(onDamaged?: (name: string, error: IntegrityError) => void): Promise<number> {
     if (this.#indexLoaded) return 0;
+    this.requireKey();
     let files = 0;
     for await (const f of this.store.list("index")) {
       if (!isHexId(f.name)) continue; // not an index file (a stray file someone put there)
@@ -141,7 +234,7 @@ export class Repository {
         );
       } else {
         try {
-          this.index.loadIndexFile(bytes);
+          this.index.loadIndexFile(await this.openIndexFile(bytes, f.name));
         } catch (e) {
           problem = new IntegrityError(
             `index file ${f.name} is damaged (${(e as Error).message}): run bendsave repair index`,
@@ -157,6 +250,16 @@ export class Repository {
     }
     this.#indexLoaded = true;
     return files;
+  }
+
+  /**
+   * The plain (version 1) bytes of index file `name`: itself in an
+   * unencrypted repository, its records opened in an encrypted one.
+   */
+  async openIndexFile(bytes: Uint8Array, name: string): Promise<Uint8Array> {
+    if (!this.encrypted) return bytes;
+    this.requireKey();
+    return await this.crypto!.openIndexFile(bytes, name);
   }
 
   /** Where a block is, or an IntegrityError naming what needs it. */
@@ -214,7 +317,7 @@ export class Repository {
         })`,
       );
     }
-    if (!equalBytes(sha256(raw), id)) {
+    if (!equalBytes(this.blockId(raw), id)) {
       throw new IntegrityError(
         `block ${toHex(id)} in pack ${
           toHex(loc.packId)
@@ -228,7 +331,31 @@ export class Repository {
   async readBlob(id: Uint8Array, what: string): Promise<Uint8Array> {
     const loc = this.locate(id, what);
     const stored = await this.loadPackRange(loc.packId, loc.offset, loc.storedLength, what);
-    return this.decodeStored(id, loc, stored, what);
+    return this.decodeStored(id, loc, await this.openStored(id, loc, stored, what), what);
+  }
+
+  /**
+   * The stored (compressed) bytes of a block as read from its pack: itself
+   * in an unencrypted repository, opened in an encrypted one
+   * (IntegrityError naming the block and pack when it does not authenticate).
+   */
+  async openStored(
+    id: Uint8Array,
+    loc: BlobLocation,
+    stored: Uint8Array,
+    what: string,
+  ): Promise<Uint8Array> {
+    if (!this.crypto) return stored;
+    try {
+      return await this.crypto.openBlock(
+        id,
+        stored,
+        `block ${toHex(id)} in pack ${toHex(loc.packId)} needed by ${what}`,
+      );
+    } catch (e) {
+      if (e instanceof SealError) throw new IntegrityError(e.message);
+      throw e;
+    }
   }
 
   /** Reads and decodes a tree. */
@@ -262,7 +389,42 @@ export class Repository {
         `"${name}" is not a manifest name: use a name such as 20260101_120000.manifest`,
       );
     }
-    return parseManifestRecord(name, await this.loadManifestBytes(name));
+    return await this.parseManifest(name, await this.loadManifestBytes(name));
+  }
+
+  /**
+   * Checks and decodes the bytes of manifest file `name`, opening its
+   * sealed body in an encrypted repository.
+   */
+  async parseManifest(name: string, bytes: Uint8Array): Promise<ManifestRecord> {
+    if (!this.encrypted) return parseManifestRecord(name, bytes);
+    this.requireKey();
+    let body: Uint8Array;
+    try {
+      const env = openManifestFile(bytes);
+      if (env.version !== this.config.version) {
+        throw new SyntaxError(
+          `its envelope says format ${env.version}, the repository's is ${this.config.version}`,
+        );
+      }
+      body = await this.crypto!.openManifest(name, env.body);
+    } catch (e) {
+      throw new IntegrityError(
+        `manifest ${name} is damaged (${
+          (e as Error).message
+        }): restore it from another copy, or restore an older manifest`,
+      );
+    }
+    return parseManifestRecord(name, bytes, body);
+  }
+
+  /** The bytes of manifest file `name` holding `m`: sealed in an encrypted repository. */
+  async encodeManifest(name: string, m: Manifest): Promise<Uint8Array> {
+    if (!this.crypto) return encodeManifestFile(m);
+    return manifestEnvelope(
+      m.formatVersion,
+      await this.crypto.sealManifest(name, encodeManifestBody(m)),
+    );
   }
 
   /**
@@ -301,12 +463,19 @@ export class Repository {
   }
 }
 
-/** Checks and decodes manifest file bytes. */
-export function parseManifestRecord(name: string, bytes: Uint8Array): ManifestRecord {
+/**
+ * Checks and decodes manifest file bytes; `opened` is the body of an
+ * encrypted repository's manifest, already opened.
+ */
+export function parseManifestRecord(
+  name: string,
+  bytes: Uint8Array,
+  opened?: Uint8Array,
+): ManifestRecord {
   let manifest: Manifest;
   try {
     const env = openManifestFile(bytes);
-    manifest = decodeManifest(env.body);
+    manifest = decodeManifest(opened ?? env.body);
     if (!isReadableVersion(manifest.formatVersion) || manifest.formatVersion !== env.version) {
       throw new SyntaxError(`format version ${manifest.formatVersion} does not match its header`);
     }
@@ -314,7 +483,7 @@ export function parseManifestRecord(name: string, bytes: Uint8Array): ManifestRe
     if (e instanceof BendsaveError) throw e;
     if (e instanceof NewerManifestError) {
       throw new UnsupportedFormat(
-        `manifest ${name} has format version ${e.version}, newer than this bendsave reads (${FORMAT_VERSION}): use a newer bendsave`,
+        `manifest ${name} has format version ${e.version}, newer than this bendsave reads (${NEWEST_READABLE_FORMAT}): use a newer bendsave`,
       );
     }
     throw new IntegrityError(
@@ -324,4 +493,11 @@ export function parseManifestRecord(name: string, bytes: Uint8Array): ManifestRe
     );
   }
   return { name, id: sha256(bytes), manifest, size: bytes.length };
+}
+
+/** The error of an encrypted repository opened without a passphrase. */
+function noPassphrase(location: string): PassphraseError {
+  return new PassphraseError(
+    `repository ${location} is encrypted: give its passphrase in BENDSAVE_PASSWORD, or with --password-file FILE or --password-command CMD`,
+  );
 }

@@ -267,7 +267,7 @@ export async function vacuum(store: BlobStore, options: VacuumOptions = {}): Pro
     for (const hex of unindexedPacks) {
       let entries: PackEntry[];
       try {
-        entries = await loadPackTrailer(store, hex, sizeOf(hex));
+        entries = await loadPackTrailer(store, hex, sizeOf(hex), repo.crypto);
       } catch {
         continue; // damaged trailer: no block of it can be read through the index either
       }
@@ -387,24 +387,26 @@ export async function vacuum(store: BlobStore, options: VacuumOptions = {}): Pro
       for (const e of entries) fresh.add(np, e);
       survivors.push({ packId: p.id, packSize: p.size, entries });
     }
-    const writer = new PackWriter(store, fresh, { targetSize: repo.config.packSize });
+    const writer = new PackWriter(store, fresh, {
+      targetSize: repo.config.packSize,
+      crypto: repo.crypto,
+    });
     for (const hex of repackPacks) {
       await stopIfCancelled(true);
       const bytes = await store.load({ kind: "pack", name: hex });
-      for (const e of parsePack(bytes)) {
+      const entries = repo.crypto ? await repo.crypto.packEntries(bytes, hex) : parsePack(bytes);
+      for (const e of entries) {
         if (!live.has(toHex(e.id))) continue;
         const stored = bytes.subarray(e.offset, e.offset + e.storedLength);
         // Check before copying: a damaged block must not be laundered into a new pack.
-        repo.decodeStored(
-          e.id,
-          { ...repo.index.lookup(e.id)!, codec: e.codec, rawLength: e.rawLength },
-          stored,
-          `repack of pack ${hex}`,
-        );
+        const loc = { ...repo.index.lookup(e.id)!, codec: e.codec, rawLength: e.rawLength };
+        const what = `repack of pack ${hex}`;
+        repo.decodeStored(e.id, loc, await repo.openStored(e.id, loc, stored, what), what);
         await writer.add(e.id, e.kind, {
           codec: e.codec,
           data: stored.slice(),
           rawLength: e.rawLength,
+          sealed: true, // an encrypted repository's block moves as sealed (unchanged otherwise)
         });
       }
       progress();
@@ -418,7 +420,8 @@ export async function vacuum(store: BlobStore, options: VacuumOptions = {}): Pro
     for await (const f of store.list("index")) if (isHexId(f.name)) oldIndex.push(f.name);
     let indexFile: string | null = null;
     if (survivors.length > 0) {
-      const bytes = encodeIndexFile(survivors);
+      const plain = encodeIndexFile(survivors);
+      const bytes = repo.crypto ? await repo.crypto.sealIndexFile(plain) : plain;
       indexFile = toHex(sha256(bytes));
       await store.save({ kind: "index", name: indexFile }, bytes);
       indexWritten = true;

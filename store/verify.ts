@@ -77,6 +77,8 @@ export interface VerifyReport {
   /** Packs nothing references (space a vacuum can free; not damage). */
   readonly reclaimable: { packs: number; bytes: number } | null;
   readonly ok: boolean;
+  /** An encrypted repository checked without its key: hashes and checksums only. */
+  readonly keyless?: boolean;
 }
 
 /**
@@ -86,7 +88,18 @@ export interface VerifyReport {
 export async function verify(store: BlobStore, options: VerifyOptions = {}): Promise<VerifyReport> {
   const emit: EventSink = options.onEvent ?? (() => {});
   throwIfCancelled(options.signal, "verify");
-  const repo = await Repository.open(store); // a missing or newer repository fails before any lock is written
+  // A missing or newer repository fails before any lock is written.
+  const repo = await Repository.open(store, { keyOptional: true });
+  if (repo.encrypted && !repo.crypto) {
+    const { verifyKeyless } = await import("./verify_keyless.ts");
+    return await withLock(
+      store,
+      "shared",
+      "verify",
+      reportStale(emit),
+      () => verifyKeyless(repo, store, options, emit),
+    );
+  }
   return await withLock(
     store,
     "shared",
@@ -103,13 +116,13 @@ async function verifyLocked(
   emit: EventSink,
 ): Promise<VerifyReport> {
   const problems = new Problems();
-  const { indexed, files: indexFiles } = await checkIndexFiles(store, problems);
+  const { indexed, files: indexFiles } = await checkIndexFiles(store, problems, repo);
   await repo.loadIndex(() => {}); // same files; damaged ones were reported above
   const scan = await checkManifests(repo, store, options.manifests, problems);
   const selection = options.manifests?.length ? options.manifests : null;
   // Pack files are checked before the walk so that a read of every pack can
   // run beside it; their damage is reported after the walk's, as it always was.
-  const packFiles = await checkPackFiles(store, indexed);
+  const packFiles = await checkPackFiles(store, indexed, repo.crypto);
   const readsData = options.readData === true || options.subset !== undefined;
   const random = options.random ?? Math.random;
   const stop = new AbortController();
@@ -122,6 +135,7 @@ async function verifyLocked(
       stop: stop.signal,
       emit,
       ...(trees ? { trees } : {}),
+      ...(repo.crypto ? { masterKey: repo.crypto.key.raw } : {}),
     });
     return { scope, read: settled(read), trees };
   };

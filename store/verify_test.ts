@@ -214,10 +214,10 @@ Deno.test("restore refuses a block whose hash does not match, names the file, an
 Deno.test("verify reports a manifest of a newer major as newer and skipped, not as damaged", async () => {
   await using t = await tempDir();
   const f = await fixture(t.dir);
-  // What a major-2 writer might leave: a manifest whose checksum major 1 does not know.
+  // What a major-3 writer might leave: a manifest whose checksum major 2 does not know.
   const file = path.join(f.repo, "manifests", "29990101_000000.manifest");
   const bytes = new Uint8Array(100);
-  bytes.set([0x42, 0x53, 0x4d, 0x46, 2, 0, 0, 0]);
+  bytes.set([0x42, 0x53, 0x4d, 0x46, 3, 0, 0, 0]);
   fs.writeFileSync(file, bytes);
   const r = await verify(f.store);
   assert.deepEqual(r.problems, []);

@@ -335,7 +335,8 @@ export async function pushWal(
       `${store.location} is a read-only (${store.capabilities.name}) repository: archive WAL into a local path or s3:// repository`,
     );
   }
-  const repo = await Repository.open(store);
+  const repo = await Repository.open(store, { keyOptional: true });
+  repo.refuseEncrypted("WAL archiving");
   let data: Uint8Array;
   try {
     data = readWholeFile(file);
@@ -484,7 +485,8 @@ export async function fetchWal(
 ): Promise<FetchWalResult> {
   const parsed = walName(name);
   throwIfCancelled(options.signal, "wal-fetch");
-  const repo = await Repository.open(store);
+  const repo = await Repository.open(store, { keyOptional: true });
+  repo.refuseEncrypted("WAL archiving");
   const systemId = await fetchSystemId(store, options);
   const h = walHandle(systemId, parsed.name);
   const record = await loadRecordOrNull(store, h);

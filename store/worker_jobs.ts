@@ -14,6 +14,7 @@ import {
   type FileResult,
   type ReaderSettings,
   readFileBlocks,
+  sealResults,
 } from "./archiver/file_blocks.ts";
 import { FileWriter, type WriteOp, type WriteReport } from "./restore/file_writer.ts";
 import type { PackCheck } from "./pack_check.ts";
@@ -80,10 +81,15 @@ export const backupRead: JobKind<ReadBatch, void, FileResult[]> = {
         let bytes = 0;
         const send = async () => {
           if (results.length === 0) return;
-          const [r, t, b] = [results, transfer, bytes];
+          const [r, b] = [results, bytes];
+          let t = transfer;
           results = [];
           transfer = [];
           bytes = 0;
+          if (batch.settings.masterKey) {
+            await sealResults(r, batch.settings);
+            t = transferOf(r);
+          }
           await ctx.part(r, t, b);
         };
         for (const job of batch.jobs) {
@@ -129,25 +135,30 @@ export const backupChunk: JobKind<ChunkPiece, void, FileResult[]> = {
           open.delete(piece.stream);
         }
         const out = blocks.take();
-        const transfer: ArrayBuffer[] = [];
         let bytes = 0;
-        for (const b of out) {
-          if (!b.data) continue;
-          transfer.push(b.data.buffer as ArrayBuffer);
-          bytes += b.data.length;
-        }
+        for (const b of out) if (b.data) bytes += b.data.length;
         const r: FileResult = {
           job: piece.stream,
           blocks: out,
           done: piece.end === true,
           bytesRead: blocks.bytesRead,
         };
-        await ctx.part([r], transfer, bytes);
+        await sealResults([r], piece.settings);
+        await ctx.part([r], transferOf([r]), bytes);
       },
       close: () => open.clear(),
     };
   },
 };
+
+/** The buffers of the block data of `results`, to transfer with them. */
+function transferOf(results: FileResult[]): ArrayBuffer[] {
+  const out: ArrayBuffer[] = [];
+  for (const r of results) {
+    for (const b of r.blocks) if (b.data) out.push(b.data.buffer as ArrayBuffer);
+  }
+  return out;
+}
 
 /**
  * `restore.write`: applies write steps on one lane; a file's steps may span
@@ -172,14 +183,18 @@ export const restoreWrite: JobKind<WriteOp[], WriteReport> = {
  * whose static imports hold a top-level await never finishes loading.
  */
 export const verifyPack: JobKind<
-  { name: string; bytes: Uint8Array; keepTrees?: boolean },
+  { name: string; bytes: Uint8Array; keepTrees?: boolean; masterKey?: Uint8Array },
   PackCheck
 > = {
   create() {
     let module: Promise<typeof import("./pack_check.ts")> | null = null;
     return {
-      run: async ({ name, bytes, keepTrees }) =>
-        (await (module ??= import("./pack_check.ts"))).checkPack(name, bytes, keepTrees === true),
+      run: async ({ name, bytes, keepTrees, masterKey }) => {
+        const m = await (module ??= import("./pack_check.ts"));
+        return masterKey
+          ? await m.checkSealedPack(name, bytes, masterKey, keepTrees === true)
+          : m.checkPack(name, bytes, keepTrees === true);
+      },
     };
   },
 };

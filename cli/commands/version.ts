@@ -4,8 +4,11 @@
  * @module
  */
 import {
+  ENCRYPTED_FORMAT_MINOR,
+  ENCRYPTED_FORMAT_VERSION,
   FORMAT_MINOR,
   FORMAT_VERSION,
+  NEWEST_READABLE_FORMAT,
   OLDEST_READABLE_FORMAT,
   TOOL_VERSION,
 } from "../../formats/version.ts";
@@ -21,7 +24,7 @@ export function versionText(): string {
   const bun = (globalThis as { Bun?: { version: string } }).Bun;
   return [
     `bendsave ${TOOL_VERSION}`,
-    `repository format: writes ${FORMAT_VERSION}.${FORMAT_MINOR}, reads ${OLDEST_READABLE_FORMAT} to ${FORMAT_VERSION}`,
+    `repository format: writes ${FORMAT_VERSION}.${FORMAT_MINOR} (${ENCRYPTED_FORMAT_VERSION}.${ENCRYPTED_FORMAT_MINOR} encrypted), reads ${OLDEST_READABLE_FORMAT} to ${NEWEST_READABLE_FORMAT}`,
     `built: ${BUILD_INFO.how} (${bun ? `bun ${bun.version}` : runtime})`,
   ].join("\n");
 }

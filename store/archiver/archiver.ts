@@ -531,6 +531,7 @@ class Archiver<D> {
             codec: b.codec,
             data: b.data,
             rawLength: b.rawLength,
+            sealed: this.#settings.masterKey !== undefined, // sealed on the thread that cut it
           });
         } else if (!ctx.writer.has(b.id)) {
           throw new Error(

@@ -11,7 +11,9 @@ import fs from "node:fs";
 import { openRead } from "../_byte_path.ts";
 import { type ChunkerParams, createChunker } from "../../formats/chunker.ts";
 import { type CompressionOptions, encodeBlock } from "../../formats/codec.ts";
-import { sha256, toHex } from "../../formats/hash.ts";
+import { toHex } from "../../formats/hash.ts";
+import { blockIdOf, sealBlock } from "../../formats/block_seal.ts";
+import { importSealKey, type SealKey } from "../../formats/seal.ts";
 
 /** A file to read. */
 export interface FileJob {
@@ -49,6 +51,34 @@ export interface FileResult {
 export interface ReaderSettings {
   readonly chunker: ChunkerParams;
   readonly compression: CompressionOptions;
+  /**
+   * An encrypted repository's master key (64 bytes): ids are then keyed
+   * (HMAC of the plaintext) and {@linkcode sealResults} seals the blocks.
+   */
+  readonly masterKey?: Uint8Array;
+}
+
+/** Import of each master key's seal half, once per thread. */
+const sealKeys = new Map<string, Promise<SealKey>>();
+
+/**
+ * Seals the data of every block of `results` in place when `settings`
+ * holds a master key (after compression: the worker jobs call it on each
+ * piece before sending it).
+ */
+export async function sealResults(results: FileResult[], settings: ReaderSettings): Promise<void> {
+  const mk = settings.masterKey;
+  if (!mk) return;
+  const hex = toHex(mk.subarray(0, 8));
+  let key = sealKeys.get(hex);
+  if (!key) sealKeys.set(hex, key = importSealKey(mk.subarray(0, 32)));
+  const k = await key;
+  for (const r of results) {
+    for (let i = 0; i < r.blocks.length; i++) {
+      const b = r.blocks[i]!;
+      if (b.data) r.blocks[i] = { ...b, data: await sealBlock(k, b.id, b.data) };
+    }
+  }
 }
 
 const READ_SIZE = 8 * 1024 * 1024;
@@ -141,6 +171,7 @@ export class BlockEncoder {
   bytes = 0;
   readonly #settings: ReaderSettings;
   readonly #seen: Set<string>;
+  readonly #idKey: Uint8Array | null;
   readonly #known = new Set<string>();
   #out: BlockResult[] = [];
 
@@ -148,6 +179,7 @@ export class BlockEncoder {
   constructor(settings: ReaderSettings, seen: Set<string>, known?: Uint8Array) {
     this.#settings = settings;
     this.#seen = seen;
+    this.#idKey = settings.masterKey ? settings.masterKey.slice(32) : null;
     if (known) {
       for (let i = 0; i + 32 <= known.length; i += 32) {
         this.#known.add(toHex(known.subarray(i, i + 32)));
@@ -157,7 +189,7 @@ export class BlockEncoder {
 
   /** Adds the block `raw` (it is not kept: its compressed copy is). */
   encode(raw: Uint8Array): void {
-    const id = sha256(raw);
+    const id = blockIdOf(raw, this.#idKey);
     const hex = toHex(id);
     let codec = 0;
     let data: Uint8Array | null = null;

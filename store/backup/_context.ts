@@ -9,7 +9,6 @@ import type { PackWriter } from "../pack_writer.ts";
 import type { EventSink } from "./events.ts";
 import type { EnginePool } from "../worker_jobs.ts";
 import { encodeBlock } from "../../formats/codec.ts";
-import { sha256 } from "../../formats/hash.ts";
 import type { ManifestStats } from "../../formats/manifest.ts";
 import { BlobKind } from "../../formats/pack.ts";
 import { encodeTree, nameKey, type TreeNode } from "../../formats/tree.ts";
@@ -47,7 +46,7 @@ export function warn(ctx: BackupContext, p: string, message: string): void {
 /** Encodes and stores a tree unless the repository has it; returns its id. */
 export async function storeTree(ctx: BackupContext, nodes: TreeNode[]): Promise<Uint8Array> {
   const bytes = encodeTree(nodes);
-  const id = sha256(bytes);
+  const id = ctx.repo.blockId(bytes);
   if (!ctx.writer.has(id)) {
     const enc = encodeBlock(bytes, ctx.repo.config.compression);
     await ctx.writer.add(id, BlobKind.tree, {

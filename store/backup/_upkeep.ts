@@ -44,7 +44,7 @@ export async function removeStaleTemporaryFiles(store: BlobStore, emit: EventSin
 export async function abandonNewRepository(store: BlobStore): Promise<boolean> {
   for await (const _ of store.list("manifest")) return false;
   for await (const _ of store.list("lock")) return false;
-  for (const kind of ["pack", "index"] as const) {
+  for (const kind of ["pack", "index", "key"] as const) {
     const names: string[] = [];
     for await (const f of store.list(kind)) names.push(f.name);
     for (const name of names) await store.remove({ kind, name });

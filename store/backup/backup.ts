@@ -19,14 +19,19 @@ import { abandonNewRepository, ignoredInitOptions, removeStaleTemporaryFiles } f
 import { sha256 } from "../../formats/hash.ts";
 import {
   emptyStats,
-  encodeManifestFile,
   type Manifest,
   manifestName,
   type ManifestPart,
   type ManifestStats,
 } from "../../formats/manifest.ts";
 import type { ChunkerParams } from "../../formats/chunker.ts";
-import { FORMAT_MINOR, FORMAT_VERSION, TOOL_VERSION } from "../../formats/version.ts";
+import {
+  ENCRYPTED_FORMAT_MINOR,
+  ENCRYPTED_FORMAT_VERSION,
+  FORMAT_MINOR,
+  FORMAT_VERSION,
+  TOOL_VERSION,
+} from "../../formats/version.ts";
 import { excludeMatcher } from "../../formats/glob.ts";
 import { WorkerPool } from "../worker_pool.ts";
 import { ENGINE_JOBS } from "../worker_jobs.ts";
@@ -106,6 +111,11 @@ export async function backup(
     repo = await Repository.init(store, options.init ?? {});
     created = true;
   }
+  if (!created && options.init?.passphrase !== undefined && !repo.encrypted) {
+    throw new InvalidInput(
+      `${store.location} holds an unencrypted repository: --encrypt only creates a new one; back up into a new location (or copy the backups there once copy re-encrypts)`,
+    );
+  }
   const emit: EventSink = options.onEvent ?? (() => {});
   if (!created) {
     for (const message of ignoredInitOptions(repo.config, options.init)) {
@@ -130,6 +140,7 @@ export async function backup(
   const writer = new PackWriter(store, repo.index, {
     targetSize: repo.config.packSize,
     separateTrees: true,
+    crypto: repo.crypto,
   });
   let pool: Promise<EnginePool> | null = null;
   try {
@@ -170,8 +181,8 @@ export async function backup(
       ? await source.conclude({ parent: parent?.manifest ?? null })
       : null;
     const manifest: Manifest = {
-      formatVersion: FORMAT_VERSION,
-      formatMinor: FORMAT_MINOR,
+      formatVersion: repo.encrypted ? ENCRYPTED_FORMAT_VERSION : FORMAT_VERSION,
+      formatMinor: repo.encrypted ? ENCRYPTED_FORMAT_MINOR : FORMAT_MINOR,
       timeMs: start,
       endTimeMs: now(),
       kind: parent ? "incremental" : "full",
@@ -188,11 +199,10 @@ export async function backup(
       logSegments: [],
       catalog: concluded ? concluded.catalog : source.catalog?.() ?? null,
     };
-    const bytes = encodeManifestFile(manifest);
     // The last safe point: after it the manifest is written.
     await beforeCommit(options.signal, "backup");
     crashPoint("before-manifest");
-    const name = await saveManifest(repo, start, bytes);
+    const { name, bytes } = await saveManifest(repo, start, manifest);
     committed = true;
     crashPoint("manifest");
     return {
@@ -229,13 +239,19 @@ function localDir(store: BlobStore): { dev: number; ino: number } | null {
   }
 }
 
-async function saveManifest(repo: Repository, timeMs: number, bytes: Uint8Array): Promise<string> {
+async function saveManifest(
+  repo: Repository,
+  timeMs: number,
+  manifest: Manifest,
+): Promise<{ name: string; bytes: Uint8Array }> {
   const existing = await repo.manifestNames();
   for (;;) {
     const name = manifestName(timeMs, existing);
+    // Encoded per name: an encrypted repository's manifest is sealed to its name.
+    const bytes = await repo.encodeManifest(name, manifest);
     try {
       await repo.store.save({ kind: "manifest", name }, bytes, { exclusive: true });
-      return name;
+      return { name, bytes };
     } catch (e) {
       if (!(e instanceof AlreadyExists)) throw e;
       existing.push(name); // another backup took it a moment ago
@@ -276,7 +292,7 @@ async function backupPart(
   stats.addedBytes = ctx.writer.stats.storedBytes - written.storedBytes;
   stats.newBlocks = ctx.writer.stats.blocks - written.blocks;
   stats.newBytes = ctx.writer.stats.rawBytes - written.rawBytes;
-  const chunker = part.kind !== "stream" && part.chunker ? part.chunker : null;
+  const chunker = part.kind !== "stream" && part.chunker ? keyedChunker(ctx, part.chunker) : null;
   // An objects part is stored as a tree: a restore walks it like any directory.
   return {
     name: part.name,
@@ -307,10 +323,22 @@ async function backupDir(
   });
 }
 
+/**
+ * `chunker`, with the gear seed of an encrypted repository's FastCDC
+ * derived from its key (so cut points do not fingerprint known files).
+ */
+function keyedChunker(ctx: BackupContext, chunker: ChunkerParams): ChunkerParams {
+  const crypto = ctx.repo.crypto;
+  if (!crypto || chunker.kind !== "fastcdc") return chunker;
+  return { ...chunker, seed: crypto.chunkerSeed() };
+}
+
 /** The part's chunker (default: the repository's) and the repository's compression. */
 function readerSettings(ctx: BackupContext, part: { readonly chunker?: ChunkerParams }) {
+  const masterKey = ctx.repo.crypto?.key.raw;
   return {
-    chunker: part.chunker ?? ctx.repo.config.chunker,
+    chunker: keyedChunker(ctx, part.chunker ?? ctx.repo.config.chunker),
     compression: ctx.repo.config.compression,
+    ...(masterKey ? { masterKey } : {}),
   };
 }

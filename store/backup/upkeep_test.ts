@@ -41,6 +41,18 @@ Deno.test("backup that fails before its first manifest removes the repository it
   assert.equal(fs.existsSync(path.join(t.dir, "new")), false, "the directories it made are gone");
 });
 
+Deno.test("an encrypted first backup that fails removes its key file too", async () => {
+  await using t = await tempDir();
+  const repo = path.join(t.dir, "repo");
+  const store = await FsStore.open(repo, { create: true });
+  const init = { passphrase: "p", kdf: { memoryKiB: 64, iterations: 1, parallelism: 1 } };
+  await assert.rejects(
+    backup(store, failingSource(path.join(t.dir, "src")), { workers: 0, init }),
+    /meta export command failed/,
+  );
+  assert.deepEqual(filesUnder(repo), [], "no config, key, guide, pack or index is left");
+});
+
 Deno.test("backup that fails keeps a repository it did not create, and a directory that existed", async () => {
   await using t = await tempDir();
   const src = path.join(t.dir, "src");

@@ -97,7 +97,7 @@ export class PackCache {
       this.#roomFor(size, tick));
     if (!whole) {
       const data = await this.#repo.loadPackRange(loc.packId, loc.offset, loc.storedLength, what);
-      return { ...meta, data };
+      return await this.#opened({ ...meta, data }, loc, what);
     }
     if (pack === undefined) {
       pack = this.#repo.loadPackRange(loc.packId, 0, size, what);
@@ -110,7 +110,19 @@ export class PackCache {
     this.#used.set(loc.packIndex, tick);
     if (left <= 0) this.#drop(loc.packIndex); // its last needed block: readers hold the bytes
     const bytes = await pack;
-    return { ...meta, data: bytes.subarray(loc.offset, loc.offset + loc.storedLength) };
+    return await this.#opened(
+      { ...meta, data: bytes.subarray(loc.offset, loc.offset + loc.storedLength) },
+      loc,
+      what,
+    );
+  }
+
+  /** In an encrypted repository, `b` opened (and with the id key to check it); else `b`. */
+  async #opened(b: StoredBlock, loc: BlobLocation, what: string): Promise<StoredBlock> {
+    const crypto = this.#repo.crypto;
+    if (!crypto) return b;
+    const data = await this.#repo.openStored(b.id, loc, b.data, what);
+    return { ...b, data, idKey: crypto.key.idKey };
   }
 
   /**

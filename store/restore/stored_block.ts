@@ -7,19 +7,22 @@
  * @module
  */
 import { decodeBlock } from "../../formats/codec.ts";
-import { equalBytes, sha256, toHex } from "../../formats/hash.ts";
+import { equalBytes, toHex } from "../../formats/hash.ts";
+import { blockIdOf } from "../../formats/block_seal.ts";
 import { IntegrityError } from "../errors.ts";
 
 /** A stored block of a file, as read from its pack. */
 export interface StoredBlock {
-  /** The block's id: SHA-256 of its plaintext. */
+  /** The block's id: SHA-256 of its plaintext (HMAC-SHA-256 in an encrypted repository). */
   readonly id: Uint8Array;
   /** The pack it was read from (hex), for messages. */
   readonly pack: string;
   readonly codec: number;
   readonly rawLength: number;
-  /** The stored (compressed) bytes. */
+  /** The stored (compressed) bytes (in an encrypted repository: opened already). */
   readonly data: Uint8Array;
+  /** An encrypted repository's id key: the id is then the HMAC of the plaintext. */
+  readonly idKey?: Uint8Array;
 }
 
 /**
@@ -36,7 +39,9 @@ export function decodeChecked(block: StoredBlock, rel: string): Uint8Array {
   let raw: Uint8Array;
   try {
     raw = decodeBlock(block.codec, block.data, block.rawLength);
-    if (!equalBytes(sha256(raw), block.id)) throw new SyntaxError("does not match its hash");
+    if (!equalBytes(blockIdOf(raw, block.idKey), block.id)) {
+      throw new SyntaxError("does not match its hash");
+    }
   } catch (e) {
     throw new IntegrityError(
       `block ${toHex(block.id)} in pack ${block.pack} needed by file ${rel} is damaged (${

@@ -10,6 +10,7 @@ import { isHexId, sha256Hex, toHex } from "../../formats/hash.ts";
 import { decodeIndexFile } from "../../formats/index_file.ts";
 import type { PackEntry } from "../../formats/pack.ts";
 import type { Problems } from "./problems.ts";
+import type { Repository } from "../repository.ts";
 
 /** A pack as the index files list it (the first index file listing it wins). */
 export interface IndexedPack {
@@ -25,6 +26,7 @@ export interface IndexedPack {
 export async function checkIndexFiles(
   store: BlobStore,
   problems: Problems,
+  repo: Repository,
 ): Promise<{ indexed: Map<string, IndexedPack>; files: number }> {
   const indexed = new Map<string, IndexedPack>();
   let files = 0;
@@ -41,7 +43,7 @@ export async function checkIndexFiles(
       continue;
     }
     try {
-      for (const p of decodeIndexFile(bytes)) {
+      for (const p of decodeIndexFile(await repo.openIndexFile(bytes, f.name))) {
         const hex = toHex(p.packId);
         if (!indexed.has(hex)) indexed.set(hex, { size: p.packSize, entries: [...p.entries] });
       }

@@ -6,7 +6,7 @@
  */
 import type { BlobStore } from "../drivers/types.ts";
 import { BendsaveError, InvalidInput, UnsupportedFormat } from "../errors.ts";
-import { type ManifestRecord, parseManifestRecord, type Repository } from "../repository.ts";
+import type { ManifestRecord, Repository } from "../repository.ts";
 import { equalBytes } from "../../formats/hash.ts";
 import type { Problems } from "./problems.ts";
 
@@ -46,7 +46,7 @@ export async function checkManifests(
   const newerManifests: string[] = [];
   for (const name of wanted) {
     try {
-      const r = parseManifestRecord(name, await store.load({ kind: "manifest", name }));
+      const r = await repo.parseManifest(name, await store.load({ kind: "manifest", name }));
       records.push(r);
       const parent = r.manifest.parentName;
       if (parent && !allNames.includes(parent)) vacuumedParents.push({ manifest: name, parent });

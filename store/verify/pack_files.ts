@@ -7,6 +7,7 @@
 import type { BlobStore } from "../drivers/types.ts";
 import type { PackEntry } from "../../formats/pack.ts";
 import { loadPackTrailer } from "../pack_trailer.ts";
+import type { RepoCrypto } from "../repo_crypto.ts";
 import type { IndexedPack } from "./index_files.ts";
 import type { Problem, Problems } from "./problems.ts";
 
@@ -42,6 +43,8 @@ export class BadPacks {
 export async function checkPackFiles(
   store: BlobStore,
   indexed: ReadonlyMap<string, IndexedPack>,
+  /** An encrypted repository's: its packs' trailers are sealed. */
+  crypto: RepoCrypto | null = null,
 ): Promise<PackFiles> {
   const present = new Map<string, number>();
   for await (const f of store.list("pack")) present.set(f.name, f.size);
@@ -60,7 +63,7 @@ export async function checkPackFiles(
       continue;
     }
     try {
-      const entries = await loadPackTrailer(store, hex, size);
+      const entries = await loadPackTrailer(store, hex, size, crypto);
       if (!sameEntries(entries, rec.entries)) {
         throw new SyntaxError("its trailer disagrees with the index");
       }

@@ -127,6 +127,8 @@ export async function readData(
     emit: EventSink;
     /** Where the good trees of the scope's tree packs go. */
     trees?: ReadTrees;
+    /** An encrypted repository's master key: its packs are sealed. */
+    masterKey?: Uint8Array;
   },
 ): Promise<DataRead> {
   const { selected } = scope;
@@ -158,6 +160,7 @@ export async function readData(
     }, {
       onWarning: (message) => options.emit({ type: "warning", message }),
       ...(trees ? { keepTrees: scope.treePacks } : {}),
+      ...(options.masterKey ? { masterKey: options.masterKey } : {}),
     });
   } finally {
     trees?.close();

@@ -32,7 +32,7 @@ export async function findReclaimable(
     // A pack no index lists may still hold blocks the backups need (its
     // index file was lost): then it is damage to repair, never reclaimable.
     if (
-      i === undefined && await holdsNeededBlocks(store, hex, size, refs.badBlocks, refs.badTrees)
+      i === undefined && await holdsNeededBlocks(store, hex, size, repo, refs.badBlocks, refs.badTrees)
     ) {
       badPacks.report(
         hex,
@@ -55,11 +55,12 @@ async function holdsNeededBlocks(
   store: BlobStore,
   hex: string,
   size: number,
+  repo: Repository,
   ...missing: ReadonlyMap<string, unknown>[]
 ): Promise<boolean> {
   if (missing.every((m) => m.size === 0)) return false;
   try {
-    const entries = await loadPackTrailer(store, hex, size);
+    const entries = await loadPackTrailer(store, hex, size, repo.crypto);
     return entries.some((e) => missing.some((m) => m.has(toHex(e.id))));
   } catch {
     return true;

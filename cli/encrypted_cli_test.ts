@@ -1,0 +1,296 @@
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { cli, describeTree, filesUnder, lastOfType, tempDir } from "../testing/mod.ts";
+
+const PASS = { BENDSAVE_PASSWORD: "correct horse battery staple" };
+const MARKERS = [
+  "MARKER-7f3c-plaintext-file-body",
+  "MARKER-secret-dir-name",
+  "MARKER-file-name",
+] as const;
+
+/** A small tree whose contents and names hold the marker strings. */
+function markedTree(dir: string): string {
+  fs.mkdirSync(path.join(dir, MARKERS[1]!, "sub"), { recursive: true });
+  fs.writeFileSync(path.join(dir, `${MARKERS[2]}.txt`), `${MARKERS[0]}\n`.repeat(2000));
+  fs.writeFileSync(path.join(dir, MARKERS[1]!, "sub", "small"), MARKERS[0]);
+  const big = new Uint8Array(3 * 1024 * 1024);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 2654435761) >>> 24;
+  fs.writeFileSync(path.join(dir, "big.bin"), big);
+  fs.writeFileSync(path.join(dir, "empty"), "");
+  return dir;
+}
+
+async function encryptedRepo(dir: string): Promise<{ src: string; repo: string }> {
+  const src = markedTree(path.join(dir, "src"));
+  const repo = path.join(dir, "repo");
+  const b = await cli(["backup", "--from", src, "--to", repo, "--encrypt", "--json"], {
+    env: PASS,
+  });
+  assert.equal(b.code, 0, b.stderr);
+  return { src, repo };
+}
+
+/** The pack files of a repository. */
+function packsOf(repo: string): string[] {
+  return filesUnder(path.join(repo, "packs")).map((f) => path.join(repo, "packs", f));
+}
+
+Deno.test("backup --encrypt stores no plaintext and restores byte for byte", async () => {
+  await using t = await tempDir();
+  const { src, repo } = await encryptedRepo(t.dir);
+  const config = JSON.parse(fs.readFileSync(path.join(repo, "config"), "utf8"));
+  assert.equal(config.version, 2);
+  assert.equal(config.encryption.aead, "aes-256-gcm");
+  assert.equal(filesUnder(path.join(repo, "keys")).length, 1);
+  // Every stored byte but the guide, which says the repository is encrypted.
+  for (const f of filesUnder(repo)) {
+    if (f === "bendsave.md") continue;
+    const bytes = fs.readFileSync(path.join(repo, f));
+    for (const m of MARKERS) assert.equal(bytes.indexOf(m), -1, `${m} found in ${f}`);
+  }
+  const dest = path.join(t.dir, "dest");
+  const r = await cli(["restore", "--from", repo, "--to", dest, "--confirm"], { env: PASS });
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(describeTree(dest), describeTree(src));
+  assert.deepEqual(
+    fs.readFileSync(path.join(dest, "big.bin")),
+    fs.readFileSync(path.join(src, "big.bin")),
+  );
+  // An unchanged second backup is incremental and adds nothing.
+  const b2 = await cli(["backup", "--from", src, "--to", repo, "--json"], { env: PASS });
+  assert.equal(b2.code, 0, b2.stderr);
+  const s = lastOfType(b2.stdout, "summary");
+  assert.equal(s.kind, "incremental");
+  assert.equal(s.added_bytes, 0);
+});
+
+Deno.test("an encrypted repository without a passphrase or with a wrong one: exit 4, one line, nothing written", async () => {
+  await using t = await tempDir();
+  const { src, repo } = await encryptedRepo(t.dir);
+  const before = filesUnder(repo);
+  for (const env of [{ BENDSAVE_PASSWORD: "" }, { BENDSAVE_PASSWORD: "wrong" }]) {
+    const r = await cli(["backup", "--from", src, "--to", repo], { env });
+    assert.equal(r.code, 4, r.stderr);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assert.ok(!r.stderr.includes("wrong"), "the passphrase is never printed");
+    assert.match(
+      r.stderr,
+      env.BENDSAVE_PASSWORD ? /does not open/ : /is encrypted: give its passphrase/,
+    );
+    const l = await cli(["list", repo], { env });
+    assert.equal(l.code, 4, l.stderr);
+  }
+  assert.deepEqual(filesUnder(repo), before);
+});
+
+Deno.test("the passphrase comes from --password-file or --password-command", async () => {
+  await using t = await tempDir();
+  const { repo } = await encryptedRepo(t.dir);
+  const file = path.join(t.dir, "pw");
+  fs.writeFileSync(file, `${PASS.BENDSAVE_PASSWORD}\n`);
+  const a = await cli(["list", repo, "--password-file", file], { env: { BENDSAVE_PASSWORD: "" } });
+  assert.equal(a.code, 0, a.stderr);
+  const b = await cli(["list", repo, "--password-command", `cat ${file}`], {
+    env: { BENDSAVE_PASSWORD: "" },
+  });
+  assert.equal(b.code, 0, b.stderr);
+});
+
+Deno.test("backup --encrypt into an unencrypted repository is refused", async () => {
+  await using t = await tempDir();
+  const src = markedTree(path.join(t.dir, "src"));
+  const repo = path.join(t.dir, "repo");
+  assert.equal((await cli(["backup", "--from", src, "--to", repo])).code, 0);
+  const before = filesUnder(repo);
+  const r = await cli(["backup", "--from", src, "--to", repo, "--encrypt"], { env: PASS });
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /unencrypted repository: --encrypt only creates a new one/);
+  assert.deepEqual(filesUnder(repo), before);
+});
+
+Deno.test("verify of an encrypted repository with and without the key", async () => {
+  await using t = await tempDir();
+  const { repo } = await encryptedRepo(t.dir);
+  const keyed = await cli(["verify", repo, "--read-data"], { env: PASS });
+  assert.equal(keyed.code, 0, keyed.stdout + keyed.stderr);
+  assert.match(keyed.stdout, /verdict: OK/);
+  const keyless = await cli(["verify", repo, "--read-data"], { env: { BENDSAVE_PASSWORD: "" } });
+  assert.equal(keyless.code, 0, keyless.stdout + keyless.stderr);
+  assert.match(keyless.stdout.split("\n")[0]!, /checking hashes only/);
+  assert.match(keyless.stdout, /verdict: OK/);
+});
+
+/** Flips one byte of `file` at `pos` (from the end when negative). */
+function flip(file: string, pos: number): void {
+  const b = fs.readFileSync(file);
+  b[pos < 0 ? b.length + pos : pos]! ^= 0x40;
+  fs.writeFileSync(file, b);
+}
+
+for (
+  const [what, pick, kind] of [
+    [
+      "a pack",
+      (repo: string) => packsOf(repo).sort((a, b) => fs.statSync(b).size - fs.statSync(a).size)[0]!,
+      "pack",
+    ],
+    [
+      "an index file",
+      (repo: string) => path.join(repo, "index", filesUnder(path.join(repo, "index"))[0]!),
+      "index",
+    ],
+    [
+      "a manifest",
+      (repo: string) => path.join(repo, "manifests", filesUnder(path.join(repo, "manifests"))[0]!),
+      "manifest",
+    ],
+  ] as const
+) {
+  Deno.test(`a flipped byte in ${what} is found and named by keyless and keyed verify`, async () => {
+    await using t = await tempDir();
+    const { repo } = await encryptedRepo(t.dir);
+    const file = pick(repo);
+    flip(file, 100);
+    const name = path.basename(file);
+    const keyless = await cli(["verify", repo, "--read-data"], { env: { BENDSAVE_PASSWORD: "" } });
+    assert.equal(keyless.code, 1, keyless.stdout + keyless.stderr);
+    assert.match(keyless.stdout, new RegExp(`damaged ${kind} ${name}`));
+    const keyed = await cli(["verify", repo, "--read-data"], { env: PASS });
+    assert.equal(keyed.code, 1, keyed.stdout + keyed.stderr);
+    assert.ok(keyed.stdout.includes(name), keyed.stdout);
+    assert.match(keyed.stdout, /verdict: DAMAGED/);
+  });
+}
+
+Deno.test("vacuum of an encrypted repository repacks sealed blocks and the survivor restores", async () => {
+  await using t = await tempDir();
+  const { src, repo } = await encryptedRepo(t.dir);
+  fs.rmSync(path.join(src, "big.bin"));
+  fs.writeFileSync(path.join(src, "new.txt"), "second generation");
+  assert.equal((await cli(["backup", "--from", src, "--to", repo], { env: PASS })).code, 0);
+  const v = await cli(["vacuum", repo, "--keep-last", "1", "--json"], { env: PASS });
+  assert.equal(v.code, 0, v.stderr);
+  const summary = lastOfType(v.stdout, "summary");
+  assert.equal(summary.removed_index_files, 2, "one new index file for two");
+  assert.ok(Number(summary.new_packs) >= 1, `sealed blocks were repacked: ${v.stdout}`);
+  assert.equal(filesUnder(path.join(repo, "manifests")).length, 1);
+  for (const env of [PASS, { BENDSAVE_PASSWORD: "" }]) {
+    const check = await cli(["verify", repo, "--read-data"], { env });
+    assert.equal(check.code, 0, check.stdout + check.stderr);
+  }
+  const dest = path.join(t.dir, "dest");
+  const r = await cli(["restore", "--from", repo, "--to", dest, "--confirm"], { env: PASS });
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(describeTree(dest), describeTree(src));
+  for (const f of filesUnder(repo)) {
+    if (f === "bendsave.md") continue;
+    const bytes = fs.readFileSync(path.join(repo, f));
+    for (const m of MARKERS) assert.equal(bytes.indexOf(m), -1, `${m} found in ${f}`);
+  }
+  const none = await cli(["vacuum", repo, "--keep-last", "1"], { env: { BENDSAVE_PASSWORD: "" } });
+  assert.equal(none.code, 4, none.stderr);
+});
+
+Deno.test("repair index of an encrypted repository rebuilds a sealed index that restores", async () => {
+  await using t = await tempDir();
+  const { src, repo } = await encryptedRepo(t.dir);
+  for (const f of filesUnder(path.join(repo, "index"))) fs.rmSync(path.join(repo, "index", f));
+  const r = await cli(["repair", "index", repo], { env: PASS });
+  assert.equal(r.code, 0, r.stderr);
+  const [index] = filesUnder(path.join(repo, "index"));
+  assert.equal(fs.readFileSync(path.join(repo, "index", index!))[4], 2, "a sealed index file");
+  const dest = path.join(t.dir, "dest");
+  const restored = await cli(["restore", "--from", repo, "--to", dest, "--confirm"], { env: PASS });
+  assert.equal(restored.code, 0, restored.stderr);
+  assert.deepEqual(describeTree(dest), describeTree(src));
+});
+
+Deno.test("copy and WAL archiving refuse an encrypted repository", async () => {
+  await using t = await tempDir();
+  const { repo } = await encryptedRepo(t.dir);
+  const before = filesUnder(repo);
+  for (
+    const args of [
+      ["copy", "--from", repo, "--to", path.join(t.dir, "other")],
+      ["wal-push", path.join(t.dir, "000000010000000000000001"), "--to", repo],
+    ]
+  ) {
+    const r = await cli(args, { env: PASS });
+    assert.equal(r.code, 2, `${args[0]}: ${r.stderr}`);
+    assert.match(r.stderr, /on an encrypted repository is not supported by this bendsave yet/);
+  }
+  assert.deepEqual(filesUnder(repo), before);
+});
+
+Deno.test("key add, list, passwd, remove, export and import manage the slots", async () => {
+  await using t = await tempDir();
+  const { repo } = await encryptedRepo(t.dir);
+  const keys = () => filesUnder(path.join(repo, "keys")).sort();
+  const [first] = keys();
+  // The last key cannot be removed, nor the one that unlocked the command.
+  const last = await cli(["key", "remove", first!, repo], { env: PASS });
+  assert.equal(last.code, 2, last.stderr);
+  assert.match(last.stderr, /is the last one/);
+  const add = await cli(["key", "add", repo, "--label", "dr-site"], {
+    env: { ...PASS, BENDSAVE_NEW_PASSWORD: "second passphrase" },
+  });
+  assert.equal(add.code, 0, add.stderr);
+  assert.equal(keys().length, 2);
+  const list = await cli(["key", "list", repo], { env: { BENDSAVE_PASSWORD: "" } });
+  assert.equal(list.code, 0, list.stderr);
+  assert.match(list.stdout, /dr-site/);
+  const second = { BENDSAVE_PASSWORD: "second passphrase" };
+  assert.equal((await cli(["list", repo], { env: second })).code, 0);
+  const own = await cli(["key", "remove", first!, repo], { env: PASS });
+  assert.match(own.stderr, /the one this passphrase opened/);
+  assert.equal((await cli(["key", "remove", first!, repo], { env: second })).code, 0);
+  assert.equal((await cli(["list", repo], { env: PASS })).code, 4, "the removed slot is gone");
+  // passwd replaces the slot that opened it.
+  const pw = await cli(["key", "passwd", repo], {
+    env: { ...second, BENDSAVE_NEW_PASSWORD: "third passphrase" },
+  });
+  assert.equal(pw.code, 0, pw.stderr);
+  assert.equal(keys().length, 1);
+  assert.equal((await cli(["list", repo], { env: second })).code, 4);
+  const third = { BENDSAVE_PASSWORD: "third passphrase" };
+  // export, then import into a fresh slot from the paper key.
+  const exp = await cli(["key", "export", repo], { env: third });
+  assert.equal(exp.code, 0, exp.stderr);
+  assert.match(exp.stdout, /^bendsave master key v1\nrepository [0-9a-f]{16}\n1: /);
+  const paper = path.join(t.dir, "paper.txt");
+  fs.writeFileSync(paper, exp.stdout);
+  const imp = await cli(["key", "import", repo, "--paper-file", paper], {
+    env: { BENDSAVE_PASSWORD: "", BENDSAVE_NEW_PASSWORD: "from paper" },
+  });
+  assert.equal(imp.code, 0, imp.stderr);
+  assert.equal((await cli(["list", repo], { env: { BENDSAVE_PASSWORD: "from paper" } })).code, 0);
+  // A paper key with a typo is refused by line, nothing written.
+  fs.writeFileSync(
+    paper,
+    exp.stdout.replace(/\n1: (.)/, (_m, c) => `\n1: ${c === "0" ? "1" : "0"}`),
+  );
+  const before = keys();
+  const bad = await cli(["key", "import", repo, "--paper-file", paper], {
+    env: { BENDSAVE_NEW_PASSWORD: "x" },
+  });
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.deepEqual(keys(), before);
+});
+
+Deno.test("a PostgreSQL backup into an encrypted repository is refused before connecting", async () => {
+  await using t = await tempDir();
+  const { repo } = await encryptedRepo(t.dir);
+  const before = filesUnder(repo);
+  for (const [to, extra] of [[repo, []], [path.join(t.dir, "new"), ["--encrypt"]]] as const) {
+    const r = await cli(
+      ["backup", "--from", "postgresql://nobody@/nodb?host=/nonexistent", "--to", to, ...extra],
+      { env: PASS },
+    );
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /PostgreSQL backups into an encrypted repository are not supported/);
+  }
+  assert.deepEqual(filesUnder(repo), before);
+  assert.equal(fs.existsSync(path.join(t.dir, "new")), false);
+});

@@ -1,0 +1,102 @@
+/**
+ * Where the CLI takes an encrypted repository's passphrase from, in this
+ * order: `--password-file FILE` (its first line), `--password-command CMD`
+ * (the first line of its output), the `BENDSAVE_PASSWORD` variable. Never
+ * from argv (it would show in `ps`), never printed.
+ *
+ * @module
+ */
+import fs from "node:fs";
+import { execFileSync } from "node:child_process";
+import process from "node:process";
+import { UsageError } from "./exit_codes.ts";
+import { PassphraseError } from "../store/errors.ts";
+import type { PassphraseSource } from "../store/keys.ts";
+
+/** The passphrase options every command accepts (cli/args.ts adds them to each). */
+export const PASSPHRASE_OPTIONS = {
+  "password-file": { type: "string" },
+  "password-command": { type: "string" },
+} as const;
+
+/**
+ * The passphrase source of parsed options: read once, when a command first
+ * opens an encrypted repository (an unencrypted one never asks).
+ */
+export function passphraseFromOptions(values: Record<string, unknown>): PassphraseSource {
+  const file = values["password-file"];
+  const command = values["password-command"];
+  if (file !== undefined && command !== undefined) {
+    throw new UsageError("give either --password-file or --password-command, not both");
+  }
+  let cached: Promise<string | null> | null = null;
+  return () =>
+    cached ??= Promise.resolve().then(() => read(file, command, "BENDSAVE_PASSWORD", "--password"));
+}
+
+/**
+ * The new passphrase of `key add`, `key passwd` and `key import`:
+ * `--new-password-file`, `--new-password-command` or BENDSAVE_NEW_PASSWORD;
+ * a PassphraseError when none is given.
+ */
+export function newPassphrase(values: Record<string, unknown>): string {
+  const file = values["new-password-file"];
+  const command = values["new-password-command"];
+  if (file !== undefined && command !== undefined) {
+    throw new UsageError("give either --new-password-file or --new-password-command, not both");
+  }
+  const p = read(file, command, "BENDSAVE_NEW_PASSWORD", "--new-password");
+  if (p === null) {
+    throw new PassphraseError(
+      "no new passphrase: set BENDSAVE_NEW_PASSWORD, or give --new-password-file FILE or --new-password-command CMD",
+    );
+  }
+  return p;
+}
+
+function read(file: unknown, command: unknown, env: string, flag: string): string | null {
+  if (typeof file === "string") {
+    let text: string;
+    try {
+      text = fs.readFileSync(file, "utf8");
+    } catch (e) {
+      throw new PassphraseError(
+        `cannot read ${flag}-file ${file} (${
+          (e as { code?: string }).code ?? "error"
+        }): check the path`,
+      );
+    }
+    return nonEmpty(firstLine(text), `${flag}-file ${file}`);
+  }
+  if (typeof command === "string") {
+    let text: string;
+    try {
+      text = execFileSync("/bin/sh", ["-c", command], {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+    } catch (e) {
+      const status = (e as { status?: number }).status;
+      throw new PassphraseError(
+        `${flag}-command failed${
+          status === undefined ? "" : ` (exit ${status})`
+        }: run it by hand to see why`,
+      );
+    }
+    return nonEmpty(firstLine(text), `${flag}-command's output`);
+  }
+  const v = process.env[env];
+  return v === undefined || v === "" ? null : v;
+}
+
+function firstLine(text: string): string {
+  const nl = text.search(/\r?\n/);
+  return nl < 0 ? text : text.slice(0, nl);
+}
+
+function nonEmpty(p: string, where: string): string {
+  if (p === "") {
+    throw new PassphraseError(`the passphrase in ${where} is empty: put it on the first line`);
+  }
+  return p;
+}
