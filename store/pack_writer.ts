@@ -10,7 +10,7 @@
 import type { BlobStore } from "./drivers/types.ts";
 import type { BlockIndex } from "./block_index.ts";
 import { crashPoint } from "./crash_point.ts";
-import { encodeIndexFile, type IndexedPack } from "../formats/index_file.ts";
+import { decodeIndexFile, encodeIndexFile, type IndexedPack } from "../formats/index_file.ts";
 import {
   type BlobKind,
   PACK_HEADER_SIZE,
@@ -43,6 +43,9 @@ interface OpenPack {
   size: number;
 }
 
+/** An index file that lists no pack: its header only. */
+const EMPTY_INDEX = encodeIndexFile([]);
+
 const openPack = (): OpenPack => ({ parts: [], entries: [], size: PACK_HEADER_SIZE });
 
 /**
@@ -62,7 +65,13 @@ export class PackWriter {
   /** The saves, one after the other. */
   #saving: Promise<void> = Promise.resolve();
   #pending = new Set<string>();
-  #written: IndexedPack[] = [];
+  /**
+   * The index file of the packs saved since the last `writeIndex`, as its
+   * bytes (header, then one record per pack: 44 + 48 bytes per block), in a
+   * buffer that grows by doubling: a few objects however many blocks.
+   */
+  #written: Uint8Array = EMPTY_INDEX.slice();
+  #writtenLength = EMPTY_INDEX.length;
   readonly stats: PackWriterStats = {
     packs: 0,
     blocks: 0,
@@ -165,14 +174,28 @@ export class PackWriter {
       this.#index.add(p, e);
       this.#pending.delete(toHex(e.id));
     }
-    this.#written.push({ packId, packSize: total, entries });
+    this.#append(
+      encodeIndexFile([{ packId, packSize: total, entries }]).subarray(EMPTY_INDEX.length),
+    );
     this.stats.packs++;
     this.stats.packBytes += total;
   }
 
-  /** Packs saved so far that no index file lists yet. */
+  /** Appends the index record of a saved pack. */
+  #append(record: Uint8Array): void {
+    const need = this.#writtenLength + record.length;
+    if (need > this.#written.length) {
+      const grown = new Uint8Array(Math.max(need, this.#written.length * 2));
+      grown.set(this.#written.subarray(0, this.#writtenLength));
+      this.#written = grown;
+    }
+    this.#written.set(record, this.#writtenLength);
+    this.#writtenLength = need;
+  }
+
+  /** Packs saved so far that no index file lists yet (decoded anew on each call). */
   get unindexed(): readonly IndexedPack[] {
-    return this.#written;
+    return decodeIndexFile(this.#written.subarray(0, this.#writtenLength));
   }
 
   /**
@@ -182,13 +205,14 @@ export class PackWriter {
    */
   async writeIndex(): Promise<string | null> {
     await this.flush();
-    if (this.#written.length === 0) return null;
-    const plain = encodeIndexFile(this.#written);
+    if (this.#writtenLength === EMPTY_INDEX.length) return null;
+    const plain = this.#written.slice(0, this.#writtenLength);
     const bytes = this.#crypto ? await this.#crypto.sealIndexFile(plain) : plain;
     const name = toHex(sha256(bytes));
     await this.#store.save({ kind: "index", name }, bytes);
     crashPoint("index");
-    this.#written = [];
+    this.#written = EMPTY_INDEX.slice();
+    this.#writtenLength = EMPTY_INDEX.length;
     return name;
   }
 }

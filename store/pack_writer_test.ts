@@ -2,8 +2,9 @@ import assert from "node:assert/strict";
 import { PackWriter } from "./pack_writer.ts";
 import { BlockIndex } from "./block_index.ts";
 import { MemStore } from "./drivers/mem.ts";
-import { BlobKind } from "../formats/pack.ts";
-import { sha256 } from "../formats/hash.ts";
+import { BlobKind, parsePack } from "../formats/pack.ts";
+import { sha256, toHex } from "../formats/hash.ts";
+import { decodeIndexFile } from "../formats/index_file.ts";
 
 /** Adds data and tree blocks in turn; returns the kinds of each saved pack's blocks. */
 async function packKinds(separateTrees: boolean): Promise<number[][]> {
@@ -60,4 +61,43 @@ Deno.test("PackWriter saves one pack after the other when adds overlap", async (
   // Two blocks of 100 bytes pass the 150-byte target: four packs of each kind's pairs.
   assert.equal(writer.stats.packs, 4);
   assert.equal(writer.stats.blocks, 8);
+});
+
+Deno.test("PackWriter writeIndex lists every pack saved since the last one, in save order, as its trailer says", async () => {
+  const store = new MemStore();
+  const saved: string[] = [];
+  const save = store.save.bind(store);
+  store.save = (...args: Parameters<MemStore["save"]>) => {
+    if (args[0].kind === "pack") saved.push(args[0].name);
+    return save(...args);
+  };
+  const writer = new PackWriter(store, new BlockIndex(), { targetSize: 150 });
+  const addBlocks = async (from: number, to: number) => {
+    for (let i = from; i < to; i++) {
+      const data = new Uint8Array(100 + (i % 7));
+      new DataView(data.buffer).setUint32(0, i);
+      await writer.add(sha256(data), BlobKind.data, { codec: 0, data, rawLength: data.length + 1 });
+    }
+  };
+  /** Checks index file `name` against the packs `packs` as saved. */
+  const check = async (name: string | null, packs: string[]) => {
+    assert.ok(name);
+    const listed = decodeIndexFile(await store.load({ kind: "index", name }));
+    assert.deepEqual(listed.map((p) => toHex(p.packId)), packs);
+    for (const p of listed) {
+      const bytes = await store.load({ kind: "pack", name: toHex(p.packId) });
+      assert.equal(p.packSize, bytes.length);
+      assert.deepEqual(p.entries, parsePack(bytes));
+    }
+  };
+  // 600 blocks, two to a pack: the index records outgrow any small first buffer many times.
+  await addBlocks(0, 600);
+  assert.equal(writer.unindexed.length, 300);
+  const first = await writer.writeIndex();
+  assert.equal(saved.length, 300);
+  await check(first, saved);
+  assert.deepEqual(writer.unindexed, []);
+  assert.equal(await writer.writeIndex(), null, "nothing new to index");
+  await addBlocks(600, 605);
+  await check(await writer.writeIndex(), saved.slice(300));
 });

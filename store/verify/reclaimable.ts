@@ -32,7 +32,8 @@ export async function findReclaimable(
     // A pack no index lists may still hold blocks the backups need (its
     // index file was lost): then it is damage to repair, never reclaimable.
     if (
-      i === undefined && await holdsNeededBlocks(store, hex, size, repo, refs.badBlocks, refs.badTrees)
+      i === undefined &&
+      await holdsNeededBlocks(store, hex, size, repo, refs.badBlocks, refs.badTrees)
     ) {
       badPacks.report(
         hex,
