@@ -191,9 +191,7 @@ export const verifyPack: JobKind<
     return {
       run: async ({ name, bytes, keepTrees, masterKey }) => {
         const m = await (module ??= import("./pack_check.ts"));
-        return masterKey
-          ? await m.checkSealedPack(name, bytes, masterKey, keepTrees === true)
-          : m.checkPack(name, bytes, keepTrees === true);
+        return await m.checkPack(name, bytes, keepTrees === true, masterKey);
       },
     };
   },
