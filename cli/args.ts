@@ -8,7 +8,7 @@ import fs from "node:fs";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { UsageError } from "./exit_codes.ts";
 import { PASSPHRASE_OPTIONS, passphraseFromOptions } from "./passphrase.ts";
-import { setPassphraseSource } from "../store/keys.ts";
+import { setPassphraseSource } from "../store/passphrase_source.ts";
 
 /** Option specs as parseArgs takes them. */
 export type Options = NonNullable<ParseArgsConfig["options"]>;

@@ -11,7 +11,7 @@ import { execFileSync } from "node:child_process";
 import process from "node:process";
 import { UsageError } from "./exit_codes.ts";
 import { PassphraseError } from "../store/errors.ts";
-import type { PassphraseSource } from "../store/keys.ts";
+import type { PassphraseSource } from "../store/passphrase_source.ts";
 
 /** The passphrase options every command accepts (cli/args.ts adds them to each). */
 export const PASSPHRASE_OPTIONS = {

@@ -23,24 +23,11 @@ import {
   WrongPassphrase,
 } from "../formats/key_file.ts";
 
-/** Where an operation gets the passphrase of an encrypted repository: null when none is given. */
-export type PassphraseSource = () => Promise<string | null>;
-
-let defaultSource: PassphraseSource = () => Promise.resolve(null);
-
-/**
- * Sets the passphrase source that {@linkcode Repository.open} uses when its
- * caller gives none (the CLI sets it once from BENDSAVE_PASSWORD,
- * --password-file or --password-command).
- */
-export function setPassphraseSource(source: PassphraseSource): void {
-  defaultSource = source;
-}
-
-/** The passphrase source set by {@linkcode setPassphraseSource}. */
-export function passphraseSource(): PassphraseSource {
-  return defaultSource;
-}
+export {
+  type PassphraseSource,
+  passphraseSource,
+  setPassphraseSource,
+} from "./passphrase_source.ts";
 
 /** Writes a new key slot holding `masterKey` under `passphrase`; returns its file name. */
 export async function addKeySlot(
