@@ -11,6 +11,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
+import { prng } from "../testing/mod.ts";
 
 const [dir, countArg, mibArg] = Deno.args;
 if (!dir) {
@@ -21,15 +22,7 @@ const count = Number(countArg ?? 16);
 const mib = Number(mibArg ?? 64);
 const data = path.join(dir, "storage");
 // xorshift32 from 12345 (the objects of the RESULTS.md section of 2026-12-01 were made with it).
-let x = 12345;
-const next = () => {
-  x ^= x << 13;
-  x >>>= 0;
-  x ^= x >>> 17;
-  x ^= x << 5;
-  x >>>= 0;
-  return x;
-};
+const next = prng(12345);
 for (let i = 0; i < count; i++) {
   const out = new Uint8Array(mib * 1024 * 1024);
   for (let p = 0; p < out.length; p += 4096) {

@@ -193,6 +193,26 @@ export function checkStreamSize(size: number): void {
   }
 }
 
+/**
+ * The chunks of a streamed save gathered into one buffer of exactly `size`
+ * bytes; throws {@linkcode streamSizeError} when they hold more or fewer.
+ */
+export async function collectStream(
+  h: Handle,
+  chunks: AsyncIterable<Uint8Array>,
+  size: number,
+): Promise<Uint8Array> {
+  const data = new Uint8Array(size);
+  let written = 0;
+  for await (const chunk of chunks) {
+    if (written + chunk.length > size) throw streamSizeError(h, written + chunk.length, size);
+    data.set(chunk, written);
+    written += chunk.length;
+  }
+  if (written !== size) throw streamSizeError(h, written, size);
+  return data;
+}
+
 /** The error of a streamed save whose chunks held `got` bytes (so far) instead of `size`. */
 export function streamSizeError(h: Handle, got: number, size: number): RangeError {
   const held = got > size

@@ -30,6 +30,7 @@ import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { AlreadyExists, NotFound, ReadOnlyError } from "../errors.ts";
 import type { BlobStore, FileKind, Handle } from "./types.ts";
+import { FILE_KINDS } from "./_layout.ts";
 
 /** A store under test and how to dispose of it. */
 export interface ConformanceFixture {
@@ -215,17 +216,7 @@ export function runConformanceSuite(
       { handle: { kind: "wal", name: "42/000000010000000000000004.partial" }, data: bytes(16, 15) },
     ];
     await withStore(objects, async (store) => {
-      const kinds: FileKind[] = [
-        "config",
-        "guide",
-        "manifest",
-        "pack",
-        "index",
-        "lock",
-        "key",
-        "wal",
-      ];
-      for (const kind of kinds) {
+      for (const kind of FILE_KINDS.filter((k) => k !== "raw")) {
         const expected = objects
           .filter((o) => o.handle.kind === kind)
           .map((o) => `${o.handle.name}:${o.data.length}`)
@@ -261,18 +252,7 @@ export function runConformanceSuite(
 
   readTest("list of an empty store yields nothing", async () => {
     await withStore([], async (store) => {
-      const kinds: FileKind[] = [
-        "config",
-        "guide",
-        "manifest",
-        "pack",
-        "index",
-        "lock",
-        "key",
-        "raw",
-        "wal",
-      ];
-      for (const kind of kinds) {
+      for (const kind of FILE_KINDS) {
         for await (const info of store.list(kind)) assert.fail(`unexpected ${kind} "${info.name}"`);
       }
     });

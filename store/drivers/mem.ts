@@ -19,9 +19,9 @@ import {
   checkKind,
   checkRange,
   checkStreamSize,
+  collectStream,
   describeHandle,
   objectKey,
-  streamSizeError,
 } from "./_layout.ts";
 
 interface Entry {
@@ -88,15 +88,7 @@ export class MemStore implements BlobStore {
   ): Promise<void> {
     keyOf(h);
     checkStreamSize(size);
-    const data = new Uint8Array(size);
-    let written = 0;
-    for await (const chunk of chunks) {
-      if (written + chunk.length > size) throw streamSizeError(h, written + chunk.length, size);
-      data.set(chunk, written);
-      written += chunk.length;
-    }
-    if (written !== size) throw streamSizeError(h, written, size);
-    await this.save(h, data, options);
+    await this.save(h, await collectStream(h, chunks, size), options);
   }
 
   /**

@@ -44,6 +44,7 @@ import {
   checkRange,
   checkRawPath,
   checkStreamSize,
+  collectStream,
   describeHandle,
   handleOfKey,
   KIND_DIRS,
@@ -388,15 +389,7 @@ export class S3Store implements BlobStore, ListAfter {
     checkStreamSize(size);
     const { partSize } = this.#settings;
     if (size <= partSize) {
-      const data = new Uint8Array(size);
-      let written = 0;
-      for await (const chunk of chunks) {
-        if (written + chunk.length > size) throw streamSizeError(h, written + chunk.length, size);
-        data.set(chunk, written);
-        written += chunk.length;
-      }
-      if (written !== size) throw streamSizeError(h, written, size);
-      await this.save(h, data, options);
+      await this.save(h, await collectStream(h, chunks, size), options);
       return;
     }
     this.#checkPartCount(h, size);
