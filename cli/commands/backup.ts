@@ -74,7 +74,8 @@ Options:
                         matching directory is left out whole). E.g. --exclude '**/*.tmp'
                         --exclude cache. A repository inside the directory is always
                         left out (with a warning).
-  --chunker <kind>      fastcdc (default for directories) or fixed (8 MiB blocks)
+  --chunker <kind>      fastcdc (default for directories and clusters) or fixed (8 MiB
+                        blocks); PostgreSQL's default is fixed 1 MiB blocks
   --compression <c>     for a new repository: zstd (default), deflate or none
   --pack-size <MiB>     for a new repository: target pack size (default 32, 1 to 1024)
   --encrypt             create an encrypted repository (only where there is none yet): the
@@ -175,9 +176,11 @@ export async function backupCommand(args: string[], out: Output): Promise<number
       "backup --encrypt needs a passphrase: set BENDSAVE_PASSWORD, or give --password-file FILE or --password-command CMD",
     );
   }
-  let chunker: ChunkerParams = DEFAULT_FASTCDC;
-  if (values.chunker === "fixed") chunker = DEFAULT_FIXED;
-  else if (values.chunker !== undefined && values.chunker !== "fastcdc") {
+  // Absent: each source's own default (FastCDC for directories and clusters, PG_CHUNKER).
+  let chunker: ChunkerParams | undefined;
+  if (values.chunker === "fastcdc") chunker = DEFAULT_FASTCDC;
+  else if (values.chunker === "fixed") chunker = DEFAULT_FIXED;
+  else if (values.chunker !== undefined) {
     throw new UsageError(`unknown chunker "${values.chunker}": use fastcdc or fixed`);
   }
   let compression = DEFAULT_COMPRESSION;
@@ -251,7 +254,7 @@ export async function backupCommand(args: string[], out: Output): Promise<number
     }
     source = withRelationMap(
       await pgSource(from, {
-        chunker,
+        ...(chunker ? { chunker } : {}),
         ...(values["pg-data"] !== undefined ? { pgData: String(values["pg-data"]) } : {}),
         archived: (systemId, name) => walArchived(repository!, systemId, name),
       }),
@@ -265,7 +268,7 @@ export async function backupCommand(args: string[], out: Output): Promise<number
       );
     }
     source = await clusterSource(from, {
-      chunker,
+      ...(chunker ? { chunker } : {}),
       onWarning: out.warn,
       ...(clusterSelect.length ? { select: clusterSelect } : {}),
       ...metaGrpcFlags(values),
@@ -285,7 +288,7 @@ export async function backupCommand(args: string[], out: Output): Promise<number
         "--database and --table are for a Databend cluster (its query-node .toml) or --table for PostgreSQL: a directory is backed up with --exclude",
       );
     }
-    source = dirSource(from, { chunker });
+    source = dirSource(from, chunker ? { chunker } : {});
   }
   const store = await openStore(to, { create: true, onWarning: out.warn }).catch(async (e) => {
     await source.close?.();

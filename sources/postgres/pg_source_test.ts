@@ -292,7 +292,7 @@ Deno.test({
       archived: () => Promise.resolve(false),
     });
     const e = await rejectsWith(() => backup(store, src, { workers: 0 }), DatabaseError);
-    assert.match(e.message, /did not archive the WAL/);
+    assert.match(e.message, /base backup.s WAL is not in this repository.s archive/);
     assert.match(e.message, /archiver last failed on [0-9A-F]{24}/);
     // The failed first backup left no repository and no running backup on the server.
     assert.equal(

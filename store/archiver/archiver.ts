@@ -44,6 +44,14 @@ const STREAM_PIECE = 4 * 1024 * 1024;
 const CHANGED_RETRIES = 1;
 /** Progress events at most this often. */
 const PROGRESS_MS = 200;
+/**
+ * A local file larger than this, cut by a fixed-size chunker whose block
+ * size divides it, is read in sections of this many bytes on every reader
+ * thread at once: the blocks are exactly those of one pass over the file
+ * (each section starts on a block boundary), and one large file (a
+ * PostgreSQL relation segment of 1 GiB) uses every core.
+ */
+export const SECTION_BYTES = 64 * 1024 * 1024;
 
 /** A directory being backed up. */
 interface Frame<D> {
@@ -74,6 +82,27 @@ interface Read<D> {
   readonly listed: number;
   /** Its path, for messages. */
   readonly where: string;
+  /** The section this job reads, when the file is read in sections. */
+  readonly section?: { readonly of: Sections; readonly index: number };
+}
+
+/** A file read in sections (one job each): their blocks and sizes, put together in order. */
+interface Sections {
+  readonly jobs: number[];
+  readonly blocks: Uint8Array[][];
+  readonly bytes: number[];
+  /** Sections not read yet. */
+  left: number;
+}
+
+/** How many sections a file of `size` bytes cut by `chunker` is read in (1: in one pass). */
+export function sectionCount(
+  chunker: ReaderSettings["chunker"],
+  size: number,
+  sectionBytes = SECTION_BYTES,
+): number {
+  if (chunker.kind !== "fixed" || sectionBytes % chunker.size !== 0) return 1;
+  return Math.max(1, Math.ceil(size / sectionBytes));
 }
 
 /**
@@ -322,16 +351,40 @@ class Archiver<D> {
     this.#toRead++;
     this.#toReadBytes += e.size;
     if (bytes.kind === "file") {
-      const job = this.#job(read);
       const p = bytes.path;
-      this.#batch.push({
-        job,
+      const file = {
         path: displayPath(p),
         ...(typeof p === "string" ? {} : { exactPath: p }),
         ...(known.length ? { known: packed } : {}),
-      });
-      this.#batchBytes += e.size;
-      if (this.#batch.length >= BATCH_FILES || this.#batchBytes >= BATCH_BYTES) await this.#send();
+      };
+      const sectionBytes = this.#options.sectionBytes ?? SECTION_BYTES;
+      const n = sectionCount(this.#settings.chunker, e.size, sectionBytes);
+      if (n === 1) {
+        this.#batch.push({ job: this.#job(read), ...file });
+        this.#batchBytes += e.size;
+        if (this.#batch.length >= BATCH_FILES || this.#batchBytes >= BATCH_BYTES) {
+          await this.#send();
+        }
+        return;
+      }
+      // Every section is its own job, so the pool hands them to different threads.
+      const of: Sections = { jobs: [], blocks: [], bytes: [], left: n };
+      for (let index = 0; index < n; index++) {
+        const job = this.#job({ ...read, section: { of, index } });
+        of.jobs.push(job);
+        of.blocks.push([]);
+        of.bytes.push(0);
+      }
+      for (let index = 0; index < n; index++) {
+        this.#batch.push({
+          job: of.jobs[index]!,
+          ...file,
+          offset: index * sectionBytes,
+          ...(index < n - 1 ? { length: sectionBytes } : {}), // the last reads to the end
+        });
+        this.#batchBytes += sectionBytes;
+        await this.#send();
+      }
     } else if (bytes.kind === "stream") {
       await this.#readStream(read, bytes, packed);
     } else if (bytes.stat && e.size > WHOLE_LIMIT) {
@@ -538,7 +591,11 @@ class Archiver<D> {
             `internal error: block ${toHex(b.id)} of ${read?.where ?? "a file"} has no data`,
           );
         }
-        if (read && r.error === undefined) read.node.blocks.push(b.id);
+        if (read && r.error === undefined) {
+          (read.section ? read.section.of.blocks[read.section.index]! : read.node.blocks).push(
+            b.id,
+          );
+        }
       }
       if (!read) continue;
       if (r.error !== undefined) {
@@ -547,11 +604,19 @@ class Archiver<D> {
       }
       if (!r.done) continue;
       this.#reads.delete(r.job);
+      let bytesRead = r.bytesRead;
+      if (read.section) {
+        const { of, index } = read.section;
+        of.bytes[index] = r.bytesRead;
+        if (--of.left > 0) continue;
+        read.node.blocks = of.blocks.flat();
+        bytesRead = of.bytes.reduce((a, b) => a + b, 0);
+      }
       // The file may have changed since it was stat'ed: record what was read.
-      ctx.stats.bytes += r.bytesRead - read.listed;
-      ctx.stats.bytesRead += r.bytesRead;
-      read.node.size = r.bytesRead;
-      this.#fileDone(r.bytesRead);
+      ctx.stats.bytes += bytesRead - read.listed;
+      ctx.stats.bytesRead += bytesRead;
+      read.node.size = bytesRead;
+      this.#fileDone(bytesRead);
       await this.#release(read.frame);
     }
   }
@@ -561,6 +626,8 @@ class Archiver<D> {
     const read = this.#reads.get(job);
     if (!read) return;
     this.#reads.delete(job);
+    // A file read in sections is left out once: the results of its other sections are ignored.
+    for (const j of read.section?.of.jobs ?? []) this.#reads.delete(j);
     read.frame.failed.add(read.node);
     this.#ctx.stats.files--;
     this.#ctx.stats.bytes -= read.listed;

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { archive } from "./archiver.ts";
+import { archive, sectionCount } from "./archiver.ts";
+import { dirTree } from "./dir_tree.ts";
+import type { TreeSource } from "./tree_source.ts";
 import { type MemDir, memDir, type MemFile, MemTree } from "./mem_tree.ts";
 import type { BackupContext } from "../backup/_context.ts";
 import type { OperationEvent } from "../backup/events.ts";
@@ -21,12 +23,15 @@ import { encodeTree, NodeType, type TreeNode } from "../../formats/tree.ts";
 import { randomBytes, tempDir, textBytes } from "../../testing/mod.ts";
 
 /** Runs the archiver over `tree` into the repository in `store`, as one backup would. */
-async function run(
+async function run<D>(
   store: MemStore,
-  tree: MemTree,
+  tree: TreeSource<D>,
   parentRoot: Uint8Array | null,
   workers = 0,
-): Promise<{ root: Uint8Array; stats: ManifestStats; events: OperationEvent[] }> {
+  sectionBytes?: number,
+): Promise<
+  { root: Uint8Array; stats: ManifestStats; events: OperationEvent[]; warnings: unknown[] }
+> {
   let repo: Repository;
   try {
     repo = await Repository.open(store);
@@ -57,9 +62,10 @@ async function run(
   try {
     const root = await archive(ctx, tree, parentRoot, {
       settings: { chunker: repo.config.chunker, compression: repo.config.compression },
+      ...(sectionBytes === undefined ? {} : { sectionBytes }),
     });
     await writer.writeIndex();
-    return { root, stats: ctx.stats, events };
+    return { root, stats: ctx.stats, events, warnings: ctx.warnings };
   } finally {
     const started = pool as Promise<EnginePool> | null;
     if (started) await (await started).close();
@@ -425,3 +431,70 @@ for (const at of ["meta", "storage"]) {
     }
   });
 }
+
+for (const workers of [0, 2]) {
+  Deno.test(`archive reads large local files cut by a fixed chunker in sections, into the blocks of one pass (workers ${workers})`, async () => {
+    await using t = await tempDir();
+    const section = 65_536;
+    const files: Record<string, Uint8Array> = {
+      "four-sections": randomBytes(3 * section + 100, 1),
+      "two-exactly": textBytes(2 * section, 2),
+      "one-exactly": randomBytes(section, 3),
+      "one-and-a-byte": randomBytes(section + 1, 4),
+      small: textBytes(5_000, 5),
+    };
+    for (const [name, data] of Object.entries(files)) {
+      fs.writeFileSync(path.join(t.dir, name), data);
+    }
+    const store = new MemStore();
+    await Repository.init(store, { packSize: 1 << 20, chunker: { kind: "fixed", size: 4096 } });
+    const r = await run(store, dirTree(t.dir), null, workers, section);
+    const repo = await openRepo(store);
+    let total = 0;
+    for (const [name, data] of Object.entries(files)) {
+      const node = await nodeAt(repo, r.root, name);
+      assert.equal(node.size, data.length, name);
+      assert.deepEqual(node.blocks.map(toHex), blockIds(repo, data), name);
+      total += data.length;
+    }
+    assert.equal(r.stats.files, 5);
+    assert.equal(r.stats.bytesRead, total);
+    assert.equal(r.stats.bytes, total);
+    assert.deepEqual(r.warnings, []);
+  });
+}
+
+Deno.test("sectionCount splits only files cut by a fixed chunker whose block size divides the section", () => {
+  assert.equal(sectionCount({ kind: "fixed", size: 4096 }, 3 * 65_536 + 1, 65_536), 4);
+  assert.equal(sectionCount({ kind: "fixed", size: 4096 }, 65_536, 65_536), 1);
+  assert.equal(sectionCount({ kind: "fixed", size: 4096 }, 0, 65_536), 1);
+  assert.equal(sectionCount({ kind: "fixed", size: 3000 }, 10 * 65_536, 65_536), 1);
+  assert.equal(
+    sectionCount({ kind: "fastcdc", min: 1024, avg: 4096, max: 16_384 }, 10 * 65_536, 65_536),
+    1,
+  );
+});
+
+Deno.test("archive leaves a large file out once when its sections cannot be read, and keeps the others", async () => {
+  await using t = await tempDir();
+  const section = 65_536;
+  fs.writeFileSync(path.join(t.dir, "gone"), randomBytes(3 * section, 1));
+  fs.writeFileSync(path.join(t.dir, "kept"), randomBytes(3 * section, 2));
+  const local = dirTree(t.dir);
+  // Its bytes vanish between the stat and the reads (each section opens the file).
+  const source: typeof local = {
+    ...local,
+    open: (dir, e) =>
+      e.name === "gone" ? { kind: "file", path: path.join(t.dir, "missing") } : local.open(dir, e),
+  };
+  const store = new MemStore();
+  await Repository.init(store, { packSize: 1 << 20, chunker: { kind: "fixed", size: 4096 } });
+  const r = await run(store, source, null, 2, section);
+  const repo = await openRepo(store);
+  const names = (await repo.loadTree(r.root)).map((n) => n.name);
+  assert.deepEqual(names, ["kept"]);
+  assert.equal(r.stats.files, 1);
+  assert.equal(r.stats.bytes, 3 * section);
+  assert.equal(r.warnings.length, 1, JSON.stringify(r.warnings));
+  assert.match(JSON.stringify(r.warnings[0]), /gone.*cannot read/);
+});

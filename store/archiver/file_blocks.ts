@@ -25,6 +25,10 @@ export interface FileJob {
   readonly exactPath?: Uint8Array;
   /** Ids (32 bytes each, concatenated) the repository already holds: hashed but not compressed. */
   readonly known?: Uint8Array;
+  /** A section of the file only: from this byte (default 0)... */
+  readonly offset?: number;
+  /** ...at most this many bytes (absent: to the end of the file). */
+  readonly length?: number;
 }
 
 /** One block of a file: its id and lengths; `data` is null when the repository needs no copy. */
@@ -92,8 +96,8 @@ function maxBlock(p: ChunkerParams): number {
 }
 
 /**
- * Reads a file and yields its blocks in order, in pieces of at most about
- * 16 MiB. `seen` holds hex ids this reader already emitted with data (they
+ * Reads a file (or the section of it `job` names) and yields its blocks in
+ * order, in pieces of at most about 16 MiB. `seen` holds hex ids this reader already emitted with data (they
  * are not compressed again). Never throws for an unreadable file: the
  * error is reported in the result.
  */
@@ -119,6 +123,8 @@ export function* readFileBlocks(
   let start = 0;
   let end = 0;
   let bytesRead = 0;
+  let position = job.offset ?? 0;
+  let left = job.length ?? Infinity;
   const encoder = new BlockEncoder(settings, seen, job.known);
   const cut = (len: number): void => {
     encoder.encode(buf.subarray(start, start + len));
@@ -140,8 +146,11 @@ export function* readFileBlocks(
           sharedBuffer = bigger;
         }
       }
-      const n = fs.readSync(fd, buf, end, buf.length - end, null);
+      if (left === 0) break;
+      const n = fs.readSync(fd, buf, end, Math.min(buf.length - end, left), position);
       if (n === 0) break;
+      position += n;
+      left -= n;
       const fresh = buf.subarray(end, end + n);
       end += n;
       bytesRead += n;

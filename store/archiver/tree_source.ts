@@ -93,6 +93,8 @@ export interface ArchiveOptions {
   readonly vanishedOk?: boolean;
   /** Which fields the change test ignores. */
   readonly changeTest?: ChangeTestOptions;
+  /** The section size of large local files (archiver.ts `SECTION_BYTES`; smaller in tests). */
+  readonly sectionBytes?: number;
 }
 
 /** Fields {@linkcode entryChanged} leaves out of the comparison. */
