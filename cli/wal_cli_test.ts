@@ -24,8 +24,9 @@ function writeSegment(
   segno: number,
   seed = 1,
   used = 6 << 20,
+  segmentSize = 16 << 20,
 ): { file: string; name: string } {
-  const seg = makeSegment({ segno, used, seed });
+  const seg = makeSegment({ segno, used, seed, segmentSize });
   const file = path.join(pgData, "pg_wal", seg.name);
   fs.writeFileSync(file, seg.data);
   return { file, name: seg.name };
@@ -144,8 +145,9 @@ Deno.test("wal-push killed with SIGKILL at any point leaves the archive valid an
     assert.equal(sha256Hex(fs.readFileSync(dest)), sha256Hex(fs.readFileSync(file)));
   };
   for (const point of ["pack:1", "pack:2", "index", "wal-record"]) {
-    // Both 8 MiB blocks new, so the push writes two packs of the 1 MiB pack size.
-    const { file, name } = writeSegment(pgData, segno++, segno, 12 << 20);
+    // A 32 MiB segment (16 MiB ones are one block): its first two 8 MiB blocks are new and
+    // random, so the push writes two packs of the 1 MiB pack size.
+    const { file, name } = writeSegment(pgData, segno++, segno, 12 << 20, 32 << 20);
     const r = await cli(["wal-push", file, "--to", repo, "--pg-data", pgData], {
       env: { BENDSAVE_CRASH_AT: point },
     });

@@ -12,6 +12,8 @@ import {
   listWal,
   pushWal,
   walArchived,
+  walBlockLengths,
+  walCompression,
   WalConflict,
   walLiveBlocks,
   WalNotArchived,
@@ -20,7 +22,10 @@ import { vacuum } from "./vacuum.ts";
 import { verify } from "./verify.ts";
 import { filesUnder, tempDir } from "../testing/mod.ts";
 import { makeDataDir, makeSegment, TEST_SYSTEM_ID } from "../testing/wal_segment.ts";
-import { sha256Hex } from "../formats/hash.ts";
+import { sha256, sha256Hex, toHex } from "../formats/hash.ts";
+import { DEFAULT_FIXED } from "../formats/chunker.ts";
+import { ENGINE_JOBS } from "./worker_jobs.ts";
+import { WorkerPool } from "./worker_pool.ts";
 
 const MiB = 1 << 20;
 
@@ -196,17 +201,42 @@ Deno.test("pushWal takes the system identifier from the segment without pg_contr
   await assert.rejects(pushWal(store, file, { systemId: "042" }), InvalidInput);
 });
 
-Deno.test("pushWal stores blocks the repository holds only once", async () => {
+Deno.test("pushWal stores a segment of 16 MiB as one block named by the segment's SHA-256, compressed at zstd level 3", async () => {
   await using t = await tempDir();
   const { store, pgData } = await setup(t.dir);
-  // The same content in the second half of two segments (8 MiB fixed blocks).
   const a = makeSegment({ segno: 1, used: MiB });
-  const b = makeSegment({ segno: 2, used: MiB });
+  const ra = await pushWal(store, writeSegment(pgData, a), { pgData });
+  assert.equal(ra.blocks, 1);
+  assert.equal(ra.newBlocks, 1);
+  const repo = await Repository.open(store);
+  await repo.loadIndex();
+  const id = sha256(a.data);
+  assert.equal(ra.sha256, toHex(id));
+  assert.ok(repo.index.has(id), "the block's id is the segment's hash");
+  // The repository's default is zstd level 1; its WAL is written at level 3.
+  assert.equal(repo.config.compression.level, 1);
+  assert.deepEqual(walCompression(repo.config.compression), {
+    ...repo.config.compression,
+    level: 3,
+  });
+  assert.deepEqual(walCompression({ codec: "zstd", level: 9, minSaving: 0.03 }).level, 9);
+  assert.deepEqual(walCompression({ codec: "deflate", level: 1, minSaving: 0.03 }).level, 1);
+});
+
+Deno.test("pushWal cuts a segment larger than 16 MiB by the repository's chunker and stores a block the repository holds only once", async () => {
+  await using t = await tempDir();
+  const { store, pgData } = await setup(t.dir);
+  // The same content (zeros) in the last three quarters of two 32 MiB segments (8 MiB blocks).
+  const a = makeSegment({ segno: 1, used: MiB, segmentSize: 32 * MiB });
+  const b = makeSegment({ segno: 2, used: MiB, segmentSize: 32 * MiB });
   const ra = await pushWal(store, writeSegment(pgData, a), { pgData });
   const rb = await pushWal(store, writeSegment(pgData, b), { pgData });
-  assert.equal(ra.blocks, 2);
-  assert.equal(rb.blocks, 2);
-  assert.equal(rb.newBlocks, 1, "the zero half is stored once");
+  assert.equal(ra.blocks, 4);
+  assert.equal(rb.blocks, 4);
+  assert.equal(ra.newBlocks, 2, "the three zero blocks are one");
+  assert.equal(rb.newBlocks, 1, "the zero blocks are stored once");
+  assert.deepEqual(walBlockLengths(DEFAULT_FIXED, a.data), [8 * MiB, 8 * MiB, 8 * MiB, 8 * MiB]);
+  assert.deepEqual(walBlockLengths(DEFAULT_FIXED, new Uint8Array(0)), []);
 });
 
 Deno.test("fetchWal refuses a damaged block and leaves nothing at the destination", async () => {
@@ -229,7 +259,7 @@ Deno.test("vacuum keeps every block of archived WAL and verify checks the record
   const { store, repoDir, pgData, out } = await setup(t.dir);
   const segs = [1, 2, 3].map((segno) => makeSegment({ segno, used: 2 * MiB }));
   for (const s of segs) await pushWal(store, writeSegment(pgData, s), { pgData });
-  assert.equal((await walLiveBlocks(store)).length, 6);
+  assert.equal((await walLiveBlocks(store)).length, 3); // one block per 16 MiB segment
   const clean = await verify(store);
   assert.equal(clean.ok, true, JSON.stringify(clean.problems));
   assert.equal(clean.checked.walFiles, 3);
@@ -307,4 +337,35 @@ Deno.test("fetchWal reads a WAL archive staged back from tape in another layout"
   const dest = path.join(out, "RECOVERYXLOG");
   await fetchWal(staged, seg.name, dest, {});
   assert.equal(sha256Hex(fs.readFileSync(dest)), sha256Hex(seg.data));
+});
+
+Deno.test("pushWal with encodeBlock on a worker thread stores the record and blocks the in-thread push does", async () => {
+  await using t = await tempDir();
+  const a = await setup(path.join(t.dir, "a"));
+  const b = await setup(path.join(t.dir, "b"));
+  const pool = await WorkerPool.start(ENGINE_JOBS, { workers: 1 });
+  try {
+    const seg = makeSegment({ segno: 3, used: 2 * MiB });
+    const handed: number[] = [];
+    const ra = await pushWal(a.store, writeSegment(a.pgData, seg), { pgData: a.pgData });
+    const rb = await pushWal(b.store, writeSegment(b.pgData, seg), {
+      pgData: b.pgData,
+      encodeBlock: (raw, compression) => {
+        handed.push(raw.length);
+        const own = raw.slice();
+        return pool.run("block.encode", { raw: own, compression }, { transfer: [own.buffer] });
+      },
+    });
+    assert.deepEqual(handed, [16 * MiB]);
+    assert.deepEqual(
+      [rb.sha256, rb.blocks, rb.newBlocks, rb.size],
+      [ra.sha256, ra.blocks, ra.newBlocks, ra.size],
+    );
+    assert.equal(rb.packBytes, ra.packBytes);
+    const dest = path.join(b.out, seg.name);
+    await fetchWal(b.store, seg.name, dest, { pgData: b.pgData });
+    assert.equal(sha256Hex(fs.readFileSync(dest)), sha256Hex(seg.data));
+  } finally {
+    await pool.close();
+  }
 });

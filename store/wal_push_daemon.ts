@@ -20,6 +20,8 @@ import * as path from "node:path";
 import type { BlobStore } from "./drivers/types.ts";
 import type { CancelOptions } from "./cancel.ts";
 import { pushWal, type PushWalOptions } from "./wal_archive.ts";
+import { ENGINE_JOBS, type EnginePool } from "./worker_jobs.ts";
+import { WorkerPool } from "./worker_pool.ts";
 import {
   acquireSpoolLock,
   ensureSpool,
@@ -56,6 +58,8 @@ export interface PushDaemonOptions extends CancelOptions {
   readonly lanes?: number;
   /** Exit after this long without work (default 5 s). */
   readonly idleMs?: number;
+  /** Worker threads hashing and compressing (default: one per core; 0: on the main thread). */
+  readonly workers?: number;
   /** The exit code an error maps to, recorded in `.error` (the CLI's mapping). */
   readonly exitCodeOf: (e: unknown) => number;
 }
@@ -84,6 +88,22 @@ export async function runPushDaemon(options: PushDaemonOptions): Promise<PushDae
   const idleMs = options.idleMs ?? 5_000;
   const statusDir = path.join(options.walDir, "archive_status");
   let store: BlobStore | null = null;
+  // Segments are hashed and compressed on worker threads (one per core), so the
+  // pushes side by side use every core; started with the first push.
+  let pool: Promise<EnginePool> | null = null;
+  const encodeBlock: PushWalOptions["encodeBlock"] = async (raw, compression) => {
+    const p = await (pool ??= WorkerPool.start(ENGINE_JOBS, {
+      ...(options.workers === undefined ? {} : { workers: options.workers }),
+      name: "compressor",
+      fallback: "compressing on the pusher's main thread",
+    }));
+    const own = raw.byteOffset === 0 && raw.byteLength === raw.buffer.byteLength
+      ? raw
+      : raw.slice();
+    return await p.run("block.encode", { raw: own, compression }, {
+      transfer: [own.buffer as ArrayBuffer],
+    });
+  };
   let pushed = 0;
   let failed = 0;
   let lastWork = Date.now();
@@ -103,6 +123,7 @@ export async function runPushDaemon(options: PushDaemonOptions): Promise<PushDae
         ...(options.push ?? {}),
         name,
         compressInBackground: true,
+        encodeBlock,
         ...(options.signal ? { signal: options.signal } : {}),
       });
       const ok: PushOk = {
@@ -200,6 +221,8 @@ export async function runPushDaemon(options: PushDaemonOptions): Promise<PushDae
     }
   } finally {
     clearInterval(heartbeat);
+    const started = pool as Promise<EnginePool> | null;
+    if (started) await (await started.catch(() => null))?.close();
     await (store as BlobStore | null)?.close?.();
     lock.release();
   }

@@ -19,6 +19,8 @@ import {
 import { FileWriter, type WriteOp, type WriteReport } from "./restore/file_writer.ts";
 import type { PackCheck } from "./pack_check.ts";
 import type { JobKind, WorkerPool } from "./worker_pool.ts";
+import { type CompressionOptions, encodeBlock } from "../formats/codec.ts";
+import { sha256 } from "../formats/hash.ts";
 
 /** A batch of files to read, with the backup's settings. */
 export interface ReadBatch {
@@ -197,10 +199,37 @@ export const verifyPack: JobKind<
   },
 };
 
+/** A block hashed and compressed by `block.encode`. */
+export interface EncodedBlock {
+  readonly id: Uint8Array;
+  readonly codec: number;
+  readonly data: Uint8Array;
+}
+
+/**
+ * `block.encode`: hashes one block (its id, the SHA-256) and compresses it;
+ * the background WAL pusher sends it each WAL file of at most 16 MiB.
+ */
+export const blockEncode: JobKind<
+  { readonly raw: Uint8Array; readonly compression: CompressionOptions },
+  EncodedBlock
+> = {
+  create() {
+    return {
+      run({ raw, compression }) {
+        const id = sha256(raw);
+        const e = encodeBlock(raw, compression);
+        return { id, codec: e.codec, data: e.data };
+      },
+    };
+  },
+};
+
 /** Every job kind of the engine, by name. */
 export const ENGINE_JOBS = {
   "backup.read": backupRead,
   "backup.chunk": backupChunk,
+  "block.encode": blockEncode,
   "restore.write": restoreWrite,
   "verify.pack": verifyPack,
 } as const;

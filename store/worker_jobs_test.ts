@@ -3,7 +3,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { DEFAULT_FASTCDC, splitAll } from "../formats/chunker.ts";
-import { DEFAULT_COMPRESSION } from "../formats/codec.ts";
+import { Codec, decodeBlock, DEFAULT_COMPRESSION } from "../formats/codec.ts";
 import { sha256, toHex } from "../formats/hash.ts";
 import { BoundedSet, ENGINE_JOBS } from "./worker_jobs.ts";
 import { WorkerPool } from "./worker_pool.ts";
@@ -102,6 +102,27 @@ for (const workers of [0, 1]) {
       });
       const last = results.at(-1)!;
       assert.deepEqual([last.job, last.done, last.bytesRead], [1, true, 10]);
+    } finally {
+      await pool.close();
+    }
+  });
+}
+
+for (const workers of [0, 1]) {
+  Deno.test(`block.encode returns a block's SHA-256 and a compressed copy that decodes to it (workers ${workers})`, async () => {
+    const pool = await WorkerPool.start(ENGINE_JOBS, { workers });
+    try {
+      const raw = new Uint8Array(3 << 20);
+      raw.set(new TextEncoder().encode("a WAL segment's first records"), 40);
+      const want = toHex(sha256(raw));
+      const copy = raw.slice();
+      const e = await pool.run("block.encode", { raw: copy, compression: DEFAULT_COMPRESSION }, {
+        transfer: [copy.buffer],
+      });
+      assert.equal(toHex(e.id), want);
+      assert.equal(e.codec, Codec.zstd);
+      assert.ok(e.data.length < raw.length / 100, `compressed: ${e.data.length}`);
+      assert.deepEqual(decodeBlock(e.codec as Codec, e.data, raw.length), raw);
     } finally {
       await pool.close();
     }
