@@ -22,7 +22,12 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { BlobStore } from "./drivers/types.ts";
 import type { CancelOptions } from "./cancel.ts";
-import { fetchWal, type FetchWalOptions, WalNotArchived } from "./wal_archive.ts";
+import {
+  fetchWal,
+  type FetchWalOptions,
+  type FetchWalResult,
+  WalNotArchived,
+} from "./wal_archive.ts";
 import { checkSegmentSize, parseWalName, walSegmentName } from "../formats/wal_name.ts";
 import type { FetchWant } from "./wal_prefetch.ts";
 import {
@@ -102,6 +107,31 @@ export function emptyFetchSpool(spool: string): void {
   }
 }
 
+/**
+ * Fetches WAL file `name` into `spool` with the `.meta` the foreground
+ * checks before it serves the file (the prefetcher's fetch of each segment
+ * ahead; `restore --as-of` seeds a restored server's spool with it).
+ * `repository` is the repository as `wal-fetch --from` names it.
+ */
+export async function fetchIntoSpool(
+  store: BlobStore,
+  spool: string,
+  name: string,
+  repository: string,
+  options: FetchWalOptions = {},
+): Promise<FetchWalResult> {
+  const r = await fetchWal(store, name, path.join(spool, name), options);
+  const meta: SpoolMeta = {
+    name,
+    repository,
+    systemId: r.systemId,
+    size: r.size,
+    sha256: r.sha256,
+  };
+  writeSpoolFile(spool, `${name}.meta`, JSON.stringify(meta));
+  return r;
+}
+
 /** Runs the background prefetcher until it is idle; see the module documentation. */
 export async function runPrefetchDaemon(
   options: PrefetchDaemonOptions,
@@ -132,18 +162,10 @@ export async function runPrefetchDaemon(
   const fetchOne = async (name: string) => {
     try {
       store ??= await options.open();
-      const r = await fetchWal(store, name, path.join(spool, name), {
+      const r = await fetchIntoSpool(store, spool, name, options.repository, {
         ...(options.fetch ?? {}),
         ...(options.signal ? { signal: options.signal } : {}),
       });
-      const meta: SpoolMeta = {
-        name,
-        repository: options.repository,
-        systemId: r.systemId,
-        size: r.size,
-        sha256: r.sha256,
-      };
-      writeSpoolFile(spool, `${name}.meta`, JSON.stringify(meta));
       if (!sizeKnown && validSegmentSize(r.size)) {
         segmentSize = r.size;
         sizeKnown = true;

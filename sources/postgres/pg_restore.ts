@@ -30,6 +30,9 @@ import { archivedSegments, baseBackupOf } from "./pg_windows.ts";
 import type { EventSink } from "../../store/backup/events.ts";
 import type { Manifest } from "../../formats/manifest.ts";
 import { NodeType } from "../../formats/tree.ts";
+import { parseWalName, segmentStartLsn, walSegmentName } from "../../formats/wal_name.ts";
+import { WalNotArchived } from "../../store/wal_archive.ts";
+import { fetchIntoSpool } from "../../store/wal_prefetch_daemon.ts";
 import { formatMicros, type RecoveryTarget } from "../../formats/pg_target.ts";
 import {
   PG_DATA_PART,
@@ -477,6 +480,9 @@ export async function restorePg(
     fs.writeFileSync(path.join(abs, name), data, { mode: 0o600 });
     own(path.join(abs, name), 0o600);
   }
+  if (options.walPrefetch && plan.wal) {
+    await seedFetchSpool(store, c, plan.wal, abs, options, own);
+  }
   fs.writeFileSync(path.join(abs, "recovery.signal"), "", { mode: 0o600 });
   own(path.join(abs, "recovery.signal"), 0o600);
   const auto = path.join(abs, "postgresql.auto.conf");
@@ -489,6 +495,51 @@ export async function restorePg(
   fs.appendFileSync(auto, lines.join("\n"));
   own(auto, 0o600);
   return { ...plan, dataDirResult, durationMs: Date.now() - started };
+}
+
+/**
+ * Fetches the first WAL segments the replay reads (up to `walPrefetch`) into
+ * the restored server's prefetch spool (`pg_wal/bendsave-prefetch/`, as the
+ * prefetcher would), so that its first `restore_command` runs are served at
+ * once rather than wait for a fetch. Best effort: a segment that cannot be
+ * fetched ends the seeding with a warning, and recovery fetches it itself.
+ */
+async function seedFetchSpool(
+  store: BlobStore,
+  c: Chosen,
+  wal: { first: string; segments: number },
+  abs: string,
+  options: PgRestoreOptions,
+  own: (p: string, mode: number) => void,
+): Promise<void> {
+  const first = parseWalName(wal.first);
+  if (first?.type !== "segment") return;
+  const spool = path.join(abs, "pg_wal", "bendsave-prefetch");
+  const repository = options.repositoryLocation ?? store.location;
+  fs.mkdirSync(spool, { recursive: true, mode: 0o700 });
+  own(spool, 0o700);
+  let name = wal.first;
+  let segno: bigint | null = null;
+  for (let i = 0; i < Math.min(options.walPrefetch ?? 0, wal.segments); i++) {
+    await checkpoint(options.signal, "restore");
+    try {
+      const r = await fetchIntoSpool(store, spool, name, repository, { systemId: c.systemId });
+      for (const f of [name, `${name}.meta`]) own(path.join(spool, f), 0o600);
+      segno ??= segmentStartLsn(first, r.size) / BigInt(r.size);
+      name = walSegmentName(first.timeline, segno + BigInt(i + 1), r.size);
+    } catch (e) {
+      if (e instanceof Cancelled) throw e;
+      if (!(e instanceof WalNotArchived)) {
+        options.onEvent?.({
+          type: "warning",
+          message: `WAL file ${name} was not fetched ahead (${
+            (e as Error).message
+          }): recovery fetches it itself`,
+        });
+      }
+      return;
+    }
+  }
 }
 
 /**

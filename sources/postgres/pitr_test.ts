@@ -318,6 +318,18 @@ Deno.test({
       await ok(["restore", "--from", repo, "--to", target, "--as-of", t, "--confirm"]);
       const auto = fs.readFileSync(path.join(target, "postgresql.auto.conf"), "utf8");
       assert.match(auto, /restore_command = '.* wal-fetch %f %p --from .* --prefetch 8'/);
+      // The restore seeded the spool with the first segments the replay reads, each with the
+      // .meta the foreground checks, owned by the server's user.
+      const seeded = path.join(target, "pg_wal", "bendsave-prefetch");
+      const label = fs.readFileSync(path.join(target, "backup_label"), "utf8");
+      const firstWal = /^START WAL LOCATION: \S+ \(file ([0-9A-F]{24})\)$/m.exec(label)![1]!;
+      const meta = JSON.parse(fs.readFileSync(path.join(seeded, `${firstWal}.meta`), "utf8"));
+      assert.equal(meta.name, firstWal);
+      assert.equal(meta.size, fs.statSync(path.join(seeded, firstWal)).size);
+      assert.equal(
+        fs.statSync(path.join(seeded, firstWal)).uid,
+        fs.statSync(path.join(target, "PG_VERSION")).uid,
+      );
       await using restored = await recovered(target);
       assert.equal(
         await restored.sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM demo"),
