@@ -109,6 +109,13 @@ export interface Source {
   /** The parts to back up, in order. */
   parts(): Promise<SourcePart[]>;
   /**
+   * True when most of the source changes between backups (a database's data
+   * directory): the reader threads then start while `parts()` prepares (a
+   * PostgreSQL checkpoint), as they do for a first backup, instead of when
+   * the first changed file is found.
+   */
+  readonly readsMost?: boolean;
+  /**
    * The catalog to record in the manifest, asked for after every part is
    * backed up (a Databend source derives it from the meta export it streamed).
    */

@@ -319,6 +319,8 @@ export async function pgSource(uri: string, options: PgSourceOptions = {}): Prom
   };
 
   return {
+    // Pages change all over a database between backups (hint bits, vacuum, updates).
+    readsMost: true,
     info: {
       type: PG_SOURCE_TYPE,
       key: `${PG_SOURCE_TYPE}:${facts.systemId}:${facts.dataDirectory}`,

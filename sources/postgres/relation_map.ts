@@ -382,6 +382,7 @@ export function withRelationMap(
   }
   return {
     info: inner.info,
+    ...(inner.readsMost !== undefined ? { readsMost: inner.readsMost } : {}),
     parts: async (): Promise<SourcePart[]> => {
       const parts = await inner.parts();
       const data = parts.find((p) => p.name === "data");

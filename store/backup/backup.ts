@@ -167,6 +167,11 @@ export async function backup(
       signal: options.signal,
     };
     const parts: ManifestPart[] = [];
+    if (parent === null || source.readsMost === true) {
+      // Almost everything will be read: the threads start while the source prepares. A failed
+      // start surfaces where the first read asks for the pool.
+      ctx.pool().catch(() => {});
+    }
     for (const part of await source.parts()) {
       await checkpoint(options.signal, "backup", { force: true });
       const parentPart = parent?.manifest.parts.find((p) => p.name === part.name);
