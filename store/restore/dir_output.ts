@@ -51,10 +51,14 @@ const BATCH_BYTES = 4 * 1024 * 1024;
 const BATCH_OPS = 600;
 
 /**
- * Files of at least this many bytes are written by every writer lane at
- * once (see {@linkcode DirOutputOptions.largeFile}).
+ * Files of at least this many bytes (two batches) are written by every
+ * writer lane at once (see {@linkcode DirOutputOptions.largeFile}). On one
+ * lane such a file holds the main thread at that lane's in-flight limit
+ * while the other lanes idle: 24 files of 40 MiB restored in a median 2.46 s
+ * on one lane each, 2.12 s spread from 32 MiB, 1.76 s from 8 MiB (2 cores,
+ * bench/RESULTS.md).
  */
-export const LARGE_FILE = 32 * 1024 * 1024;
+export const LARGE_FILE = 2 * BATCH_BYTES;
 
 /** Options of a {@linkcode DirOutput}. */
 export interface DirOutputOptions extends OwnerOptions {
@@ -67,13 +71,6 @@ export interface DirOutputOptions extends OwnerOptions {
    * are written whole by one lane.
    */
   readonly largeFile?: number;
-  /**
-   * Sync the data of each large file (fdatasync, on its lanes) before it is
-   * renamed into place. Default true: the writeback of a large file then
-   * overlaps the restore's other work rather than the start of a database
-   * that syncs its data directory. Small files are never synced.
-   */
-  readonly syncLarge?: boolean;
   readonly onEvent?: EventSink;
 }
 
@@ -501,8 +498,7 @@ export class DirOutput implements RestoreOutput {
       if (!(e instanceof IntegrityError)) throw e;
       s.failure ??= e.message; // this file is left out; the others go on
     }
-    const sync = this.#options.syncLarge ?? true;
-    for (const l of holding) await this.#send(l, [{ op: "release", file, sync }], []);
+    for (const l of holding) await this.#send(l, [{ op: "release", file }], []);
     s.sent = true;
     this.#lane = lane;
     this.#settle(file);

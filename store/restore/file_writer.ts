@@ -51,10 +51,12 @@ export type WriteOp =
     readonly blocks: StoredBlock[];
   }
   /**
-   * The last step of a shared file on this lane: its data synced first when
-   * `sync`, then closed, and what it wrote told in {@linkcode WriteReport.released}.
+   * The last step of a shared file on this lane: closed, and what it wrote
+   * told in {@linkcode WriteReport.released}. Not synced (no restored file
+   * is): measured, syncing a large file costs the restore more time than
+   * the later sync of the database's start saves (bench/RESULTS.md).
    */
-  | { readonly op: "release"; readonly file: number; readonly sync: boolean };
+  | { readonly op: "release"; readonly file: number };
 
 /** The steps that end a file: its size, mode, mtime and owner from the backup. */
 export type EndOp = Extract<WriteOp, { op: "end" }>;
@@ -374,12 +376,6 @@ export class FileWriter {
     }
     if (op.op === "release") {
       this.#shared.delete(op.file);
-      try {
-        if (share.fd >= 0 && share.failure === null && op.sync) fs.fdatasyncSync(share.fd);
-      } catch (e) {
-        this.#closeShare(share);
-        throw new Failure(classify(e, share.final));
-      }
       this.#closeShare(share);
       released.push({ file: op.file, bytes: share.written, failure: share.failure });
       return 0;

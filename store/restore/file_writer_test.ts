@@ -30,8 +30,8 @@ Deno.test("FileWriter writes the runs of a shared file at their offsets from two
   const second = two.apply([share, { op: "run", file: 0, offset: 1000, blocks: [rawBlock(b)] }]);
   assert.equal(second.bytes, 777);
   one.apply([share, { op: "run", file: 0, offset: 0, blocks: [rawBlock(a)] }]);
-  const r1 = one.apply([{ op: "release", file: 0, sync: true }]);
-  const r2 = two.apply([{ op: "release", file: 0, sync: false }]);
+  const r1 = one.apply([{ op: "release", file: 0 }]);
+  const r2 = two.apply([{ op: "release", file: 0 }]);
   assert.deepEqual(r1.released, [{ file: 0, bytes: 1000, failure: null }]);
   assert.deepEqual(r2.released, [{ file: 0, bytes: 777, failure: null }]);
   assert.ok(fs.readFileSync(tmp).equals(Buffer.concat([a, b])));
@@ -67,7 +67,7 @@ Deno.test("FileWriter stops a shared file's runs at a damaged block and tells th
     { op: "share", file: 0, tmp, final: tmp, rel: "f", ...id },
     { op: "run", file: 0, offset: 0, blocks: [good, bad, good] },
     { op: "run", file: 0, offset: 300, blocks: [good] },
-    { op: "release", file: 0, sync: true },
+    { op: "release", file: 0 },
   ]);
   assert.equal(r.error, null);
   assert.deepEqual(r.failed, []);
