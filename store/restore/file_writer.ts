@@ -152,7 +152,6 @@ export class WriteFailure extends Error {
     super(detail.message);
   }
 }
-const Failure = WriteFailure;
 
 /** The plaintext of `b`, checked; a damaged block is a {@linkcode WriteFailure} of that file. */
 function checked(b: StoredBlock, rel: string): Uint8Array {
@@ -160,7 +159,7 @@ function checked(b: StoredBlock, rel: string): Uint8Array {
     return decodeChecked(b, rel);
   } catch (e) {
     if (!(e instanceof IntegrityError)) throw e;
-    throw new Failure({ kind: "integrity", message: e.message });
+    throw new WriteFailure({ kind: "integrity", message: e.message });
   }
 }
 
@@ -172,7 +171,7 @@ function checked(b: StoredBlock, rel: string): Uint8Array {
  */
 export function finishFile(f: OpenFile, end: EndOp): void {
   if (f.written !== end.size) {
-    throw new Failure({
+    throw new WriteFailure({
       kind: "integrity",
       message: `file ${f.rel} restored to ${f.written} bytes but the backup recorded ${end.size}`,
     });
@@ -181,7 +180,7 @@ export function finishFile(f: OpenFile, end: EndOp): void {
     try {
       fs.fchownSync(f.fd, end.owner[0], end.owner[1]);
     } catch (e) {
-      throw new Failure({
+      throw new WriteFailure({
         kind: "other",
         message: `cannot set the owner of "${f.final}" to ${end.owner.join(":")} (${
           (e as Error).message
@@ -196,7 +195,7 @@ export function finishFile(f: OpenFile, end: EndOp): void {
     f.fd = -1; // closed: never close a number the system may hand out again
     fs.closeSync(fd);
   } catch (e) {
-    throw new Failure(classify(e, f.final));
+    throw new WriteFailure(classify(e, f.final));
   }
   let inTheWay = false;
   try {
@@ -205,7 +204,7 @@ export function finishFile(f: OpenFile, end: EndOp): void {
     // nothing there
   }
   if (inTheWay) {
-    throw new Failure({
+    throw new WriteFailure({
       kind: "in-the-way",
       message:
         `cannot restore file ${f.rel}: a directory is in its place in the target; move it away`,
@@ -214,7 +213,7 @@ export function finishFile(f: OpenFile, end: EndOp): void {
   try {
     fs.renameSync(f.tmp, f.final);
   } catch (e) {
-    throw new Failure(classify(e, f.final));
+    throw new WriteFailure(classify(e, f.final));
   }
 }
 
@@ -262,7 +261,7 @@ export class FileWriter {
         try {
           bytes += this.#applyShared(op, released);
         } catch (e) {
-          const detail = e instanceof Failure
+          const detail = e instanceof WriteFailure
             ? e.detail
             : { kind: "other" as const, message: (e as Error).message };
           return { filesDone, bytes, failed, error: detail, released };
@@ -289,10 +288,10 @@ export class FileWriter {
               written: 0,
             });
           } catch (e) {
-            throw new Failure(classify(e, op.final));
+            throw new WriteFailure(classify(e, op.final));
           }
         } else if (!f) {
-          throw new Failure({
+          throw new WriteFailure({
             kind: "other",
             message: `internal error: file ${op.file} was not begun`,
           });
@@ -303,7 +302,7 @@ export class FileWriter {
               let pos = 0;
               while (pos < raw.length) pos += fs.writeSync(f.fd, raw, pos, raw.length - pos);
             } catch (e) {
-              throw new Failure(classify(e, f.final));
+              throw new WriteFailure(classify(e, f.final));
             }
             f.written += raw.length;
             bytes += raw.length;
@@ -316,7 +315,7 @@ export class FileWriter {
       } catch (e) {
         const rel = this.#open.get(op.file)?.rel;
         this.#discard(op.file);
-        const detail = e instanceof Failure
+        const detail = e instanceof WriteFailure
           ? e.detail
           : { kind: "other" as const, message: (e as Error).message };
         if (detail.kind === "integrity" || detail.kind === "in-the-way") {
@@ -345,7 +344,7 @@ export class FileWriter {
         // Never created here, never through a symlink: the main thread made it exclusively.
         fd = fs.openSync(op.tmp, fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW);
       } catch (e) {
-        throw new Failure(classify(e, op.final));
+        throw new WriteFailure(classify(e, op.final));
       }
       const share: Share = {
         fd,
@@ -355,10 +354,16 @@ export class FileWriter {
         written: 0,
         failure: null,
       };
-      const st = fs.fstatSync(fd);
+      let st: fs.Stats;
+      try {
+        st = fs.fstatSync(fd);
+      } catch (e) {
+        this.#closeShare(share);
+        throw new WriteFailure(classify(e, op.final));
+      }
       if (st.dev !== op.dev || st.ino !== op.ino) {
         this.#closeShare(share); // not the file the main thread made: never written
-        throw new Failure({
+        throw new WriteFailure({
           kind: "other",
           message:
             `the temporary file "${op.tmp}" of ${op.rel} was replaced while it was restored: make sure nothing else writes into the restore target, and restore again`,
@@ -369,7 +374,7 @@ export class FileWriter {
     }
     const share = this.#shared.get(op.file);
     if (!share) {
-      throw new Failure({
+      throw new WriteFailure({
         kind: "other",
         message: `internal error: file ${op.file} was not shared`,
       });
@@ -388,7 +393,7 @@ export class FileWriter {
       try {
         raw = checked(b, share.rel);
       } catch (e) {
-        if (!(e instanceof Failure)) throw e;
+        if (!(e instanceof WriteFailure)) throw e;
         share.failure = e.message;
         this.#closeShare(share);
         return bytes;
@@ -399,7 +404,7 @@ export class FileWriter {
           pos += fs.writeSync(share.fd, raw, pos, raw.length - pos, at + pos);
         }
       } catch (e) {
-        throw new Failure(classify(e, share.final));
+        throw new WriteFailure(classify(e, share.final));
       }
       at += raw.length;
       share.written += raw.length;
