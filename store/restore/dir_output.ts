@@ -3,7 +3,9 @@
  * symlinks and hard links under a target directory. Files are written on
  * writer threads (file_writer.ts, one lane per core) while the main thread
  * reads packs; each under a temporary name of 27 bytes, renamed into place
- * when whole. Nothing is ever written through a symlink: a link where the
+ * when whole. A small file is written by one lane; a large one by every
+ * lane, each writing runs of its blocks at their offsets into the temporary
+ * file made here, which is finalised here once they all released it. Nothing is ever written through a symlink: a link where the
  * backup has a directory is removed (never what it points to), owner, mode
  * and times are set on the entry itself. Owners are set as
  * {@linkcode OwnerOptions} say; names that are not valid UTF-8 are restored
