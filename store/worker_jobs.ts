@@ -164,8 +164,9 @@ function transferOf(results: FileResult[]): ArrayBuffer[] {
 
 /**
  * `restore.write`: applies write steps on one lane; a file's steps may span
- * batches (they must go to the same lane). Closing removes the temporary
- * files of files not complete.
+ * batches (they must go to the same lane; a shared large file's runs go to
+ * every lane, each lane's share, runs and release in order). Closing removes
+ * the temporary files of files not complete.
  */
 export const restoreWrite: JobKind<WriteOp[], WriteReport> = {
   create() {
