@@ -16,6 +16,7 @@ import * as path from "node:path";
 import { controlFileSystemId, parseWalName } from "../formats/wal_name.ts";
 import {
   ensureSpool,
+  inRecovery,
   removeSpoolFile,
   serveFromSpool,
   sleep,
@@ -50,6 +51,8 @@ export interface PrefetchOptions {
   readonly waitMs?: number;
   /** How often to look (default 5 ms). */
   readonly pollMs?: number;
+  /** The data directory being recovered (default: the working directory, as PostgreSQL runs it). */
+  readonly pgData?: string;
 }
 
 /**
@@ -146,6 +149,9 @@ export async function fetchWalPrefetched(
       const now = Date.now();
       if (now > deadline) return false;
       if (now > nextCheck) {
+        // Recovery is ending (PostgreSQL asks for the last segment again after it removed
+        // recovery.signal): a prefetcher stops at once then, so it is fetched here.
+        if (!inRecovery(options.pgData ?? ".")) return false;
         nextCheck = recheck(ensurePrefetcher()); // one killed or idled out meanwhile
       }
     } catch {

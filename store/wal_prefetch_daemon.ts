@@ -33,6 +33,7 @@ import type { FetchWant } from "./wal_prefetch.ts";
 import {
   acquireSpoolLock,
   ensureSpool,
+  inRecovery,
   readSpoolJson,
   removeSpoolFile,
   removeStaleTemps,
@@ -90,13 +91,6 @@ const SPOOL_SUFFIX = /\.(meta|missing|fetch-error|want)$/;
 /** A segment's position in the WAL stream, comparable as a string across segment sizes. */
 function position(name: string): string {
   return name.slice(8, 24);
-}
-
-/** True while the data directory asks for recovery (or it cannot be told). */
-export function inRecovery(pgData: string): boolean {
-  if (!fs.existsSync(path.join(pgData, "global"))) return true; // not a data directory: keep
-  return fs.existsSync(path.join(pgData, "recovery.signal")) ||
-    fs.existsSync(path.join(pgData, "standby.signal"));
 }
 
 /** Removes every spooled segment and the prefetcher's files (not the lock). */

@@ -282,6 +282,13 @@ export interface SpoolMeta {
   readonly sha256: string;
 }
 
+/** True while the data directory asks for recovery (or it cannot be told). */
+export function inRecovery(pgData: string): boolean {
+  if (!fs.existsSync(path.join(pgData, "global"))) return true; // not a data directory: keep
+  return fs.existsSync(path.join(pgData, "recovery.signal")) ||
+    fs.existsSync(path.join(pgData, "standby.signal"));
+}
+
 /** What {@linkcode serveFromSpool} expects of a spooled segment. */
 export interface SpoolExpect {
   readonly repository: string;
@@ -290,13 +297,14 @@ export interface SpoolExpect {
 }
 
 /**
- * Moves spooled segment `name` to `dest` when it is there and checks: its
+ * Serves spooled segment `name` at `dest` when it is there and checks: its
  * `.meta` names the same repository (and system), and the file's size and
  * SHA-256 are the recorded ones (a spool file of another content is removed,
- * never served). `dest` appears complete or not at all: a rename, or on
- * another file system a copy to a temporary file beside it, flushed, then
- * renamed. Returns the served file's `.meta`, or null when there is nothing
- * to serve.
+ * never served; so is one changed after it was served). `dest` appears
+ * complete or not at all: a hard link renamed into place (the spool keeps
+ * the segment, to serve it again), else the file moved there, or on another
+ * file system a copy to a temporary file beside it, flushed, then renamed.
+ * Returns the served file's `.meta`, or null when there is nothing to serve.
  */
 export function serveFromSpool(
   spool: string,
@@ -329,6 +337,12 @@ export function serveFromSpool(
     return null;
   }
   const dir = path.dirname(path.resolve(dest));
+  if (linkInto(file, dest, dir)) {
+    // The spool keeps it (and its .meta): PostgreSQL asks for the last segment it replayed again
+    // at the end of recovery. The prefetcher removes the segments behind the newest request.
+    syncDirectory(dir);
+    return meta;
+  }
   try {
     fs.renameSync(file, dest);
   } catch (e) {
@@ -341,6 +355,27 @@ export function serveFromSpool(
   removeSpoolFile(spool, `${name}.meta`);
   syncDirectory(dir);
   return meta;
+}
+
+/**
+ * Puts a hard link to `file` at `dest` through a temporary name beside it
+ * (a rename over whatever is at `dest`); false when the file system makes
+ * no link there (the caller moves or copies the file instead).
+ */
+function linkInto(file: string, dest: string, dir: string): boolean {
+  const temp = path.join(dir, `.bendsave-${randomBytes(12).toString("hex")}.tmp`);
+  try {
+    fs.linkSync(file, temp);
+  } catch {
+    return false;
+  }
+  try {
+    fs.renameSync(temp, dest);
+    return true;
+  } catch (e) {
+    fs.rmSync(temp, { force: true });
+    throw e;
+  }
 }
 
 /** Copies `file` to `dest` through a flushed temporary file beside it. */

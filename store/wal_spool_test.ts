@@ -107,7 +107,22 @@ Deno.test("serveFromSpool moves a checked segment into place and never serves on
   const meta = serveFromSpool(spool, name, dest, expect);
   assert.equal(meta?.size, content.length);
   assert.deepEqual(new Uint8Array(fs.readFileSync(dest)), content);
-  assert.deepEqual(fs.readdirSync(spool), [], "moved, its .meta removed");
+  // A hard link: the spool keeps the segment and its .meta, and serves it again (PostgreSQL
+  // asks for the last segment once more at the end of recovery).
+  assert.deepEqual(fs.readdirSync(spool).sort(), [name, `${name}.meta`]);
+  assert.equal(fs.statSync(dest).ino, fs.statSync(path.join(spool, name)).ino);
+  assert.deepEqual(fs.readdirSync(t.dir).filter((f) => f.endsWith(".tmp")), []);
+  fs.rmSync(dest); // PostgreSQL removes RECOVERYXLOG before it asks again
+  assert.equal(serveFromSpool(spool, name, dest, expect)?.size, content.length);
+  assert.deepEqual(new Uint8Array(fs.readFileSync(dest)), content);
+  // Changed through the served name (PostgreSQL recycles a kept segment in place): the spool's
+  // copy is no longer the archive's and is never served again.
+  const changed = new Uint8Array(content);
+  changed[7] = changed[7]! ^ 1;
+  fs.writeFileSync(dest, changed);
+  fs.rmSync(dest);
+  assert.equal(serveFromSpool(spool, name, dest, expect), null);
+  assert.deepEqual(fs.readdirSync(spool), [], "removed, with its .meta");
 });
 
 Deno.test("acquireSpoolLock refuses a live holder and takes over a dead one's lock", async () => {

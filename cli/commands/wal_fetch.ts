@@ -138,6 +138,7 @@ async function walFetch(args: string[], out: Output): Promise<number> {
       spool,
       repository: from,
       systemId: idOptions.systemId ?? controlSystemIdOrNull(idOptions.pgData),
+      ...(idOptions.pgData !== undefined ? { pgData: idOptions.pgData } : {}),
       startPrefetcher: () =>
         startBackground([
           "wal-fetch",
