@@ -411,19 +411,24 @@ export class DirOutput implements RestoreOutput {
       return;
     }
     if (list.length) this.#batch.push({ op: "blocks", file, blocks: list });
+    this.#batch.push(this.#endOp(file, f));
+    if (this.#batchBytes >= BATCH_BYTES || this.#batch.length >= BATCH_OPS) {
+      await this.#flush();
+      this.#lane = (this.#lane + 1) % this.#pool!.lanes;
+    }
+  }
+
+  /** The step that finishes file number `file`: size check, owner, mode, mtime, rename. */
+  #endOp(file: number, f: Entry): EndOp {
     const owner = ownerOf(f.node, this.#options);
-    this.#batch.push({
+    return {
       op: "end",
       file,
       size: f.node.size,
       mode: f.node.mode,
       mtimeMs: f.node.mtimeMs,
       ...(owner ? { owner } : {}),
-    });
-    if (this.#batchBytes >= BATCH_BYTES || this.#batch.length >= BATCH_OPS) {
-      await this.#flush();
-      this.#lane = (this.#lane + 1) % this.#pool!.lanes;
-    }
+    };
   }
 
   /**
@@ -442,15 +447,7 @@ export class DirOutput implements RestoreOutput {
     } catch (e) {
       throw fsError(e, final);
     }
-    const owner = ownerOf(f.node, this.#options);
-    const end: EndOp = {
-      op: "end",
-      file,
-      size: f.node.size,
-      mode: f.node.mode,
-      mtimeMs: f.node.mtimeMs,
-      ...(owner ? { owner } : {}),
-    };
+    const end = this.#endOp(file, f);
     const s: SharedFile = {
       fd,
       tmp,
