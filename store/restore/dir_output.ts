@@ -145,7 +145,7 @@ function adoptExact(abs: string, dir: SelectedDir): void {
 
 function lstatOrNull(p: string): fs.Stats | null {
   try {
-    return fs.lstatSync(p);
+    return fs.lstatSync(p, { throwIfNoEntry: false }) ?? null; // no error built for ENOENT
   } catch {
     return null;
   }

@@ -199,9 +199,11 @@ export function finishFile(f: OpenFile, end: EndOp): void {
   }
   let inTheWay = false;
   try {
-    inTheWay = fs.lstatSync(f.final).isDirectory();
+    // Nothing there is the common case: no error is built for it (restoring 31,000 small files,
+    // the thrown ENOENT cost each writer thread 0.5 s of its 4.7 busy seconds).
+    inTheWay = fs.lstatSync(f.final, { throwIfNoEntry: false })?.isDirectory() === true;
   } catch {
-    // nothing there
+    // not to be told: the rename decides
   }
   if (inTheWay) {
     throw new WriteFailure({
