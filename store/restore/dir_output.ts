@@ -41,7 +41,7 @@ import {
 } from "./file_writer.ts";
 import { WorkerPool } from "../worker_pool.ts";
 import { ENGINE_JOBS, type EnginePool } from "../worker_jobs.ts";
-import { ownerOf, type OwnerOptions, ownership } from "./owner.ts";
+import { ownerOf, type OwnerOptions, type Ownership, ownership } from "./owner.ts";
 import type { Entry, Link, SelectedDir } from "./collect.ts";
 import type { Ledger, RestoreOutput, TargetView } from "./output.ts";
 import type { RestorePlan } from "./restore.ts";
@@ -317,6 +317,7 @@ export class DirOutput implements RestoreOutput {
   #batchBytes = 0;
   /** Large files written by several lanes, until finalised or removed. */
   readonly #shared = new Map<number, SharedFile>();
+  #ownership: Ownership | null = null;
 
   /** An output writing into directory `target` (made when missing). */
   constructor(target: string, options: DirOutputOptions = {}) {
@@ -379,7 +380,7 @@ export class DirOutput implements RestoreOutput {
   async unchanged(f: Entry, chunker: ChunkerParams, lengths: readonly number[]): Promise<boolean> {
     const final = path.join(this.#abs, f.rel);
     if (!(await sameContent(final, f.node, chunker, lengths))) return false;
-    setMeta(final, f.node, ownerOf(f.node, this.#options));
+    setMeta(final, f.node, this.#ownerOf(f.node));
     return true;
   }
 
@@ -418,9 +419,14 @@ export class DirOutput implements RestoreOutput {
     }
   }
 
+  /** The owner to set on `node` (whether to is decided once per restore: not per file). */
+  #ownerOf(node: Entry["node"]): readonly [number, number] | null {
+    return ownerOf(node, this.#options, this.#ownership ??= ownership(this.#options));
+  }
+
   /** The step that finishes file number `file`: size check, owner, mode, mtime, rename. */
   #endOp(file: number, f: Entry): EndOp {
-    const owner = ownerOf(f.node, this.#options);
+    const owner = this.#ownerOf(f.node);
     return {
       op: "end",
       file,
@@ -612,7 +618,7 @@ export class DirOutput implements RestoreOutput {
       fs.rmSync(tmp, { force: true });
       throw fsError(e, final);
     }
-    const owner = ownerOf(s.node, this.#options);
+    const owner = this.#ownerOf(s.node);
     if (owner) chownLink(final, owner);
     try {
       fs.lutimesSync(final, timeArg(s.node.mtimeMs), timeArg(s.node.mtimeMs));
@@ -625,7 +631,7 @@ export class DirOutput implements RestoreOutput {
   done(d: SelectedDir): Promise<void> {
     renameExact(this.#abs, d);
     if (d.node !== null) {
-      setMeta(path.join(this.#abs, d.rel), d.node, ownerOf(d.node, this.#options));
+      setMeta(path.join(this.#abs, d.rel), d.node, this.#ownerOf(d.node));
     }
     return Promise.resolve();
   }

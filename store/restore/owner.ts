@@ -56,7 +56,8 @@ function mapId(map: IdMap | undefined, id: number): number {
 
 /**
  * The uid and gid to set on a restored `node`, or null to leave the owner
- * alone.
+ * alone; `decided` is {@linkcode ownership} of `options`, when the caller
+ * asked once for a whole restore.
  *
  * @example
  * ```ts
@@ -71,8 +72,9 @@ function mapId(map: IdMap | undefined, id: number): number {
 export function ownerOf(
   node: Pick<TreeNode, "uid" | "gid">,
   options: OwnerOptions,
+  decided: Ownership = ownership(options),
 ): readonly [number, number] | null {
-  if (ownership(options) !== "set") return null;
+  if (decided !== "set") return null;
   return [mapId(options.uidMap, node.uid), mapId(options.gidMap, node.gid)];
 }
 
