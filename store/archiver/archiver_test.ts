@@ -20,7 +20,7 @@ import { splitAll } from "../../formats/chunker.ts";
 import { sha256, toHex } from "../../formats/hash.ts";
 import { emptyStats, type ManifestStats } from "../../formats/manifest.ts";
 import { encodeTree, NodeType, type TreeNode } from "../../formats/tree.ts";
-import { randomBytes, tempDir, textBytes } from "../../testing/mod.ts";
+import { prng, randomBytes, tempDir, textBytes } from "../../testing/mod.ts";
 
 /** Runs the archiver over `tree` into the repository in `store`, as one backup would. */
 async function run<D>(
@@ -328,13 +328,9 @@ Deno.test("backup of a local directory stores the trees the format defines, buil
 // it: the archiver must store the same trees.
 function fixedBytes(n: number, seed: number): Uint8Array {
   const out = new Uint8Array(n);
-  let x = seed >>> 0 || 1;
+  const next = prng(seed);
   for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
+    const x = next(); // one step per byte, whichever half of the 4 KiB page it fills
     out[i] = (i % 4096) < 2048 ? x & 0xff : (i >> 12) & 0xff;
   }
   return out;

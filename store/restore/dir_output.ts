@@ -317,12 +317,14 @@ export class DirOutput implements RestoreOutput {
   #batchBytes = 0;
   /** Large files written by several lanes, until finalised or removed. */
   readonly #shared = new Map<number, SharedFile>();
-  #ownership: Ownership | null = null;
+  /** Whether owners are set: decided once per restore (process.getuid costs per file). */
+  readonly #ownership: Ownership;
 
   /** An output writing into directory `target` (made when missing). */
   constructor(target: string, options: DirOutputOptions = {}) {
     this.#abs = path.resolve(target);
     this.#options = options;
+    this.#ownership = ownership(options);
   }
 
   get stopped(): boolean {
@@ -334,7 +336,7 @@ export class DirOutput implements RestoreOutput {
     return Promise.resolve({
       target: this.#abs,
       targetNotEmpty: this.#notEmpty,
-      ownership: ownership(this.#options),
+      ownership: this.#ownership,
     });
   }
 
@@ -419,9 +421,9 @@ export class DirOutput implements RestoreOutput {
     }
   }
 
-  /** The owner to set on `node` (whether to is decided once per restore: not per file). */
+  /** The owner to set on `node`. */
   #ownerOf(node: Entry["node"]): readonly [number, number] | null {
-    return ownerOf(node, this.#options, this.#ownership ??= ownership(this.#options));
+    return ownerOf(node, this.#options, this.#ownership);
   }
 
   /** The step that finishes file number `file`: size check, owner, mode, mtime, rename. */

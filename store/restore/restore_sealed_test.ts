@@ -7,9 +7,9 @@ import { Repository } from "../repository.ts";
 import { RestoreIncomplete } from "../errors.ts";
 import { passphraseSource, setPassphraseSource } from "../passphrase_source.ts";
 import { dirSource } from "../../sources/dir/dir_source.ts";
-import { toHex } from "../../formats/hash.ts";
 import { randomBytes, tempDir, textBytes } from "../../testing/mod.ts";
 import { restore } from "./restore.ts";
+import { damageFirstBlock } from "./_damage_test_helper.ts";
 
 const CHEAP = { memoryKiB: 64, iterations: 1, parallelism: 1 };
 
@@ -56,14 +56,7 @@ Deno.test("restore of an encrypted repository leaves out a file whose sealed blo
   await using t = await tempDir();
   const f = await fixture(t.dir);
   const repo = await withPassphrase(() => Repository.open(f.store));
-  await repo.loadIndex();
-  const root = (await repo.loadManifest(f.manifest)).manifest.parts[0]!.root;
-  const three = (await repo.loadTree(root)).find((n) => n.name === "three")!;
-  const loc = repo.locate(three.blocks[0]!, "three");
-  const h = { kind: "pack", name: toHex(loc.packId) } as const;
-  const pack = (await f.store.load(h)).slice();
-  pack[loc.offset + 20] = pack[loc.offset + 20]! ^ 0x01;
-  await f.store.save(h, pack);
+  await damageFirstBlock(repo, f.manifest, "three", 20, 0x01);
   const out = path.join(t.dir, "out");
   const e = await withPassphrase(() => restore(f.store, out, { workers: 2 })).then(
     () => null,

@@ -6,7 +6,6 @@ import { backup } from "../backup/backup.ts";
 import { Repository } from "../repository.ts";
 import { Cancelled, IntegrityError, InvalidInput, RestoreIncomplete } from "../errors.ts";
 import { dirSource } from "../../sources/dir/dir_source.ts";
-import { toHex } from "../../formats/hash.ts";
 import { NodeType } from "../../formats/tree.ts";
 import { randomBytes, tempDir } from "../../testing/mod.ts";
 import type { Entry, Link, SelectedDir } from "./collect.ts";
@@ -14,6 +13,7 @@ import type { Ledger, RestoreOutput, TargetView } from "./output.ts";
 import { planWith, restoreWith } from "./restorer.ts";
 import { decodeChecked, type StoredBlock } from "./stored_block.ts";
 import type { RestoreResult } from "./restore.ts";
+import { damageFirstBlock } from "./_damage_test_helper.ts";
 
 const KiB = 1024;
 
@@ -158,15 +158,7 @@ Deno.test("restoreWith over a mem output writes every file byte for byte, then l
 Deno.test("restoreWith leaves out a file with a damaged block, restores the others and throws RestoreIncomplete", async () => {
   await using t = await tempDir();
   const f = await fixture(t.dir);
-  const repo = await Repository.open(f.store);
-  await repo.loadIndex();
-  const root = (await repo.loadManifest(f.manifest)).manifest.parts[0]!.root;
-  const three = (await repo.loadTree(root)).find((n) => n.name === "three")!;
-  const loc = repo.locate(three.blocks[0]!, "three");
-  const h = { kind: "pack", name: toHex(loc.packId) } as const;
-  const pack = (await f.store.load(h)).slice();
-  pack[loc.offset + 5] = pack[loc.offset + 5]! ^ 0xff;
-  await f.store.save(h, pack);
+  await damageFirstBlock(await Repository.open(f.store), f.manifest, "three", 5, 0xff);
   const out = new MemOutput();
   const e = await restoreWith(f.store, out, { manifest: f.manifest }).then(
     () => null,

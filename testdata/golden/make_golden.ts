@@ -28,6 +28,7 @@ import { FsStore } from "../../store/drivers/fs.ts";
 import { dirSource } from "../../sources/dir/dir_source.ts";
 import { FORMAT_VERSION } from "../../formats/version.ts";
 import type { ChunkerParams } from "../../formats/chunker.ts";
+import { prng } from "../../testing/mod.ts";
 
 /** One entry of a restored tree, as expected.json records it. */
 export interface ExpectedEntry {
@@ -75,15 +76,8 @@ const MTIME = Date.UTC(2024, 5, 1, 12, 0, 0) + 123;
 /** xorshift32: deterministic "random-looking" bytes from a seed. */
 function seededBytes(n: number, seed: number): Uint8Array {
   const out = new Uint8Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 0xff;
-  }
+  const next = prng(seed);
+  for (let i = 0; i < n; i++) out[i] = next() & 0xff;
   return out;
 }
 
