@@ -19,10 +19,10 @@
  * @module
  */
 import { syncDirectory } from "./drivers/fs.ts";
+import { tempBeside } from "./wal_spool.ts";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { hostname } from "node:os";
-import { randomBytes } from "node:crypto";
 import type { BlobStore, Handle } from "./drivers/types.ts";
 import { AlreadyExists, BendsaveError, IntegrityError, InvalidInput, NotFound } from "./errors.ts";
 import { Repository } from "./repository.ts";
@@ -561,7 +561,7 @@ export async function fetchWal(
   }
   const lock = await acquire(store, "wal-fetch", options);
   const dir = path.dirname(path.resolve(dest));
-  const temp = path.join(dir, `.bendsave-${randomBytes(12).toString("hex")}.tmp`);
+  const temp = tempBeside(dir);
   let fd: number | null = null;
   try {
     await repo.loadIndex(() => {}); // a damaged index file only matters if a block is missing

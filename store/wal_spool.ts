@@ -363,7 +363,7 @@ export function serveFromSpool(
  * no link there (the caller moves or copies the file instead).
  */
 function linkInto(file: string, dest: string, dir: string): boolean {
-  const temp = path.join(dir, `.bendsave-${randomBytes(12).toString("hex")}.tmp`);
+  const temp = tempBeside(dir);
   try {
     fs.linkSync(file, temp);
   } catch {
@@ -378,9 +378,18 @@ function linkInto(file: string, dest: string, dir: string): boolean {
   }
 }
 
+/**
+ * A fresh temporary name in directory `dir` (a WAL destination such as
+ * `pg_wal/`), `.bendsave-<24 hex>.tmp`, renamed over the destination once
+ * complete.
+ */
+export function tempBeside(dir: string): string {
+  return path.join(dir, `.bendsave-${randomBytes(12).toString("hex")}.tmp`);
+}
+
 /** Copies `file` to `dest` through a flushed temporary file beside it. */
 function copyInto(file: string, dest: string, dir: string): void {
-  const temp = path.join(dir, `.bendsave-${randomBytes(12).toString("hex")}.tmp`);
+  const temp = tempBeside(dir);
   try {
     fs.copyFileSync(file, temp);
     const fd = fs.openSync(temp, "r+");
