@@ -70,6 +70,8 @@ export interface PushDaemonResult {
   readonly ran: boolean;
   readonly pushed: number;
   readonly failed: number;
+  /** The pool's threads that hashed and compressed segments (1 when it ran on the main thread). */
+  readonly threads: number;
 }
 
 function oneLine(e: unknown): string {
@@ -81,7 +83,7 @@ export async function runPushDaemon(options: PushDaemonOptions): Promise<PushDae
   const { spool } = options;
   ensureSpool(spool);
   const lock = acquireSpoolLock(spool, "push", options.repository);
-  if (!lock) return { ran: false, pushed: 0, failed: 0 };
+  if (!lock) return { ran: false, pushed: 0, failed: 0, threads: 0 };
   const heartbeat = setInterval(() => lock.touch(), SPOOL_HEARTBEAT_MS);
   const queue = options.queue ?? 16;
   const lanes = Math.max(1, options.lanes ?? 2);
@@ -91,19 +93,29 @@ export async function runPushDaemon(options: PushDaemonOptions): Promise<PushDae
   // Segments are hashed and compressed on worker threads (one per core), so the
   // pushes side by side use every core; started with the first push.
   let pool: Promise<EnginePool> | null = null;
-  const encodeBlock: PushWalOptions["encodeBlock"] = async (raw, compression) => {
-    const p = await (pool ??= WorkerPool.start(ENGINE_JOBS, {
-      ...(options.workers === undefined ? {} : { workers: options.workers }),
-      name: "compressor",
-      fallback: "compressing on the pusher's main thread",
-    }));
-    const own = raw.byteOffset === 0 && raw.byteLength === raw.buffer.byteLength
-      ? raw
-      : raw.slice();
-    return await p.run("block.encode", { raw: own, compression }, {
-      transfer: [own.buffer as ArrayBuffer],
-    });
-  };
+  const threads = new Set<number>();
+  /**
+   * The hashing and compressing of push lane `lane`: always on pool thread
+   * `lane`, so the lanes' segments go to different threads (the pool's default,
+   * the first thread with room, queued both on the first).
+   */
+  const encoderFor =
+    (lane: number): NonNullable<PushWalOptions["encodeBlock"]> => async (raw, compression) => {
+      const p = await (pool ??= WorkerPool.start(ENGINE_JOBS, {
+        ...(options.workers === undefined ? {} : { workers: options.workers }),
+        name: "compressor",
+        fallback: "compressing on the pusher's main thread",
+      }));
+      const own = raw.byteOffset === 0 && raw.byteLength === raw.buffer.byteLength
+        ? raw
+        : raw.slice();
+      const job = await p.submit("block.encode", { raw: own, compression }, {
+        transfer: [own.buffer as ArrayBuffer],
+        lane,
+      });
+      threads.add(job.lane);
+      return await job.result;
+    };
   let pushed = 0;
   let failed = 0;
   let lastWork = Date.now();
@@ -115,7 +127,7 @@ export async function runPushDaemon(options: PushDaemonOptions): Promise<PushDae
       pushOkTrusted(ok, file, false);
   };
 
-  const pushOne = async (name: string, file: string, requested: boolean) => {
+  const pushOne = async (name: string, file: string, requested: boolean, lane: number) => {
     try {
       const identity = fileIdentity(file);
       store ??= await options.open();
@@ -123,7 +135,7 @@ export async function runPushDaemon(options: PushDaemonOptions): Promise<PushDae
         ...(options.push ?? {}),
         name,
         compressInBackground: true,
-        encodeBlock,
+        encodeBlock: encoderFor(lane),
         ...(options.signal ? { signal: options.signal } : {}),
       });
       const ok: PushOk = {
@@ -204,18 +216,18 @@ export async function runPushDaemon(options: PushDaemonOptions): Promise<PushDae
         continue;
       }
       let next = 0;
-      const lane = async () => {
+      const lane = async (index: number) => {
         while (next < work.length) {
           const w = work[next++]!;
           inFlight.add(w.name);
           try {
-            await pushOne(w.name, w.file, w.requested);
+            await pushOne(w.name, w.file, w.requested, index);
           } finally {
             inFlight.delete(w.name);
           }
         }
       };
-      await Promise.all(Array.from({ length: Math.min(lanes, work.length) }, lane));
+      await Promise.all(Array.from({ length: Math.min(lanes, work.length) }, (_, i) => lane(i)));
       lastWork = Date.now();
       if (store === null) break; // the repository cannot be opened: report and stop
     }
@@ -226,7 +238,7 @@ export async function runPushDaemon(options: PushDaemonOptions): Promise<PushDae
     await (store as BlobStore | null)?.close?.();
     lock.release();
   }
-  return { ran: true, pushed, failed };
+  return { ran: true, pushed, failed, threads: threads.size };
 }
 
 /**

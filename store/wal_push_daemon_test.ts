@@ -9,7 +9,7 @@ import { listWal } from "./wal_archive.ts";
 import { runPushDaemon } from "./wal_push_daemon.ts";
 import { type PushOk, readSpoolJson, writeSpoolFile } from "./wal_spool.ts";
 
-async function setup(dir: string, count: number) {
+async function setup(dir: string, count: number, workers?: number) {
   const repo = path.join(dir, "repo");
   await Repository.init(await FsStore.open(repo, { create: true }), {});
   const pgData = makeDataDir(path.join(dir, "data"));
@@ -32,13 +32,14 @@ async function setup(dir: string, count: number) {
       push: { pgData },
       idleMs: 200,
       exitCodeOf: () => 1,
+      ...(workers === undefined ? {} : { workers }),
     });
   return { repo, walDir, spool, names, run };
 }
 
 Deno.test("runPushDaemon pushes the request and the ready files after it, writing an .ok for each", async () => {
   await using t = await tempDir();
-  const { repo, walDir, spool, names, run } = await setup(t.dir, 3);
+  const { repo, walDir, spool, names, run } = await setup(t.dir, 3, 0);
   fs.mkdirSync(spool);
   writeSpoolFile(
     spool,
@@ -46,7 +47,7 @@ Deno.test("runPushDaemon pushes the request and the ready files after it, writin
     JSON.stringify({ file: path.join(walDir, names[0]!), repository: repo }),
   );
   const r = await run();
-  assert.deepEqual(r, { ran: true, pushed: 3, failed: 0 });
+  assert.deepEqual(r, { ran: true, pushed: 3, failed: 0, threads: 1 });
   assert.deepEqual((await listWal(await FsStore.open(repo))).map((w) => w.name), names);
   for (const name of names) {
     const ok = readSpoolJson<PushOk>(spool, `${name}.ok`);
@@ -57,11 +58,26 @@ Deno.test("runPushDaemon pushes the request and the ready files after it, writin
   assert.equal(fs.existsSync(path.join(spool, "push.lock")), false, "lock released");
 });
 
+Deno.test("runPushDaemon hashes and compresses its two lanes' segments on two threads", async () => {
+  await using t = await tempDir();
+  const { repo, walDir, spool, names, run } = await setup(t.dir, 4, 2);
+  fs.mkdirSync(spool);
+  writeSpoolFile(
+    spool,
+    `${names[0]}.req`,
+    JSON.stringify({ file: path.join(walDir, names[0]!), repository: repo }),
+  );
+  // The pool's default placement (the first thread with room for two jobs) put
+  // both lanes' segments on the first thread, one after the other.
+  assert.deepEqual(await run(), { ran: true, pushed: 4, failed: 0, threads: 2 });
+  assert.deepEqual((await listWal(await FsStore.open(repo))).map((w) => w.name), names);
+});
+
 Deno.test("runPushDaemon leaves ready files alone while nobody asks (archive_command emptied)", async () => {
   await using t = await tempDir();
   const { repo, run } = await setup(t.dir, 2);
   const r = await run();
-  assert.deepEqual(r, { ran: true, pushed: 0, failed: 0 });
+  assert.deepEqual(r, { ran: true, pushed: 0, failed: 0, threads: 0 });
   assert.deepEqual(await listWal(await FsStore.open(repo)), []);
 });
 
