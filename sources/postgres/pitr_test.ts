@@ -17,6 +17,10 @@ import {
   startPgCluster,
   startPgFromDataDir,
 } from "../../testing/pg_cluster.ts";
+import { FsStore } from "../../store/drivers/fs.ts";
+import { Repository } from "../../store/repository.ts";
+import { listWal } from "../../store/wal_archive.ts";
+import { damageBlock } from "../../store/restore/_damage_test_helper.ts";
 
 const bendsave = bendsaveAsPostgres;
 
@@ -343,6 +347,38 @@ Deno.test({
       }
       assert.ok(fs.existsSync(spool), "restore_command prefetched into its spool");
       assert.deepEqual(fs.readdirSync(spool), []);
+
+      // A WAL segment the restore cannot fetch ahead (its block damaged) is named in a
+      // warning; the restore still completes, and the spool holds only whole, checked files.
+      const store = await FsStore.open(repo);
+      const segments = (await listWal(store)).filter((w) => /^[0-9A-F]{24}$/.test(w.name));
+      const record = segments[segments.findIndex((w) => w.name === firstWal) + 1]!;
+      const second = record.name;
+      await damageBlock(await Repository.open(store), record.blocks[0]!, 40, 0xff);
+      const { uid, gid } = fs.statSync(repo);
+      for (const e of fs.readdirSync(repo, { recursive: true })) {
+        fs.chownSync(path.join(repo, String(e)), uid, gid); // rewritten by this (root) process
+      }
+      const again = path.join(repoRoot, "restored-again");
+      const r = await bendsave([
+        "restore",
+        "--from",
+        repo,
+        "--to",
+        again,
+        "--as-of",
+        t,
+        "--confirm",
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(
+        r.stderr,
+        new RegExp(`WAL file ${second} was not fetched ahead \\(.*\\): recovery fetches it itself`),
+      );
+      assert.deepEqual(fs.readdirSync(path.join(again, "pg_wal", "bendsave-prefetch")).sort(), [
+        firstWal,
+        `${firstWal}.meta`,
+      ]);
     } finally {
       await Deno.remove(repoRoot, { recursive: true }).catch(() => {});
     }

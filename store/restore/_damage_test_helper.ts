@@ -1,6 +1,6 @@
 /**
- * Test support: damages the stored bytes of a file's first block in its
- * pack, as a bad disk or tape would.
+ * Test support: damages the stored bytes of a block in its pack, as a bad
+ * disk or tape would.
  *
  * @module
  */
@@ -21,7 +21,18 @@ export async function damageFirstBlock(
   await repo.loadIndex();
   const root = (await repo.loadManifest(manifest)).manifest.parts[0]!.root;
   const node = (await repo.loadTree(root)).find((n) => n.name === name)!;
-  const loc = repo.locate(node.blocks[0]!, name);
+  await damageBlock(repo, node.blocks[0]!, at, mask);
+}
+
+/** Flips `mask` into byte `at` of block `id` as stored, rewriting its pack in place. */
+export async function damageBlock(
+  repo: Repository,
+  id: Uint8Array,
+  at: number,
+  mask: number,
+): Promise<void> {
+  await repo.loadIndex();
+  const loc = repo.locate(id, toHex(id));
   const h = { kind: "pack", name: toHex(loc.packId) } as const;
   const pack = (await repo.store.load(h)).slice();
   pack[loc.offset + at] = pack[loc.offset + at]! ^ mask;
