@@ -33,6 +33,7 @@ import type { FetchWant } from "./wal_prefetch.ts";
 import {
   acquireSpoolLock,
   ensureSpool,
+  fileIdentity,
   inRecovery,
   readSpoolJson,
   removeSpoolFile,
@@ -114,13 +115,15 @@ export async function fetchIntoSpool(
   repository: string,
   options: FetchWalOptions = {},
 ): Promise<FetchWalResult> {
-  const r = await fetchWal(store, name, path.join(spool, name), options);
+  const file = path.join(spool, name);
+  const r = await fetchWal(store, name, file, options);
   const meta: SpoolMeta = {
     name,
     repository,
     systemId: r.systemId,
     size: r.size,
     sha256: r.sha256,
+    identity: fileIdentity(file),
   };
   writeSpoolFile(spool, `${name}.meta`, JSON.stringify(meta));
   return r;

@@ -280,6 +280,11 @@ export interface SpoolMeta {
   readonly size: number;
   /** SHA-256 of the content, hex (the archive record's). */
   readonly sha256: string;
+  /**
+   * The spooled file as the prefetcher wrote and checked it: while the file
+   * still has this identity, serving it needs no second hash of its content.
+   */
+  readonly identity?: FileIdentity;
 }
 
 /** True while the data directory asks for recovery (or it cannot be told). */
@@ -326,15 +331,18 @@ export function serveFromSpool(
     discard();
     return null;
   }
-  let h: { sha256: string; size: number };
+  // The file the prefetcher checked against the archive record, untouched since (PostgreSQL
+  // checks every WAL record's CRC as it replays, too); anything else is hashed again.
   try {
-    h = hashFile(file);
+    if (!meta.identity || !sameIdentity(meta.identity, fileIdentity(file))) {
+      const h = hashFile(file);
+      if (h.size !== meta.size || h.sha256 !== meta.sha256) {
+        discard();
+        return null;
+      }
+    }
   } catch {
     return null; // taken by another foreground meanwhile
-  }
-  if (h.size !== meta.size || h.sha256 !== meta.sha256) {
-    discard();
-    return null;
   }
   const dir = path.dirname(path.resolve(dest));
   if (linkInto(file, dest, dir)) {

@@ -125,6 +125,44 @@ Deno.test("serveFromSpool moves a checked segment into place and never serves on
   assert.deepEqual(fs.readdirSync(spool), [], "removed, with its .meta");
 });
 
+Deno.test("serveFromSpool serves a segment the prefetcher checked by its identity, and hashes one changed since", async () => {
+  await using t = await tempDir();
+  const spool = path.join(t.dir, "spool");
+  fs.mkdirSync(spool);
+  const name = "000000010000000000000002";
+  const file = path.join(spool, name);
+  const content = new Uint8Array(1 << 20).map((_, i) => i % 251);
+  const dest = path.join(t.dir, "RECOVERYXLOG");
+  const expect = { repository: "/repo", systemId: "7" };
+  const put = () => {
+    fs.writeFileSync(file, content);
+    const meta = { name, repository: "/repo", systemId: "7", ...hashFile(file) };
+    writeSpoolFile(
+      spool,
+      `${name}.meta`,
+      JSON.stringify({ ...meta, identity: fileIdentity(file) }),
+    );
+  };
+  put();
+  assert.equal(serveFromSpool(spool, name, dest, expect)?.size, content.length);
+  assert.deepEqual(new Uint8Array(fs.readFileSync(dest)), content);
+  fs.rmSync(dest);
+  // Rewritten in place with other bytes: its modification time moved, so it is hashed and refused.
+  const bad = new Uint8Array(content);
+  bad[5] = bad[5]! ^ 0xff;
+  fs.writeFileSync(file, bad);
+  fs.utimesSync(file, new Date(2_000_000_000_000), new Date(2_000_000_000_000));
+  assert.equal(serveFromSpool(spool, name, dest, expect), null);
+  assert.equal(fs.existsSync(dest), false);
+  assert.deepEqual(fs.readdirSync(spool), [], "removed, with its .meta");
+  // Replaced by another file of the same bytes (another inode): hashed, and served.
+  put();
+  const copy = path.join(t.dir, "copy");
+  fs.copyFileSync(file, copy);
+  fs.renameSync(copy, file);
+  assert.equal(serveFromSpool(spool, name, dest, expect)?.size, content.length);
+});
+
 Deno.test("acquireSpoolLock refuses a live holder and takes over a dead one's lock", async () => {
   await using t = await tempDir();
   const lock = acquireSpoolLock(t.dir, "push", "/repo");
