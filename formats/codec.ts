@@ -9,6 +9,7 @@
  */
 import zlib from "node:zlib";
 import { deflateSync, inflateSync } from "fflate";
+import { zstdCompress, zstdDecompress } from "./zstd_context.ts";
 
 /** Codec numbers as stored in pack trailers and index files. Never renumber. */
 export const Codec = { raw: 0, zstd: 1, deflate: 2 } as const;
@@ -60,12 +61,7 @@ export function encodeBlock(raw: Uint8Array, options: CompressionOptions): Encod
     return { codec: Codec.raw, data: raw };
   }
   if (options.codec === "zstd") {
-    return chooseEncoded(
-      raw,
-      Codec.zstd,
-      view(zlib.zstdCompressSync(raw, zstdOptions(options))),
-      options,
-    );
+    return chooseEncoded(raw, Codec.zstd, zstdCompress(raw, options.level), options);
   }
   return chooseEncoded(
     raw,
@@ -94,9 +90,6 @@ function chooseEncoded(
   if (data.length > raw.length * (1 - options.minSaving)) return { codec: Codec.raw, data: raw };
   return { codec, data };
 }
-
-/** The largest output buffer one zstd decode allocates up front. */
-const ZSTD_CHUNK_CAP = 8 * 1024 * 1024 + 1;
 
 /**
  * {@linkcode encodeBlock} off the calling thread for zstd (node:zlib's
@@ -128,15 +121,7 @@ export function decodeBlock(codec: number, data: Uint8Array, rawLength: number):
         out = data;
         break;
       case Codec.zstd:
-        out = view(zlib.zstdDecompressSync(data, {
-          maxOutputLength: Math.max(rawLength, 1),
-          // One output buffer of the right size (one byte more, so that a
-          // full buffer does not cost a second one) instead of 16 KiB
-          // chunks joined: a quarter less CPU over a repository of small
-          // files. Capped, so a damaged length cannot allocate gigabytes.
-          chunkSize: Math.min(Math.max(rawLength + 1, 64), ZSTD_CHUNK_CAP),
-        }));
-        break;
+        return zstdDecompress(data, rawLength);
       case Codec.deflate:
         // One spare byte: fflate silently drops output past the end of `out`
         // and returns `out` whole for empty input, so only a longer buffer
