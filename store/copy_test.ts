@@ -10,6 +10,7 @@ import { restore } from "./restore/restore.ts";
 import { Repository } from "./repository.ts";
 import { AlreadyExists, IntegrityError, InvalidInput, PassphraseError } from "./errors.ts";
 import { setPassphraseSource } from "./passphrase_source.ts";
+import type { Source } from "./source.ts";
 import { dirSource } from "../sources/dir/dir_source.ts";
 import { DEFAULT_FIXED } from "../formats/chunker.ts";
 import { sha256, toHex } from "../formats/hash.ts";
@@ -645,4 +646,74 @@ Deno.test("copy re-encoding stops at a sealed source block that does not authent
   );
   assert.deepEqual(filesUnder(path.join(destDir, "manifests")), []);
   await assertClean(dest, "destination");
+});
+
+/** Path -> SHA-256 of the content of every file of every part of a manifest, read block by block. */
+async function contentOf(store: FsStore, name: string): Promise<Map<string, string>> {
+  const repo = await Repository.open(store);
+  await repo.loadIndex();
+  const m = (await repo.loadManifest(name)).manifest;
+  const out = new Map<string, string>();
+  const walk = async (id: Uint8Array, dir: string): Promise<void> => {
+    for (const n of await repo.loadTree(id)) {
+      const p = `${dir}/${n.name}`;
+      if (n.type === NodeType.dir && n.subtree?.length) await walk(n.subtree, p);
+      if (n.type !== NodeType.file) continue;
+      const h = createHash("sha256");
+      for (const b of n.blocks) h.update(await repo.readBlob(b, p));
+      out.set(p, h.digest("hex"));
+    }
+  };
+  for (const p of m.parts) await walk(p.root, `${p.kind}:${p.name}`);
+  return out;
+}
+
+Deno.test("copy re-encodes every part of a backup: a stream, and two parts with one root", async () => {
+  await using t = await tempDir();
+  const tree = makeTree(path.join(t.dir, "tree"), { largeSize: 500_000, seed: 4 });
+  const stream = randomBytes(1_500_000, 31);
+  const source: Source = {
+    info: { type: "test", key: "test:multi", description: "three parts", settings: {} },
+    parts: () =>
+      Promise.resolve([
+        {
+          name: "meta",
+          kind: "stream",
+          fileName: "meta.bin",
+          open: () =>
+            Promise.resolve((async function* () {
+              yield stream;
+            })()),
+        },
+        { name: "data", kind: "tree", path: tree },
+        { name: "again", kind: "tree", path: tree },
+      ]),
+  };
+  const store = await FsStore.open(path.join(t.dir, "repo"), { create: true });
+  const b = await backup(store, source, { workers: 0, now: () => T0 });
+  const m = b.manifest;
+  assert.deepEqual(m.parts[1]!.root, m.parts[2]!.root, "two parts with one root");
+  const expected = await contentOf(store, b.name);
+  assert.ok(expected.size > 40);
+  // Plain -> encrypted, then that encrypted copy -> plain again.
+  for (const [from, options] of [[store, { encrypt: true }], [null, { decrypt: true }]] as const) {
+    const src = from ?? await FsStore.open(path.join(t.dir, "encrypt"), { create: true });
+    const dir = path.join(t.dir, from ? "encrypt" : "decrypt");
+    const dest = await FsStore.open(dir, { create: true });
+    const r = await copy(src, dest, { ...options, init: { kdf: CHEAP } });
+    assert.equal(r.mode, "reencoded");
+    const copied = (await (await Repository.open(dest)).loadManifest(b.name)).manifest;
+    assert.deepEqual(
+      copied.parts.map((p) => [p.name, p.kind]),
+      m.parts.map((p) => [p.name, p.kind]),
+    );
+    assert.deepEqual(copied.parts[1]!.root, copied.parts[2]!.root);
+    if (from) assert.notDeepEqual(copied.parts[0]!.root, m.parts[0]!.root, "keyed ids");
+    else {
+      // Back in plaintext: SHA-256 ids of trees encoded the same way, so the very roots.
+      assert.deepEqual(copied.parts.map((p) => p.root), m.parts.map((p) => p.root));
+    }
+    assert.deepEqual(await contentOf(dest, b.name), expected);
+    await assertClean(dest, dir);
+  }
 });
