@@ -26,7 +26,7 @@ import { equalBytes, ID_LENGTH, sha256, toHex } from "../formats/hash.ts";
 import { encodeBlock } from "../formats/codec.ts";
 import { type Manifest, sameBackup } from "../formats/manifest.ts";
 import { BlobKind } from "../formats/pack.ts";
-import { encodeTree, NodeType, type TreeNode } from "../formats/tree.ts";
+import { encodeTree, nameKey, NodeType, type TreeNode } from "../formats/tree.ts";
 import {
   ENCRYPTED_FORMAT_MINOR,
   ENCRYPTED_FORMAT_VERSION,
@@ -148,6 +148,44 @@ interface ReencodedDir {
   entered: number;
 }
 
+/** A directory of a parent backup whose two copies are walked side by side. */
+interface PairedDir {
+  /** The source's tree and the destination's. */
+  readonly ours: Uint8Array;
+  readonly theirs: Uint8Array;
+  readonly parent: PairedDir | null;
+  /** The destination's entries, in the order of the source's. */
+  nodes: readonly TreeNode[];
+  entered: number;
+  /** False once anything below it did not pair. */
+  complete: boolean;
+}
+
+/** What of an entry a re-encoding copy keeps: everything but its ids (their count included). */
+function entryShape(n: TreeNode): string {
+  return JSON.stringify([
+    nameKey(n),
+    n.type,
+    n.mode,
+    n.mtimeMs,
+    n.size,
+    n.linkTarget ?? "",
+    n.inode,
+    n.device,
+    n.uid,
+    n.gid,
+    n.etag ?? "",
+    n.nlink ?? 0,
+    n.blocks.length,
+    n.subtree?.length ?? 0,
+  ]);
+}
+
+/** True when two trees have the same entries, in the same order, but for their ids. */
+function sameEntries(a: readonly TreeNode[], b: readonly TreeNode[]): boolean {
+  return a.length === b.length && a.every((n, i) => entryShape(n) === entryShape(b[i]!));
+}
+
 /** The state of one copy between two open, locked repositories. */
 export class CopyRun {
   readonly #src: Repository;
@@ -165,6 +203,8 @@ export class CopyRun {
   readonly #remap: IdRemap;
   /** Re-encoding: destination manifest ids by name (null: none that records the same backup). */
   readonly #destIds = new Map<string, Uint8Array | null>();
+  /** Re-encoding: the parents whose destination copies were paired in this run. */
+  readonly #seeded = new Set<string>();
   #queue: Needed[] = [];
   #manifest = "";
   #done = 0;
@@ -246,6 +286,7 @@ export class CopyRun {
     ].filter((r) => r.root.length === ID_LENGTH);
     const newRoots: Uint8Array[] = [];
     try {
+      if (this.#reencode && manifest.parentName) await this.#seedFromParent(manifest.parentName);
       for (const r of roots) await this.#walk(r.root, r.prefix, backupName);
       await this.#drain();
       if (this.#reencode) {
@@ -321,19 +362,111 @@ export class CopyRun {
   async #destParentId(name: string): Promise<Uint8Array | null> {
     const known = this.#destIds.get(name);
     if (known !== undefined) return known;
-    let id: Uint8Array | null = null;
+    const pair = await this.#sameAtBothEnds(name);
+    this.#destIds.set(name, pair?.theirs.id ?? null);
+    return pair?.theirs.id ?? null;
+  }
+
+  /** Manifest `name` at both ends when they record the same backup, else null. */
+  async #sameAtBothEnds(
+    name: string,
+  ): Promise<{ ours: ManifestRecord; theirs: ManifestRecord } | null> {
     try {
       const bytes = await this.#dst.store.load({ kind: "manifest", name });
       const theirs = await this.#dst.parseManifest(name, bytes);
       const ours = await this.#src.loadManifest(name);
-      if (sameBackup(theirs.manifest, ours.manifest)) id = theirs.id;
+      return sameBackup(theirs.manifest, ours.manifest) ? { ours, theirs } : null;
     } catch (e) {
       const absentOrUnreadable = e instanceof NotFound || e instanceof InvalidInput ||
         e instanceof IntegrityError || e instanceof UnsupportedFormat;
       if (!absentOrUnreadable) throw e;
+      return null;
     }
-    this.#destIds.set(name, id);
-    return id;
+  }
+
+  /**
+   * Re-encoding: learns the destination ids of the blocks of parent backup
+   * `name` from the destination's copy of it, when it holds one, by walking
+   * the two copies' trees side by side, so that an incremental backup's copy
+   * reads only what changed. A pair is taken only where the two trees have
+   * the same entries in every field but their ids, and a block only where
+   * both ends index it with the same raw length; a tree is mapped only when
+   * everything below it paired. Anything else is left unmapped (read and
+   * copied as usual), never an error. Once per parent and run.
+   */
+  async #seedFromParent(name: string): Promise<void> {
+    if (this.#seeded.has(name)) return;
+    this.#seeded.add(name);
+    const pair = await this.#sameAtBothEnds(name);
+    if (!pair) return;
+    const [ours, theirs] = [pair.ours.manifest, pair.theirs.manifest];
+    const roots: [Uint8Array, Uint8Array][] = [];
+    for (const [i, p] of ours.parts.entries()) {
+      const q = theirs.parts[i];
+      if (q && q.name === p.name && q.kind === p.kind) roots.push([p.root, q.root]);
+    }
+    for (const [i, l] of ours.logSegments.entries()) {
+      const q = theirs.logSegments[i];
+      if (q && q.name === l.name) roots.push([l.root, q.root]);
+    }
+    try {
+      for (const [a, b] of roots) {
+        if (a.length === ID_LENGTH && b.length === ID_LENGTH) await this.#pairTrees(a, b, name);
+      }
+    } catch (e) {
+      if (!(e instanceof IntegrityError)) throw e;
+      // A damaged tree at either end: what paired is kept, the rest is copied as usual.
+    }
+  }
+
+  /** Pairs source tree `ours` with destination tree `theirs` (see {@linkcode #seedFromParent}). */
+  async #pairTrees(ours: Uint8Array, theirs: Uint8Array, name: string): Promise<void> {
+    if (this.#remap.get(ours)) return;
+    const top: PairedDir = { ours, theirs, parent: null, nodes: [], entered: 0, complete: true };
+    await walkTree(ours, top, {
+      load: async (id, dir) => {
+        const what = `a directory of backup ${name}`;
+        const mine = (await this.#readTree(id, what)).nodes;
+        const other = await this.#dst.loadTree(dir.theirs, what);
+        if (!sameEntries(mine, other)) return null;
+        dir.nodes = other;
+        return mine;
+      },
+      enter: (n, dir) => {
+        const other = dir.nodes[dir.entered++]!;
+        if (n.type === NodeType.file) {
+          for (const [j, b] of n.blocks.entries()) {
+            if (!this.#pairBlock(b, other.blocks[j]!)) dir.complete = false;
+          }
+          return undefined;
+        }
+        if (n.type !== NodeType.dir || n.subtree?.length !== ID_LENGTH) return undefined;
+        if (this.#remap.get(n.subtree)) return undefined;
+        return {
+          ours: n.subtree,
+          theirs: other.subtree!,
+          parent: dir,
+          nodes: [],
+          entered: 0,
+          complete: true,
+        };
+      },
+      leave: (dir, nodes) => {
+        if (nodes !== null && dir.complete) this.#remap.set(dir.ours, dir.theirs);
+        else if (dir.parent) dir.parent.complete = false;
+      },
+    });
+  }
+
+  /** Maps source block `ours` to destination block `theirs` when both are indexed with one raw length. */
+  #pairBlock(ours: Uint8Array, theirs: Uint8Array): boolean {
+    const a = this.#src.index.lookup(ours);
+    const b = this.#dst.index.lookup(theirs);
+    if (!a || !b || a.rawLength !== b.rawLength) return false;
+    const known = this.#remap.get(ours);
+    if (known) return equalBytes(known, theirs);
+    this.#remap.set(ours, theirs);
+    return true;
   }
 
   /** Fires the copy-pack crash point once for each pack saved since the last call. */
@@ -383,6 +516,7 @@ export class CopyRun {
     await walkTree(id, rel, {
       load: async (tree, dir) => {
         if (!this.#trees.add(tree)) return null; // walked earlier in this run
+        if (this.#reencode && this.#remap.get(tree)) return null; // its whole copy is known
         const { loc, stored, nodes } = await this.#readTree(
           tree,
           `directory ${dir || "/"} of ${backupName}`,
@@ -405,7 +539,7 @@ export class CopyRun {
         if (n.type === NodeType.file) {
           for (const b of n.blocks) {
             if (!this.#blocks.add(b)) continue;
-            if (!this.#reencode && this.writer.has(b)) {
+            if (this.#reencode ? this.#remap.get(b) : this.writer.has(b)) {
               this.blocksPresent++;
               continue;
             }

@@ -152,7 +152,11 @@ export interface CopyResult {
   readonly blocksCopied: number;
   /** Stored (compressed, sealed in an encrypted destination) bytes of the copied blocks. */
   readonly bytesCopied: number;
-  /** Blocks the copied manifests need that the destination already held. */
+  /**
+   * Blocks the copied manifests need that the destination already held (a
+   * re-encoding copy leaves out those below directories unchanged since a
+   * parent backup the destination holds: it does not look at them).
+   */
   readonly blocksPresent: number;
   readonly packsWritten: number;
   /** Bytes of the pack files written (blocks plus headers and trailers). */
