@@ -41,7 +41,10 @@
  * run, 33 bytes a block (`IdRemap` in id_remap.ts: at most 33 bytes times the
  * blocks of the source index), so a block shared by many backups or files
  * is read once. Trees are read twice per copied manifest (once to find the
- * data blocks, once to re-encode them), never held whole.
+ * data blocks, once to re-encode them), never held whole. When the
+ * destination holds the backup's parent, the two copies of the parent's
+ * trees are walked side by side first to pair their ids, so an incremental
+ * backup's copy reads only the directories that changed.
  *
  * @module
  */
