@@ -441,7 +441,11 @@ export class CopyRun {
           return undefined;
         }
         if (n.type !== NodeType.dir || n.subtree?.length !== ID_LENGTH) return undefined;
-        if (this.#remap.get(n.subtree)) return undefined;
+        const known = this.#remap.get(n.subtree);
+        if (known) {
+          if (!equalBytes(known, other.subtree!)) dir.complete = false;
+          return undefined;
+        }
         return {
           ours: n.subtree,
           theirs: other.subtree!,
