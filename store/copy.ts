@@ -291,6 +291,11 @@ async function openDestination(
     ...init,
   };
   if (!encrypted) {
+    if (given !== undefined) {
+      throw new InvalidInput(
+        `the copy destination ${to.location} would be created unencrypted, yet a passphrase was given for it: give encrypt to encrypt it`,
+      );
+    }
     return { repo: await Repository.init(to, settings), created: true, masterKey: null };
   }
   const passphrase = given ?? await toPassphrase();

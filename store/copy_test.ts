@@ -574,7 +574,7 @@ Deno.test("copy with a missing or wrong passphrase at either end writes nothing"
   assert.equal(fs.existsSync(path.join(none, "config")), false);
 });
 
-Deno.test("copy with encrypt into an existing unencrypted destination is refused, and decrypt into an encrypted one", async () => {
+Deno.test("copy refuses encrypt into an existing unencrypted destination, decrypt into an encrypted one, and a passphrase for a new unencrypted one", async () => {
   await using t = await tempDir();
   const f = await fixture(t.dir);
   const dest = await FsStore.open(path.join(t.dir, "dest"), { create: true });
@@ -596,6 +596,14 @@ Deno.test("copy with encrypt into an existing unencrypted destination is refused
       /is encrypted: --decrypt copies into an unencrypted/.test(e.message),
   );
   await assert.rejects(() => copy(f.store, enc, { encrypt: true, decrypt: true }), InvalidInput);
+  // A passphrase for a destination that would be created unencrypted is a mistake, not ignored.
+  const fresh = path.join(t.dir, "fresh");
+  await assert.rejects(
+    async () =>
+      copy(f.store, await FsStore.open(fresh, { create: true }), { init: { passphrase: "x" } }),
+    (e: unknown) => e instanceof InvalidInput && /give encrypt to encrypt it/.test(e.message),
+  );
+  assert.equal(fs.existsSync(path.join(fresh, "config")), false);
 });
 
 Deno.test("copy re-encoding one backup without its parent records no parent id, and the parent copied later verifies", async () => {
