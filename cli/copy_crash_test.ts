@@ -112,3 +112,50 @@ Deno.test("copy killed with SIGKILL at any point leaves a destination that verif
     }
   }
 });
+
+Deno.test("copy --encrypt killed with SIGKILL at any point leaves a destination that verifies with the key, and a re-run completes it", async () => {
+  await using t = await tempDir();
+  const src = makeTree(path.join(t.dir, "src"), { largeSize: 1_500_000 });
+  const base = path.join(t.dir, "base");
+  const store = await FsStore.open(base, { create: true });
+  const expected = new Map<string, string[]>();
+  for (let g = 0; g < 3; g++) {
+    if (g > 0) fs.writeFileSync(path.join(src, `gen-${g}.bin`), randomBytes(1_200_000, 900 + g));
+    const r = await backup(store, dirSource(src), {
+      workers: 0,
+      now: () => Date.UTC(2026, 0, 10, 12, g),
+      init: { packSize: 1024 * 1024 },
+    });
+    expected.set(r.name, describeTree(src));
+  }
+  const names = [...expected.keys()];
+  const env = { BENDSAVE_PASSWORD: "crash test passphrase" };
+  for (const point of ["copy-pack:1", "copy-index:2", "copy-manifest:1", "copy-manifest:3"]) {
+    const dest = path.join(t.dir, `dest-${point.replace(":", "-")}`);
+    const killed = await copyCli(["--from", base, "--to", dest, "--encrypt"], {
+      ...env,
+      BENDSAVE_CRASH_AT: point,
+    });
+    assert.equal(killed.code, 137, `killed at ${point}: ${killed.stdout}${killed.stderr}`);
+    const v = await cli(["verify", dest, "--read-data"], { env });
+    assert.equal(v.code, 0, `verify after a kill at ${point}:\n${v.stdout}${v.stderr}`);
+    const present = filesUnder(path.join(dest, "manifests"));
+    const again = await copyCli(["--from", base, "--to", dest, "--json"], env);
+    assert.equal(again.code, 0, `re-run after ${point}: ${again.stderr}`);
+    const summary = lastOfType(again.stdout, "summary");
+    assert.equal(summary.manifests_skipped, present.length, `${point}: committed ones skipped`);
+    assert.equal(summary.manifests_copied, names.length - present.length);
+    assert.deepEqual(filesUnder(path.join(dest, "manifests")), names);
+    const final = await cli(["verify", dest, "--read-data"], { env });
+    assert.equal(final.code, 0, `${point}: ${final.stdout}`);
+    for (const name of names) {
+      const target = path.join(t.dir, `r-${point}-${name}`);
+      const r = await cli(
+        ["restore", "--from", `${dest}/manifests/${name}`, "--to", target, "--confirm"],
+        { env },
+      );
+      assert.equal(r.code, 0, `${point} ${name}: ${r.stderr}`);
+      assert.deepEqual(describeTree(target), expected.get(name), `${point} ${name}`);
+    }
+  }
+});

@@ -108,6 +108,13 @@ Deno.test("backup --encrypt into an unencrypted repository is refused", async ()
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /unencrypted repository: --encrypt only creates a new one/);
   assert.deepEqual(filesUnder(repo), before);
+  // The way out the message gives works.
+  const advice = /bendsave (copy --encrypt --from \S+ --to) NEW_LOCATION/.exec(r.stderr);
+  assert.ok(advice, r.stderr);
+  const encrypted = path.join(t.dir, "encrypted");
+  const c = await cli([...advice[1]!.split(" "), encrypted], { env: PASS });
+  assert.equal(c.code, 0, c.stderr);
+  assert.equal(JSON.parse(fs.readFileSync(path.join(encrypted, "config"), "utf8")).version, 2);
 });
 
 Deno.test("verify of an encrypted repository with and without the key", async () => {
@@ -207,13 +214,12 @@ Deno.test("repair index of an encrypted repository rebuilds a sealed index that 
   assert.deepEqual(describeTree(dest), describeTree(src));
 });
 
-Deno.test("copy and WAL archiving refuse an encrypted repository", async () => {
+Deno.test("WAL archiving refuses an encrypted repository", async () => {
   await using t = await tempDir();
   const { repo } = await encryptedRepo(t.dir);
   const before = filesUnder(repo);
   for (
     const args of [
-      ["copy", "--from", repo, "--to", path.join(t.dir, "other")],
       ["wal-push", path.join(t.dir, "000000010000000000000001"), "--to", repo],
     ]
   ) {
@@ -293,4 +299,165 @@ Deno.test("a PostgreSQL backup into an encrypted repository is refused before co
   }
   assert.deepEqual(filesUnder(repo), before);
   assert.equal(fs.existsSync(path.join(t.dir, "new")), false);
+});
+
+/** Asserts that no stored file of `repo` but its guide holds a marker string. */
+function assertNoMarkers(repo: string): void {
+  for (const f of filesUnder(repo)) {
+    if (f === "bendsave.md") continue;
+    const bytes = fs.readFileSync(path.join(repo, f));
+    for (const m of MARKERS) assert.equal(bytes.indexOf(m), -1, `${m} found in ${f}`);
+  }
+}
+
+/** Restores `repo` into a new directory with `env` and asserts it equals `src`, byte for byte. */
+async function assertRestores(
+  repo: string,
+  src: string,
+  target: string,
+  env: Record<string, string>,
+): Promise<void> {
+  const r = await cli(["restore", "--from", repo, "--to", target, "--confirm"], { env });
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(describeTree(target), describeTree(src));
+  for (const f of [`${MARKERS[2]}.txt`, "big.bin", `${MARKERS[1]}/sub/small`]) {
+    assert.deepEqual(fs.readFileSync(path.join(target, f)), fs.readFileSync(path.join(src, f)), f);
+  }
+}
+
+/** The four key lines of `key export` (the master key, without the repository line). */
+async function paperKey(repo: string, env: Record<string, string>): Promise<string> {
+  const r = await cli(["key", "export", repo], { env });
+  assert.equal(r.code, 0, r.stderr);
+  return r.stdout.split("\n").filter((l) => /^[1-4]: /.test(l)).join("\n");
+}
+
+Deno.test("copy of an encrypted repository into a new location keeps its master key and its manifests byte for byte", async () => {
+  await using t = await tempDir();
+  const { src, repo } = await encryptedRepo(t.dir);
+  const dest = path.join(t.dir, "offsite");
+  const r = await cli(["copy", "--from", repo, "--to", dest], { env: PASS });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /created repository .* encrypted with its master key/);
+  const [name] = filesUnder(path.join(repo, "manifests"));
+  assert.deepEqual(
+    fs.readFileSync(path.join(dest, "manifests", name!)),
+    fs.readFileSync(path.join(repo, "manifests", name!)),
+  );
+  assert.equal(await paperKey(dest, PASS), await paperKey(repo, PASS), "the same master key");
+  assertNoMarkers(dest);
+  await assertRestores(dest, src, path.join(t.dir, "restored"), PASS);
+});
+
+Deno.test("copy --encrypt rotates the master key: a re-encrypted copy under its own passphrase restores byte for byte and holds no plaintext", async () => {
+  await using t = await tempDir();
+  const { src, repo } = await encryptedRepo(t.dir);
+  const dest = path.join(t.dir, "rotated");
+  const pwFile = path.join(t.dir, "new-pw");
+  fs.writeFileSync(pwFile, "a new passphrase\n");
+  const r = await cli(
+    ["copy", "--from", repo, "--to", dest, "--encrypt", "--to-password-file", pwFile, "--json"],
+    { env: PASS },
+  );
+  assert.equal(r.code, 0, r.stderr);
+  const s = lastOfType(r.stdout, "summary");
+  assert.deepEqual([s.mode, s.encrypted, s.master_key, s.manifests_copied], [
+    "reencoded",
+    true,
+    "new",
+    1,
+  ]);
+  const NEW = { BENDSAVE_PASSWORD: "a new passphrase" };
+  assert.notEqual(await paperKey(dest, NEW), await paperKey(repo, PASS), "a new master key");
+  assert.equal((await cli(["list", dest], { env: PASS })).code, 4, "the old passphrase opens none");
+  assertNoMarkers(dest);
+  const v = await cli(["verify", dest, "--read-data"], { env: NEW });
+  assert.equal(v.code, 0, v.stdout + v.stderr);
+  await assertRestores(dest, src, path.join(t.dir, "restored"), NEW);
+  // Run again with the destination's passphrase in its own variable: nothing to do.
+  const again = await cli(["copy", "--from", repo, "--to", dest, "--json"], {
+    env: { ...PASS, BENDSAVE_TO_PASSWORD: "a new passphrase" },
+  });
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(lastOfType(again.stdout, "summary").manifests_skipped, 1);
+});
+
+Deno.test("copy --encrypt of an unencrypted repository stores its backups encrypted", async () => {
+  await using t = await tempDir();
+  const src = markedTree(path.join(t.dir, "src"));
+  const plain = path.join(t.dir, "plain");
+  assert.equal((await cli(["backup", "--from", src, "--to", plain])).code, 0);
+  const dest = path.join(t.dir, "encrypted");
+  const r = await cli(["copy", "--from", plain, "--to", dest, "--encrypt"], { env: PASS });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /encrypted with a new master key/);
+  assert.equal(JSON.parse(fs.readFileSync(path.join(dest, "config"), "utf8")).version, 2);
+  assertNoMarkers(dest);
+  await assertRestores(dest, src, path.join(t.dir, "restored"), PASS);
+  const none = await cli(["copy", "--from", plain, "--to", path.join(t.dir, "x"), "--encrypt"]);
+  assert.equal(none.code, 4, none.stderr);
+  assert.match(none.stderr, /needs a passphrase/);
+  assert.equal(fs.existsSync(path.join(t.dir, "x")), false, "nothing was created");
+});
+
+Deno.test("copy of an encrypted repository into an unencrypted one needs --decrypt", async () => {
+  await using t = await tempDir();
+  const { src, repo } = await encryptedRepo(t.dir);
+  const fresh = path.join(t.dir, "fresh");
+  const created = await cli(["copy", "--from", repo, "--to", fresh], { env: PASS });
+  assert.equal(created.code, 0, created.stderr);
+  assert.equal(
+    JSON.parse(fs.readFileSync(path.join(fresh, "config"), "utf8")).version,
+    2,
+    "without --decrypt a new destination is encrypted like its source",
+  );
+  const other = path.join(t.dir, "other-plain");
+  assert.equal(
+    (await cli(["backup", "--from", path.join(src, MARKERS[1]!), "--to", other])).code,
+    0,
+  );
+  const before = filesUnder(other);
+  const r = await cli(["copy", "--from", repo, "--to", other], { env: PASS });
+  assert.equal(r.code, 2, r.stderr);
+  assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+  assert.match(r.stderr, /would be stored in plaintext: give --decrypt to do that on purpose/);
+  assert.deepEqual(filesUnder(other), before, "nothing was written");
+  const d = await cli(["copy", "--from", repo, "--to", other, "--decrypt"], { env: PASS });
+  assert.equal(d.code, 0, d.stderr);
+  const v = await cli(["verify", other, "--read-data"]);
+  assert.equal(v.code, 0, v.stdout + v.stderr);
+  await assertRestores(
+    `${other}/manifests/${filesUnder(path.join(repo, "manifests"))[0]}`,
+    src,
+    path.join(t.dir, "restored"),
+    {},
+  );
+});
+
+Deno.test("copy with a wrong passphrase at either end: exit 4, one line, nothing written", async () => {
+  await using t = await tempDir();
+  const { repo } = await encryptedRepo(t.dir);
+  const dest = path.join(t.dir, "dest");
+  const first = await cli(["copy", "--from", repo, "--to", dest, "--encrypt"], {
+    env: { ...PASS, BENDSAVE_TO_PASSWORD: "destination passphrase" },
+  });
+  assert.equal(first.code, 0, first.stderr);
+  const before = { src: filesUnder(repo), dst: filesUnder(dest) };
+  for (
+    const [env, pattern] of [
+      [{ BENDSAVE_PASSWORD: "wrong" }, /^the passphrase does not open repository /],
+      [
+        { ...PASS, BENDSAVE_TO_PASSWORD: "wrong" },
+        /^copy destination: the passphrase does not open .*BENDSAVE_TO_PASSWORD/,
+      ],
+      [PASS, /^copy destination: the passphrase does not open/],
+    ] as const
+  ) {
+    const r = await cli(["copy", "--from", repo, "--to", dest], { env });
+    assert.equal(r.code, 4, r.stderr);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assert.match(r.stderr.replace(/^bendsave: (error: )?/, ""), pattern);
+    assert.ok(!r.stderr.includes("wrong"), "the passphrase is never printed");
+  }
+  assert.deepEqual({ src: filesUnder(repo), dst: filesUnder(dest) }, before);
 });

@@ -32,6 +32,7 @@ Run bendsave <command> --help for a command's options.
 
 Encrypted repositories (backup --encrypt): the passphrase comes from BENDSAVE_PASSWORD,
 --password-file FILE or --password-command CMD (any command), never from the command line.
+copy --encrypt encrypts an existing repository's backups into a new one (or rotates a master key).
 
 Exit codes: 0 ok, 1 failure, 2 usage or bad input, 3 backup done but some files could not be read,
 4 encrypted repository and no passphrase or a wrong one, 130 cancelled (SIGINT, SIGTERM).`;

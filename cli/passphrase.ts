@@ -2,7 +2,9 @@
  * Where the CLI takes an encrypted repository's passphrase from, in this
  * order: `--password-file FILE` (its first line), `--password-command CMD`
  * (the first line of its output), the `BENDSAVE_PASSWORD` variable. Never
- * from argv (it would show in `ps`), never printed.
+ * from argv (it would show in `ps`), never printed. A copy's destination has
+ * its own: `--to-password-file`, `--to-password-command`,
+ * `BENDSAVE_TO_PASSWORD`, else the source's.
  *
  * @module
  */
@@ -24,14 +26,41 @@ export const PASSPHRASE_OPTIONS = {
  * opens an encrypted repository (an unencrypted one never asks).
  */
 export function passphraseFromOptions(values: Record<string, unknown>): PassphraseSource {
-  const file = values["password-file"];
-  const command = values["password-command"];
+  return lazySource(values, "password", "BENDSAVE_PASSWORD");
+}
+
+/** The options of `copy` for the destination's passphrase. */
+export const TO_PASSPHRASE_OPTIONS = {
+  "to-password-file": { type: "string" },
+  "to-password-command": { type: "string" },
+} as const;
+
+/**
+ * The passphrase of a copy's destination: `--to-password-file`,
+ * `--to-password-command` or BENDSAVE_TO_PASSWORD, read once when first
+ * needed; without them, `fallback` (the source's passphrase).
+ */
+export function toPassphraseFromOptions(
+  values: Record<string, unknown>,
+  fallback: PassphraseSource,
+): PassphraseSource {
+  const own = lazySource(values, "to-password", "BENDSAVE_TO_PASSWORD");
+  return async () => (await own()) ?? (await fallback());
+}
+
+/** The passphrase of `--<flag>-file`, `--<flag>-command` or `env`, read once when first asked. */
+function lazySource(
+  values: Record<string, unknown>,
+  flag: string,
+  env: string,
+): PassphraseSource {
+  const file = values[`${flag}-file`];
+  const command = values[`${flag}-command`];
   if (file !== undefined && command !== undefined) {
-    throw new UsageError("give either --password-file or --password-command, not both");
+    throw new UsageError(`give either --${flag}-file or --${flag}-command, not both`);
   }
   let cached: Promise<string | null> | null = null;
-  return () =>
-    cached ??= Promise.resolve().then(() => read(file, command, "BENDSAVE_PASSWORD", "--password"));
+  return () => cached ??= Promise.resolve().then(() => read(file, command, env, `--${flag}`));
 }
 
 /**

@@ -8,7 +8,7 @@
 import { ManifestType, toNumber } from "../proto/mod.ts";
 import { NEWEST_READABLE_FORMAT } from "./version.ts";
 import { type ChunkerParams, validateChunkerParams } from "./chunker.ts";
-import { sha256 } from "./hash.ts";
+import { equalBytes, sha256 } from "./hash.ts";
 
 /** Statistics of a backup or of one part. */
 export interface ManifestStats {
@@ -315,6 +315,34 @@ export function manifestName(timeMs: number, existing: Iterable<string>): string
 /** True when `name` has the form of a manifest file name. */
 export function isManifestName(name: string): boolean {
   return /^\d{8}_\d{6}(_\d+)?\.manifest$/.test(name);
+}
+
+const NO_ID = new Uint8Array(0);
+
+/**
+ * The encoding of what says which backup `m` is: every field but its format
+ * version, its roots and its parent's id, which a copy between repositories
+ * of other keys changes (FORMAT.md section 21.10).
+ */
+function identity(m: Manifest): Uint8Array {
+  return encodeManifest({
+    ...m,
+    formatVersion: 0,
+    formatMinor: 0,
+    parentId: null,
+    parts: m.parts.map((p) => ({ ...p, root: NO_ID })),
+    logSegments: m.logSegments.map((l) => ({ ...l, root: NO_ID })),
+  });
+}
+
+/**
+ * True when two manifests (of two repositories) record the same backup:
+ * equal in every field but their format versions, roots and parent ids
+ * (FORMAT.md section 21.10). A re-encoded copy of a backup is the same
+ * backup; one of another source, time or content is not.
+ */
+export function sameBackup(a: Manifest, b: Manifest): boolean {
+  return equalBytes(identity(a), identity(b));
 }
 
 const MANIFEST_MAGIC = [0x42, 0x53, 0x4d, 0x46]; // "BSMF"

@@ -12,6 +12,7 @@ import {
   type ManifestStats,
   NewerManifestError,
   openManifestFile,
+  sameBackup,
 } from "./manifest.ts";
 import { FORMAT_VERSION, NEWEST_READABLE_FORMAT } from "./version.ts";
 
@@ -365,4 +366,29 @@ Deno.test("isManifestName accepts only YYYYMMDD_HHMMSS[_N].manifest", () => {
   ) {
     assert.equal(isManifestName(bad), false, bad);
   }
+});
+
+Deno.test("sameBackup ignores format versions, roots and the parent id, and nothing else", () => {
+  const a = fullManifest();
+  const copied: Manifest = {
+    ...a,
+    formatVersion: 2,
+    formatMinor: 0,
+    parentId: null,
+    parts: a.parts.map((p, i) => ({ ...p, root: sha256(enc(`new root ${i}`)) })),
+    logSegments: a.logSegments.map((l) => ({ ...l, root: sha256(enc("new seg root")) })),
+  };
+  assert.equal(sameBackup(a, copied), true);
+  const others: Manifest[] = [
+    { ...a, timeMs: a.timeMs + 1 },
+    { ...a, parentName: null },
+    { ...a, host: "other-host" },
+    { ...a, labels: { ...a.labels, env: "test" } },
+    { ...a, stats: { ...a.stats, files: a.stats.files + 1 } },
+    { ...a, parts: a.parts.slice(1) },
+    { ...a, parts: a.parts.map((p) => ({ ...p, chunker: null })) },
+    { ...a, source: { ...a.source, key: "host-b:/etc/databend/query.toml" } },
+    { ...a, catalog: null },
+  ];
+  for (const [i, b] of others.entries()) assert.equal(sameBackup(a, b), false, `variant ${i}`);
 });

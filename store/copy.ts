@@ -3,41 +3,61 @@
  * storing only the blocks the destination lacks (local disk to S3, or S3 to
  * a local disk that goes to tape).
  *
- * Manifests are copied byte for byte, so their ids (the SHA-256 of the file)
- * and the `parent_id` pointers of their children stay the same. Blocks are
- * copied as stored (same codec, same raw length: no recompression), each
- * checked against its id before it is copied, so damage is never replicated.
+ * Two modes, chosen from the two ends:
+ *
+ * - **Verbatim** when both ends are unencrypted, or both are encrypted with
+ *   the same master key (a destination this copy creates from an encrypted
+ *   source gets the source's key, unless `encrypt` asks for a new one).
+ *   Manifests are copied byte for byte, so their ids (the SHA-256 of the
+ *   file) and the `parent_id` pointers of their children stay the same.
+ *   Blocks are copied as stored (same codec, same raw length: no
+ *   recompression; sealed blocks keep their sealed bytes).
+ * - **Re-encoded** when the keys differ (an unencrypted end counts as "no
+ *   key"): block ids are keyed MACs of the plaintext (FORMAT.md section
+ *   21.3), so every block gets the id the destination gives its plaintext
+ *   and is sealed anew (or stored unsealed) with its compressed bytes
+ *   unchanged; trees are re-encoded with the new ids (so they get new ids),
+ *   and each manifest is re-encoded with its new roots and its parent's
+ *   destination id, and sealed under the destination's key. Cut points are
+ *   the source's: nothing is chunked again. This is how an unencrypted
+ *   repository is encrypted (copy into a new encrypted repository) and how a
+ *   master key is rotated (copy into a new repository with a new key).
+ *
+ * Either way each block is checked against its id before it is copied (in
+ * an encrypted source it must authenticate first), so damage is never
+ * replicated.
  *
  * Write order per manifest, oldest first (FORMAT.md, "Write order and crash
  * safety"): the packs of the blocks the destination lacks, then one index
  * file listing them, then the manifest with an exclusive create (the commit
  * point). An interrupted copy therefore leaves complete manifests and at
- * worst packs no index lists; a re-run copies only what is still missing,
- * and since packing is deterministic it usually rewrites those very packs
- * under the same names.
+ * worst packs no index lists; a re-run copies only what is still missing.
+ * Verbatim packing is deterministic, so a re-run usually rewrites those very
+ * packs under the same names; re-sealed packs get new names (fresh nonces)
+ * and the next vacuum removes the orphans.
+ *
+ * Memory: besides the source's index (in memory for every operation), a
+ * re-encoding copy keeps the new id of every source block it copied in this
+ * run, 33 bytes a block (`IdRemap` in id_remap.ts: at most 33 bytes times the
+ * blocks of the source index), so a block shared by many backups or files
+ * is read once. Trees are read twice per copied manifest (once to find the
+ * data blocks, once to re-encode them), never held whole. When the
+ * destination holds the backup's parent, the two copies of the parent's
+ * trees are walked side by side first to pair their ids, so an incremental
+ * backup's copy reads only the directories that changed.
  *
  * @module
  */
 import type { BlobStore } from "./drivers/types.ts";
-import { AlreadyExists, IntegrityError, InvalidInput, RepositoryNotFound } from "./errors.ts";
-import {
-  type InitOptions,
-  type ManifestRecord,
-  parseManifestRecord,
-  Repository,
-} from "./repository.ts";
-import { type BlobLocation, BlockIndex } from "./block_index.ts";
+import { IntegrityError, InvalidInput, PassphraseError, RepositoryNotFound } from "./errors.ts";
+import { type InitOptions, type ManifestRecord, Repository } from "./repository.ts";
 import { RepositoryLock, type StaleLock } from "./lock.ts";
-import { PackWriter } from "./pack_writer.ts";
-import { crashPoint } from "./crash_point.ts";
-import { walkTree } from "./walker.ts";
+import { conflict, CopyRun, type Selected } from "./_copy_run.ts";
+import { type PassphraseSource, passphraseSource } from "./passphrase_source.ts";
 import type { EventSink, OperationEvent, ProgressEvent } from "./backup/events.ts";
-import { type CancelOptions, checkpoint, throwIfCancelled } from "./cancel.ts";
-import { Cancelled } from "./errors.ts";
-import { equalBytes, ID_LENGTH, sha256, toHex } from "../formats/hash.ts";
-import { compareManifestNames, isManifestName } from "../formats/manifest.ts";
-import { BlobKind } from "../formats/pack.ts";
-import { decodeTree, NodeType, type TreeNode } from "../formats/tree.ts";
+import { type CancelOptions, throwIfCancelled } from "./cancel.ts";
+import { equalBytes, sha256 } from "../formats/hash.ts";
+import { compareManifestNames, isManifestName, sameBackup } from "../formats/manifest.ts";
 
 /**
  * Progress of a copy (the common {@linkcode ProgressEvent}, phase `write`),
@@ -66,20 +86,44 @@ export interface CopyOptions extends CancelOptions {
   readonly onEvent?: CopyEventSink;
   /**
    * Settings of a destination created by this copy; unset fields take the
-   * source's (chunker, compression, pack size). An existing destination is
-   * used as it is.
+   * source's (chunker, compression, pack size, KDF cost). An existing
+   * destination is used as it is. `passphrase` is the first key slot's of
+   * a destination created encrypted (default: from `toPassphrase`); it does
+   * not by itself make the destination encrypted.
    */
   readonly init?: InitOptions;
   /** Wait up to this long for a conflicting (vacuum) lock at either end (default 0: fail at once). */
   readonly lockWaitMs?: number;
+  /** The passphrase of an encrypted source (default: the one the CLI set). */
+  readonly passphrase?: PassphraseSource;
+  /**
+   * The passphrase of an encrypted destination: the one that opens it, or
+   * the first key slot's of one this copy creates (default: the source's).
+   */
+  readonly toPassphrase?: PassphraseSource;
+  /**
+   * Create the destination encrypted under a new master key: the way to
+   * encrypt an unencrypted repository's backups, or to rotate a master key.
+   * An existing unencrypted destination is refused; an existing encrypted
+   * one is used as it is.
+   */
+  readonly encrypt?: boolean;
+  /**
+   * Let the backups of an encrypted source into an unencrypted destination
+   * (created unencrypted when there is none), where they are stored in
+   * plaintext. Without it such a copy is refused before anything is written.
+   */
+  readonly decrypt?: boolean;
 }
 
 /** What happened to one manifest. */
 export interface CopiedManifest {
   readonly name: string;
-  /** SHA-256 of the manifest file, hex (the same at both ends). */
+  /** SHA-256 of the manifest file in the destination, hex (the source's too when verbatim). */
   readonly id: string;
-  /** `skipped`: the destination already held the identical manifest. */
+  /** SHA-256 of the manifest file in the source, hex. */
+  readonly sourceId: string;
+  /** `skipped`: the destination already held this backup. */
   readonly action: "copied" | "skipped";
   /** Blocks copied for this manifest. */
   readonly blocks: number;
@@ -91,14 +135,31 @@ export interface CopiedManifest {
 export interface CopyResult {
   /** True when the destination repository was created by this copy. */
   readonly created: boolean;
+  /**
+   * `verbatim`: blocks and manifests copied as stored (both ends
+   * unencrypted, or encrypted with the same master key); `reencoded`:
+   * blocks under the destination's ids, trees and manifests encoded anew.
+   */
+  readonly mode: "verbatim" | "reencoded";
+  /** True when the destination is encrypted. */
+  readonly encrypted: boolean;
+  /**
+   * The master key of an encrypted destination this copy created: the
+   * source's, or a new one; null when it created none or an unencrypted one.
+   */
+  readonly masterKey: "source" | "new" | null;
   /** Every selected manifest, oldest first. */
   readonly manifests: CopiedManifest[];
   readonly manifestsCopied: number;
   readonly manifestsSkipped: number;
   readonly blocksCopied: number;
-  /** Stored (compressed) bytes of the copied blocks. */
+  /** Stored (compressed, sealed in an encrypted destination) bytes of the copied blocks. */
   readonly bytesCopied: number;
-  /** Blocks the copied manifests need that the destination already held. */
+  /**
+   * Blocks the copied manifests need that the destination already held (a
+   * re-encoding copy leaves out those below directories unchanged since a
+   * parent backup the destination holds: it does not look at them).
+   */
   readonly blocksPresent: number;
   readonly packsWritten: number;
   /** Bytes of the pack files written (blocks plus headers and trailers). */
@@ -106,31 +167,6 @@ export interface CopyResult {
   readonly indexFiles: number;
   readonly durationMs: number;
 }
-
-/** A block waiting to be copied. */
-interface Needed {
-  readonly id: Uint8Array;
-  readonly loc: BlobLocation;
-  /** What needs it, for error messages. */
-  readonly what: string;
-}
-
-/** A selected source manifest. */
-interface Selected {
-  readonly record: ManifestRecord;
-  readonly bytes: Uint8Array;
-  skip: boolean;
-}
-
-/** Blocks queued before their packs are read (bounds the memory of the queue). */
-const BATCH_BLOCKS = 50_000;
-/** Ranges of a pack closer than this are read as one. */
-const READ_GAP = 1024 * 1024;
-/** A coalesced range read stops growing at this size. */
-const READ_MAX = 16 * 1024 * 1024;
-/** A pack of at most this size is read whole when more than half of it is needed. */
-const WHOLE_PACK_MAX = 64 * 1024 * 1024;
-const PROGRESS_MS = 200;
 
 /** `name`, `name.manifest` or `<repo>/manifests/name.manifest` as a manifest file name. */
 function manifestFileName(name: string): string {
@@ -157,7 +193,7 @@ async function selectManifests(
     const bytes = await src.loadManifestBytes(name);
     let record: ManifestRecord;
     try {
-      record = parseManifestRecord(name, bytes);
+      record = await src.parseManifest(name, bytes);
     } catch (e) {
       if (!(e instanceof IntegrityError)) throw e;
       throw new IntegrityError(
@@ -167,105 +203,145 @@ async function selectManifests(
         { cause: e },
       );
     }
-    out.push({ record, bytes, skip: false });
+    out.push({ record, bytes, skip: false, destId: null });
   }
   return out;
 }
 
-function conflict(name: string, location: string, dst: Uint8Array, src: Uint8Array): AlreadyExists {
-  return new AlreadyExists(
-    `manifest ${name} already exists in ${location} with different content (destination id ${
-      toHex(dst)
-    }, source id ${
-      toHex(src)
-    }), so it was not overwritten: copy into another repository, or leave this backup out by naming the other backups with --manifest`,
-  );
-}
-
 /**
- * Marks the manifests the destination already holds byte for byte as
- * skipped; a manifest of the same name with other bytes stops the copy
- * before anything is written.
+ * Marks the manifests the destination already holds as skipped (byte for
+ * byte when verbatim, the same backup when re-encoding); a manifest of the
+ * same name that is another backup stops the copy before anything is
+ * written.
  */
-async function checkDestination(dst: Repository, selected: Selected[]): Promise<void> {
+async function checkDestination(
+  dst: Repository,
+  selected: Selected[],
+  reencode: boolean,
+): Promise<void> {
   const present = new Set(await dst.manifestNames());
   for (const s of selected) {
     if (!present.has(s.record.name)) continue;
     const other = await dst.store.load({ kind: "manifest", name: s.record.name });
-    if (!equalBytes(other, s.bytes)) {
-      throw conflict(s.record.name, dst.store.location, sha256(other), s.record.id);
-    }
+    const same = reencode
+      ? sameBackup((await dst.parseManifest(s.record.name, other)).manifest, s.record.manifest)
+      : equalBytes(other, s.bytes);
+    if (!same) throw conflict(s.record.name, dst.store.location, sha256(other), s.record.id);
     s.skip = true;
+    s.destId = sha256(other);
   }
 }
 
-/** Groups the queued blocks of one pack into reads: the whole pack, or coalesced ranges. */
-function planReads(
-  list: Needed[],
-  packSize: number,
-  rangedRead: boolean,
-): { offset: number; length: number; items: Needed[] }[] {
-  const needed = list.reduce((a, n) => a + n.loc.storedLength, 0);
-  if (!rangedRead || (needed > packSize / 2 && packSize <= WHOLE_PACK_MAX)) {
-    return [{ offset: 0, length: packSize, items: list }];
+/** The destination's passphrase error, with where the destination's passphrase comes from. */
+function destinationPassphrase(e: PassphraseError): PassphraseError {
+  return new PassphraseError(
+    `copy destination: ${
+      e.message.replace(/: (check|give) .*$/, "")
+    }: give the destination's passphrase in BENDSAVE_TO_PASSWORD, or with --to-password-file FILE or --to-password-command CMD (without them copy tries the source's)`,
+    { cause: e },
+  );
+}
+
+/** The destination, opened or created, and how it was made. */
+interface Destination {
+  readonly repo: Repository;
+  readonly created: boolean;
+  readonly masterKey: "source" | "new" | null;
+}
+
+/**
+ * Opens the destination (or creates it, encrypted or not as the source and
+ * `encrypt`/`decrypt` say), refusing a combination that would store an
+ * encrypted source's backups in plaintext without `decrypt`. Nothing is
+ * written before every check has passed.
+ */
+async function openDestination(
+  src: Repository,
+  to: BlobStore,
+  options: CopyOptions,
+): Promise<Destination> {
+  const toPassphrase = options.toPassphrase ?? options.passphrase ?? passphraseSource();
+  let dst: Repository | null = null;
+  try {
+    dst = await Repository.open(to, { passphrase: toPassphrase });
+  } catch (e) {
+    if (e instanceof PassphraseError) throw destinationPassphrase(e);
+    if (!(e instanceof RepositoryNotFound)) throw e;
   }
-  const reads: { offset: number; length: number; items: Needed[] }[] = [];
-  let cur: { offset: number; length: number; items: Needed[] } | null = null;
-  for (const n of list) {
-    const end = n.loc.offset + n.loc.storedLength;
-    if (
-      cur && n.loc.offset - (cur.offset + cur.length) <= READ_GAP && end - cur.offset <= READ_MAX
-    ) {
-      cur.length = Math.max(cur.length, end - cur.offset);
-      cur.items.push(n);
-    } else {
-      cur = { offset: n.loc.offset, length: n.loc.storedLength, items: [n] };
-      reads.push(cur);
+  if (dst) {
+    if (options.encrypt && !dst.encrypted) {
+      throw new InvalidInput(
+        `the copy destination ${to.location} holds an unencrypted repository: --encrypt only creates a new one; copy into a new location`,
+      );
     }
+    if (options.decrypt && dst.encrypted) {
+      throw new InvalidInput(
+        `the copy destination ${to.location} is encrypted: --decrypt copies into an unencrypted repository; leave it out`,
+      );
+    }
+    if (src.encrypted && !dst.encrypted && !options.decrypt) throw plaintextRefused(src, to);
+    return { repo: dst, created: false, masterKey: null };
   }
-  return reads;
+  const encrypted = options.encrypt === true || (src.encrypted && !options.decrypt);
+  const { passphrase: given, masterKey: _ignored, ...init } = options.init ?? {};
+  const settings: InitOptions = {
+    chunker: src.config.chunker,
+    compression: src.config.compression,
+    packSize: src.config.packSize,
+    ...init,
+  };
+  if (!encrypted) {
+    if (given !== undefined) {
+      throw new InvalidInput(
+        `the copy destination ${to.location} would be created unencrypted, yet a passphrase was given for it: give encrypt to encrypt it`,
+      );
+    }
+    return { repo: await Repository.init(to, settings), created: true, masterKey: null };
+  }
+  const passphrase = given ?? await toPassphrase();
+  if (passphrase === null) {
+    throw new PassphraseError(
+      `the new copy destination ${to.location} is encrypted and needs a passphrase: set BENDSAVE_TO_PASSWORD (or BENDSAVE_PASSWORD), or give --to-password-file FILE or --to-password-command CMD`,
+    );
+  }
+  const kdf = src.config.encryption?.kdf;
+  const repo = await Repository.init(to, {
+    ...(kdf
+      ? {
+        kdf: { memoryKiB: kdf.memoryKiB, iterations: kdf.iterations, parallelism: kdf.parallelism },
+      }
+      : {}),
+    ...settings,
+    passphrase,
+    ...(src.crypto && !options.encrypt ? { masterKey: src.crypto.key.raw } : {}),
+  });
+  return { repo, created: true, masterKey: src.crypto && !options.encrypt ? "source" : "new" };
 }
 
-/** Names the source in an integrity error, and adds a fix when the message has none. */
-function sourceDamage(e: unknown, location: string): unknown {
-  if (!(e instanceof IntegrityError)) return e;
-  const fix = /: (run|copy|restore) /.test(e.message)
-    ? ""
-    : `: run bendsave verify --read-data ${location} to see every affected backup, then repair the source or copy the other backups with --manifest`;
-  return new IntegrityError(`copy stopped, source ${location}: ${e.message}${fix}`, { cause: e });
-}
-
-/** A set of block ids in the compact form of a {@linkcode BlockIndex}. */
-class IdSet {
-  readonly #index = new BlockIndex();
-  readonly #pack = this.#index.addPack(new Uint8Array(ID_LENGTH), 0);
-
-  /** Adds `id`; true when it was not in the set. */
-  add(id: Uint8Array): boolean {
-    return this.#index.add(this.#pack, {
-      id,
-      kind: BlobKind.data,
-      codec: 0,
-      offset: 0,
-      storedLength: 0,
-      rawLength: 0,
-    });
-  }
+function plaintextRefused(src: Repository, to: BlobStore): InvalidInput {
+  return new InvalidInput(
+    `the copy source ${src.store.location} is encrypted and ${to.location} is not, so its backups would be stored in plaintext: give --decrypt to do that on purpose, or copy into an encrypted repository`,
+  );
 }
 
 /**
  * Copies backups from the repository in `from` to the repository in `to`,
  * storing only the blocks `to` lacks. The destination is created on first
- * use with the source's settings (and a new repository id); an existing
- * destination is used as it is, whatever its chunker, compression or pack
- * size (blocks are named by their content, so they dedupe all the same).
+ * use with the source's settings (and a new repository id): encrypted with
+ * the source's master key when the source is encrypted, with a new one with
+ * `encrypt`, unencrypted from an unencrypted source or with `decrypt`. An
+ * existing destination is used as it is, whatever its chunker, compression
+ * or pack size; with another key than the source's (or none) the backups
+ * are re-encoded for it (see the module documentation).
  *
  * Holds a shared lock at both ends (none on a read-only source), so a vacuum
- * cannot run at either end meanwhile. A manifest the destination holds with
- * identical bytes is skipped; one of the same name with other bytes stops
- * the copy with {@linkcode AlreadyExists} before anything is written. A
- * damaged source block stops it with {@linkcode IntegrityError} before the
- * block is copied. An interrupted copy resumes when run again.
+ * cannot run at either end meanwhile. A manifest the destination already
+ * holds is skipped; one of the same name that is another backup stops the
+ * copy with {@linkcode AlreadyExists} before anything is written. A missing
+ * or wrong passphrase at either end is a {@linkcode PassphraseError} before
+ * anything is written. A damaged source block stops it with
+ * {@linkcode IntegrityError} before the block is copied. An interrupted copy
+ * resumes when run again.
  *
  * @example
  * ```ts ignore
@@ -285,6 +361,9 @@ export async function copy(
   const started = Date.now();
   const emit: CopyEventSink = options.onEvent ?? (() => {});
   throwIfCancelled(options.signal, "copy");
+  if (options.encrypt && options.decrypt) {
+    throw new InvalidInput("give either --encrypt or --decrypt to copy, not both");
+  }
   const lockOptions = (store: BlobStore) => ({
     operation: "copy",
     waitMs: options.lockWaitMs ?? 0,
@@ -296,8 +375,9 @@ export async function copy(
         message: `removed stale lock ${s.name} in ${store.location}: ${s.reason}`,
       }),
   });
-  const src = await Repository.open(from, { keyOptional: true });
-  src.refuseEncrypted("copy");
+  const src = await Repository.open(from, {
+    ...(options.passphrase ? { passphrase: options.passphrase } : {}),
+  });
   if (!to.capabilities.writable) {
     throw new InvalidInput(
       `the copy destination ${to.location} is read-only: copy into a writable repository`,
@@ -309,31 +389,28 @@ export async function copy(
   try {
     await src.loadIndex();
     const selected = await selectManifests(src, options.manifests);
-    let dst: Repository;
-    let created = false;
-    try {
-      dst = await Repository.open(to, { keyOptional: true });
-      dst.refuseEncrypted("copy");
-    } catch (e) {
-      if (!(e instanceof RepositoryNotFound)) throw e;
-      dst = await Repository.init(to, {
-        chunker: src.config.chunker,
-        compression: src.config.compression,
-        packSize: src.config.packSize,
-        ...options.init,
-      });
-      created = true;
-    }
+    const { repo: dst, created, masterKey } = await openDestination(src, to, options);
+    const reencode = src.encrypted || dst.encrypted
+      ? !(src.crypto && dst.crypto && equalBytes(src.crypto.key.raw, dst.crypto.key.raw))
+      : false;
     const dstLock = await RepositoryLock.acquire(to, "shared", lockOptions(to));
     try {
       await dst.loadIndex();
-      await checkDestination(dst, selected);
+      await checkDestination(dst, selected, reencode);
       throwIfCancelled(options.signal, "copy");
-      const run = new CopyRun(src, dst, emit, started, selected.length, options.signal);
+      const run = new CopyRun(src, dst, reencode, {
+        emit,
+        started,
+        total: selected.length,
+        signal: options.signal,
+      });
       const manifests = await run.copyAll(selected);
       const s = run.writer.stats;
       return {
         created,
+        mode: reencode ? "reencoded" : "verbatim",
+        encrypted: dst.encrypted,
+        masterKey,
         manifests,
         manifestsCopied: manifests.filter((m) => m.action === "copied").length,
         manifestsSkipped: manifests.filter((m) => m.action === "skipped").length,
@@ -350,238 +427,5 @@ export async function copy(
     }
   } finally {
     await srcLock?.release().catch(() => {});
-  }
-}
-
-/** The state of one copy between two open, locked repositories. */
-class CopyRun {
-  readonly #src: Repository;
-  readonly #dst: Repository;
-  readonly #emit: CopyEventSink;
-  readonly #started: number;
-  readonly #total: number;
-  readonly writer: PackWriter;
-  /** Trees walked in this run. */
-  readonly #trees = new IdSet();
-  /** Blocks (trees and data) copied, queued or found present in this run. */
-  readonly #blocks = new IdSet();
-  #queue: Needed[] = [];
-  #manifest = "";
-  #done = 0;
-  #lastEmit = 0;
-  #packsSeen = 0;
-  readonly #signal: AbortSignal | undefined;
-  blocksPresent = 0;
-  indexFiles = 0;
-
-  constructor(
-    src: Repository,
-    dst: Repository,
-    emit: CopyEventSink,
-    started: number,
-    total: number,
-    signal?: AbortSignal,
-  ) {
-    this.#signal = signal;
-    this.#src = src;
-    this.#dst = dst;
-    this.#emit = emit;
-    this.#started = started;
-    this.#total = total;
-    this.writer = new PackWriter(dst.store, dst.index, { targetSize: dst.config.packSize });
-  }
-
-  /** Copies (or skips) every selected manifest, oldest first. */
-  async copyAll(selected: Selected[]): Promise<CopiedManifest[]> {
-    const out: CopiedManifest[] = [];
-    try {
-      for (const s of selected) {
-        await checkpoint(this.#signal, "copy", { force: true });
-        this.#manifest = s.record.name;
-        out.push(s.skip ? this.#skipped(s) : await this.#copyManifest(s));
-        this.#done++;
-        this.#progress(true);
-      }
-    } catch (e) {
-      // Packs already saved hold checked blocks: index them so a re-run need not copy them again.
-      await this.writer.writeIndex().catch(() => {});
-      const copied = out.filter((m) => m.action === "copied").length;
-      if (e instanceof Cancelled && copied > 0) {
-        throw new Cancelled(e.message, {
-          cause: e,
-          committed:
-            `${copied} of ${selected.length} backups were copied; run the copy again for the rest`,
-        });
-      }
-      throw e;
-    }
-    return out;
-  }
-
-  #skipped(s: Selected): CopiedManifest {
-    return { name: s.record.name, id: toHex(s.record.id), action: "skipped", blocks: 0, bytes: 0 };
-  }
-
-  async #copyManifest(s: Selected): Promise<CopiedManifest> {
-    const { name, manifest } = s.record;
-    const before = { blocks: this.writer.stats.blocks, bytes: this.writer.stats.storedBytes };
-    try {
-      for (const part of manifest.parts) {
-        const prefix = manifest.parts.length > 1 ? `${part.name}:` : "";
-        await this.#walk(part.root, prefix, `backup ${name}`);
-      }
-      for (const l of manifest.logSegments) {
-        if (l.root.length === ID_LENGTH) {
-          await this.#walk(l.root, `log ${l.name}:`, `backup ${name}`);
-        }
-      }
-      await this.#drain();
-    } catch (e) {
-      throw sourceDamage(e, this.#src.store.location);
-    }
-    // Commit: packs, then the index file, then the manifest.
-    await this.writer.flush();
-    this.#afterPacks();
-    if (await this.writer.writeIndex()) {
-      this.indexFiles++;
-      crashPoint("copy-index");
-    }
-    let action: "copied" | "skipped" = "copied";
-    try {
-      await this.#dst.store.save({ kind: "manifest", name }, s.bytes, { exclusive: true });
-    } catch (e) {
-      if (!(e instanceof AlreadyExists)) throw e;
-      // Another copy saved it a moment ago: fine if it is the same file.
-      const other = await this.#dst.store.load({ kind: "manifest", name });
-      if (!equalBytes(other, s.bytes)) {
-        throw conflict(name, this.#dst.store.location, sha256(other), s.record.id);
-      }
-      action = "skipped";
-    }
-    crashPoint("copy-manifest");
-    return {
-      name,
-      id: toHex(s.record.id),
-      action,
-      blocks: this.writer.stats.blocks - before.blocks,
-      bytes: this.writer.stats.storedBytes - before.bytes,
-    };
-  }
-
-  /** Fires the copy-pack crash point once for each pack saved since the last call. */
-  #afterPacks(): void {
-    while (this.#packsSeen < this.writer.stats.packs) {
-      this.#packsSeen++;
-      crashPoint("copy-pack");
-    }
-  }
-
-  async #add(id: Uint8Array, loc: BlobLocation, data: Uint8Array): Promise<void> {
-    await checkpoint(this.#signal, "copy");
-    await this.writer.add(id, loc.kind, { codec: loc.codec, data, rawLength: loc.rawLength });
-    this.#afterPacks();
-    this.#progress(false);
-  }
-
-  /**
-   * Walks a tree from the source: copies the tree block itself when the
-   * destination lacks it, and queues the data blocks it lacks. Every tree is
-   * walked even when the destination holds it: a tree there does not prove
-   * that its blocks are (a vacuum keeps whole packs, dead trees included).
-   */
-  async #walk(id: Uint8Array, rel: string, backupName: string): Promise<void> {
-    await walkTree(id, rel, {
-      load: async (tree, dir) => {
-        if (!this.#trees.add(tree)) return null; // walked earlier in this run
-        const what = `directory ${dir || "/"} of ${backupName}`;
-        const loc = this.#src.locate(tree, what);
-        const stored = await this.#src.loadPackRange(
-          loc.packId,
-          loc.offset,
-          loc.storedLength,
-          what,
-        );
-        const raw = this.#src.decodeStored(tree, loc, stored, what);
-        let nodes: TreeNode[];
-        try {
-          nodes = decodeTree(raw);
-        } catch (e) {
-          throw new IntegrityError(
-            `tree ${toHex(tree)} (${what}) is damaged (${(e as Error).message})`,
-          );
-        }
-        if (this.#blocks.add(tree)) {
-          if (this.writer.has(tree)) this.blocksPresent++;
-          else await this.#add(tree, loc, stored.slice());
-        }
-        return nodes;
-      },
-      enter: async (n, dir) => {
-        const path = `${dir}${dir && !dir.endsWith(":") ? "/" : ""}${n.name}`;
-        if (n.type === NodeType.file) {
-          for (const b of n.blocks) {
-            if (!this.#blocks.add(b)) continue;
-            if (this.writer.has(b)) {
-              this.blocksPresent++;
-              continue;
-            }
-            const fileWhat = `file ${path} of ${backupName}`;
-            this.#queue.push({ id: b, loc: this.#src.locate(b, fileWhat), what: fileWhat });
-            if (this.#queue.length >= BATCH_BLOCKS) await this.#drain();
-          }
-        }
-        return n.type === NodeType.dir && n.subtree?.length === ID_LENGTH ? path : undefined;
-      },
-    });
-  }
-
-  /** Copies the queued blocks, reading the source pack by pack. */
-  async #drain(): Promise<void> {
-    const queue = this.#queue;
-    this.#queue = [];
-    const byPack = new Map<number, Needed[]>();
-    for (const n of queue) {
-      const l = byPack.get(n.loc.packIndex);
-      if (l) l.push(n);
-      else byPack.set(n.loc.packIndex, [n]);
-    }
-    // Pack id order, then offset order: deterministic, so a re-run after a crash
-    // writes the same packs under the same names.
-    const packs = [...byPack].map(([i, list]) => ({ pack: this.#src.index.pack(i), list }))
-      .map((p) => ({ ...p, hex: toHex(p.pack.id) }))
-      .sort((a, b) => (a.hex < b.hex ? -1 : a.hex > b.hex ? 1 : 0));
-    const ranged = this.#src.store.capabilities.rangedRead;
-    for (const { pack, list } of packs) {
-      list.sort((a, b) => a.loc.offset - b.loc.offset);
-      for (const r of planReads(list, pack.size, ranged)) {
-        const buf = await this.#src.loadPackRange(pack.id, r.offset, r.length, r.items[0]!.what);
-        for (const n of r.items) {
-          const start = n.loc.offset - r.offset;
-          const stored = buf.subarray(start, start + n.loc.storedLength);
-          // Checked before it is copied: damage is never replicated.
-          this.#src.decodeStored(n.id, n.loc, stored, n.what);
-          await this.#add(n.id, n.loc, stored.slice());
-        }
-      }
-    }
-  }
-
-  #progress(force: boolean): void {
-    const t = Date.now();
-    if (!force && t - this.#lastEmit < PROGRESS_MS) return;
-    this.#lastEmit = t;
-    this.#emit({
-      type: "progress",
-      operation: "copy",
-      phase: "write",
-      files: this.#done,
-      totalFiles: this.#total,
-      bytes: this.writer.stats.storedBytes,
-      totalBytes: 0,
-      elapsedMs: t - this.#started,
-      manifest: this.#manifest,
-      blocks: this.writer.stats.blocks,
-      blocksPresent: this.blocksPresent,
-    });
   }
 }

@@ -47,7 +47,7 @@ import { RepoCrypto } from "./repo_crypto.ts";
 import { addKeySlot, type PassphraseSource, passphraseSource, unlock } from "./keys.ts";
 import { blockIdOf } from "../formats/block_seal.ts";
 import { DEFAULT_KDF } from "../formats/key_file.ts";
-import { generateMasterKey } from "../formats/master_key.ts";
+import { generateMasterKey, masterKeyFrom } from "../formats/master_key.ts";
 import { SealError } from "../formats/seal.ts";
 
 /** Options for creating a repository. */
@@ -58,6 +58,12 @@ export interface InitOptions {
   readonly now?: Date;
   /** Create an encrypted repository (format 2) whose first key slot opens with this passphrase. */
   readonly passphrase?: string;
+  /**
+   * The 64-byte master key of an encrypted repository (with `passphrase`):
+   * a copy's new destination keeps its source's key this way. Default: a new
+   * random one.
+   */
+  readonly masterKey?: Uint8Array;
   /** KDF cost of the first key slot (tests use a cheap one). */
   readonly kdf?: { memoryKiB: number; iterations: number; parallelism: number };
 }
@@ -198,7 +204,9 @@ export class Repository {
     let slot: string | null = null;
     if (options.passphrase !== undefined) {
       // The key slot first: a config without a key would be a repository nobody can open.
-      const master = await generateMasterKey();
+      const master = options.masterKey
+        ? await masterKeyFrom(options.masterKey)
+        : await generateMasterKey();
       slot = await addKeySlot(store, config.id, master.raw, options.passphrase, {
         kdf,
         ...(options.now ? { now: options.now } : {}),

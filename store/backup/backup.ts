@@ -113,7 +113,7 @@ export async function backup(
   }
   if (!created && options.init?.passphrase !== undefined && !repo.encrypted) {
     throw new InvalidInput(
-      `${store.location} holds an unencrypted repository: --encrypt only creates a new one; back up into a new location (or copy the backups there once copy re-encrypts)`,
+      `${store.location} holds an unencrypted repository: --encrypt only creates a new one; back up into a new location, or encrypt its backups with bendsave copy --encrypt --from ${store.location} --to NEW_LOCATION`,
     );
   }
   const emit: EventSink = options.onEvent ?? (() => {});
