@@ -205,8 +205,11 @@ export class BlockEncoder {
     if (!this.#known.has(hex) && !this.#seen.has(hex)) {
       const enc = encodeBlock(raw, this.#settings.compression);
       codec = enc.codec;
-      // Copy: raw may view a read buffer, and compressor output may share a pool.
-      data = enc.data.slice();
+      // A buffer of its own (it is handed to another thread): raw views a read buffer, and
+      // compressor output may share one; output that is a whole buffer already is kept.
+      const own = enc.data !== raw && enc.data.byteOffset === 0 &&
+        enc.data.byteLength === enc.data.buffer.byteLength;
+      data = own ? enc.data : enc.data.slice();
       this.#seen.add(hex);
       this.bytes += data.length;
     }
