@@ -47,7 +47,10 @@ Deno.test("runPushDaemon pushes the request and the ready files after it, writin
   );
   const r = await run();
   assert.deepEqual(r, { ran: true, pushed: 3, failed: 0 });
-  assert.deepEqual((await listWal(await FsStore.open(repo))).map((w) => w.name), names);
+  assert.deepEqual(
+    (await listWal(await Repository.open(await FsStore.open(repo)))).map((w) => w.name),
+    names,
+  );
   for (const name of names) {
     const ok = readSpoolJson<PushOk>(spool, `${name}.ok`);
     assert.equal(ok?.name, name);
@@ -62,7 +65,7 @@ Deno.test("runPushDaemon leaves ready files alone while nobody asks (archive_com
   const { repo, run } = await setup(t.dir, 2);
   const r = await run();
   assert.deepEqual(r, { ran: true, pushed: 0, failed: 0 });
-  assert.deepEqual(await listWal(await FsStore.open(repo)), []);
+  assert.deepEqual(await listWal(await Repository.open(await FsStore.open(repo))), []);
 });
 
 Deno.test("runPushDaemon leaves another repository's requests to that repository's pusher", async () => {
@@ -76,6 +79,6 @@ Deno.test("runPushDaemon leaves another repository's requests to that repository
   );
   const r = await run();
   assert.equal(r.pushed, 0);
-  assert.deepEqual(await listWal(await FsStore.open(repo)), []);
+  assert.deepEqual(await listWal(await Repository.open(await FsStore.open(repo))), []);
   assert.ok(fs.existsSync(path.join(spool, `${names[0]}.req`)), "left for its own pusher");
 });

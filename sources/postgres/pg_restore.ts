@@ -245,7 +245,7 @@ async function choose(store: BlobStore, options: PgRestoreOptions): Promise<Chos
     isPg(r.manifest) && r.manifest.source.key === record.manifest.source.key &&
     (options.select !== undefined || !isPartial(r.manifest))
   );
-  const wal = await archivedSegments(store, systemId);
+  const wal = await archivedSegments(repo, systemId);
   // A named backup without a target recovers to the end of that backup only.
   if (options.manifest && options.target === undefined) {
     const b = baseBackup(record);

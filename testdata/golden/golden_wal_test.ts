@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { Repository } from "../../store/repository.ts";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
@@ -61,7 +62,7 @@ Deno.test("golden v1.2-wal archive lists its records and fetches every file byte
     const out = path.join(work, "out");
     fs.mkdirSync(out);
     for (const store of [await FsStore.open(repo), await StagedStore.open([repo])]) {
-      const records = await listWal(store);
+      const records = await listWal(await Repository.open(store));
       assert.deepEqual(
         records.map((r) => ({
           systemId: r.systemId,

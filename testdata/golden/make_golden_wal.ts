@@ -121,7 +121,7 @@ if (import.meta.main) {
     const expected: WalExpected = {
       formatVersion: FORMAT_VERSION,
       formatMinor: FORMAT_MINOR,
-      entries: (await listWal(store)).map((r) => ({
+      entries: (await listWal(await Repository.open(store))).map((r) => ({
         systemId: r.systemId,
         name: r.name,
         size: r.size,
