@@ -13,6 +13,7 @@ import type { Output } from "../output.ts";
 import { countOption, lockWaitMs, secondsOption } from "./wal_push.ts";
 import { Cancelled } from "../../store/errors.ts";
 import { startBackground } from "../background.ts";
+import { passphraseArgs } from "../passphrase.ts";
 
 /** Help text. */
 export const WAL_FETCH_HELP =
@@ -134,6 +135,9 @@ async function walFetch(args: string[], out: Output): Promise<number> {
     const spool = path.resolve(
       typeof values.spool === "string" ? values.spool : defaultFetchSpool(dest),
     );
+    // An encrypted repository: the prefetcher finds the passphrase where this command did.
+    const pass = passphraseArgs(values);
+    const passFlags = pass ? [pass.flag, pass.value] : [];
     const served = await fetchWalPrefetched(name, dest, {
       spool,
       repository: from,
@@ -153,6 +157,7 @@ async function walFetch(args: string[], out: Output): Promise<number> {
           String(lockWait / 1000),
           ...(idOptions.pgData ? ["--pg-data", path.resolve(idOptions.pgData)] : []),
           ...(idOptions.systemId ? ["--system-id", idOptions.systemId] : []),
+          ...passFlags,
         ]),
     });
     if (served) {

@@ -13,6 +13,7 @@ import { onePositional, parse, required } from "../args.ts";
 import { classify, ExitCode, UsageError } from "../exit_codes.ts";
 import type { Output } from "../output.ts";
 import { startBackground } from "../background.ts";
+import { passphraseArgs } from "../passphrase.ts";
 
 /** Help text. */
 export const WAL_PUSH_HELP = `Usage: bendsave wal-push <WAL file> --to <repo> [options]
@@ -169,6 +170,9 @@ export async function walPushCommand(args: string[], out: Output): Promise<numbe
       typeof values.spool === "string" ? values.spool : defaultPushSpool(file),
     );
     const walDir = path.dirname(path.resolve(file));
+    // An encrypted repository: the pusher finds the passphrase where this command did.
+    const pass = passphraseArgs(values);
+    const passFlags = pass ? [pass.flag, pass.value] : [];
     const r = await pushWalAsync(file, {
       spool,
       repository: to,
@@ -190,6 +194,7 @@ export async function walPushCommand(args: string[], out: Output): Promise<numbe
           String(lockWait / 1000),
           ...(idOptions.pgData ? ["--pg-data", path.resolve(idOptions.pgData)] : []),
           ...(idOptions.systemId ? ["--system-id", idOptions.systemId] : []),
+          ...passFlags,
         ]),
     });
     out.result({ type: "summary", ...r });
