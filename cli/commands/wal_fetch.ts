@@ -31,6 +31,10 @@ Every block and the whole file's SHA-256 are checked before the file takes its
 name: it is written under a temporary name beside the destination, flushed and
 renamed, so a failure never leaves a partial file at the destination.
 
+An encrypted repository: give --password-file FILE (readable by the server's
+user) or --password-command CMD (restore --as-of writes it into restore_command);
+the background prefetcher gets the same option.
+
 Options:
   --from <repo>         the repository (a path, s3://..., staged:...)
   --pg-data <dir>       the data directory holding global/pg_control

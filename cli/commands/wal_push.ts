@@ -64,6 +64,11 @@ another, PostgreSQL retries). For PostgreSQL:
 
   archive_command = 'bendsave wal-push %p --to /backups/pg --async'
 
+An encrypted repository: give --password-file FILE (readable by the server's
+user) or --password-command CMD; the background pusher gets the same option.
+Every process runs the key derivation (Argon2id, about 0.4 s here) once: use
+--async, whose pusher unlocks once per run.
+
 Prints nothing on success (without --json). Exit codes: 0 archived, 1 failure
 (other content under the name, lock held, storage error), 2 bad input (no
 repository there, not a WAL file, a segment of the wrong size, another system),
