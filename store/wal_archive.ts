@@ -16,6 +16,11 @@
  * the destination and renames it into place only when every block and the
  * whole file's SHA-256 checked, so no partial file is ever left there.
  *
+ * In an encrypted repository (FORMAT.md 21.10) both need the key: block ids
+ * and the record's file id are keyed (HMAC-SHA-256), blocks are sealed as
+ * every block, and the record is `"BSWL" 02` with its `WalFile` sealed
+ * under its name; the conflict check compares keyed ids.
+ *
  * @module
  */
 import { syncDirectory } from "./drivers/fs.ts";
@@ -336,7 +341,7 @@ function readWholeFile(file: string): Uint8Array {
 /**
  * The stored bytes of record `h` holding `r`: the envelope version 1 around
  * the `WalFile` message, or in an encrypted repository version 2 around the
- * message sealed under the role `bendsave wal` + `h.name` (FORMAT.md 21.8).
+ * message sealed under the role `bendsave wal` + `h.name` (FORMAT.md 21.10).
  */
 async function recordBytes(repo: Repository, h: Handle, r: WalRecord): Promise<Uint8Array> {
   if (!repo.encrypted) return encodeWalRecord(r);
@@ -396,12 +401,11 @@ function compareExisting(
   id: Uint8Array,
 ): void {
   if (existing.size === size && equalBytes(existing.sha256, id)) return;
-  const hash = id;
   throw new WalConflict(
     `WAL file ${existing.name} of system ${existing.systemId} is already archived with other content (${existing.size} bytes, ${
       repo.encrypted ? "keyed id" : "SHA-256"
     } ${toHex(existing.sha256).slice(0, 16)}..., not ${size} bytes, ${
-      toHex(hash).slice(0, 16)
+      toHex(id).slice(0, 16)
     }...): nothing was overwritten; check that only one cluster archives into this repository`,
   );
 }
