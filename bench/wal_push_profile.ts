@@ -15,10 +15,14 @@
  * first request (which starts the prefetcher) and later ones served from the
  * spool.
  *
- * Run: deno run -A bench/wal_push_profile.ts [--scale 70] [--segments 7] [--bin]
+ * Run: deno run -A bench/wal_push_profile.ts [--scale 70] [--segments 7] [--bin] [--encrypted]
  *
  * With `--bin`, the commands run the single executable `dist/bendsave`
- * (`./dev compile`) instead of `deno run` of cli/main.ts.
+ * (`./dev compile`) instead of `deno run` of cli/main.ts. With
+ * `--encrypted`, every push, fetch and background pusher row is measured on
+ * an encrypted repository too (`backup --encrypt`, the default Argon2id
+ * cost, the passphrase from `--password-file`), each encrypted run right
+ * after its plain one; the table then gives the median and min-max.
  *
  * @module
  */
@@ -29,7 +33,12 @@ import { bendsaveCommand, pgInstalled, shellQuote, startPgCluster } from "../tes
 import { prepareBendsaveForPostgres } from "../testing/pg_cluster.ts";
 
 const { values } = parseArgs({
-  options: { scale: { type: "string" }, segments: { type: "string" }, bin: { type: "boolean" } },
+  options: {
+    scale: { type: "string" },
+    segments: { type: "string" },
+    bin: { type: "boolean" },
+    encrypted: { type: "boolean" },
+  },
 });
 const BIN = path.resolve(new URL("..", import.meta.url).pathname, "dist", "bendsave");
 if (values.bin && !fs.existsSync(BIN)) {
@@ -65,6 +74,11 @@ const bare = bendsaveCommand().replace(/ --config .*$/, "").replace(
   "",
 );
 const work = fs.mkdtempSync("/tmp/bendsave-walprof-");
+const ENC = values.encrypted === true;
+const passFile = path.join(work, "passphrase");
+fs.writeFileSync(passFile, "wal push profile passphrase\n", { mode: 0o600 });
+/** The option that makes a command find the encrypted repositories' passphrase. */
+const pw = ` --password-file ${shellQuote(passFile)}`;
 try {
   const repoEmpty = path.join(work, "repo-empty");
   const repoBase = path.join(work, "repo-base");
@@ -89,11 +103,25 @@ try {
       ).split("\t")[0],
     );
     await timed(`${bs} backup --from ${shellQuote(pg.dataDir)} --to ${shellQuote(repoBase)}`);
+    if (ENC) {
+      await timed(
+        `${bs} backup --from ${shellQuote(pg.dataDir)} --to ${
+          shellQuote(`${repoBase}-enc`)
+        } --encrypt${pw}`,
+      );
+    }
   }
   fs.mkdirSync(path.join(work, "empty"), { recursive: true });
   await timed(
     `${bs} backup --from ${shellQuote(path.join(work, "empty"))} --to ${shellQuote(repoEmpty)}`,
   );
+  if (ENC) {
+    await timed(
+      `${bs} backup --from ${shellQuote(path.join(work, "empty"))} --to ${
+        shellQuote(`${repoEmpty}-enc`)
+      } --encrypt${pw}`,
+    );
+  }
   const rows: [string, number[]][] = [
     ["deno eval 0 (Deno alone)", []],
     ["bendsave --version (the CLI entry)", []],
@@ -107,20 +135,39 @@ try {
     ["wal-push --async of a new segment, starting the pusher and waiting for it", []],
   ];
   const add = async (i: number, line: string) => rows[i]![1].push(await timed(line));
+  // The encrypted rows: the same commands on the encrypted repositories, each run right after
+  // the plain one (rows[i] -> encRows[i]).
+  const encRows = new Map<number, [string, number[]]>();
+  const addBoth = async (i: number, line: (enc: string, pass: string) => string) => {
+    await add(i, line("", ""));
+    if (!ENC) return;
+    if (!encRows.has(i)) encRows.set(i, [`${rows[i]![0]}, encrypted`, []]);
+    encRows.get(i)![1].push(await timed(line("-enc", pw)));
+  };
   for (const [i, seg] of segments.entries()) {
     await add(0, `${bare} eval 0`);
     await add(1, `${bs} --version`);
     await add(2, `${bs} wal-push --help`);
-    await add(3, `${bs} wal-push ${shellQuote(seg)} --to ${shellQuote(repoEmpty)}`);
-    await add(4, `${bs} wal-push ${shellQuote(seg)} --to ${shellQuote(repoBase)}`);
-    await add(5, `${bs} wal-push ${shellQuote(seg)} --to ${shellQuote(repoBase)}`);
-    await add(
-      6,
-      `${bs} wal-fetch ${path.basename(seg)} ${shellQuote(path.join(work, `f${i}`))} --from ${
-        shellQuote(repoBase)
-      }`,
+    await addBoth(
+      3,
+      (e, p) => `${bs} wal-push ${shellQuote(seg)} --to ${shellQuote(repoEmpty + e)}${p}`,
     );
-    await timed(`rm -f ${shellQuote(path.join(work, `f${i}`))}`);
+    await addBoth(
+      4,
+      (e, p) => `${bs} wal-push ${shellQuote(seg)} --to ${shellQuote(repoBase + e)}${p}`,
+    );
+    await addBoth(
+      5,
+      (e, p) => `${bs} wal-push ${shellQuote(seg)} --to ${shellQuote(repoBase + e)}${p}`,
+    );
+    await addBoth(
+      6,
+      (e, p) =>
+        `${bs} wal-fetch ${path.basename(seg)} ${shellQuote(path.join(work, `f${i}${e}`))} --from ${
+          shellQuote(repoBase + e)
+        }${p}`,
+    );
+    await timed(`rm -f ${shellQuote(path.join(work, `f${i}`))}*`);
     await add(
       7,
       `${bs} wal-fetch 0000000${i + 2}.history ${shellQuote(path.join(work, `h${i}`))} --from ${
@@ -151,27 +198,31 @@ try {
   }
   // The pusher's own rate: every segment marked ready, pushed by one background run
   // (asked for the first, as a foreground would: it pushes ahead only while asked).
-  const repoQueue = path.join(work, "repo-queue");
-  fs.cpSync(repoEmpty, repoQueue, { recursive: true });
-  const queueWal = path.join(work, "queue", "pg_wal");
-  fs.mkdirSync(path.join(queueWal, "archive_status"), { recursive: true });
-  for (const seg of segments) {
-    fs.copyFileSync(seg, path.join(queueWal, path.basename(seg)));
-    fs.writeFileSync(path.join(queueWal, "archive_status", `${path.basename(seg)}.ready`), "");
-  }
-  fs.mkdirSync(path.join(queueWal, "bendsave-push"));
-  fs.writeFileSync(
-    path.join(queueWal, "bendsave-push", `${path.basename(segments[0]!)}.req`),
-    JSON.stringify({
-      file: path.join(queueWal, path.basename(segments[0]!)),
-      repository: repoQueue,
-    }),
-  );
-  const pusherS = await timed(
-    `${bs} wal-push --background --to ${shellQuote(repoQueue)} --spool ${
-      shellQuote(path.join(queueWal, "bendsave-push"))
-    } --wal-dir ${shellQuote(queueWal)} --idle 0`,
-  );
+  const pusherRun = async (e: string, p: string) => {
+    const repoQueue = path.join(work, `repo-queue${e}`);
+    fs.cpSync(repoEmpty + e, repoQueue, { recursive: true });
+    const queueWal = path.join(work, `queue${e}`, "pg_wal");
+    fs.mkdirSync(path.join(queueWal, "archive_status"), { recursive: true });
+    for (const seg of segments) {
+      fs.copyFileSync(seg, path.join(queueWal, path.basename(seg)));
+      fs.writeFileSync(path.join(queueWal, "archive_status", `${path.basename(seg)}.ready`), "");
+    }
+    fs.mkdirSync(path.join(queueWal, "bendsave-push"));
+    fs.writeFileSync(
+      path.join(queueWal, "bendsave-push", `${path.basename(segments[0]!)}.req`),
+      JSON.stringify({
+        file: path.join(queueWal, path.basename(segments[0]!)),
+        repository: repoQueue,
+      }),
+    );
+    return await timed(
+      `${bs} wal-push --background --to ${shellQuote(repoQueue)} --spool ${
+        shellQuote(path.join(queueWal, "bendsave-push"))
+      } --wal-dir ${shellQuote(queueWal)} --idle 0${p}`,
+    );
+  };
+  const pusherS = await pusherRun("", "");
+  const pusherEncS = ENC ? await pusherRun("-enc", pw) : 0;
   // Prefetching fetches, as a server in recovery runs them (in its data directory).
   const recovering = path.join(work, "recovering");
   fs.mkdirSync(path.join(recovering, "pg_wal"), { recursive: true });
@@ -191,6 +242,12 @@ try {
     [`background pusher, per segment (${segments.length} marked ready, one run)`, [
       pusherS / segments.length,
     ]],
+    ...(ENC
+      ? [[
+        `background pusher, per segment (${segments.length} marked ready, one run), encrypted`,
+        [pusherEncS / segments.length],
+      ] as [string, number[]]]
+      : []),
     ["wal-fetch --prefetch, first request (starts the prefetcher)", [firstFetchS]],
     ["wal-fetch --prefetch, served from the spool", spooledFetches],
   );
@@ -212,9 +269,19 @@ try {
       `the repository at the end; wall seconds, median of ${segments.length}`,
   );
   console.log("");
-  console.log("| what | seconds |");
-  console.log("| --- | ---: |");
-  for (const [label, xs] of rows) console.log(`| ${label} | ${median(xs).toFixed(3)} |`);
+  console.log("| what | seconds (median) | min-max |");
+  console.log("| --- | ---: | ---: |");
+  const line = ([label, xs]: [string, number[]]) =>
+    console.log(
+      `| ${label} | ${median(xs).toFixed(3)} | ${Math.min(...xs).toFixed(3)}-${
+        Math.max(...xs).toFixed(3)
+      } |`,
+    );
+  for (const [i, row] of rows.entries()) {
+    line(row);
+    const enc = encRows.get(i);
+    if (enc) line(enc);
+  }
 } finally {
   fs.rmSync(work, { recursive: true, force: true });
 }

@@ -9,6 +9,7 @@
  * @module
  */
 import fs from "node:fs";
+import path from "node:path";
 import { execFileSync } from "node:child_process";
 import process from "node:process";
 import { UsageError } from "./exit_codes.ts";
@@ -61,6 +62,28 @@ function lazySource(
   }
   let cached: Promise<string | null> | null = null;
   return () => cached ??= Promise.resolve().then(() => read(file, command, env, `--${flag}`));
+}
+
+/**
+ * Where the passphrase comes from, as arguments for another bendsave that
+ * must find it the same way (the background pusher and prefetcher, the
+ * `restore_command` a PostgreSQL restore writes): `--password-file` with
+ * the file's absolute path, or `--password-command` as given; none for
+ * BENDSAVE_PASSWORD (a background process inherits the environment; the
+ * server's does not hold it). Never the passphrase itself.
+ */
+export function passphraseArgs(values: Record<string, unknown>): PassphraseFlag | null {
+  const file = values["password-file"];
+  const command = values["password-command"];
+  if (typeof file === "string") return { flag: "--password-file", value: path.resolve(file) };
+  if (typeof command === "string") return { flag: "--password-command", value: command };
+  return null;
+}
+
+/** A passphrase option for another bendsave: the flag and its value. */
+export interface PassphraseFlag {
+  readonly flag: "--password-file" | "--password-command";
+  readonly value: string;
 }
 
 /**

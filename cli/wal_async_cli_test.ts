@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { Repository } from "../store/repository.ts";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
@@ -49,7 +50,7 @@ async function quietSpool(spool: string, role: "push" | "fetch"): Promise<void> 
 }
 
 async function archivedNames(repo: string): Promise<string[]> {
-  return (await listWal(await FsStore.open(repo))).map((r) => r.name);
+  return (await listWal(await Repository.open(await FsStore.open(repo)))).map((r) => r.name);
 }
 
 const push = (

@@ -56,7 +56,7 @@ Deno.test({
       return s.split("|")[0]! >= last;
     });
     for (const name of switched) assert.ok(await walArchived(store, systemId, name), name);
-    const records = await listWal(store, { systemId });
+    const records = await listWal(await Repository.open(store), { systemId });
     assert.ok(records.length >= 3, `${records.length} records`);
     for (const r of records) {
       assert.equal(r.segmentSize, 16 << 20);

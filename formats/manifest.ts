@@ -322,7 +322,7 @@ const NO_ID = new Uint8Array(0);
 /**
  * The encoding of what says which backup `m` is: every field but its format
  * version, its roots and its parent's id, which a copy between repositories
- * of other keys changes (FORMAT.md section 21.10).
+ * of other keys changes (FORMAT.md section 21.10, copy between keys).
  */
 function identity(m: Manifest): Uint8Array {
   return encodeManifest({
@@ -338,7 +338,7 @@ function identity(m: Manifest): Uint8Array {
 /**
  * True when two manifests (of two repositories) record the same backup:
  * equal in every field but their format versions, roots and parent ids
- * (FORMAT.md section 21.10). A re-encoded copy of a backup is the same
+ * (FORMAT.md section 21.10, copy between keys). A re-encoded copy of a backup is the same
  * backup; one of another source, time or content is not.
  */
 export function sameBackup(a: Manifest, b: Manifest): boolean {

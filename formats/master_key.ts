@@ -54,3 +54,24 @@ export async function masterKeyFrom(raw: Uint8Array): Promise<MasterKey> {
 export function keyedId(idKey: Uint8Array, data: Uint8Array): Uint8Array {
   return new Uint8Array(createHmac("sha256", idKey).update(data).digest());
 }
+
+/**
+ * An incremental {@linkcode keyedId}: the keyed id of bytes fed in pieces
+ * (a WAL file larger than one block), the same as `keyedId` of them joined.
+ */
+export class KeyedHasher {
+  readonly #h;
+  /** A hasher under the id key `idKey`. */
+  constructor(idKey: Uint8Array) {
+    this.#h = createHmac("sha256", idKey);
+  }
+  /** Adds bytes. */
+  update(data: Uint8Array): this {
+    this.#h.update(data);
+    return this;
+  }
+  /** The id as 32 bytes; the object cannot be used afterwards. */
+  digest(): Uint8Array {
+    return new Uint8Array(this.#h.digest());
+  }
+}

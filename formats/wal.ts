@@ -23,7 +23,7 @@
  * @module
  */
 import { toNumber, WalFileType } from "../proto/mod.ts";
-import { FORMAT_VERSION } from "./version.ts";
+import { ENCRYPTED_FORMAT_VERSION, FORMAT_VERSION, NEWEST_READABLE_FORMAT } from "./version.ts";
 import { sha256 } from "./hash.ts";
 
 export {
@@ -91,7 +91,10 @@ export interface WalRecord {
   /** In decimal (a uint64). */
   readonly systemId: string;
   readonly size: number;
-  /** SHA-256 of the whole file. */
+  /**
+   * The id of the whole file: its SHA-256, in an encrypted repository its
+   * keyed id (HMAC-SHA-256 under the id key, as a block's).
+   */
   readonly sha256: Uint8Array;
   /** Data block ids, in file order. */
   readonly blocks: readonly Uint8Array[];
@@ -107,14 +110,12 @@ export interface WalRecord {
 const WAL_MAGIC = [0x42, 0x53, 0x57, 0x4c]; // "BSWL"
 const ENVELOPE_HEADER = 8;
 const ENVELOPE_CHECKSUM = 32;
+/** Envelope version of a record of an encrypted repository: the body is the sealed `WalFile`. */
+export const WAL_RECORD_SEALED = ENCRYPTED_FORMAT_VERSION;
 
-/**
- * The bytes of a record file: `"BSWL"`, the major format version, three
- * zero bytes, the `WalFile` message, and the SHA-256 of everything before
- * it (the manifest envelope with another magic).
- */
-export function encodeWalRecord(r: WalRecord): Uint8Array {
-  const body = WalFileType.encode(WalFileType.fromObject({
+/** The protobuf `WalFile` message of a record, unsealed. */
+export function encodeWalBody(r: WalRecord): Uint8Array {
+  return WalFileType.encode(WalFileType.fromObject({
     name: r.name,
     systemIdentifier: r.systemId,
     size: r.size,
@@ -127,11 +128,26 @@ export function encodeWalRecord(r: WalRecord): Uint8Array {
     toolVersion: r.toolVersion,
     host: r.host,
   })).finish();
+}
+
+/**
+ * The envelope of a record file around `body`: `"BSWL"`, the major format
+ * version, three zero bytes, the body, and the SHA-256 of everything before
+ * it (the manifest envelope with another magic). Version 1 holds the
+ * `WalFile` message; version 2 (an encrypted repository) the sealed message,
+ * and the checksum covers the bytes as stored, so it is checked without the key.
+ */
+export function walRecordEnvelope(version: number, body: Uint8Array): Uint8Array {
   const out = new Uint8Array(ENVELOPE_HEADER + body.length + ENVELOPE_CHECKSUM);
-  out.set([...WAL_MAGIC, FORMAT_VERSION, 0, 0, 0]);
+  out.set([...WAL_MAGIC, version, 0, 0, 0]);
   out.set(body, ENVELOPE_HEADER);
   out.set(sha256(out.subarray(0, ENVELOPE_HEADER + body.length)), ENVELOPE_HEADER + body.length);
   return out;
+}
+
+/** The bytes of a record file of an unencrypted repository (envelope version 1). */
+export function encodeWalRecord(r: WalRecord): Uint8Array {
+  return walRecordEnvelope(FORMAT_VERSION, encodeWalBody(r));
 }
 
 /** True when `bytes` start with the record magic `"BSWL"`. */
@@ -140,19 +156,20 @@ export function hasWalMagic(bytes: Uint8Array): boolean {
 }
 
 /**
- * Decodes a record file. Throws SyntaxError when it is truncated, garbled
- * (the checksum), of a newer major version, or lacks its name, hash or
- * system identifier, or when its block ids are not 32 bytes.
+ * Checks a record file's envelope (magic, version, checksum over the stored
+ * bytes), which needs no key, and returns its version and body. Throws
+ * SyntaxError when it is truncated or garbled, or of a newer major version
+ * than this bendsave reads (checked before the checksum).
  */
-export function decodeWalRecord(bytes: Uint8Array): WalRecord {
+export function openWalRecordFile(bytes: Uint8Array): { version: number; body: Uint8Array } {
   if (bytes.length < ENVELOPE_HEADER || !hasWalMagic(bytes)) {
     throw new SyntaxError("not a bendsave WAL record (no BSWL header, or truncated)");
   }
-  if (bytes[4]! > FORMAT_VERSION) {
+  if (bytes[4]! > NEWEST_READABLE_FORMAT) {
     throw new SyntaxError(
       `WAL record format version ${
         bytes[4]
-      } is newer than this bendsave reads (${FORMAT_VERSION}): use a newer bendsave`,
+      } is newer than this bendsave reads (${NEWEST_READABLE_FORMAT}): use a newer bendsave`,
     );
   }
   if (bytes.length < ENVELOPE_HEADER + ENVELOPE_CHECKSUM) {
@@ -165,10 +182,32 @@ export function decodeWalRecord(bytes: Uint8Array): WalRecord {
       throw new SyntaxError("WAL record checksum mismatch (truncated or garbled)");
     }
   }
+  return { version: bytes[4]!, body: bytes.subarray(ENVELOPE_HEADER, end) };
+}
+
+/**
+ * Decodes a record file of an unencrypted repository. Throws SyntaxError
+ * when its envelope fails ({@linkcode openWalRecordFile}), when it is a
+ * sealed record (version 2: it needs the repository's key), or when the
+ * body lacks its name, hash or system identifier, or has a block id that
+ * is not 32 bytes.
+ */
+export function decodeWalRecord(bytes: Uint8Array): WalRecord {
+  const env = openWalRecordFile(bytes);
+  if (env.version !== FORMAT_VERSION) {
+    throw new SyntaxError(
+      `WAL record has envelope version ${env.version}, a sealed record of an encrypted repository, not a plain one`,
+    );
+  }
+  return decodeWalBody(env.body);
+}
+
+/** Decodes and checks the `WalFile` message of a record (opened, when it was sealed). */
+export function decodeWalBody(body: Uint8Array): WalRecord {
   // deno-lint-ignore no-explicit-any
   let r: any;
   try {
-    r = WalFileType.toObject(WalFileType.decode(bytes.subarray(ENVELOPE_HEADER, end)), {
+    r = WalFileType.toObject(WalFileType.decode(body), {
       defaults: false,
       arrays: true,
       longs: String,

@@ -2,14 +2,17 @@ import assert from "node:assert/strict";
 import {
   controlFileSystemId,
   decodeWalRecord,
+  encodeWalBody,
   encodeWalRecord,
   formatLsn,
   isSystemId,
+  openWalRecordFile,
   parseSegmentHeader,
   parseWalKey,
   parseWalName,
   segmentStartLsn,
   type WalRecord,
+  walRecordEnvelope,
 } from "./wal.ts";
 import { makeSegment, TEST_SYSTEM_ID } from "../testing/wal_segment.ts";
 
@@ -136,6 +139,23 @@ Deno.test("decodeWalRecord detects truncation and garbling anywhere", () => {
 
 Deno.test("decodeWalRecord refuses a newer major version with a clear message", () => {
   const bytes = encodeWalRecord(record());
-  bytes[4] = 2;
+  bytes[4] = 3;
   assert.throws(() => decodeWalRecord(bytes), /newer than this bendsave reads/);
+});
+
+Deno.test("decodeWalRecord refuses a sealed record (version 2) instead of decoding its body", () => {
+  const bytes = walRecordEnvelope(2, encodeWalBody(record()));
+  assert.deepEqual([...bytes.subarray(0, 8)], [0x42, 0x53, 0x57, 0x4c, 2, 0, 0, 0]);
+  assert.throws(() => decodeWalRecord(bytes), /sealed record of an encrypted repository/);
+});
+
+Deno.test("openWalRecordFile checks a sealed record's envelope without the key", () => {
+  const body = crypto.getRandomValues(new Uint8Array(100)); // stands for the sealed WalFile
+  const bytes = walRecordEnvelope(2, body);
+  const env = openWalRecordFile(bytes);
+  assert.equal(env.version, 2);
+  assert.deepEqual(env.body, body);
+  const g = bytes.slice();
+  g[50] = g[50]! ^ 1;
+  assert.throws(() => openWalRecordFile(g), /checksum mismatch/);
 });

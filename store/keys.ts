@@ -73,9 +73,43 @@ export async function listKeySlots(store: BlobStore, repositoryId: string): Prom
 }
 
 /**
+ * Master keys this process unwrapped, by repository id, key file name and
+ * the SHA-256 of the passphrase: in memory only, never written anywhere. A
+ * key file is named by its SHA-256, so the same name with the same
+ * passphrase always unwraps to the same key; a slot removed or replaced
+ * (`key passwd`) is no longer listed, and its entry is not used. A process
+ * that opens the repository again (the background WAL pusher, per WAL
+ * file) runs the KDF (Argon2id, 64 MiB) once.
+ */
+const unwrapped = new Map<string, Promise<Uint8Array>>();
+
+function memoKey(repositoryId: string, slot: string, passphrase: string): string {
+  return `${repositoryId}/${slot}/${toHex(sha256(new TextEncoder().encode(passphrase)))}`;
+}
+
+/** The master key in key file `file` (slot `slot`), unwrapped once per process and passphrase. */
+function unwrapOnce(
+  repositoryId: string,
+  slot: string,
+  file: KeyFile,
+  passphrase: string,
+): Promise<Uint8Array> {
+  const key = memoKey(repositoryId, slot, passphrase);
+  let p = unwrapped.get(key);
+  if (!p) {
+    p = unwrapMasterKey(file, passphrase);
+    unwrapped.set(key, p);
+    p.catch(() => unwrapped.delete(key)); // a wrong passphrase costs the KDF each time
+  }
+  return p;
+}
+
+/**
  * The master key (64 bytes) of the first key slot `passphrase` opens, and
  * that slot's name. Damaged key files are skipped and reported through
  * `onWarning`; a passphrase that opens none is a {@linkcode PassphraseError}.
+ * A slot this process opened before with the same passphrase is tried first
+ * and costs no KDF run (see `unwrapped` above).
  */
 export async function unlock(
   store: BlobStore,
@@ -86,10 +120,15 @@ export async function unlock(
   const slots = await listKeySlots(store, repositoryId);
   // Every damaged slot is reported, whichever slot opens.
   for (const s of slots) if (s.problem !== null) onWarning(`skipping ${s.problem}`);
-  for (const s of slots) {
-    if (s.problem !== null) continue;
+  const usable = slots.filter((s): s is Extract<KeySlot, { problem: null }> => s.problem === null);
+  const known = (s: KeySlot) => unwrapped.has(memoKey(repositoryId, s.name, passphrase));
+  const order = [...usable.filter(known), ...usable.filter((s) => !known(s))];
+  for (const s of order) {
     try {
-      return { masterKey: await unwrapMasterKey(s.file, passphrase), slot: s.name };
+      return {
+        masterKey: new Uint8Array(await unwrapOnce(repositoryId, s.name, s.file, passphrase)),
+        slot: s.name,
+      };
     } catch (e) {
       if (e instanceof WrongPassphrase) continue;
       onWarning(`skipping key file ${s.name}: ${(e as Error).message}`);

@@ -86,3 +86,24 @@ Deno.test("RepoCrypto binds a sealed block to its id and a manifest to its name"
   assert.equal(idx[4], 2);
   assert.deepEqual(await c.openIndexFile(idx, "x"), plain);
 });
+
+Deno.test("unlock runs the KDF once per process for a slot and passphrase it opened before", async () => {
+  const store = new MemStore();
+  // The default cost (64 MiB, t=3): the first unlock takes a measurable time.
+  await addKeySlot(store, ID, MASTER, "costly");
+  let t0 = performance.now();
+  assert.deepEqual((await unlock(store, ID, "costly")).masterKey, MASTER);
+  const first = performance.now() - t0;
+  t0 = performance.now();
+  assert.deepEqual((await unlock(store, ID, "costly")).masterKey, MASTER);
+  const again = performance.now() - t0;
+  assert.ok(first > 30, `the first unlock ran Argon2id (${first.toFixed(0)} ms)`);
+  assert.ok(
+    again < first / 5,
+    `the second did not (${again.toFixed(1)} ms, first ${first.toFixed(0)} ms)`,
+  );
+  // A wrong passphrase is not remembered as right, and a removed slot opens nothing.
+  await assert.rejects(unlock(store, ID, "other"), PassphraseError);
+  for await (const f of store.list("key")) await store.remove({ kind: "key", name: f.name });
+  await assert.rejects(unlock(store, ID, "costly"), PassphraseError);
+});

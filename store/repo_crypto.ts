@@ -95,6 +95,24 @@ export class RepoCrypto {
     );
   }
 
+  /**
+   * Seals the `WalFile` message of WAL record `name` (`<system id>/<WAL
+   * file name>`, its path below `wal/`), bound to that name.
+   */
+  sealWal(name: string, body: Uint8Array): Promise<Uint8Array> {
+    return seal(this.key.seal, body, sealContext("bendsave wal", ASCII.encode(name)));
+  }
+
+  /** Opens the sealed body of WAL record `name`; SealError when it does not authenticate. */
+  openWal(name: string, sealed: Uint8Array): Promise<Uint8Array> {
+    return unseal(
+      this.key.seal,
+      sealed,
+      sealContext("bendsave wal", ASCII.encode(name)),
+      `WAL record ${name}`,
+    );
+  }
+
   /** An index file as stored: header `"BSIX" 02 00 00 00`, then the sealed records of `plain`. */
   async sealIndexFile(plain: Uint8Array): Promise<Uint8Array> {
     const sealed = await this.sealIndex(plain.subarray(INDEX_HEADER));

@@ -227,7 +227,7 @@ export async function vacuum(store: BlobStore, options: VacuumOptions = {}): Pro
     const deleteSet = new Set(decisions.filter((d) => d.delete).map((d) => d.name));
     const kept = records.filter((r) => !deleteSet.has(r.name));
     // A damaged WAL record stops the vacuum here: its blocks cannot be known.
-    const wal = planWalExpiry(await listWal(store), kept);
+    const wal = planWalExpiry(await listWal(repo), kept);
     const live = await markLive(repo, kept, wal.keep);
 
     // Classify packs.

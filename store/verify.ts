@@ -148,7 +148,7 @@ async function verifyLocked(
       emit,
       trees: reading?.trees,
     });
-    if (selection === null) await scanWal(store, refs, problems);
+    if (selection === null) await scanWal(repo, refs, problems);
   } catch (e) {
     if (reading) {
       stop.abort(e);

@@ -4,7 +4,8 @@
  * prove. Every index file's SHA-256 equals its name and its header is a
  * sealed index's; every manifest's envelope checksum holds; every key
  * file's SHA-256 equals its name and it parses; every pack's footer is
- * well formed and, with `readData`, its SHA-256 equals its name. Trees and
+ * well formed and, with `readData`, its SHA-256 equals its name; every WAL
+ * record's envelope checksum holds and it is a sealed record. Trees and
  * blocks are sealed: that every block a backup needs exists cannot be
  * checked without the key.
  *
@@ -26,6 +27,7 @@ import {
 } from "../formats/pack.ts";
 import { INDEX_VERSION_SEALED } from "./repo_crypto.ts";
 import { listKeySlots } from "./keys.ts";
+import { openWalRecordFile, WAL_RECORD_SEALED } from "../formats/wal.ts";
 
 /** Audits `repo` (encrypted, opened without its key) by hashes and checksums only. */
 export async function verifyKeyless(
@@ -91,6 +93,25 @@ export async function verifyKeyless(
         `manifest ${name} is damaged (${(e as Error).message}): restore it from another copy`,
         name,
       );
+    }
+  }
+  // WAL records (FORMAT.md 21.11): the envelope's checksum over the stored bytes and version 2.
+  if (!options.manifests?.length) {
+    for await (const f of store.list("wal")) {
+      await checkpoint(options.signal, "verify");
+      checked.walFiles++;
+      try {
+        const env = openWalRecordFile(await store.load({ kind: "wal", name: f.name }));
+        if (env.version !== WAL_RECORD_SEALED) {
+          throw new SyntaxError(`its envelope says version ${env.version}, not a sealed record`);
+        }
+      } catch (e) {
+        add(
+          "wal",
+          f.name,
+          `WAL record ${f.name} is damaged (${(e as Error).message}): restore it from another copy`,
+        );
+      }
     }
   }
   const readData = options.readData || options.subset !== undefined;

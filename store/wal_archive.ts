@@ -16,6 +16,11 @@
  * the destination and renames it into place only when every block and the
  * whole file's SHA-256 checked, so no partial file is ever left there.
  *
+ * In an encrypted repository (FORMAT.md 21.11) both need the key: block ids
+ * and the record's file id are keyed (HMAC-SHA-256), blocks are sealed as
+ * every block, and the record is `"BSWL" 02` with its `WalFile` sealed
+ * under its name; the conflict check compares keyed ids.
+ *
  * @module
  */
 import { syncDirectory } from "./drivers/fs.ts";
@@ -25,7 +30,8 @@ import * as path from "node:path";
 import { hostname } from "node:os";
 import type { BlobStore, Handle } from "./drivers/types.ts";
 import { AlreadyExists, BendsaveError, IntegrityError, InvalidInput, NotFound } from "./errors.ts";
-import { Repository } from "./repository.ts";
+import { type OpenOptions, Repository } from "./repository.ts";
+import type { PassphraseSource } from "./passphrase_source.ts";
 import { reportStale, RepositoryLock } from "./lock.ts";
 import { PackWriter } from "./pack_writer.ts";
 import { crashPoint } from "./crash_point.ts";
@@ -41,19 +47,24 @@ import {
 } from "../formats/codec.ts";
 import { equalBytes, Sha256, sha256, toHex } from "../formats/hash.ts";
 import { BlobKind } from "../formats/pack.ts";
+import { KeyedHasher } from "../formats/master_key.ts";
 import {
   controlFileSystemId,
-  decodeWalRecord,
+  decodeWalBody,
+  encodeWalBody,
   encodeWalRecord,
   formatLsn,
   isSystemId,
+  openWalRecordFile,
   parseSegmentHeader,
   parseWalName,
   segmentStartLsn,
+  WAL_RECORD_SEALED,
   type WalName,
   type WalRecord,
+  walRecordEnvelope,
 } from "../formats/wal.ts";
-import { TOOL_VERSION } from "../formats/version.ts";
+import { FORMAT_VERSION, TOOL_VERSION } from "../formats/version.ts";
 
 /** How long a push or fetch waits for a running vacuum by default: 60 s. */
 export { DEFAULT_WAL_LOCK_WAIT_MS } from "./lock.ts";
@@ -107,6 +118,11 @@ export interface SystemIdOptions {
  * before its record is written (the commit point): nothing is archived.
  */
 export interface PushWalOptions extends SystemIdOptions, CancelOptions {
+  /**
+   * Where to get an encrypted repository's passphrase (default: the one the
+   * CLI set, store/passphrase_source.ts).
+   */
+  readonly passphrase?: PassphraseSource;
   /** The name to archive under (default: the file's base name, as `%f`). */
   readonly name?: string;
   /** How long to wait for a vacuum's exclusive lock (default 60 s). */
@@ -121,10 +137,19 @@ export interface PushWalOptions extends SystemIdOptions, CancelOptions {
    * pusher: on a worker thread, `block.encode`); `raw` is handed over (its
    * buffer may be transferred) and not read again.
    */
-  readonly encodeBlock?: (raw: Uint8Array, compression: CompressionOptions) => Promise<{
+  readonly encodeBlock?: (
+    raw: Uint8Array,
+    compression: CompressionOptions,
+    masterKey?: Uint8Array,
+  ) => Promise<{
+    /** The block's id (keyed when a master key is given). */
     readonly id: Uint8Array;
+    /** The plain SHA-256 of `raw`. */
+    readonly sha256: Uint8Array;
     readonly codec: number;
+    /** Compressed; sealed when `sealed`. */
     readonly data: Uint8Array;
+    readonly sealed: boolean;
   }>;
   readonly now?: () => number;
   readonly onEvent?: EventSink;
@@ -137,7 +162,10 @@ export interface PushWalResult {
   /** `archived`: this push wrote the record; `already-archived`: the same content was there. */
   readonly status: "archived" | "already-archived";
   readonly size: number;
-  /** SHA-256 of the file's content, hex (the record's). */
+  /**
+   * SHA-256 of the file's content, hex: the record's id in an unencrypted
+   * repository (in an encrypted one the record holds the keyed id instead).
+   */
   readonly sha256: string;
   readonly blocks: number;
   /** Blocks this push stored (the others were in the repository already). */
@@ -152,6 +180,11 @@ export interface PushWalResult {
  * before the rename: its temporary file is removed, the destination untouched.
  */
 export interface FetchWalOptions extends SystemIdOptions, CancelOptions {
+  /**
+   * Where to get an encrypted repository's passphrase (default: the one the
+   * CLI set, store/passphrase_source.ts).
+   */
+  readonly passphrase?: PassphraseSource;
   /** How long to wait for a vacuum's exclusive lock (default 60 s). */
   readonly lockWaitMs?: number;
   readonly onEvent?: EventSink;
@@ -162,7 +195,10 @@ export interface FetchWalResult {
   readonly name: string;
   readonly systemId: string;
   readonly size: number;
-  /** SHA-256 of the content, hex (checked against the record's). */
+  /**
+   * SHA-256 of the content, hex (the record's id in an unencrypted
+   * repository; in an encrypted one the keyed id was checked).
+   */
   readonly sha256: string;
   readonly path: string;
 }
@@ -206,6 +242,10 @@ export function resolveSystemId(options: SystemIdOptions): string | null {
       `"${path.resolve(file)}" is not a pg_control file (${(e as Error).message})`,
     );
   }
+}
+
+function openOptions(options: { passphrase?: PassphraseSource }): OpenOptions {
+  return options.passphrase ? { passphrase: options.passphrase } : {};
 }
 
 /** The checks of a WAL file's content: its system identifier, segment size and start LSN. */
@@ -298,37 +338,74 @@ function readWholeFile(file: string): Uint8Array {
   }
 }
 
-/** Reads and checks a record; a damaged one is an IntegrityError naming it. */
-async function loadRecord(store: BlobStore, h: Handle): Promise<WalRecord> {
-  const bytes = await store.load(h);
+/**
+ * The stored bytes of record `h` holding `r`: the envelope version 1 around
+ * the `WalFile` message, or in an encrypted repository version 2 around the
+ * message sealed under the role `bendsave wal` + `h.name` (FORMAT.md 21.11).
+ */
+async function recordBytes(repo: Repository, h: Handle, r: WalRecord): Promise<Uint8Array> {
+  if (!repo.encrypted) return encodeWalRecord(r);
+  repo.requireKey();
+  return walRecordEnvelope(WAL_RECORD_SEALED, await repo.crypto!.sealWal(h.name, encodeWalBody(r)));
+}
+
+/**
+ * Checks and decodes the bytes of record `h`: its envelope, the version of
+ * the repository's records (2, sealed, in an encrypted repository; 1
+ * otherwise), the sealed body authenticated under its name; a damaged one
+ * is an IntegrityError naming it. An encrypted repository opened without
+ * its key: PassphraseError.
+ */
+async function parseRecord(repo: Repository, h: Handle, bytes: Uint8Array): Promise<WalRecord> {
+  repo.requireKey();
   try {
-    return decodeWalRecord(bytes);
+    const env = openWalRecordFile(bytes);
+    const want = repo.encrypted ? WAL_RECORD_SEALED : FORMAT_VERSION;
+    if (env.version !== want) {
+      throw new SyntaxError(
+        `its envelope says version ${env.version}, this repository's records are version ${want}`,
+      );
+    }
+    return decodeWalBody(repo.crypto ? await repo.crypto.openWal(h.name, env.body) : env.body);
   } catch (e) {
     throw new IntegrityError(
-      `WAL record ${h.name} in ${store.location} is damaged (${
+      `WAL record ${h.name} in ${repo.store.location} is damaged (${
         (e as Error).message
       }): run bendsave verify`,
     );
   }
 }
 
-async function loadRecordOrNull(store: BlobStore, h: Handle): Promise<WalRecord | null> {
+/** Reads and checks a record (see {@linkcode parseRecord}). */
+async function loadRecord(repo: Repository, h: Handle): Promise<WalRecord> {
+  return await parseRecord(repo, h, await repo.store.load(h));
+}
+
+async function loadRecordOrNull(repo: Repository, h: Handle): Promise<WalRecord | null> {
   try {
-    return await loadRecord(store, h);
+    return await loadRecord(repo, h);
   } catch (e) {
     if (e instanceof NotFound) return null;
     throw e;
   }
 }
 
-/** Same name archived: the same content is fine, other content a conflict. */
-function compareExisting(existing: WalRecord, size: number, hash: Uint8Array): void {
-  if (existing.size === size && equalBytes(existing.sha256, hash)) return;
+/**
+ * Same name archived: the same content is fine, other content a conflict.
+ * `id` is the file's id as records hold it (keyed in an encrypted repository).
+ */
+function compareExisting(
+  repo: Repository,
+  existing: WalRecord,
+  size: number,
+  id: Uint8Array,
+): void {
+  if (existing.size === size && equalBytes(existing.sha256, id)) return;
   throw new WalConflict(
-    `WAL file ${existing.name} of system ${existing.systemId} is already archived with other content (${existing.size} bytes, SHA-256 ${
-      toHex(existing.sha256).slice(0, 16)
-    }..., not ${size} bytes, ${
-      toHex(hash).slice(0, 16)
+    `WAL file ${existing.name} of system ${existing.systemId} is already archived with other content (${existing.size} bytes, ${
+      repo.encrypted ? "keyed id" : "SHA-256"
+    } ${toHex(existing.sha256).slice(0, 16)}..., not ${size} bytes, ${
+      toHex(id).slice(0, 16)
     }...): nothing was overwritten; check that only one cluster archives into this repository`,
   );
 }
@@ -378,8 +455,8 @@ export async function pushWal(
       `${store.location} is a read-only (${store.capabilities.name}) repository: archive WAL into a local path or s3:// repository`,
     );
   }
-  const repo = await Repository.open(store, { keyOptional: true });
-  repo.refuseEncrypted("WAL archiving");
+  // An encrypted repository needs its key: records and blocks are sealed, ids keyed.
+  const repo = await Repository.open(store, openOptions(options));
   let data: Uint8Array;
   try {
     data = readWholeFile(file);
@@ -394,26 +471,26 @@ export async function pushWal(
   const result = (
     status: PushWalResult["status"],
     blocks: number,
-    hash: Uint8Array,
+    plain: Uint8Array,
     writer?: PackWriter,
   ) => ({
     name: name.name,
     systemId,
     status,
     size,
-    sha256: toHex(hash),
+    sha256: toHex(plain),
     blocks,
     newBlocks: writer?.stats.blocks ?? 0,
     packBytes: writer?.stats.packBytes ?? 0,
     durationMs: Date.now() - started,
   });
   // Records are never rewritten: an existing one answers without a lock, the
-  // index or any block work (one hash of the file, to compare).
-  const existing = await loadRecordOrNull(store, h);
+  // index or any block work (one hash of the file, to compare; two when encrypted).
+  const existing = await loadRecordOrNull(repo, h);
   if (existing) {
-    const hash = sha256(data);
-    compareExisting(existing, size, hash);
-    return result("already-archived", existing.blocks.length, hash);
+    const plain = sha256(data);
+    compareExisting(repo, existing, size, repo.crypto ? repo.blockId(data) : plain);
+    return result("already-archived", existing.blocks.length, plain);
   }
   const lock = await acquire(store, "wal-push", options);
   try {
@@ -424,24 +501,36 @@ export async function pushWal(
         path: indexName,
       })
     );
-    const writer = new PackWriter(store, repo.index, { targetSize: repo.config.packSize });
+    const writer = new PackWriter(store, repo.index, {
+      targetSize: repo.config.packSize,
+      crypto: repo.crypto,
+    });
     const compression = walCompression(repo.config.compression);
     const blocks: Uint8Array[] = [];
-    // One pass over the file: each block feeds the file's SHA-256 as it is cut (a file of one
-    // block: its id is that hash).
+    // One pass over the file: each block feeds the file's id as it is cut (a file of one
+    // block: its id is the block's). The plain SHA-256 (the result's) is the id without a key.
     const lengths = walBlockLengths(repo.config.chunker, data);
-    const whole = lengths.length === 1 ? null : new Sha256();
+    const whole = lengths.length === 1
+      ? null
+      : repo.crypto
+      ? new KeyedHasher(repo.crypto.key.idKey)
+      : new Sha256();
+    const plainWhole = repo.crypto && lengths.length !== 1 ? new Sha256() : null;
+    let plain: Uint8Array | null = null;
     const elsewhere = options.encodeBlock !== undefined && lengths.length === 1;
     let offset = 0;
     if (elsewhere) {
-      // The whole file is the block: hashed and compressed off this thread (data is handed over).
-      const e = await options.encodeBlock!(data, compression);
+      // The whole file is the block: hashed, compressed (and sealed) off this thread (data is
+      // handed over).
+      const e = await options.encodeBlock!(data, compression, repo.crypto?.key.raw);
       blocks.push(e.id);
+      plain = e.sha256;
       if (!writer.has(e.id)) {
         await writer.add(e.id, BlobKind.data, {
           codec: e.codec as Codec,
           data: e.data,
           rawLength: size,
+          sealed: e.sealed,
         });
       }
       offset = size;
@@ -454,7 +543,9 @@ export async function pushWal(
       const raw = data.subarray(offset, offset + length);
       offset += length;
       whole?.update(raw);
-      const id = sha256(raw);
+      plainWhole?.update(raw);
+      const id = repo.blockId(raw);
+      if (lengths.length === 1) plain = repo.crypto ? sha256(raw) : id;
       blocks.push(id);
       await checkpoint(options.signal, "wal-push");
       if (writer.has(id)) continue;
@@ -478,14 +569,15 @@ export async function pushWal(
     if (offset !== size) {
       throw new Error(`the chunker cut ${offset} of ${size} bytes of ${name.name}`);
     }
-    const hash = whole ? whole.digest() : blocks[0]!;
+    const id = whole ? whole.digest() : blocks[0]!;
+    plain ??= plainWhole ? plainWhole.digest() : id;
     await writer.writeIndex();
     await beforeCommit(options.signal, "wal-push");
-    const record = encodeWalRecord({
+    const record = await recordBytes(repo, h, {
       name: name.name,
       systemId,
       size,
-      sha256: hash,
+      sha256: id,
       blocks,
       pushTimeMs: now(),
       timeline: name.timeline,
@@ -499,11 +591,11 @@ export async function pushWal(
     } catch (e) {
       if (!(e instanceof AlreadyExists)) throw e;
       // Another push of the same name won the race: same content is success.
-      compareExisting(await loadRecord(store, h), size, hash);
-      return result("already-archived", blocks.length, hash, writer);
+      compareExisting(repo, await loadRecord(repo, h), size, id);
+      return result("already-archived", blocks.length, plain, writer);
     }
     crashPoint("wal-record");
-    return result("archived", blocks.length, hash, writer);
+    return result("archived", blocks.length, plain, writer);
   } finally {
     await lock?.release().catch(() => {});
   }
@@ -546,11 +638,11 @@ export async function fetchWal(
 ): Promise<FetchWalResult> {
   const parsed = walName(name);
   throwIfCancelled(options.signal, "wal-fetch");
-  const repo = await Repository.open(store, { keyOptional: true });
-  repo.refuseEncrypted("WAL archiving");
+  // An encrypted repository needs its key: records and blocks are sealed, ids keyed.
+  const repo = await Repository.open(store, openOptions(options));
   const systemId = await fetchSystemId(store, options);
   const h = walHandle(systemId, parsed.name);
-  const record = await loadRecordOrNull(store, h);
+  const record = await loadRecordOrNull(repo, h);
   if (!record) {
     throw new WalNotArchived(`WAL file ${parsed.name} of system ${systemId} is not in the archive`);
   }
@@ -566,16 +658,20 @@ export async function fetchWal(
   try {
     await repo.loadIndex(() => {}); // a damaged index file only matters if a block is missing
     fd = fs.openSync(temp, "wx", 0o600);
-    const hash = new Sha256();
+    // The record's id of the file (keyed in an encrypted repository), and its plain SHA-256.
+    const hash = repo.crypto ? new KeyedHasher(repo.crypto.key.idKey) : new Sha256();
+    const plainHash = repo.crypto ? new Sha256() : null;
     let size = 0;
     for (const id of record.blocks) {
       await checkpoint(options.signal, "wal-fetch");
       const raw = await repo.readBlob(id, `WAL file ${h.name}`);
       hash.update(raw);
+      plainHash?.update(raw);
       size += raw.length;
       for (let pos = 0; pos < raw.length;) pos += fs.writeSync(fd, raw, pos);
     }
     const digest = hash.digest();
+    const plain = plainHash ? plainHash.digest() : digest;
     if (size !== record.size || !equalBytes(digest, record.sha256)) {
       throw new IntegrityError(
         `WAL file ${h.name} does not match its recorded size and SHA-256 (damaged): nothing was written to "${dest}"`,
@@ -587,7 +683,7 @@ export async function fetchWal(
     fd = null;
     fs.renameSync(temp, dest);
     syncDirectory(dir);
-    return { name: parsed.name, systemId, size, sha256: toHex(digest), path: dest };
+    return { name: parsed.name, systemId, size, sha256: toHex(plain), path: dest };
   } catch (e) {
     if (fd !== null) fs.closeSync(fd);
     try {
@@ -615,13 +711,17 @@ export interface ListWalOptions {
 }
 
 /**
- * Every WAL record of the archive (or of one system), sorted by system
- * identifier and name, read without reading any block.
+ * Every WAL record of the archive of `repo` (or of one system), sorted by
+ * system identifier and name, read without reading any block. An encrypted
+ * repository's records are sealed: `repo` must be opened with its key
+ * (PassphraseError otherwise).
  */
 export async function listWal(
-  store: BlobStore,
+  repo: Repository,
   options: ListWalOptions = {},
 ): Promise<WalRecord[]> {
+  repo.requireKey();
+  const store = repo.store;
   const names: string[] = [];
   for await (const f of store.list("wal")) {
     if (options.systemId === undefined || f.name.startsWith(`${options.systemId}/`)) {
@@ -632,7 +732,7 @@ export async function listWal(
   const records: WalRecord[] = [];
   for (const name of names) {
     try {
-      records.push(await loadRecord(store, { kind: "wal", name }));
+      records.push(await loadRecord(repo, { kind: "wal", name }));
     } catch (e) {
       if (e instanceof NotFound) continue; // removed meanwhile
       if (!(e instanceof IntegrityError) || !options.onDamaged) throw e;
@@ -663,10 +763,10 @@ export async function walArchived(
  * IntegrityError: its blocks cannot be known, so nothing may be deleted.
  */
 export async function walLiveBlocks(
-  store: BlobStore,
+  repo: Repository,
 ): Promise<{ id: Uint8Array; what: string }[]> {
   const out: { id: Uint8Array; what: string }[] = [];
-  for (const r of await listWal(store)) {
+  for (const r of await listWal(repo)) {
     for (const id of r.blocks) out.push({ id, what: `WAL file ${r.systemId}/${r.name}` });
   }
   return out;

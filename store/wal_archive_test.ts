@@ -73,13 +73,13 @@ Deno.test("pushWal and fetchWal round-trip a segment byte for byte", async () =>
   assert.equal(sha256Hex(fs.readFileSync(dest)), sha256Hex(seg.data));
   assert.deepEqual(fs.readdirSync(out), ["RECOVERYXLOG"], "no temporary file is left");
 
-  const [rec] = await listWal(store, { systemId: TEST_SYSTEM_ID });
+  const [rec] = await listWal(await Repository.open(store), { systemId: TEST_SYSTEM_ID });
   assert.equal(rec?.name, seg.name);
   assert.equal(rec?.startLsn, 3n * 16n * BigInt(MiB));
   assert.equal(rec?.segmentSize, 16 * MiB);
   assert.equal(rec?.timeline, 1);
   assert.equal(sha256Hex(seg.data), Buffer.from(rec!.sha256).toString("hex"));
-  assert.deepEqual(await listWal(store, { systemId: "42" }), []);
+  assert.deepEqual(await listWal(await Repository.open(store), { systemId: "42" }), []);
 });
 
 Deno.test("pushWal archives history and backup files under pg_control's system identifier", async () => {
@@ -94,7 +94,7 @@ Deno.test("pushWal archives history and backup files under pg_control's system i
   );
   assert.equal((await pushWal(store, history, { pgData })).status, "archived");
   assert.equal((await pushWal(store, backup, { pgData })).status, "archived");
-  const records = await listWal(store);
+  const records = await listWal(await Repository.open(store));
   assert.deepEqual(records.map((r) => r.name), [
     "000000010000000000000002.00000028.backup",
     "00000002.history",
@@ -259,7 +259,7 @@ Deno.test("vacuum keeps every block of archived WAL and verify checks the record
   const { store, repoDir, pgData, out } = await setup(t.dir);
   const segs = [1, 2, 3].map((segno) => makeSegment({ segno, used: 2 * MiB }));
   for (const s of segs) await pushWal(store, writeSegment(pgData, s), { pgData });
-  assert.equal((await walLiveBlocks(store)).length, 3); // one block per 16 MiB segment
+  assert.equal((await walLiveBlocks(await Repository.open(store))).length, 3); // one block per 16 MiB segment
   const clean = await verify(store);
   assert.equal(clean.ok, true, JSON.stringify(clean.problems));
   assert.equal(clean.checked.walFiles, 3);
@@ -333,7 +333,7 @@ Deno.test("fetchWal reads a WAL archive staged back from tape in another layout"
     fs.copyFileSync(path.join(repoDir, f), to);
   }
   const staged = await StagedStore.open([tape]);
-  assert.deepEqual((await listWal(staged)).map((r) => r.name), [seg.name]);
+  assert.deepEqual((await listWal(await Repository.open(staged))).map((r) => r.name), [seg.name]);
   const dest = path.join(out, "RECOVERYXLOG");
   await fetchWal(staged, seg.name, dest, {});
   assert.equal(sha256Hex(fs.readFileSync(dest)), sha256Hex(seg.data));

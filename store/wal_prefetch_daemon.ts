@@ -22,6 +22,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { BlobStore } from "./drivers/types.ts";
 import type { CancelOptions } from "./cancel.ts";
+import { PassphraseError } from "./errors.ts";
 import {
   fetchWal,
   type FetchWalOptions,
@@ -154,6 +155,8 @@ export async function runPrefetchDaemon(
   let start: { name: string; served: boolean } | null = null;
   /** Names not to fetch again until wanted: fetched this run, missing, or failed. */
   const settled = new Set<string>();
+  /** The passphrase does not open the repository (or none was given): every fetch would fail so. */
+  let keyFailed = false;
   const inFlight = new Set<string>();
 
   const fetchOne = async (name: string) => {
@@ -175,6 +178,7 @@ export async function runPrefetchDaemon(
         writeSpoolFile(spool, `${name}.missing`, "");
       } else {
         failed++;
+        if (e instanceof PassphraseError) keyFailed = true;
         writeSpoolFile(
           spool,
           `${name}.fetch-error`,
@@ -273,7 +277,8 @@ export async function runPrefetchDaemon(
       };
       await Promise.all(Array.from({ length: Math.min(lanes, todo.length) }, lane));
       lastWork = Date.now();
-      if (store === null) break; // the repository cannot be opened: reported, stop
+      // The repository cannot be opened, or not unlocked: reported, stop.
+      if (store === null || keyFailed) break;
     }
   } finally {
     clearInterval(heartbeat);

@@ -6,7 +6,9 @@
  * (`pg_wal/archive_status/<wal>.ready`), in name order, several at a time over one open repository, writing each file's
  * `.ok` (after its record is durable: {@linkcode pushWal} resolved) or
  * `.error`. It exits after being idle for a few seconds, or when its spool
- * goes away.
+ * goes away. On an encrypted repository it runs the KDF once per run (the
+ * key stays in memory only, store/keys.ts), where a synchronous `wal-push`
+ * runs it for every WAL file.
  *
  * Killed at any point (kill -9 included), it loses nothing: a push is
  * crash-safe on its own (records are the commit point), a status is written
@@ -19,6 +21,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { BlobStore } from "./drivers/types.ts";
 import type { CancelOptions } from "./cancel.ts";
+import { PassphraseError } from "./errors.ts";
 import { pushWal, type PushWalOptions } from "./wal_archive.ts";
 import { ENGINE_JOBS, type EnginePool } from "./worker_jobs.ts";
 import { WorkerPool } from "./worker_pool.ts";
@@ -100,7 +103,8 @@ export async function runPushDaemon(options: PushDaemonOptions): Promise<PushDae
    * the first thread with room, queued both on the first).
    */
   const encoderFor =
-    (lane: number): NonNullable<PushWalOptions["encodeBlock"]> => async (raw, compression) => {
+    (lane: number): NonNullable<PushWalOptions["encodeBlock"]> =>
+    async (raw, compression, masterKey) => {
       const p = await (pool ??= WorkerPool.start(ENGINE_JOBS, {
         ...(options.workers === undefined ? {} : { workers: options.workers }),
         name: "compressor",
@@ -109,7 +113,11 @@ export async function runPushDaemon(options: PushDaemonOptions): Promise<PushDae
       const own = raw.byteOffset === 0 && raw.byteLength === raw.buffer.byteLength
         ? raw
         : raw.slice();
-      const job = await p.submit("block.encode", { raw: own, compression }, {
+      const job = await p.submit("block.encode", {
+        raw: own,
+        compression,
+        ...(masterKey ? { masterKey } : {}),
+      }, {
         transfer: [own.buffer as ArrayBuffer],
         lane,
       });
@@ -118,6 +126,9 @@ export async function runPushDaemon(options: PushDaemonOptions): Promise<PushDae
     };
   let pushed = 0;
   let failed = 0;
+  // A passphrase that does not open the repository (or none given) fails every push the
+  // same way: the first failure answers the rest at once, and the pusher then stops.
+  let keyError: PassphraseError | null = null;
   let lastWork = Date.now();
   let lastRequest = 0;
   const inFlight = new Set<string>();
@@ -129,6 +140,7 @@ export async function runPushDaemon(options: PushDaemonOptions): Promise<PushDae
 
   const pushOne = async (name: string, file: string, requested: boolean, lane: number) => {
     try {
+      if (keyError) throw keyError;
       const identity = fileIdentity(file);
       store ??= await options.open();
       const r = await pushWal(store, file, {
@@ -151,6 +163,7 @@ export async function runPushDaemon(options: PushDaemonOptions): Promise<PushDae
       pushed++;
     } catch (e) {
       failed++;
+      if (e instanceof PassphraseError) keyError = e;
       writeSpoolFile(
         spool,
         `${name}.error`,
@@ -229,7 +242,8 @@ export async function runPushDaemon(options: PushDaemonOptions): Promise<PushDae
       };
       await Promise.all(Array.from({ length: Math.min(lanes, work.length) }, (_, i) => lane(i)));
       lastWork = Date.now();
-      if (store === null) break; // the repository cannot be opened: report and stop
+      // The repository cannot be opened, or not unlocked: reported, stop.
+      if (store === null || keyError) break;
     }
   } finally {
     clearInterval(heartbeat);

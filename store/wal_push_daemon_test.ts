@@ -48,7 +48,10 @@ Deno.test("runPushDaemon pushes the request and the ready files after it, writin
   );
   const r = await run();
   assert.deepEqual(r, { ran: true, pushed: 3, failed: 0, threads: 1 });
-  assert.deepEqual((await listWal(await FsStore.open(repo))).map((w) => w.name), names);
+  assert.deepEqual(
+    (await listWal(await Repository.open(await FsStore.open(repo)))).map((w) => w.name),
+    names,
+  );
   for (const name of names) {
     const ok = readSpoolJson<PushOk>(spool, `${name}.ok`);
     assert.equal(ok?.name, name);
@@ -70,7 +73,10 @@ Deno.test("runPushDaemon hashes and compresses its two lanes' segments on two th
   // The pool's default placement (the first thread with room for two jobs) put
   // both lanes' segments on the first thread, one after the other.
   assert.deepEqual(await run(), { ran: true, pushed: 4, failed: 0, threads: 2 });
-  assert.deepEqual((await listWal(await FsStore.open(repo))).map((w) => w.name), names);
+  assert.deepEqual(
+    (await listWal(await Repository.open(await FsStore.open(repo)))).map((w) => w.name),
+    names,
+  );
 });
 
 Deno.test("runPushDaemon leaves ready files alone while nobody asks (archive_command emptied)", async () => {
@@ -78,7 +84,7 @@ Deno.test("runPushDaemon leaves ready files alone while nobody asks (archive_com
   const { repo, run } = await setup(t.dir, 2);
   const r = await run();
   assert.deepEqual(r, { ran: true, pushed: 0, failed: 0, threads: 0 });
-  assert.deepEqual(await listWal(await FsStore.open(repo)), []);
+  assert.deepEqual(await listWal(await Repository.open(await FsStore.open(repo))), []);
 });
 
 Deno.test("runPushDaemon leaves another repository's requests to that repository's pusher", async () => {
@@ -92,6 +98,6 @@ Deno.test("runPushDaemon leaves another repository's requests to that repository
   );
   const r = await run();
   assert.equal(r.pushed, 0);
-  assert.deepEqual(await listWal(await FsStore.open(repo)), []);
+  assert.deepEqual(await listWal(await Repository.open(await FsStore.open(repo))), []);
   assert.ok(fs.existsSync(path.join(spool, `${names[0]}.req`)), "left for its own pusher");
 });

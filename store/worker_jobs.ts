@@ -15,7 +15,10 @@ import {
   type ReaderSettings,
   readFileBlocks,
   sealResults,
+  threadSealKey,
 } from "./archiver/file_blocks.ts";
+import { keyedId } from "../formats/master_key.ts";
+import { sealBlock } from "../formats/block_seal.ts";
 import { FileWriter, type WriteOp, type WriteReport } from "./restore/file_writer.ts";
 import type { PackCheck } from "./pack_check.ts";
 import type { JobKind, WorkerPool } from "./worker_pool.ts";
@@ -202,25 +205,41 @@ export const verifyPack: JobKind<
 
 /** A block hashed and compressed by `block.encode`. */
 export interface EncodedBlock {
+  /** The block's id: its SHA-256, or with a master key its keyed id. */
   readonly id: Uint8Array;
+  /** The plain SHA-256 of the block (with a master key; without one it is `id`). */
+  readonly sha256: Uint8Array;
   readonly codec: number;
+  /** The compressed bytes; with a master key sealed (`sealed` is then true). */
   readonly data: Uint8Array;
+  readonly sealed: boolean;
 }
 
 /**
- * `block.encode`: hashes one block (its id, the SHA-256) and compresses it;
- * the background WAL pusher sends it each WAL file of at most 16 MiB.
+ * `block.encode`: hashes one block (its id) and compresses it; the
+ * background WAL pusher sends it each WAL file of at most 16 MiB. With an
+ * encrypted repository's `masterKey` the id is keyed, the plain SHA-256 is
+ * returned beside it (the pusher's spool status) and the block is sealed.
  */
 export const blockEncode: JobKind<
-  { readonly raw: Uint8Array; readonly compression: CompressionOptions },
+  {
+    readonly raw: Uint8Array;
+    readonly compression: CompressionOptions;
+    readonly masterKey?: Uint8Array;
+  },
   EncodedBlock
 > = {
   create() {
     return {
-      run({ raw, compression }) {
-        const id = sha256(raw);
+      async run({ raw, compression, masterKey }) {
+        const plain = sha256(raw);
         const e = encodeBlock(raw, compression);
-        return { id, codec: e.codec, data: e.data };
+        if (!masterKey) {
+          return { id: plain, sha256: plain, codec: e.codec, data: e.data, sealed: false };
+        }
+        const id = keyedId(masterKey.subarray(32), raw);
+        const data = await sealBlock(await threadSealKey(masterKey), id, e.data);
+        return { id, sha256: plain, codec: e.codec, data, sealed: true };
       },
     };
   },

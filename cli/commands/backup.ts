@@ -21,8 +21,7 @@ import { excludeMatcher } from "../../formats/glob.ts";
 import { toHex } from "../../formats/hash.ts";
 import { parse, required } from "../args.ts";
 import { passphraseSource } from "../../store/keys.ts";
-import { InvalidInput, PassphraseError, RepositoryNotFound } from "../../store/errors.ts";
-import { Repository } from "../../store/repository.ts";
+import { PassphraseError } from "../../store/errors.ts";
 import { ExitCode, UsageError } from "../exit_codes.ts";
 import { formatBytes, formatDuration, formatRate, type Output } from "../output.ts";
 
@@ -247,11 +246,6 @@ export async function backupCommand(args: string[], out: Output): Promise<number
         "--meta-export-file and --meta-export-command are for a Databend cluster, not PostgreSQL",
       );
     }
-    if (passphrase !== null || await isEncrypted(to)) {
-      throw new InvalidInput(
-        "PostgreSQL backups into an encrypted repository are not supported by this bendsave yet (their WAL archive, wal-push, is not): back up PostgreSQL into an unencrypted repository",
-      );
-    }
     source = withRelationMap(
       await pgSource(from, {
         ...(chunker ? { chunker } : {}),
@@ -368,15 +362,4 @@ export async function backupCommand(args: string[], out: Output): Promise<number
     return ExitCode.partial;
   }
   return ExitCode.ok;
-}
-
-/** True when `location` holds an encrypted repository (false when it holds none). */
-async function isEncrypted(location: string): Promise<boolean> {
-  try {
-    const store = await openStore(location);
-    return (await Repository.open(store, { keyOptional: true })).encrypted;
-  } catch (e) {
-    if (e instanceof RepositoryNotFound) return false;
-    throw e;
-  }
 }

@@ -41,10 +41,8 @@ export async function listCommand(args: string[], out: Output): Promise<number> 
   const repo = onePositional("list", positionals, "repository");
   const store = await openStore(repo, { onWarning: out.warn });
   const { backups, damaged } = await listBackups(store);
-  const windows = await postgresWindows(
-    store,
-    await readableManifests(await Repository.open(store)),
-  );
+  const r = await Repository.open(store);
+  const windows = await postgresWindows(r, await readableManifests(r));
   const windowOf = new Map(windows.map((w) => [w.source, w]));
   if (out.json) {
     console.log(JSON.stringify(

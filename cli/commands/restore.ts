@@ -58,6 +58,9 @@ always restored this way):
                        process (wal-fetch --prefetch, into pg_wal/bendsave-prefetch/, which base
                        backups leave out and which is emptied once recovery ends); 0: one
                        segment per command (default 8)
+                       An encrypted repository: give --password-file FILE (readable by the
+                       server's user) or --password-command CMD; restore_command passes the
+                       same option to wal-fetch (never the passphrase itself)
   --to <target>        target directory (must be empty unless --overwrite), or a
                        databend-query config (.toml) whose storage must be empty
   --meta-export-to <file>

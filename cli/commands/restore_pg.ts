@@ -14,6 +14,7 @@ import { parseRecoveryTarget } from "../../formats/pg_target.ts";
 import type { BlobStore } from "../../store/drivers/types.ts";
 import type { RestoreOptions } from "../../store/restore/restore.ts";
 import { selfCommand } from "../self_command.ts";
+import { passphraseArgs } from "../passphrase.ts";
 import { countOption } from "./wal_push.ts";
 import { ExitCode, UsageError } from "../exit_codes.ts";
 import { formatBytes, formatDuration, type Output } from "../output.ts";
@@ -70,11 +71,14 @@ export async function restorePgCommand(
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
+  const walPassphrase = passphraseArgs(values);
   const options: PgRestoreOptions = {
     ...(target ? { target } : {}),
     manifest: choice.manifest,
     ...(choice.source !== undefined ? { source: choice.source } : {}),
     bendsaveCommand: str("bendsave-command") ?? selfCommand(),
+    // An encrypted repository: restore_command passes the passphrase option given here.
+    ...(walPassphrase ? { walPassphrase } : {}),
     walPrefetch: countOption("restore", "wal-prefetch", values["wal-prefetch"], 8, 0),
     repositoryLocation: choice.repository,
     restore: restoreOptions,

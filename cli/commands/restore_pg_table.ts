@@ -17,6 +17,7 @@ import { parseTableName, splitName, type TableName } from "../../sources/postgre
 import { parseRecoveryTarget } from "../../formats/pg_target.ts";
 import type { BlobStore } from "../../store/drivers/types.ts";
 import { selfCommand } from "../self_command.ts";
+import { passphraseArgs } from "../passphrase.ts";
 import { ExitCode, UsageError } from "../exit_codes.ts";
 import { formatBytes, formatDuration, type Output } from "../output.ts";
 
@@ -165,6 +166,7 @@ export async function restorePgTableCommand(
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
+  const walPassphrase = passphraseArgs(values);
   const options: PgTableRestoreOptions = {
     tables,
     ...(targets ? { targets } : {}),
@@ -173,6 +175,8 @@ export async function restorePgTableCommand(
     manifest: choice.manifest,
     ...(choice.source !== undefined ? { source: choice.source } : {}),
     bendsaveCommand: str("bendsave-command") ?? selfCommand(),
+    // An encrypted repository: restore_command passes the passphrase option given here.
+    ...(walPassphrase ? { walPassphrase } : {}),
     repositoryLocation: choice.repository,
     ...(str("pg-bin") ? { pgBin: str("pg-bin")! } : {}),
     ...(str("scratch-dir") ? { scratchDir: str("scratch-dir")! } : {}),

@@ -73,9 +73,7 @@ export async function showCommand(args: string[], out: Output): Promise<number> 
   const rec = await r.loadManifest(name);
   const m = rec.manifest;
   const window = baseBackupOf(rec)
-    ? (await postgresWindows(r.store, await readableManifests(r))).find((w) =>
-      w.source === m.source.key
-    )
+    ? (await postgresWindows(r, await readableManifests(r))).find((w) => w.source === m.source.key)
     : undefined;
   const relations = baseBackupOf(rec) ? await loadRelationMap(r, rec) : null;
   if (out.json) {

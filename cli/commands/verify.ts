@@ -125,10 +125,8 @@ export async function verifyCommand(args: string[], out: Output): Promise<number
   });
   out.done();
   // PostgreSQL: a WAL gap is damage to the recoverable window it cuts.
-  const windows = report.keyless ? [] : await postgresWindows(
-    store,
-    await readableManifests(await Repository.open(store)),
-  );
+  const opened = report.keyless ? null : await Repository.open(store);
+  const windows = opened ? await postgresWindows(opened, await readableManifests(opened)) : [];
   const gaps = windows.flatMap((w) =>
     w.gaps.map((g) => ({
       source: w.source,

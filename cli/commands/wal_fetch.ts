@@ -13,6 +13,7 @@ import type { Output } from "../output.ts";
 import { countOption, lockWaitMs, secondsOption } from "./wal_push.ts";
 import { Cancelled } from "../../store/errors.ts";
 import { startBackground } from "../background.ts";
+import { passphraseArgs } from "../passphrase.ts";
 
 /** Help text. */
 export const WAL_FETCH_HELP =
@@ -29,6 +30,10 @@ without any of them, from the archive when it holds one system only.
 Every block and the whole file's SHA-256 are checked before the file takes its
 name: it is written under a temporary name beside the destination, flushed and
 renamed, so a failure never leaves a partial file at the destination.
+
+An encrypted repository: give --password-file FILE (readable by the server's
+user) or --password-command CMD (restore --as-of writes it into restore_command);
+the background prefetcher gets the same option.
 
 Options:
   --from <repo>         the repository (a path, s3://..., staged:...)
@@ -134,6 +139,9 @@ async function walFetch(args: string[], out: Output): Promise<number> {
     const spool = path.resolve(
       typeof values.spool === "string" ? values.spool : defaultFetchSpool(dest),
     );
+    // An encrypted repository: the prefetcher finds the passphrase where this command did.
+    const pass = passphraseArgs(values);
+    const passFlags = pass ? [pass.flag, pass.value] : [];
     const served = await fetchWalPrefetched(name, dest, {
       spool,
       repository: from,
@@ -153,6 +161,7 @@ async function walFetch(args: string[], out: Output): Promise<number> {
           String(lockWait / 1000),
           ...(idOptions.pgData ? ["--pg-data", path.resolve(idOptions.pgData)] : []),
           ...(idOptions.systemId ? ["--system-id", idOptions.systemId] : []),
+          ...passFlags,
         ]),
     });
     if (served) {

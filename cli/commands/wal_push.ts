@@ -13,6 +13,7 @@ import { onePositional, parse, required } from "../args.ts";
 import { classify, ExitCode, UsageError } from "../exit_codes.ts";
 import type { Output } from "../output.ts";
 import { startBackground } from "../background.ts";
+import { passphraseArgs } from "../passphrase.ts";
 
 /** Help text. */
 export const WAL_PUSH_HELP = `Usage: bendsave wal-push <WAL file> --to <repo> [options]
@@ -62,6 +63,11 @@ once the file is durable; a killed pusher loses nothing (the next command starts
 another, PostgreSQL retries). For PostgreSQL:
 
   archive_command = 'bendsave wal-push %p --to /backups/pg --async'
+
+An encrypted repository: give --password-file FILE (readable by the server's
+user) or --password-command CMD; the background pusher gets the same option.
+Every process runs the key derivation (Argon2id, about 0.4 s here) once: use
+--async, whose pusher unlocks once per run.
 
 Prints nothing on success (without --json). Exit codes: 0 archived, 1 failure
 (other content under the name, lock held, storage error), 2 bad input (no
@@ -169,6 +175,9 @@ export async function walPushCommand(args: string[], out: Output): Promise<numbe
       typeof values.spool === "string" ? values.spool : defaultPushSpool(file),
     );
     const walDir = path.dirname(path.resolve(file));
+    // An encrypted repository: the pusher finds the passphrase where this command did.
+    const pass = passphraseArgs(values);
+    const passFlags = pass ? [pass.flag, pass.value] : [];
     const r = await pushWalAsync(file, {
       spool,
       repository: to,
@@ -190,6 +199,7 @@ export async function walPushCommand(args: string[], out: Output): Promise<numbe
           String(lockWait / 1000),
           ...(idOptions.pgData ? ["--pg-data", path.resolve(idOptions.pgData)] : []),
           ...(idOptions.systemId ? ["--system-id", idOptions.systemId] : []),
+          ...passFlags,
         ]),
     });
     out.result({ type: "summary", ...r });

@@ -70,6 +70,17 @@ export interface PgRestoreOptions extends CancelOptions {
    * base backups leave out; default 0: one segment per command).
    */
   readonly walPrefetch?: number;
+  /**
+   * How `restore_command` gets an encrypted repository's passphrase: the
+   * `wal-fetch` option it passes, a file the server's user can read
+   * (`--password-file`, an absolute path) or a command (`--password-command`),
+   * never the passphrase itself. Required when the repository is encrypted:
+   * the server's environment cannot be assumed to hold BENDSAVE_PASSWORD.
+   */
+  readonly walPassphrase?: {
+    readonly flag: "--password-file" | "--password-command";
+    readonly value: string;
+  };
   /** The repository as `restore_command` must name it (default: the store's location). */
   readonly repositoryLocation?: string;
   /** Ownership and worker options of the data directory restore. */
@@ -216,6 +227,11 @@ function warn(options: PgRestoreOptions): (message: string) => void {
 /** Opens the repository, picks the base backup and the WAL for the target. */
 async function choose(store: BlobStore, options: PgRestoreOptions): Promise<Chosen> {
   const repo = await Repository.open(store);
+  if (repo.encrypted && !options.walPassphrase) {
+    throw new InvalidInput(
+      `repository ${store.location} is encrypted, and the restore_command this restore writes needs its passphrase too: give restore --password-file FILE (readable by the server's user) or --password-command CMD, which restore_command passes to wal-fetch`,
+    );
+  }
   await repo.loadIndex();
   const all = await readableManifests(repo, warn(options));
   let record: ManifestRecord;
@@ -245,7 +261,7 @@ async function choose(store: BlobStore, options: PgRestoreOptions): Promise<Chos
     isPg(r.manifest) && r.manifest.source.key === record.manifest.source.key &&
     (options.select !== undefined || !isPartial(r.manifest))
   );
-  const wal = await archivedSegments(store, systemId);
+  const wal = await archivedSegments(repo, systemId);
   // A named backup without a target recovers to the end of that backup only.
   if (options.manifest && options.target === undefined) {
     const b = baseBackup(record);
@@ -278,6 +294,10 @@ function recoverySettings(
   const out: Record<string, string> = {
     restore_command: `${options.bendsaveCommand} wal-fetch %f %p --from ${shellQuote(location)}${
       options.walPrefetch ? ` --prefetch ${options.walPrefetch}` : ""
+    }${
+      c.repo.encrypted && options.walPassphrase
+        ? ` ${options.walPassphrase.flag} ${shellQuote(options.walPassphrase.value)}`
+        : ""
     }`,
   };
   const t = c.target;

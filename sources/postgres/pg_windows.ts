@@ -6,8 +6,7 @@
  *
  * @module
  */
-import type { BlobStore } from "../../store/drivers/types.ts";
-import type { ManifestRecord } from "../../store/repository.ts";
+import type { ManifestRecord, Repository } from "../../store/repository.ts";
 import { listWal } from "../../store/wal_archive.ts";
 import { formatMicros, parseLsn, timeMicros } from "../../formats/pg_target.ts";
 import { PG_DATA_PART, PG_SOURCE_TYPE } from "./pg_source.ts";
@@ -50,17 +49,17 @@ export function baseBackupOf(r: ManifestRecord): BaseBackup | null {
 
 /** Archived WAL segments of `systemId` as the plan sees them (history and backup files left out). */
 export async function archivedSegments(
-  store: BlobStore,
+  repo: Repository,
   systemId: string,
 ): Promise<ArchivedSegment[]> {
-  return (await listWal(store, { systemId }))
+  return (await listWal(repo, { systemId }))
     .filter((w) => /^[0-9A-F]{24}$/.test(w.name))
     .map((w) => ({ name: w.name, pushedMicros: BigInt(Math.round(w.pushTimeMs * 1000)) }));
 }
 
 /** The windows of every PostgreSQL source among `records`. */
 export async function postgresWindows(
-  store: BlobStore,
+  repo: Repository,
   records: readonly ManifestRecord[],
 ): Promise<PgSourceWindow[]> {
   const bySource = new Map<string, { systemId: string; backups: BaseBackup[] }>();
@@ -78,7 +77,7 @@ export async function postgresWindows(
   for (const [source, g] of bySource) {
     let wal = walOf.get(g.systemId);
     if (!wal) {
-      wal = await archivedSegments(store, g.systemId);
+      wal = await archivedSegments(repo, g.systemId);
       walOf.set(g.systemId, wal);
     }
     const w = recoveryWindow(g.backups, wal);

@@ -384,3 +384,125 @@ Deno.test({
     }
   },
 });
+
+/** Writes `text` to `file` as the `postgres` user, mode 0600 (a password file only it reads). */
+async function writeAsPostgres(file: string, text: string): Promise<void> {
+  const child = new Deno.Command("runuser", {
+    args: ["-u", "postgres", "--", "sh", "-c", `umask 077 && cat > ${shellQuote(file)}`],
+    stdin: "piped",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const w = child.stdin.getWriter();
+  await w.write(new TextEncoder().encode(text));
+  await w.close();
+  const out = await child.output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+}
+
+Deno.test({
+  name:
+    "restore --as-of from an encrypted repository: archive_command (--async) and restore_command read the passphrase from a password file",
+  ignore: pgIgnore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await prepareBendsaveForPostgres();
+    const repoRoot = await Deno.makeTempDir({ prefix: "bendsave-pitr-enc-" });
+    fs.chmodSync(repoRoot, 0o777);
+    const repo = path.join(repoRoot, "repo");
+    const passphrase = "pitr test passphrase, not in any file of the repository";
+    const passFile = path.join(repoRoot, "passphrase");
+    await writeAsPostgres(passFile, `${passphrase}\n`);
+    const pass = ["--password-file", passFile];
+    const marker = "MARKER-encrypted-pitr-row-5e2b";
+    try {
+      await using pg = await startPgCluster({
+        archiveCommand: `${bendsaveCommand()} wal-push %p --to ${
+          shellQuote(repo)
+        } --async --password-file ${shellQuote(passFile)}`,
+      });
+      await pg.pgbench(["-i", "-s", "1", "-q"]);
+      await pg.sql("CREATE TABLE demo (id int PRIMARY KEY, note text)");
+      await ok(["backup", "--from", pg.uri(), "--to", repo, "--encrypt", ...pass]);
+      await pg.pgbench(["-t", "200", "-n"]);
+      await pg.sql(`INSERT INTO demo VALUES (1, '${marker}')`);
+      const sumT = await checksum(pg);
+      const t = await pg.sql("SELECT now()");
+      await new Promise((r) => setTimeout(r, 50));
+      await ok(["backup", "--from", pg.uri(), "--to", repo, ...pass]); // after T
+      await pg.sql("INSERT INTO demo VALUES (2, 'after T')");
+      await archived(pg, await pg.sql("SELECT pg_walfile_name(pg_switch_wal())"));
+      await pg.stop();
+      fs.rmSync(pg.dataDir, { recursive: true, force: true });
+
+      // The sealed archive: the row's text is in no stored file, every record is version 2.
+      const sys = fs.readdirSync(path.join(repo, "wal"))[0]!;
+      const records = fs.readdirSync(path.join(repo, "wal", sys));
+      assert.ok(records.length >= 2, records.join(" "));
+      for (const r of records) {
+        assert.equal(fs.readFileSync(path.join(repo, "wal", sys, r))[4], 2, `${r} is sealed`);
+      }
+      const walk = (dir: string): string[] =>
+        fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+          e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]
+        );
+      for (const f of walk(repo)) {
+        assert.equal(fs.readFileSync(f).indexOf(marker), -1, `the row's text is in ${f}`);
+      }
+
+      // The passphrase only in BENDSAVE_PASSWORD: restore_command could not get it.
+      const target = path.join(repoRoot, "data-t");
+      const envOnly = await bendsave(
+        ["restore", "--from", repo, "--to", target, "--as-of", t, "--confirm"],
+        { BENDSAVE_PASSWORD: passphrase },
+      );
+      assert.equal(envOnly.code, 2, envOnly.stderr);
+      assert.match(envOnly.stderr, /restore_command this restore writes needs its passphrase/);
+      assert.equal(fs.existsSync(target), false);
+
+      const listed = JSON.parse(await ok(["list", repo, "--json", ...pass]));
+      assert.ok(listed[0].recoverable_window?.to, JSON.stringify(listed[0]));
+      await ok(["restore", "--from", repo, "--to", target, "--as-of", t, "--confirm", ...pass]);
+      const auto = fs.readFileSync(path.join(target, "postgresql.auto.conf"), "utf8");
+      assert.match(auto, new RegExp(`--password-file ${passFile}`));
+      assert.equal(auto.indexOf(passphrase), -1, "the passphrase is not in postgresql.auto.conf");
+      await using restored = await recovered(target);
+      assert.equal(
+        await restored.sql("SELECT string_agg(id || ':' || note, ',' ORDER BY id) FROM demo"),
+        `1:${marker}`,
+        restored.log(),
+      );
+      assert.equal(await checksum(restored), sumT);
+
+      // verify: with the key every record and block; without it, by hashes only.
+      const keyed = await bendsave(["verify", repo, ...pass]);
+      assert.equal(keyed.code, 0, keyed.stdout + keyed.stderr);
+      const keyless = await bendsave(["verify", repo]);
+      assert.equal(keyless.code, 0, keyless.stdout + keyless.stderr);
+      assert.match(keyless.stdout, /hashes only|without the key|no passphrase/i);
+
+      // Vacuum keeps the newest base backup and expires the WAL only the older one needed.
+      const vacLines = (await ok(["vacuum", repo, "--max-backups", "1", "--json", ...pass]))
+        .trim();
+      const vac = JSON.parse(vacLines.split("\n").at(-1)!);
+      assert.equal(vac.delete_manifests.length, 1);
+      assert.ok(vac.delete_wal.length >= 1, JSON.stringify(vac.delete_wal));
+      const gone = await bendsave([
+        "restore",
+        "--from",
+        repo,
+        "--to",
+        path.join(repoRoot, "x"),
+        "--as-of",
+        t,
+        ...pass,
+      ]);
+      assert.equal(gone.code, 2, gone.stderr);
+      assert.match(gone.stderr, /no base backup ended before/);
+      assert.equal((await bendsave(["verify", repo, "--read-data", ...pass])).code, 0);
+    } finally {
+      await Deno.remove(repoRoot, { recursive: true }).catch(() => {});
+    }
+  },
+});

@@ -37,7 +37,7 @@ import path from "node:path";
 import type { BlobStore } from "../../store/drivers/types.ts";
 import { CommandFailed, DatabaseError, InvalidInput, StorageFull } from "../../store/errors.ts";
 import { checkpoint } from "../../store/cancel.ts";
-import type { ManifestRecord, Repository } from "../../store/repository.ts";
+import { type ManifestRecord, Repository } from "../../store/repository.ts";
 import { NodeType, type TreeNode } from "../../formats/tree.ts";
 import { PgConnection, type PgConnectOptions, resolvePgUri } from "./connection.ts";
 import { PG_DATA_PART } from "./pg_source.ts";
@@ -575,7 +575,9 @@ async function prefetchWal(
   if (!plan.wal) return;
   const { first, last } = plan.wal;
   const timeline = parseInt(first.slice(0, 8), 16);
-  const names = (await listWal(store, { systemId: plan.systemId })).map((w) => w.name).filter((
+  const names = (await listWal(await Repository.open(store), { systemId: plan.systemId })).map((
+    w,
+  ) => w.name).filter((
     n,
   ) =>
     /^[0-9A-F]{8}\.history$/.test(n) ||

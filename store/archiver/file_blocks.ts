@@ -65,6 +65,14 @@ export interface ReaderSettings {
 /** Import of each master key's seal half, once per thread. */
 const sealKeys = new Map<string, Promise<SealKey>>();
 
+/** The seal key of master key `mk` (64 bytes), imported once per thread. */
+export function threadSealKey(mk: Uint8Array): Promise<SealKey> {
+  const hex = toHex(mk.subarray(0, 8));
+  let key = sealKeys.get(hex);
+  if (!key) sealKeys.set(hex, key = importSealKey(mk.subarray(0, 32)));
+  return key;
+}
+
 /**
  * Seals the data of every block of `results` in place when `settings`
  * holds a master key (after compression: the worker jobs call it on each
@@ -73,10 +81,7 @@ const sealKeys = new Map<string, Promise<SealKey>>();
 export async function sealResults(results: FileResult[], settings: ReaderSettings): Promise<void> {
   const mk = settings.masterKey;
   if (!mk) return;
-  const hex = toHex(mk.subarray(0, 8));
-  let key = sealKeys.get(hex);
-  if (!key) sealKeys.set(hex, key = importSealKey(mk.subarray(0, 32)));
-  const k = await key;
+  const k = await threadSealKey(mk);
   for (const r of results) {
     for (let i = 0; i < r.blocks.length; i++) {
       const b = r.blocks[i]!;

@@ -76,7 +76,7 @@ import {
   WAL_DIR,
 } from "./_layout.ts";
 import { isManifestName, openManifestFile } from "../../formats/manifest.ts";
-import { decodeWalRecord } from "../../formats/wal.ts";
+import { openWalRecordFile } from "../../formats/wal.ts";
 import { errorCode, readRange } from "./_fs_io.ts";
 
 const PACK_MAGIC = "BSPK";
@@ -521,7 +521,7 @@ function nameCheck(kind: FileKind): ((copy: Copy) => boolean) | null {
     case "wal":
       return (copy) => {
         try {
-          decodeWalRecord(fs.readFileSync(copy.file));
+          openWalRecordFile(fs.readFileSync(copy.file)); // the envelope: checked without a key
           return true;
         } catch {
           return false;

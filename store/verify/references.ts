@@ -6,7 +6,6 @@
  *
  * @module
  */
-import type { BlobStore } from "../drivers/types.ts";
 import { BendsaveError } from "../errors.ts";
 import type { ManifestRecord, Repository } from "../repository.ts";
 import type { EventSink } from "../backup/events.ts";
@@ -174,11 +173,11 @@ export async function walkBackups(
  * indexed; the packs holding them are referenced (never reclaimable).
  */
 export async function scanWal(
-  store: BlobStore,
+  repo: Repository,
   refs: References,
   problems: Problems,
 ): Promise<void> {
-  const records = await listWal(store, {
+  const records = await listWal(repo, {
     onDamaged: (name, e) => {
       refs.walFiles++;
       problems.add("wal", name, e.message);

@@ -6,8 +6,14 @@
  * never regenerate it (see README.md). The script refuses to overwrite the
  * fixture.
  *
+ * With `--encrypted` it creates the format 2.0 one instead,
+ * `testdata/golden/v2.0-wal/`: the same WAL files archived into an encrypted
+ * repository (FORMAT.md 21.8) under {@linkcode GOLDEN_WAL_PASSPHRASE}, with
+ * each record's keyed id in `expected.json` beside the file's SHA-256.
+ *
  * ```sh
  * deno run --allow-all testdata/golden/make_golden_wal.ts
+ * deno run --allow-all testdata/golden/make_golden_wal.ts --encrypted
  * ```
  *
  * @module
@@ -15,11 +21,17 @@
 import fs from "node:fs";
 import path from "node:path";
 import { createHash } from "node:crypto";
+import { Buffer } from "node:buffer";
 import { fileURLToPath } from "node:url";
 import { FsStore } from "../../store/drivers/fs.ts";
 import { Repository } from "../../store/repository.ts";
 import { listWal, pushWal } from "../../store/wal_archive.ts";
-import { FORMAT_MINOR, FORMAT_VERSION } from "../../formats/version.ts";
+import {
+  ENCRYPTED_FORMAT_MINOR,
+  ENCRYPTED_FORMAT_VERSION,
+  FORMAT_MINOR,
+  FORMAT_VERSION,
+} from "../../formats/version.ts";
 import { makeDataDir, makeSegment, TEST_SYSTEM_ID } from "../../testing/wal_segment.ts";
 
 /** One archived file, as expected.json records it. */
@@ -29,6 +41,8 @@ export interface WalEntry {
   size: number;
   /** SHA-256 (hex) of the file. */
   sha256: string;
+  /** The encrypted fixture: the record's id of the file (its keyed id, hex). */
+  id?: string;
   blocks: number;
   pushTimeMs: number;
   timeline: number;
@@ -48,9 +62,14 @@ const T_PUSH = Date.UTC(2026, 11, 1, 10, 0, 0);
 const MiB = 1 << 20;
 const OTHER_SYSTEM = "6999999999999999999";
 
+/** The test passphrase of the encrypted fixture (also in v2.0-wal/README.md). */
+export const GOLDEN_WAL_PASSPHRASE = "golden WAL fixture passphrase v2.0";
+
 if (import.meta.main) {
   const here = path.dirname(fileURLToPath(import.meta.url));
-  const out = path.join(here, "v1.2-wal");
+  const encrypted = Deno.args.includes("--encrypted");
+  const out = path.join(here, encrypted ? "v2.0-wal" : "v1.2-wal");
+  const passphrase = () => Promise.resolve(GOLDEN_WAL_PASSPHRASE);
   if (fs.existsSync(out)) {
     console.error(`${out} exists: golden fixtures are never regenerated (see README.md)`);
     Deno.exit(1);
@@ -65,6 +84,7 @@ if (import.meta.main) {
       compression: { codec: "zstd", level: 3, minSaving: 0.03 },
       packSize: MiB,
       now: new Date(T_PUSH - 60_000),
+      ...(encrypted ? { passphrase: GOLDEN_WAL_PASSPHRASE } : {}),
     });
     const pgData = makeDataDir(path.join(work, "data"));
     const other = makeDataDir(path.join(work, "other"), OTHER_SYSTEM);
@@ -77,7 +97,7 @@ if (import.meta.main) {
     const push = async (file: string, pg: string) => {
       t += 60_000;
       const pushed = t;
-      await pushWal(store, file, { pgData: pg, now: () => pushed });
+      await pushWal(store, file, { pgData: pg, now: () => pushed, passphrase });
     };
     // Timeline 1: segments 1 and 2 (1 MiB segments, 40 KiB of WAL each, the rest zero),
     // the backup history file of a base backup, then the promotion: the partial
@@ -119,13 +139,14 @@ if (import.meta.main) {
       }
     }
     const expected: WalExpected = {
-      formatVersion: FORMAT_VERSION,
-      formatMinor: FORMAT_MINOR,
-      entries: (await listWal(store)).map((r) => ({
+      formatVersion: encrypted ? ENCRYPTED_FORMAT_VERSION : FORMAT_VERSION,
+      formatMinor: encrypted ? ENCRYPTED_FORMAT_MINOR : FORMAT_MINOR,
+      entries: (await listWal(await Repository.open(store, { passphrase }))).map((r) => ({
         systemId: r.systemId,
         name: r.name,
         size: r.size,
         sha256: sha(files.get(`${r.systemId}/${r.name}`)!),
+        ...(encrypted ? { id: Buffer.from(r.sha256).toString("hex") } : {}),
         blocks: r.blocks.length,
         pushTimeMs: r.pushTimeMs,
         timeline: r.timeline,
@@ -135,6 +156,21 @@ if (import.meta.main) {
     };
     fs.rmSync(path.join(repoDir, "locks"), { recursive: true, force: true });
     fs.writeFileSync(path.join(out, "expected.json"), JSON.stringify(expected, null, 2) + "\n");
+    if (encrypted) {
+      fs.writeFileSync(
+        path.join(out, "README.md"),
+        `# Golden encrypted WAL archive (format ${ENCRYPTED_FORMAT_VERSION}.${ENCRYPTED_FORMAT_MINOR})
+
+Written once by \`../make_golden_wal.ts --encrypted\`; never regenerate it. The WAL files of
+\`../v1.2-wal/\`, archived into an encrypted repository. Its test passphrase:
+
+    ${GOLDEN_WAL_PASSPHRASE}
+
+\`golden_wal_test.ts\` lists its sealed records, fetches every file byte for byte with that
+passphrase, and verifies it with and without the key.
+`,
+      );
+    }
     console.log(`wrote ${out}: ${expected.entries.length} WAL files`);
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
