@@ -129,18 +129,6 @@ export class Repository {
     if (this.encrypted && !this.crypto) throw noPassphrase(this.store.location);
   }
 
-  /**
-   * Refuses an encrypted repository for an operation this bendsave does not
-   * do on one yet (`what`, for example "vacuum"), with a one-line message.
-   */
-  refuseEncrypted(what: string): void {
-    if (this.encrypted) {
-      throw new InvalidInput(
-        `${what} on an encrypted repository is not supported by this bendsave yet (${this.store.location} is encrypted): nothing was changed`,
-      );
-    }
-  }
-
   /** Opens an existing repository; RepositoryNotFound when there is none. */
   static async open(store: BlobStore, options: OpenOptions = {}): Promise<Repository> {
     let bytes: Uint8Array;
