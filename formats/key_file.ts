@@ -1,8 +1,9 @@
 /**
  * Key files of encrypted repositories (docs/ENCRYPTION.md, "Key files"):
  * one per passphrase (a key slot), each holding the master key wrapped with
- * a key derived from that passphrase by Argon2id (RFC 9106, through
- * hash-wasm), the KDF's parameters and salt recorded beside it.
+ * a key derived from that passphrase by Argon2id (RFC 9106: the runtime's
+ * node:crypto `argon2` where it has one, as bun does, else hash-wasm), the
+ * KDF's parameters and salt recorded beside it.
  *
  * A key file is UTF-8 JSON:
  *
@@ -27,6 +28,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
+import crypto from "node:crypto";
 import { argon2id } from "hash-wasm";
 import { MASTER_KEY_LENGTH } from "./master_key.ts";
 import { importSealKey, seal, sealContext, SealError, unseal } from "./seal.ts";
@@ -203,6 +205,22 @@ export function parseKeyFile(bytes: Uint8Array): KeyFile {
 
 /** The 32-byte key Argon2id derives from `passphrase` with `kdf`. */
 export async function deriveKey(passphrase: string, kdf: KdfParams): Promise<Uint8Array> {
+  const native = (crypto as unknown as { argon2?: NativeArgon2 }).argon2;
+  if (typeof native === "function") {
+    // The runtime's own Argon2 (bun; Node 24.7+), off the main thread: 0.26 s here for
+    // the default parameters against 0.34-0.43 s through hash-wasm. The same function
+    // (RFC 9106, version 0x13), so the same key.
+    return await new Promise<Uint8Array>((resolve, reject) =>
+      native("argon2id", {
+        message: Buffer.from(passphrase.normalize("NFC"), "utf8"),
+        nonce: kdf.salt,
+        parallelism: kdf.parallelism,
+        tagLength: 32,
+        memory: kdf.memoryKiB,
+        passes: kdf.iterations,
+      }, (e, key) => e ? reject(e) : resolve(new Uint8Array(key)))
+    );
+  }
   return await argon2id({
     password: passphrase.normalize("NFC"),
     salt: kdf.salt,
@@ -213,6 +231,20 @@ export async function deriveKey(passphrase: string, kdf: KdfParams): Promise<Uin
     outputType: "binary",
   });
 }
+
+/** node:crypto's `argon2` where the runtime has it. */
+type NativeArgon2 = (
+  algorithm: "argon2id",
+  parameters: {
+    message: Uint8Array;
+    nonce: Uint8Array;
+    parallelism: number;
+    tagLength: number;
+    memory: number;
+    passes: number;
+  },
+  callback: (error: Error | null, key: Uint8Array) => void,
+) => void;
 
 function keyContext(repositoryId: string): Uint8Array {
   return sealContext("bendsave key", new TextEncoder().encode(repositoryId));

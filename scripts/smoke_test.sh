@@ -229,6 +229,28 @@ compare "$src" "$target" "restore --overwrite"
 expect 0 "restore of a named backup" -- restore --from "$repo_dir/manifests/$first" --to "$data/restore_first" --confirm
 compare "$src" "$data/restore_first" "restore of $first"
 
+# ---------------------------------------------------------------- encrypted repositories
+
+# The binary's Argon2id (the runtime's own, where it has one) must derive the keys every
+# bendsave derives: the golden repository's key slot was written by the Deno build.
+printf 'golden fixture passphrase v2.0\n' >"$data/golden_pass"
+cp -r "$repo/testdata/golden/v2.0-encrypted/repo" "$data/golden_enc"
+expect 4 "restore of an encrypted repository without its passphrase" -- restore --from "$data/golden_enc" --to "$data/golden_out" --confirm
+expect 0 "restore of the golden encrypted repository" -- restore --from "$data/golden_enc" --to "$data/golden_out" --confirm --password-file "$data/golden_pass"
+files=0
+while IFS= read -r f; do
+  sum=$(sha256sum "$f" | cut -d' ' -f1)
+  grep -q "\"sha256\": \"$sum\"" "$repo/testdata/golden/v2.0-encrypted/expected.json" ||
+    fail "golden encrypted restore: $f (SHA-256 $sum) is not in expected.json"
+  files=$((files + 1))
+done < <(find "$data/golden_out" -type f)
+[ "$files" -gt 0 ] || fail "golden encrypted restore wrote no files"
+ok "golden encrypted restore: all $files files as expected.json has them"
+printf 'smoke test passphrase\n' >"$data/enc_pass"
+expect 0 "backup --encrypt" -- backup --encrypt --from "$src" --to "$data/enc_repo" --password-file "$data/enc_pass"
+expect 0 "restore from the new encrypted repository" -- restore --from "$data/enc_repo" --to "$data/enc_out" --confirm --password-file "$data/enc_pass"
+compare "$src" "$data/enc_out" "restore of the encrypted backup"
+
 # ---------------------------------------------------------------- errors
 
 expect 2 "backup from a missing directory" -- backup --from "$data/missing" --to "$repo_dir"

@@ -30,6 +30,17 @@ async function ok(args: string[]): Promise<string> {
   return r.stdout;
 }
 
+/**
+ * Vacuums `repo` down to its newest base backup; asserts (from the NDJSON
+ * summary, the last line) that one backup and some WAL went.
+ */
+async function vacuumToNewest(repo: string, extra: string[] = []): Promise<void> {
+  const lines = (await ok(["vacuum", repo, "--max-backups", "1", "--json", ...extra])).trim();
+  const vac = JSON.parse(lines.split("\n").at(-1)!);
+  assert.equal(vac.delete_manifests.length, 1);
+  assert.ok(vac.delete_wal.length >= 1, JSON.stringify(vac.delete_wal));
+}
+
 /** An order-independent checksum of the pgbench tables and the demo table. */
 function checksum(pg: PgCluster): Promise<string> {
   return pg.sql(
@@ -126,11 +137,7 @@ Deno.test({
 
       // Vacuum keeps the newest base backup and deletes the WAL only the older one needed:
       // T1 is then outside the window, T2 still inside it.
-      // NDJSON: progress lines, then the summary last.
-      const vacLines = (await ok(["vacuum", repo, "--max-backups", "1", "--json"])).trim();
-      const vac = JSON.parse(vacLines.split("\n").at(-1)!);
-      assert.equal(vac.delete_manifests.length, 1);
-      assert.ok(vac.delete_wal.length >= 1, JSON.stringify(vac.delete_wal));
+      await vacuumToNewest(repo);
       const after = await bendsave([
         "restore",
         "--from",
@@ -350,11 +357,11 @@ Deno.test({
 
       // A WAL segment the restore cannot fetch ahead (its block damaged) is named in a
       // warning; the restore still completes, and the spool holds only whole, checked files.
-      const store = await FsStore.open(repo);
-      const segments = (await listWal(store)).filter((w) => /^[0-9A-F]{24}$/.test(w.name));
+      const archive = await Repository.open(await FsStore.open(repo));
+      const segments = (await listWal(archive)).filter((w) => /^[0-9A-F]{24}$/.test(w.name));
       const record = segments[segments.findIndex((w) => w.name === firstWal) + 1]!;
       const second = record.name;
-      await damageBlock(await Repository.open(store), record.blocks[0]!, 40, 0xff);
+      await damageBlock(archive, record.blocks[0]!, 40, 0xff);
       const { uid, gid } = fs.statSync(repo);
       for (const e of fs.readdirSync(repo, { recursive: true })) {
         fs.chownSync(path.join(repo, String(e)), uid, gid); // rewritten by this (root) process
@@ -483,11 +490,7 @@ Deno.test({
       assert.match(keyless.stdout, /hashes only|without the key|no passphrase/i);
 
       // Vacuum keeps the newest base backup and expires the WAL only the older one needed.
-      const vacLines = (await ok(["vacuum", repo, "--max-backups", "1", "--json", ...pass]))
-        .trim();
-      const vac = JSON.parse(vacLines.split("\n").at(-1)!);
-      assert.equal(vac.delete_manifests.length, 1);
-      assert.ok(vac.delete_wal.length >= 1, JSON.stringify(vac.delete_wal));
+      await vacuumToNewest(repo, pass);
       const gone = await bendsave([
         "restore",
         "--from",
