@@ -470,9 +470,23 @@ Deno.test({
 
       const listed = JSON.parse(await ok(["list", repo, "--json", ...pass]));
       assert.ok(listed[0].recoverable_window?.to, JSON.stringify(listed[0]));
-      await ok(["restore", "--from", repo, "--to", target, "--as-of", t, "--confirm", ...pass]);
+      // The restore takes a --password-command (quotes and spaces in it), which the restored
+      // server's restore_command runs in turn: archive_command above used --password-file.
+      const command = `cat '${passFile}'`;
+      await ok([
+        "restore",
+        "--from",
+        repo,
+        "--to",
+        target,
+        "--as-of",
+        t,
+        "--confirm",
+        "--password-command",
+        command,
+      ]);
       const auto = fs.readFileSync(path.join(target, "postgresql.auto.conf"), "utf8");
-      assert.match(auto, new RegExp(`--password-file ${passFile}`));
+      assert.match(auto, /restore_command = '.* --password-command .*cat .*'/);
       assert.equal(auto.indexOf(passphrase), -1, "the passphrase is not in postgresql.auto.conf");
       await using restored = await recovered(target);
       assert.equal(
