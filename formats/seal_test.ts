@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import nodeCrypto from "node:crypto";
+import { Buffer } from "node:buffer";
 import { fromHex, toHex } from "./hash.ts";
 import {
   importSealKey,
@@ -7,6 +9,7 @@ import {
   SEAL_OVERHEAD,
   sealContext,
   SealError,
+  SMALL_OBJECT,
   unseal,
 } from "./seal.ts";
 
@@ -78,4 +81,34 @@ Deno.test("sealContext separates role and context with a zero byte and refuses n
 
 Deno.test("importSealKey refuses a key that is not 32 bytes", async () => {
   await assert.rejects(importSealKey(new Uint8Array(16)), RangeError);
+});
+
+Deno.test("seal and unseal give the same layout through node:crypto (small objects) and WebCrypto (large)", async () => {
+  const raw = crypto.getRandomValues(new Uint8Array(32));
+  const key = await importSealKey(raw);
+  const aad = sealContext("bendsave test", new Uint8Array([1, 2, 3]));
+  for (const n of [0, 1, 5000, SMALL_OBJECT, SMALL_OBJECT + 1, 300_000]) {
+    const plain = crypto.getRandomValues(new Uint8Array(Math.min(n, 65536)));
+    const data = new Uint8Array(n).map((_, i) => plain[i % plain.length]!);
+    const sealed = await seal(key, data, aad);
+    assert.equal(sealed.length, n + SEAL_OVERHEAD);
+    // Opened by each implementation independently of this module: nonce || ciphertext || tag.
+    const web = new Uint8Array(
+      await crypto.subtle.decrypt(
+        { name: "AES-GCM", iv: sealed.slice(0, 12), additionalData: aad.slice(), tagLength: 128 },
+        key.web,
+        sealed.slice(12),
+      ),
+    );
+    assert.deepEqual(web, data, `${n} bytes through WebCrypto`);
+    const d = nodeCrypto.createDecipheriv("aes-256-gcm", raw, sealed.subarray(0, 12));
+    d.setAAD(aad);
+    d.setAuthTag(sealed.subarray(sealed.length - 16));
+    const viaNode = Buffer.concat([d.update(sealed.subarray(12, sealed.length - 16)), d.final()]);
+    assert.deepEqual(new Uint8Array(viaNode), data, `${n} bytes through node:crypto`);
+    assert.deepEqual(await unseal(key, sealed, aad, "x"), data);
+    const bad = sealed.slice();
+    bad[bad.length - 1] = bad[bad.length - 1]! ^ 1;
+    await assert.rejects(unseal(key, bad, aad, "the test object"), SealError);
+  }
 });
