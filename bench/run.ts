@@ -85,7 +85,7 @@ const USAGE = `Usage: deno task bench -- [options]
   --size-mb N        approximate size of the generated corpus in MB (default 700)
   --seed N           seed of the generated corpus and of its ~1% change (default 1)
   --corpus DIR       back up this real directory instead (read only: no change step)
-  --only LIST        comma-separated tools among bendsave,restic,borg (default all)
+  --only LIST        comma-separated tools among bendsave,bendsave-enc,restic,borg (default all)
   --out FILE         append the report, with a header, to FILE
   --rounds N         run everything N times (fresh corpus and repositories, tool
                      order rotated) and report medians (default 1)

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** Names of the tools the harness knows. */
-export const TOOL_NAMES = ["bendsave", "restic", "borg"] as const;
+export const TOOL_NAMES = ["bendsave", "bendsave-enc", "restic", "borg"] as const;
 
 /** One of {@linkcode TOOL_NAMES}. */
 export type ToolName = typeof TOOL_NAMES[number];
@@ -188,6 +188,9 @@ function firstLine(text: string): string {
   return text.trim().split("\n")[0]?.trim() ?? "";
 }
 
+/** The passphrase of bendsave-enc's repositories (a benchmark's, not a secret). */
+export const ENCRYPTED_BENCH_PASSPHRASE = "bendsave benchmark passphrase";
+
 /** The default bendsave entry point, relative to this file. */
 export function bendsaveMain(): string {
   return fileURLToPath(new URL("../cli/main.ts", import.meta.url));
@@ -201,16 +204,28 @@ const UNKNOWN_COMMAND =
  * or as the executable in env `BENDSAVE_BIN`.
  */
 export class BendsaveTool implements Tool {
-  readonly name = "bendsave" as const;
+  readonly name: "bendsave" | "bendsave-enc";
   #cmd: string;
   #prefix: string[];
   #ctx: ToolContext;
   #verify: "yes" | "no" | "unknown" = "unknown";
+  #encrypted: boolean;
   note = "";
 
-  /** Creates the adapter; `bin` overrides the `deno run cli/main.ts` default. */
-  constructor(ctx: ToolContext, bin: string | undefined = Deno.env.get("BENDSAVE_BIN")) {
+  /**
+   * Creates the adapter; `bin` overrides the `deno run cli/main.ts` default.
+   * `encrypted` makes it "bendsave-enc": each new repository is created with
+   * `backup --encrypt` (Argon2id at its defaults), the passphrase in
+   * BENDSAVE_PASSWORD of every command.
+   */
+  constructor(
+    ctx: ToolContext,
+    bin: string | undefined = Deno.env.get("BENDSAVE_BIN"),
+    encrypted = false,
+  ) {
     this.#ctx = ctx;
+    this.#encrypted = encrypted;
+    this.name = encrypted ? "bendsave-enc" : "bendsave";
     if (bin !== undefined && bin !== "") {
       this.#cmd = bin;
       this.#prefix = [];
@@ -221,11 +236,16 @@ export class BendsaveTool implements Tool {
       this.note =
         "bendsave: `deno run --allow-all cli/main.ts` (times include Deno start-up and module loading)";
     }
+    if (encrypted) {
+      this.note = this.note.replace(/^bendsave:/, "bendsave-enc:") +
+        "; an encrypted repository (`backup --encrypt`, passphrase in BENDSAVE_PASSWORD)";
+    }
   }
 
   #spec(args: string[], cwd?: string): CommandSpec {
     const spec: CommandSpec = { cmd: this.#cmd, args: [...this.#prefix, ...args] };
     if (cwd !== undefined) spec.cwd = cwd;
+    if (this.#encrypted) spec.env = { BENDSAVE_PASSWORD: ENCRYPTED_BENCH_PASSPHRASE };
     return spec;
   }
 
@@ -247,7 +267,8 @@ export class BendsaveTool implements Tool {
   }
 
   backup(repo: string, source: string): CommandSpec {
-    return this.#spec(["backup", "--from", source, "--to", repo]);
+    const create = this.#encrypted && !existsSync(join(repo, "config"));
+    return this.#spec(["backup", "--from", source, "--to", repo, ...(create ? ["--encrypt"] : [])]);
   }
 
   restore(repo: string, target: string): CommandSpec {
@@ -383,6 +404,8 @@ export function createTool(name: ToolName, ctx: ToolContext): Tool {
   switch (name) {
     case "bendsave":
       return new BendsaveTool(ctx);
+    case "bendsave-enc":
+      return new BendsaveTool(ctx, undefined, true);
     case "restic":
       return new ResticTool(ctx);
     case "borg":

@@ -1,5 +1,11 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
-import { BendsaveTool, BorgTool, ResticTool, runTimed } from "./tools.ts";
+import {
+  BendsaveTool,
+  BorgTool,
+  ENCRYPTED_BENCH_PASSPHRASE,
+  ResticTool,
+  runTimed,
+} from "./tools.ts";
 
 const ctx = { stateDir: "/tmp/state", probeTimeoutMs: 10_000 };
 
@@ -47,6 +53,30 @@ Deno.test("BendsaveTool follows the CLI contract", () => {
     stderr: 'error: unknown command "verify"',
     timedOut: false,
   }));
+});
+
+Deno.test("BendsaveTool encrypted creates its repository with --encrypt and gives every command the passphrase", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const tool = new BendsaveTool(ctx, "/opt/bendsave", true);
+    strictEqual(tool.name, "bendsave-enc");
+    const first = tool.backup(`${dir}/repo`, "/s");
+    deepStrictEqual(first.args, ["backup", "--from", "/s", "--to", `${dir}/repo`, "--encrypt"]);
+    deepStrictEqual(first.env, { BENDSAVE_PASSWORD: ENCRYPTED_BENCH_PASSPHRASE });
+    Deno.mkdirSync(`${dir}/repo`);
+    Deno.writeTextFileSync(`${dir}/repo/config`, "{}");
+    deepStrictEqual(tool.backup(`${dir}/repo`, "/s").args, [
+      "backup",
+      "--from",
+      "/s",
+      "--to",
+      `${dir}/repo`,
+    ]);
+    deepStrictEqual(tool.restore(`${dir}/repo`, "/t").env, first.env);
+    strictEqual(new BendsaveTool(ctx, "/opt/bendsave").backup("/r", "/s").env, undefined);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
 
 Deno.test("peers back up the corpus from inside it", () => {
