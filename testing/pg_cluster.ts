@@ -549,3 +549,20 @@ export async function bendsaveAsPostgres(
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
+
+/** Writes `text` to `file` as the `postgres` user, mode 0600 (a password file only it reads). */
+export async function writeAsPostgres(file: string, text: string): Promise<void> {
+  const child = new Deno.Command("runuser", {
+    args: ["-u", "postgres", "--", "sh", "-c", `umask 077 && cat > ${shellQuote(file)}`],
+    stdin: "piped",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const w = child.stdin.getWriter();
+  await w.write(new TextEncoder().encode(text));
+  await w.close();
+  const out = await child.output();
+  if (out.code !== 0) {
+    throw new Error(`writing ${file} as postgres failed: ${new TextDecoder().decode(out.stderr)}`);
+  }
+}

@@ -16,6 +16,7 @@ import {
   shellQuote,
   startPgCluster,
   startPgFromDataDir,
+  writeAsPostgres,
 } from "../../testing/pg_cluster.ts";
 import { FsStore } from "../../store/drivers/fs.ts";
 import { Repository } from "../../store/repository.ts";
@@ -391,21 +392,6 @@ Deno.test({
     }
   },
 });
-
-/** Writes `text` to `file` as the `postgres` user, mode 0600 (a password file only it reads). */
-async function writeAsPostgres(file: string, text: string): Promise<void> {
-  const child = new Deno.Command("runuser", {
-    args: ["-u", "postgres", "--", "sh", "-c", `umask 077 && cat > ${shellQuote(file)}`],
-    stdin: "piped",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const w = child.stdin.getWriter();
-  await w.write(new TextEncoder().encode(text));
-  await w.close();
-  const out = await child.output();
-  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-}
 
 Deno.test({
   name:

@@ -10,10 +10,13 @@ import fs from "node:fs";
 import path from "node:path";
 import {
   bendsaveAsPostgres,
+  bendsaveCommand,
   type PgCluster,
   pgIgnore,
   prepareBendsaveForPostgres,
+  shellQuote,
   startPgCluster,
+  writeAsPostgres,
 } from "../../testing/pg_cluster.ts";
 import { invalidPagesOf } from "./table_restore.ts";
 import type { FoundTable } from "./relation_map.ts";
@@ -487,6 +490,65 @@ Deno.test({
       // The live tablespace holds what it held, plus the new table's files only.
       const after = fs.readdirSync(space, { recursive: true }).map(String).sort();
       for (const f of before) assert.ok(after.includes(f), f);
+    } finally {
+      await Deno.remove(root, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "restore --table from an encrypted repository gives the scratch server's restore_command the passphrase option, and restores the rows as of T",
+  ignore: pgIgnore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await prepareBendsaveForPostgres();
+    const root = await Deno.makeTempDir({ prefix: "bendsave-encrypted-table-restore-test-" });
+    fs.chmodSync(root, 0o777);
+    const repo = path.join(root, "repo");
+    const passFile = path.join(root, "passphrase");
+    await writeAsPostgres(passFile, "table restore test passphrase\n");
+    const pass = ["--password-file", passFile];
+    try {
+      await using pg = await startPgCluster({
+        archiveCommand: `${bendsaveCommand()} wal-push %p --to ${shellQuote(repo)} ${
+          pass.map(shellQuote).join(" ")
+        }`,
+      });
+      await pg.sql("CREATE DATABASE shop");
+      await pg.sql(
+        `CREATE TABLE items (id int PRIMARY KEY, v text);
+         INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 500) g;`,
+        { db: "shop" },
+      );
+      await ok(["backup", "--from", pg.uri({ db: "shop" }), "--to", repo, "--encrypt", ...pass]);
+      await pg.sql("UPDATE items SET v = 'at T' WHERE id <= 20", { db: "shop" });
+      const want = await checksum(pg, "items");
+      const t = await pg.sql("SELECT now()");
+      await new Promise((r) => setTimeout(r, 50));
+      await pg.sql("DELETE FROM items WHERE id > 100", { db: "shop" });
+      await switchWal(pg);
+      const args = [
+        "restore",
+        "--from",
+        repo,
+        "--to",
+        pg.uri({ db: "shop" }),
+        "--table",
+        "shop.public.items",
+        "--rename-to",
+        "public.items_back",
+        "--as-of",
+        t,
+        "--confirm",
+      ];
+      // BENDSAVE_PASSWORD alone opens the repository here, but the scratch server could not.
+      const refused = await bendsave(args, { BENDSAVE_PASSWORD: "table restore test passphrase" });
+      assert.equal(refused.code, 2, refused.stderr);
+      assert.match(refused.stderr, /restore_command/);
+      await ok([...args, ...pass]);
+      assert.equal(await checksum(pg, "items_back"), want);
     } finally {
       await Deno.remove(root, { recursive: true }).catch(() => {});
     }
