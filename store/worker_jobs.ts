@@ -20,7 +20,7 @@ import { FileWriter, type WriteOp, type WriteReport } from "./restore/file_write
 import type { PackCheck } from "./pack_check.ts";
 import type { JobKind, WorkerPool } from "./worker_pool.ts";
 import { type CompressionOptions, encodeBlock } from "../formats/codec.ts";
-import { sha256 } from "../formats/hash.ts";
+import { ID_LENGTH, sha256 } from "../formats/hash.ts";
 
 /** A batch of files to read, with the backup's settings. */
 export interface ReadBatch {
@@ -86,7 +86,7 @@ export const backupRead: JobKind<ReadBatch, void, FileResult[]> = {
           results = [];
           bytes = 0;
           await sealResults(r, batch.settings);
-          await ctx.part(r, joinData(r), b);
+          await ctx.part(r, joinBlocks(r), b);
         };
         for (const job of batch.jobs) {
           for (const r of readFileBlocks(job, batch.settings, seen)) {
@@ -136,7 +136,7 @@ export const backupChunk: JobKind<ChunkPiece, void, FileResult[]> = {
           bytesRead: blocks.bytesRead,
         };
         await sealResults([r], piece.settings);
-        await ctx.part([r], joinData([r]), bytes);
+        await ctx.part([r], joinBlocks([r]), bytes);
       },
       close: () => open.clear(),
     };
@@ -144,28 +144,43 @@ export const backupChunk: JobKind<ChunkPiece, void, FileResult[]> = {
 };
 
 /**
- * Moves the block data of `results` into one buffer (each block's `data`
- * becomes a view of it) and returns it, to transfer with them: the
- * receiver gets one buffer per part rather than one per block (small
- * files make tens of thousands of blocks a second; the pack writer copies
- * them out, and the buffer goes with the part).
+ * Moves the block ids and data of `results` into two buffers (each block's
+ * `id` and `data` become views of them) and returns them, to transfer with
+ * the results: the receiver gets two buffers per part rather than two per
+ * block (small files make tens of thousands of blocks a second, and every
+ * small buffer costs its thread a backing store until a full collection;
+ * the pack writer copies the data out, the archiver the ids).
  */
-export function joinData(results: FileResult[]): ArrayBuffer[] {
+export function joinBlocks(results: FileResult[]): ArrayBuffer[] {
+  let count = 0;
   let total = 0;
-  for (const r of results) for (const b of r.blocks) if (b.data) total += b.data.length;
-  if (total === 0) return [];
-  const joined = new Uint8Array(total);
+  for (const r of results) {
+    for (const b of r.blocks) {
+      count++;
+      if (b.data) total += b.data.length;
+    }
+  }
+  if (count === 0) return [];
+  const ids = new Uint8Array(count * ID_LENGTH);
+  const data = new Uint8Array(total);
+  let at = 0;
   let pos = 0;
   for (const r of results) {
     for (let i = 0; i < r.blocks.length; i++) {
       const b = r.blocks[i]!;
-      if (!b.data) continue;
-      joined.set(b.data, pos);
-      r.blocks[i] = { ...b, data: joined.subarray(pos, pos + b.data.length) };
+      ids.set(b.id, at);
+      const id = ids.subarray(at, at + ID_LENGTH);
+      at += ID_LENGTH;
+      if (!b.data) {
+        r.blocks[i] = { ...b, id };
+        continue;
+      }
+      data.set(b.data, pos);
+      r.blocks[i] = { ...b, id, data: data.subarray(pos, pos + b.data.length) };
       pos += b.data.length;
     }
   }
-  return [joined.buffer];
+  return total > 0 ? [ids.buffer, data.buffer] : [ids.buffer];
 }
 
 /**
