@@ -31,12 +31,9 @@ export function encodeIndexFile(packs: readonly IndexedPack[]): Uint8Array {
   for (const p of packs) size += PACK_RECORD_HEADER + p.entries.length * ENTRY_SIZE;
   const out = new Uint8Array(size);
   out.set([...MAGIC, INDEX_VERSION, 0, 0, 0]);
-  const dv = new DataView(out.buffer);
   let pos = 8;
   for (const p of packs) {
-    out.set(p.packId, pos);
-    dv.setBigUint64(pos + ID_LENGTH, BigInt(p.packSize), true);
-    dv.setUint32(pos + ID_LENGTH + 8, p.entries.length, true);
+    writeRecordHeader(out, pos, p.packId, p.packSize, p.entries.length);
     pos += PACK_RECORD_HEADER;
     for (const e of p.entries) {
       writeEntry(out, pos, e);
@@ -44,6 +41,40 @@ export function encodeIndexFile(packs: readonly IndexedPack[]): Uint8Array {
     }
   }
   return out;
+}
+
+/**
+ * The index file listing one pack whose entries are given as its trailer
+ * stores them (`entries`: 48 bytes each): the bytes {@linkcode encodeIndexFile}
+ * makes of that pack, without an object per entry.
+ */
+export function indexFileOfPack(
+  packId: Uint8Array,
+  packSize: number,
+  entries: Uint8Array,
+): Uint8Array {
+  if (entries.length % ENTRY_SIZE !== 0) {
+    throw new RangeError(`pack entries must be ${ENTRY_SIZE} bytes each`);
+  }
+  const out = new Uint8Array(8 + PACK_RECORD_HEADER + entries.length);
+  out.set([...MAGIC, INDEX_VERSION, 0, 0, 0]);
+  writeRecordHeader(out, 8, packId, packSize, entries.length / ENTRY_SIZE);
+  out.set(entries, 8 + PACK_RECORD_HEADER);
+  return out;
+}
+
+/** Writes the header of one pack's record (id, size, entry count) at `pos` of `out`. */
+function writeRecordHeader(
+  out: Uint8Array,
+  pos: number,
+  packId: Uint8Array,
+  packSize: number,
+  count: number,
+): void {
+  const dv = new DataView(out.buffer, out.byteOffset + pos, PACK_RECORD_HEADER);
+  out.set(packId, pos);
+  dv.setBigUint64(ID_LENGTH, BigInt(packSize), true);
+  dv.setUint32(ID_LENGTH + 8, count, true);
 }
 
 /**

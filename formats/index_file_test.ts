@@ -5,9 +5,10 @@ import {
   encodeIndexFile,
   INDEX_VERSION,
   type IndexedPack,
+  indexFileOfPack,
   scanIndexFile,
 } from "./index_file.ts";
-import { BlobKind, ENTRY_SIZE, type PackEntry, readEntry } from "./pack.ts";
+import { BlobKind, ENTRY_SIZE, type PackEntry, readEntry, trailerEntries } from "./pack.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -142,4 +143,25 @@ Deno.test("scanIndexFile throws SyntaxError when a count runs past the end of th
     message: /truncated/,
   });
   assert.equal(calls, 0);
+});
+
+Deno.test("indexFileOfPack makes the bytes encodeIndexFile makes of that one pack", () => {
+  const entries: PackEntry[] = [0, 1, 2].map((i) => ({
+    id: sha256(enc(`block ${i}`)),
+    kind: i === 1 ? BlobKind.tree : BlobKind.data,
+    codec: i,
+    offset: 8 + i * 100,
+    storedLength: 100,
+    rawLength: 150 + i,
+  }));
+  const packId = sha256(enc("pack"));
+  assert.deepEqual(
+    indexFileOfPack(packId, 5000, trailerEntries(entries)),
+    encodeIndexFile([{ packId, packSize: 5000, entries }]),
+  );
+  assert.deepEqual(
+    indexFileOfPack(packId, 8, new Uint8Array(0)),
+    encodeIndexFile([{ packId, packSize: 8, entries: [] }]),
+  );
+  assert.throws(() => indexFileOfPack(packId, 8, new Uint8Array(47)), RangeError);
 });

@@ -8,18 +8,22 @@
  * @module
  */
 import type { BlobStore } from "./drivers/types.ts";
-import type { BlockIndex } from "./block_index.ts";
+import { BlockIndex } from "./block_index.ts";
 import { crashPoint } from "./crash_point.ts";
-import { decodeIndexFile, encodeIndexFile, type IndexedPack } from "../formats/index_file.ts";
+import {
+  decodeIndexFile,
+  encodeIndexFile,
+  type IndexedPack,
+  indexFileOfPack,
+} from "../formats/index_file.ts";
 import {
   type BlobKind,
+  ENTRY_SIZE,
   PACK_HEADER_SIZE,
   PACK_VERSION_SEALED,
-  type PackEntry,
   packHeader,
-  packTrailer,
-  trailerEntries,
   withFooter,
+  writeEntry,
 } from "../formats/pack.ts";
 import type { RepoCrypto } from "./repo_crypto.ts";
 import { sha256, toHex } from "../formats/hash.ts";
@@ -36,17 +40,68 @@ export interface PackWriterStats {
   packBytes: number;
 }
 
-/** The blocks of a pack not saved yet. */
-interface OpenPack {
-  parts: Uint8Array[];
-  entries: PackEntry[];
-  size: number;
-}
-
 /** An index file that lists no pack: its header only. */
 const EMPTY_INDEX = encodeIndexFile([]);
 
-const openPack = (): OpenPack => ({ parts: [], entries: [], size: PACK_HEADER_SIZE });
+/**
+ * The blocks of a pack not saved yet, in a few flat buffers whatever their
+ * number (a pack of 32 MiB may hold 75,000 blocks of small files): the
+ * pack's bytes so far (header, then blocks, copied in as they are added),
+ * its trailer entries (48 bytes each, as the trailer and the index store
+ * them) and a lookup table of its ids.
+ */
+class OpenPack {
+  /** The pack's bytes: `size` are written, the rest is room (committed only when written). */
+  #bytes: Uint8Array<ArrayBuffer>;
+  size: number;
+  #entries = new Uint8Array(64 * ENTRY_SIZE);
+  count = 0;
+  /** Its block ids (pack number 0: only membership is asked). */
+  readonly ids = new BlockIndex(64);
+
+  constructor(header: Uint8Array, capacity: number) {
+    this.#bytes = new Uint8Array(Math.max(capacity, header.length));
+    this.#bytes.set(header);
+    this.size = header.length;
+  }
+
+  /** Appends a block (its bytes are copied). */
+  add(id: Uint8Array, kind: BlobKind, codec: number, data: Uint8Array, rawLength: number): void {
+    const entry = { id, kind, codec, offset: this.size, storedLength: data.length, rawLength };
+    this.ids.add(0, entry);
+    if (this.#entries.length < (this.count + 1) * ENTRY_SIZE) {
+      this.#entries = grown(this.#entries, this.count * ENTRY_SIZE, (this.count + 1) * ENTRY_SIZE);
+    }
+    writeEntry(this.#entries, this.count * ENTRY_SIZE, entry);
+    this.count++;
+    this.#write(data);
+  }
+
+  /** The trailer entries, 48 bytes each. */
+  get entries(): Uint8Array {
+    return this.#entries.subarray(0, this.count * ENTRY_SIZE);
+  }
+
+  /** Appends `tail` (the trailer and footer) and returns the whole pack (a view). */
+  finish(tail: Uint8Array): Uint8Array {
+    this.#write(tail);
+    return this.#bytes.subarray(0, this.size);
+  }
+
+  #write(data: Uint8Array): void {
+    const need = this.size + data.length;
+    if (need > this.#bytes.length) this.#bytes = grown(this.#bytes, this.size, need);
+    this.#bytes.set(data, this.size);
+    this.size = need;
+  }
+}
+
+/** A copy of the first `used` bytes of `buf` with room for `need` bytes (at least 1.5 times). */
+function grown(buf: Uint8Array, used: number, need: number): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(Math.max(need, Math.ceil(buf.length * 1.5)));
+  out.set(buf.subarray(0, used));
+  return out;
+}
 
 /**
  * Packs blocks and saves them, one pack after the other (a save completes
@@ -64,7 +119,10 @@ export class PackWriter {
   readonly #open = new Map<number, OpenPack>();
   /** The saves, one after the other. */
   #saving: Promise<void> = Promise.resolve();
-  #pending = new Set<string>();
+  /** The packs not saved yet (open or being saved): their blocks are pending. */
+  readonly #unsaved = new Set<OpenPack>();
+  /** Hex ids of blocks being sealed before they are added (pending too). */
+  readonly #sealing = new Set<string>();
   /**
    * The index file of the packs saved since the last `writeIndex`, as its
    * bytes (header, then one record per pack: 44 + 48 bytes per block), in a
@@ -94,14 +152,18 @@ export class PackWriter {
 
   /** True when the block is in the repository or waiting in this writer. */
   has(id: Uint8Array): boolean {
-    return this.#index.has(id) || this.#pending.has(toHex(id));
+    if (this.#index.has(id)) return true;
+    if (this.#sealing.size > 0 && this.#sealing.has(toHex(id))) return true;
+    for (const pack of this.#unsaved) if (pack.ids.has(id)) return true;
+    return false;
   }
 
   /**
-   * Adds a stored block unless it is known. Returns true when it was added.
-   * Saves a pack when the target size is reached. In an encrypted
-   * repository the writer seals `data` unless it is `sealed` already (the
-   * reader threads seal what they cut).
+   * Adds a stored block unless it is known. Returns true when it was added
+   * (its bytes are copied: the caller may reuse `block.data`). Saves a pack
+   * when the target size is reached. In an encrypted repository the writer
+   * seals `data` unless it is `sealed` already (the reader threads seal
+   * what they cut).
    */
   async add(
     id: Uint8Array,
@@ -109,25 +171,30 @@ export class PackWriter {
     block: { codec: number; data: Uint8Array; rawLength: number; sealed?: boolean },
   ): Promise<boolean> {
     if (this.has(id)) return false;
-    this.#pending.add(toHex(id));
+    let data = block.data;
     if (this.#crypto && !block.sealed) {
-      block = { ...block, data: await this.#crypto.sealBlock(id, block.data) };
+      // The id is pending meanwhile: an add of the same block while this one seals is dropped.
+      const hex = toHex(id);
+      this.#sealing.add(hex);
+      try {
+        data = await this.#crypto.sealBlock(id, data);
+      } finally {
+        this.#sealing.delete(hex);
+      }
     }
     const key = this.#separate ? kind : -1;
     let pack = this.#open.get(key);
-    if (!pack) this.#open.set(key, pack = openPack());
-    pack.entries.push({
-      id: id.slice(),
-      kind,
-      codec: block.codec,
-      offset: pack.size,
-      storedLength: block.data.length,
-      rawLength: block.rawLength,
-    });
-    pack.parts.push(block.data);
-    pack.size += block.data.length;
+    if (!pack) {
+      const header = this.#crypto ? packHeader(PACK_VERSION_SEALED) : packHeader();
+      // Room for the blocks up to the target and a trailer of small blocks: pages of memory
+      // are committed as they are written, so a pack of a few blocks costs a few pages.
+      pack = new OpenPack(header, PACK_HEADER_SIZE + this.#target + (this.#target >> 3));
+      this.#open.set(key, pack);
+      this.#unsaved.add(pack);
+    }
+    pack.add(id, kind, block.codec, data, block.rawLength);
     this.stats.blocks++;
-    this.stats.storedBytes += block.data.length;
+    this.stats.storedBytes += data.length;
     this.stats.rawBytes += block.rawLength;
     if (pack.size >= this.#target) await this.#flushPack(key);
     return true;
@@ -142,7 +209,7 @@ export class PackWriter {
   /** Saves the open pack of `key` after the saves already begun. */
   async #flushPack(key: number): Promise<void> {
     const pack = this.#open.get(key);
-    if (!pack || pack.entries.length === 0) return;
+    if (!pack || pack.count === 0) return;
     this.#open.delete(key);
     const turn = this.#saving.then(() => this.#save(pack));
     this.#saving = turn.catch(() => {});
@@ -151,32 +218,16 @@ export class PackWriter {
 
   async #save(pack: OpenPack): Promise<void> {
     const entries = pack.entries;
-    const parts = this.#crypto
-      ? [
-        packHeader(PACK_VERSION_SEALED),
-        ...pack.parts,
-        withFooter(await this.#crypto.sealTrailer(trailerEntries(entries)), entries.length),
-      ]
-      : [packHeader(), ...pack.parts, packTrailer(entries)];
-    let total = 0;
-    for (const p of parts) total += p.length;
-    const bytes = new Uint8Array(total);
-    let pos = 0;
-    for (const p of parts) {
-      bytes.set(p, pos);
-      pos += p.length;
-    }
+    const stored = this.#crypto ? await this.#crypto.sealTrailer(entries) : entries;
+    const bytes = pack.finish(withFooter(stored, pack.count));
+    const total = bytes.length;
     const packId = sha256(bytes);
     await this.#store.save({ kind: "pack", name: toHex(packId) }, bytes);
     crashPoint("pack");
-    const p = this.#index.addPack(packId, total);
-    for (const e of entries) {
-      this.#index.add(p, e);
-      this.#pending.delete(toHex(e.id));
-    }
-    this.#append(
-      encodeIndexFile([{ packId, packSize: total, entries }]).subarray(EMPTY_INDEX.length),
-    );
+    const record = indexFileOfPack(packId, total, entries);
+    this.#index.loadIndexFile(record);
+    this.#unsaved.delete(pack);
+    this.#append(record.subarray(EMPTY_INDEX.length));
     this.stats.packs++;
     this.stats.packBytes += total;
   }
@@ -206,7 +257,8 @@ export class PackWriter {
   async writeIndex(): Promise<string | null> {
     await this.flush();
     if (this.#writtenLength === EMPTY_INDEX.length) return null;
-    const plain = this.#written.slice(0, this.#writtenLength);
+    // A view, not a copy (an index file of a million small blocks is 48 MB).
+    const plain = this.#written.subarray(0, this.#writtenLength);
     const bytes = this.#crypto ? await this.#crypto.sealIndexFile(plain) : plain;
     const name = toHex(sha256(bytes));
     await this.#store.save({ kind: "index", name }, bytes);

@@ -101,3 +101,28 @@ Deno.test("PackWriter writeIndex lists every pack saved since the last one, in s
   await addBlocks(600, 605);
   await check(await writer.writeIndex(), saved.slice(300));
 });
+
+Deno.test("PackWriter add copies a block's bytes: the caller may reuse its buffer", async () => {
+  const store = new MemStore();
+  const writer = new PackWriter(store, new BlockIndex(), { targetSize: 1 << 20 });
+  const buf = new Uint8Array(64);
+  const ids: Uint8Array[] = [];
+  for (let i = 0; i < 3; i++) {
+    buf.fill(i + 1);
+    ids.push(sha256(buf));
+    await writer.add(ids[i]!, BlobKind.data, { codec: 0, data: buf, rawLength: buf.length });
+  }
+  assert.equal(writer.has(ids[2]!), true, "a block of the open pack is pending");
+  await writer.flush();
+  const [pack] = writer.unindexed;
+  const bytes = await store.load({ kind: "pack", name: toHex(pack!.packId) });
+  assert.deepEqual(toHex(sha256(bytes)), toHex(pack!.packId));
+  const entries = parsePack(bytes);
+  assert.deepEqual(entries.map((e) => toHex(e.id)), ids.map(toHex));
+  for (const [i, e] of entries.entries()) {
+    assert.deepEqual(
+      bytes.subarray(e.offset, e.offset + e.storedLength),
+      new Uint8Array(64).fill(i + 1),
+    );
+  }
+});

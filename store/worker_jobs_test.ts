@@ -5,7 +5,7 @@ import path from "node:path";
 import { DEFAULT_FASTCDC, splitAll } from "../formats/chunker.ts";
 import { Codec, decodeBlock, DEFAULT_COMPRESSION } from "../formats/codec.ts";
 import { sha256, toHex } from "../formats/hash.ts";
-import { BoundedSet, ENGINE_JOBS } from "./worker_jobs.ts";
+import { BoundedSet, ENGINE_JOBS, joinBlocks } from "./worker_jobs.ts";
 import { WorkerPool } from "./worker_pool.ts";
 import type { FileResult } from "./archiver/file_blocks.ts";
 
@@ -128,3 +128,34 @@ for (const workers of [0, 1]) {
     }
   });
 }
+
+Deno.test("joinBlocks moves a part's block ids and data into two buffers, bytes unchanged", () => {
+  const block = (n: number, withData: boolean) => {
+    const data = new Uint8Array(n).fill(n);
+    return { id: sha256(data), rawLength: n, codec: Codec.raw, data: withData ? data : null };
+  };
+  const results: FileResult[] = [
+    { job: 1, blocks: [block(3, true), block(5, false)], done: true, bytesRead: 8 },
+    { job: 2, blocks: [], done: true, bytesRead: 0 },
+    { job: 3, blocks: [block(7, true)], done: false, bytesRead: 7 },
+  ];
+  const before = results.map((r) =>
+    r.blocks.map((b) => [toHex(b.id), b.data ? [...b.data] : null])
+  );
+  const transfer = joinBlocks(results);
+  assert.equal(transfer.length, 2, "one buffer of ids, one of data");
+  const [ids, data] = transfer as [ArrayBuffer, ArrayBuffer];
+  assert.equal(ids.byteLength, 3 * 32);
+  assert.equal(data.byteLength, 3 + 7);
+  for (const r of results) {
+    for (const b of r.blocks) {
+      assert.equal(b.id.buffer, ids);
+      if (b.data) assert.equal(b.data.buffer, data);
+    }
+  }
+  assert.deepEqual(
+    results.map((r) => r.blocks.map((b) => [toHex(b.id), b.data ? [...b.data] : null])),
+    before,
+  );
+  assert.deepEqual(joinBlocks([{ job: 4, blocks: [], done: true, bytesRead: 0 }]), []);
+});

@@ -18,7 +18,7 @@ import { type BackupContext, parentNodes, storeTree, warn } from "../backup/_con
 import { checkpoint, throwIfCancelled } from "../cancel.ts";
 import { displayPath } from "../_byte_path.ts";
 import { BlobKind } from "../../formats/pack.ts";
-import { toHex } from "../../formats/hash.ts";
+import { ID_LENGTH, toHex } from "../../formats/hash.ts";
 import { nameKey, NodeType, type TreeNode } from "../../formats/tree.ts";
 import {
   type ArchiveOptions,
@@ -72,6 +72,12 @@ interface Frame<D> {
   next: number;
   /** The parent backup's nodes of this directory, by exact name. */
   old: Map<string, TreeNode>;
+  /**
+   * The block ids of its files, copied in (from the parts of the reader
+   * threads, which are not kept): a few buffers per directory, not one per id.
+   */
+  ids: Uint8Array;
+  idsUsed: number;
 }
 
 /** A file being read. */
@@ -226,6 +232,8 @@ class Archiver<D> {
       names: null,
       next: 0,
       old: new Map(),
+      ids: NO_IDS,
+      idsUsed: 0,
     };
   }
 
@@ -344,8 +352,8 @@ class Archiver<D> {
     known: Uint8Array[],
     where: string,
   ): Promise<void> {
-    const packed = new Uint8Array(known.length * 32);
-    known.forEach((b, i) => packed.set(b, i * 32));
+    const packed = known.length > 0 ? new Uint8Array(known.length * ID_LENGTH) : NO_IDS;
+    known.forEach((b, i) => packed.set(b, i * ID_LENGTH));
     const read: Read<D> = { frame: f, node, listed: e.size, where };
     f.open++;
     this.#toRead++;
@@ -593,7 +601,7 @@ class Archiver<D> {
         }
         if (read && r.error === undefined) {
           (read.section ? read.section.of.blocks[read.section.index]! : read.node.blocks).push(
-            b.id,
+            keepId(read.frame, b.id),
           );
         }
       }
@@ -691,6 +699,24 @@ class Archiver<D> {
       frame = frame.up;
     }
   }
+}
+
+const NO_IDS = new Uint8Array(0);
+/** Ids a directory's id buffer holds at first, and at most (it doubles in between). */
+const IDS_FIRST = 16;
+const IDS_MAX = 1024;
+
+/** A copy of block id `id` in `f`'s id buffers (a view of them). */
+function keepId(f: Frame<unknown>, id: Uint8Array): Uint8Array {
+  if (f.idsUsed + ID_LENGTH > f.ids.length) {
+    const n = Math.min(IDS_MAX, Math.max(IDS_FIRST, (f.ids.length / ID_LENGTH) * 2));
+    f.ids = new Uint8Array(n * ID_LENGTH);
+    f.idsUsed = 0;
+  }
+  const copy = f.ids.subarray(f.idsUsed, f.idsUsed + ID_LENGTH);
+  copy.set(id);
+  f.idsUsed += ID_LENGTH;
+  return copy;
 }
 
 /** An error of the source while an entry's bytes were read (the entry is left out). */
