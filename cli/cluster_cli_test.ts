@@ -75,6 +75,18 @@ function filesContaining(dir: string, secret: string): string[] {
   });
 }
 
+/**
+ * Checks a fresh fs node restored from a backup of the sample cluster: `node/data` holds the
+ * sample's storage (modes and mtimes included) and the one export written beside the config is
+ * the sample's meta export.
+ */
+function assertRestoredSampleNode(node: string): void {
+  assert.deepEqual(describeTree(path.join(node, "data")), describeTree(SAMPLE_STORAGE));
+  const written = fs.readdirSync(node).filter((n) => n.endsWith(".jsonl"));
+  assert.equal(written.length, 1);
+  assert.deepEqual(fs.readFileSync(path.join(node, written[0]!)), fs.readFileSync(SAMPLE_EXPORT));
+}
+
 function s3Env(t: { dir: string }, s3: S3Server): Record<string, string> {
   return {
     AWS_REGION: s3.region,
@@ -168,16 +180,7 @@ Deno.test("cluster backup from fs storage restores into S3 storage and into fres
     });
     const f = await cli(["restore", "--from", repo, "--to", fsConfig, "--confirm"]);
     assert.equal(f.code, 0, f.stderr);
-    assert.deepEqual(
-      describeTree(path.join(t.dir, "fs-node", "data")),
-      describeTree(SAMPLE_STORAGE),
-    );
-    const written = fs.readdirSync(path.join(t.dir, "fs-node")).filter((n) => n.endsWith(".jsonl"));
-    assert.equal(written.length, 1);
-    assert.deepEqual(
-      fs.readFileSync(path.join(t.dir, "fs-node", written[0]!)),
-      fs.readFileSync(SAMPLE_EXPORT),
-    );
+    assertRestoredSampleNode(path.join(t.dir, "fs-node"));
 
     // No secret of either config in the repository or in any output.
     assert.deepEqual(filesContaining(repo, "sample-meta-password"), []);
@@ -254,6 +257,63 @@ Deno.test("cluster backup from S3 storage: the meta export over gRPC, unchanged 
   } finally {
     await meta.close();
     await s3.stop();
+  }
+});
+
+Deno.test("cluster backup --encrypt with the export over gRPC restores identical; no or a wrong passphrase: exit 4, nothing written", async () => {
+  await using t = await tempDir();
+  const lines = fs.readFileSync(SAMPLE_EXPORT, "utf8").split("\n").filter((l) => l !== "");
+  const meta = await startMetaService({ lines });
+  try {
+    const config = writeConfig(path.join(t.dir, "src", "query-node.toml"), {
+      type: "fs",
+      dataPath: SAMPLE_STORAGE,
+    }, [meta.endpoint]);
+    const passFile = path.join(t.dir, "pass");
+    fs.writeFileSync(passFile, "cluster passphrase\n", { mode: 0o600 });
+    const repo = path.join(t.dir, "repo");
+    const b = await cli([
+      "backup",
+      "--from",
+      config,
+      "--to",
+      repo,
+      "--encrypt",
+      "--password-file",
+      passFile,
+      "--json",
+    ], { env: { BENDSAVE_PASSWORD: "" } });
+    assert.equal(b.code, 0, b.stderr);
+    assert.equal(meta.calls, 1);
+    const summary = lastOfType(b.stdout, "summary");
+    assert.equal(summary.catalog_databases, 3);
+    assert.deepEqual((summary.parts as { name: string }[]).map((p) => p.name), ["meta", "storage"]);
+    assert.equal(JSON.parse(fs.readFileSync(path.join(repo, "config"), "utf8")).version, 2);
+    assert.deepEqual(filesContaining(repo, META_PASSWORD), []);
+
+    const node = path.join(t.dir, "fs-node");
+    const fsConfig = writeConfig(path.join(node, "query-node.toml"), {
+      type: "fs",
+      dataPath: "./data",
+    });
+    const before = filesUnder(repo);
+    for (const pw of ["", "wrong"]) {
+      const r = await cli(["restore", "--from", repo, "--to", fsConfig, "--confirm"], {
+        env: { BENDSAVE_PASSWORD: pw },
+      });
+      assert.equal(r.code, 4, r.stdout + r.stderr);
+      assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+      assert.match(r.stderr, pw ? /does not open/ : /is encrypted: give its passphrase/);
+      assert.deepEqual(fs.readdirSync(node), ["query-node.toml"]);
+    }
+    assert.deepEqual(filesUnder(repo), before);
+    const r = await cli(["restore", "--from", repo, "--to", fsConfig, "--confirm"], {
+      env: { BENDSAVE_PASSWORD: "cluster passphrase" },
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assertRestoredSampleNode(node);
+  } finally {
+    await meta.close();
   }
 });
 

@@ -16,8 +16,12 @@ const SAMPLE = path.resolve(import.meta.dirname!, "../testdata/sample-cluster");
 const SAMPLE_CONFIG = path.join(SAMPLE, "query-node.toml");
 const SAMPLE_EXPORT = path.join(SAMPLE, "meta-export.jsonl");
 
-/** Backs up the sample cluster into `repo` through the CLI. */
-async function backupSample(repo: string, extra: string[] = []): Promise<void> {
+/** Backs up the sample cluster into `repo` through the CLI, with `env` in its environment. */
+async function backupSample(
+  repo: string,
+  extra: string[] = [],
+  env: Record<string, string> = {},
+): Promise<void> {
   const b = await cli([
     "backup",
     "--from",
@@ -27,7 +31,7 @@ async function backupSample(repo: string, extra: string[] = []): Promise<void> {
     "--meta-export-file",
     SAMPLE_EXPORT,
     ...extra,
-  ]);
+  ], { env });
   assert.equal(b.code, 0, b.stderr);
 }
 
@@ -153,17 +157,17 @@ Deno.test("restore --table --as-of chooses the newest snapshot at or before the 
   );
 });
 
-Deno.test("restore --table --confirm stages exactly the snapshot's objects and its hint; the statements are exact", async () => {
-  await using t = await tempDir();
-  const repo = path.join(t.dir, "repo");
-  await backupSample(repo);
-  const target = targetConfig(t.dir);
-  const snap = ordersSnapshots()[1]!;
-  const args = [
+/** The arguments of a restore of sales.orders as of `snap`, renamed to sales.orders_old and staged under {@linkcode STAGE}. */
+function stageOrdersArgs(
+  repo: string,
+  config: string,
+  snap: ReturnType<typeof ordersSnapshots>[number],
+): string[] {
+  return [
     "--from",
     repo,
     "--to",
-    target.config,
+    config,
     "--table",
     "sales.orders",
     "--rename-to",
@@ -174,16 +178,26 @@ Deno.test("restore --table --confirm stages exactly the snapshot's objects and i
     STAGE,
     "--confirm",
   ];
-  const r = await restoreJson(args);
-  assert.equal(r.code, 0, r.stderr);
-  const staged = filesUnder(target.storage);
+}
+
+/**
+ * Checks a `restore --table sales.orders --rename-to sales.orders_old --confirm` of `snap` staged
+ * under {@linkcode STAGE} in the fs `storage`: exactly the snapshot's objects, byte for byte, and
+ * its hint, and the exact statements of `plan`. Returns what was staged.
+ */
+function assertStagedSnapshot(
+  storage: string,
+  snap: ReturnType<typeof ordersSnapshots>[number],
+  plan: PlanJson,
+): string[] {
+  const staged = filesUnder(storage);
   assert.deepEqual(
     staged,
     [...snap.objects.map((o) => STAGE + o), `${STAGE}8/32/last_snapshot_location_hint_v2`].sort(),
   );
   for (const o of snap.objects) {
     assert.deepEqual(
-      fs.readFileSync(path.join(target.storage, STAGE + o)),
+      fs.readFileSync(path.join(storage, STAGE + o)),
       fs.readFileSync(path.join(SAMPLE, "storage", o)),
       o,
     );
@@ -191,22 +205,35 @@ Deno.test("restore --table --confirm stages exactly the snapshot's objects and i
   assert.deepEqual(
     JSON.parse(
       fs.readFileSync(
-        path.join(target.storage, STAGE, "8/32/last_snapshot_location_hint_v2"),
+        path.join(storage, STAGE, "8/32/last_snapshot_location_hint_v2"),
         "utf8",
       ),
     ),
     {
-      snapshot_full_path: `${target.storage}/${STAGE}${snap.location}`,
+      snapshot_full_path: `${storage}/${STAGE}${snap.location}`,
       entity_comments: { table_comment: "", field_comments: [] },
       indexes: {},
     },
   );
-  const tmp = r.json!.statements[0]!.match(/`(_bendsave_tmp_orders_old_[0-9a-f]{6})`/)![1];
-  assert.deepEqual(r.json!.statements, [
-    `ATTACH TABLE \`sales\`.\`${tmp}\` 'fs://${target.storage}/${STAGE}8/32/';`,
+  const tmp = plan.statements[0]!.match(/`(_bendsave_tmp_orders_old_[0-9a-f]{6})`/)![1];
+  assert.deepEqual(plan.statements, [
+    `ATTACH TABLE \`sales\`.\`${tmp}\` 'fs://${storage}/${STAGE}8/32/';`,
     `CREATE TABLE \`sales\`.\`orders_old\` AS SELECT * FROM \`sales\`.\`${tmp}\`;`,
     `DROP TABLE \`sales\`.\`${tmp}\`;`,
   ]);
+  return staged;
+}
+
+Deno.test("restore --table --confirm stages exactly the snapshot's objects and its hint; the statements are exact", async () => {
+  await using t = await tempDir();
+  const repo = path.join(t.dir, "repo");
+  await backupSample(repo);
+  const target = targetConfig(t.dir);
+  const snap = ordersSnapshots()[1]!;
+  const args = stageOrdersArgs(repo, target.config, snap);
+  const r = await restoreJson(args);
+  assert.equal(r.code, 0, r.stderr);
+  const staged = assertStagedSnapshot(target.storage, snap, r.json!);
 
   // The same stage prefix again: a collision, refused before anything is written.
   const again = await cli(["restore", ...args]);
@@ -216,6 +243,27 @@ Deno.test("restore --table --confirm stages exactly the snapshot's objects and i
     /already exists in .*: the stage prefix bendsave-restore\/test-1\/ is in use/,
   );
   assert.deepEqual(filesUnder(target.storage), staged);
+});
+
+Deno.test("restore --table from an encrypted repository stages the same objects; no or a wrong passphrase: exit 4, nothing staged", async () => {
+  await using t = await tempDir();
+  const repo = path.join(t.dir, "repo");
+  const pass = { BENDSAVE_PASSWORD: "table passphrase" };
+  await backupSample(repo, ["--encrypt"], pass);
+  assert.equal(JSON.parse(fs.readFileSync(path.join(repo, "config"), "utf8")).version, 2);
+  const target = targetConfig(t.dir);
+  const snap = ordersSnapshots()[1]!;
+  const args = stageOrdersArgs(repo, target.config, snap);
+  for (const pw of ["", "wrong"]) {
+    const r = await cli(["restore", ...args], { env: { BENDSAVE_PASSWORD: pw } });
+    assert.equal(r.code, 4, r.stdout + r.stderr);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assert.match(r.stderr, pw ? /does not open/ : /is encrypted: give its passphrase/);
+    assert.deepEqual(fs.readdirSync(target.storage), []);
+  }
+  const r = await restoreJson(args, pass);
+  assert.equal(r.code, 0, r.stderr);
+  assertStagedSnapshot(target.storage, snap, r.json!);
 });
 
 Deno.test("restore --table refuses an existing target without --clean, and drops it first with --clean", async () => {

@@ -15,16 +15,20 @@
  * | `<parent>` is `manifests`                                          | `manifest` |
  * | `<parent>` is `index`                                              | `index`    |
  * | `<parent>` is `locks`                                              | `lock`     |
+ * | `<parent>` is `keys`                                               | `key`      |
  * | `wal/<system id>/<WAL file name>`, or `<system id>/<WAL file name>` starting with `BSWL` | `wal` |
  * | 64 hex digits in `packs/` or in a fan-out directory `packs/<ab>/`  | `pack`     |
  * | `<name>` is `config` / `bendsave.md`                               | `config` / `guide` |
  * | `<name>` is `YYYYMMDD_HHMMSS[_N].manifest`                         | `manifest` |
  * | `<name>` is 64 hex digits and the file starts with `BSPK`          | `pack`     |
  * | `<name>` is 64 hex digits and the file starts with `BSIX`          | `index`    |
+ * | `<name>` is 64 hex digits and the file starts with `{`             | `key`      |
  * | `<name>` is 64 hex digits and the file starts with anything else   | ignored, with a warning |
  *
- * Packs and index files both have 64-hex names, so in a flat dump only their
- * first four bytes (the magic, FORMAT.md sections 9 and 10) tell them apart;
+ * Packs, index files and key files (an encrypted repository's `keys/`) all
+ * have 64-hex names, so in a flat dump only their first bytes tell them
+ * apart: the magic (FORMAT.md sections 9 and 10), or the `{` of a key file's
+ * JSON (section 21.1);
  * the magic is read only where the directory does not already say which it
  * is, so a repository staged in its own layout is scanned without opening a
  * file. Locks are listed for the blob-store contract but never taken: the
@@ -35,10 +39,10 @@
  * in path order. Copies with the same bytes are one object (packs, which can
  * be gigabytes, are compared by size only: every block read from a pack is
  * checked against its hash anyway). When they differ, the first copy whose
- * content matches its name is used (a pack or an index file: its SHA-256 is
- * its name; a manifest: its checksum holds) and a warning names the copies
- * set aside; `config`, `bendsave.md` and locks cannot be checked, so the first
- * copy is used, with a warning. When no copy matches, the first is used, with
+ * content matches its name is used (a pack, an index file or a key file:
+ * its SHA-256 is its name; a manifest: its checksum holds) and a warning
+ * names the copies set aside; `config`, `bendsave.md` and locks cannot be
+ * checked, so the first copy is used, with a warning. When no copy matches, the first is used, with
  * a warning, and reading it reports the damage.
  *
  * Every file below a directory is also a `raw` object under its path relative
@@ -81,6 +85,8 @@ import { errorCode, readRange } from "./_fs_io.ts";
 
 const PACK_MAGIC = "BSPK";
 const INDEX_MAGIC = "BSIX";
+/** The first byte of a key file, which is JSON (FORMAT.md section 21.1). */
+const KEY_FILE_START = "{";
 const WAL_MAGIC = "BSWL";
 const HASH_CHUNK = 4 * 1024 * 1024;
 
@@ -434,8 +440,9 @@ function classify({ relative, file }: Walked, warn: (message: string) => void): 
   }
   if (magic === PACK_MAGIC) return { kind: "pack", name };
   if (magic === INDEX_MAGIC) return { kind: "index", name };
+  if (magic.startsWith(KEY_FILE_START)) return { kind: "key", name };
   warn(
-    `"${file}" has a pack-like name but starts with neither BSPK nor BSIX: it is left out; stage a good copy if a restore needs it`,
+    `"${file}" has a pack-like name but starts with neither BSPK, BSIX nor "{" (a key file): it is left out; stage a good copy if a restore needs it`,
   );
   return null;
 }
@@ -517,6 +524,7 @@ function nameCheck(kind: FileKind): ((copy: Copy) => boolean) | null {
   switch (kind) {
     case "pack":
     case "index":
+    case "key":
       return (copy) => hashFile(copy.file) === copy.name;
     case "wal":
       return (copy) => {

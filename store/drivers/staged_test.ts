@@ -212,6 +212,25 @@ Deno.test("StagedStore.open uses the copy that matches its name and warns about 
   assert.deepEqual(store.warnings, warnings);
 });
 
+Deno.test("StagedStore.open finds key files staged flat by their JSON and uses the copy that matches its name", async () => {
+  await using t = await tempDir();
+  const key = new TextEncoder().encode('{"format":"bendsave-key","version":1}\n');
+  const name = createHash("sha256").update(key).digest("hex");
+  const other = new TextEncoder().encode('{"format":"bendsave-key","version":1,"label":"b"}\n');
+  const otherName = createHash("sha256").update(other).digest("hex");
+  const tapes = [path.join(t.dir, "tape1"), path.join(t.dir, "tape2")];
+  writeFile(path.join(tapes[0]!, name), key.subarray(0, 10)); // a copy cut short
+  writeFile(path.join(tapes[1]!, name), key);
+  writeFile(path.join(tapes[1]!, "keys", otherName), other); // the repository layout
+  const store = await StagedStore.open(tapes);
+  const listed: string[] = [];
+  for await (const info of store.list("key")) listed.push(info.name);
+  assert.deepEqual(listed.sort(), [name, otherName].sort());
+  assert.deepEqual(await store.load({ kind: "key", name }), key);
+  assert.equal(store.warnings.length, 1);
+  assert.match(store.warnings[0]!, new RegExp(`copy "${tapes[0]}/${name}" of key "${name}"`));
+});
+
 Deno.test("StagedStore.open keeps the first of identical copies without a warning", async () => {
   await using t = await tempDir();
   const tapes = [path.join(t.dir, "tape1"), path.join(t.dir, "tape2")];
@@ -239,7 +258,10 @@ Deno.test("StagedStore.open leaves out a 64-hex file that is neither a pack nor 
     for await (const info of store.list(kind)) assert.fail(`unexpected ${kind} ${info.name}`);
   }
   assert.equal(store.warnings.length, 1);
-  assert.match(store.warnings[0]!, /starts with neither BSPK nor BSIX: it is left out/);
+  assert.match(
+    store.warnings[0]!,
+    /starts with neither BSPK, BSIX nor "\{" \(a key file\): it is left out/,
+  );
 });
 
 Deno.test("restore from a staged repository missing two packs names exactly those and writes nothing", async () => {
