@@ -22,6 +22,7 @@ import { FsStore } from "../../store/drivers/fs.ts";
 import { Repository } from "../../store/repository.ts";
 import { listWal } from "../../store/wal_archive.ts";
 import { damageBlock } from "../../store/restore/_damage_test_helper.ts";
+import { syncfsIsSafe } from "./pg_restore.ts";
 
 const bendsave = bendsaveAsPostgres;
 
@@ -330,6 +331,7 @@ Deno.test({
       await ok(["restore", "--from", repo, "--to", target, "--as-of", t, "--confirm"]);
       const auto = fs.readFileSync(path.join(target, "postgresql.auto.conf"), "utf8");
       assert.match(auto, /restore_command = '.* wal-fetch %f %p --from .* --prefetch 8'/);
+      if (syncfsIsSafe()) assert.match(auto, /^recovery_init_sync_method = 'syncfs'$/m);
       // The restore seeded the spool with the first segments the replay reads, each with the
       // .meta the foreground checks, owned by the server's user.
       const seeded = path.join(target, "pg_wal", "bendsave-prefetch");
