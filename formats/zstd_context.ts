@@ -138,7 +138,10 @@ export function zstdCompress(raw: Uint8Array, level: number): Uint8Array {
     const bound = compressBound(raw.length);
     if (scratch.length < bound) scratch = new Uint8Array(compressBound(REUSE_MAX));
     const r = run(c, raw, scratch);
-    if (r !== null && r.inputLeft === 0 && r.written > 0) return scratch.slice(0, r.written);
+    // A full scratch buffer could hold a frame cut short: never taken (the bound leaves room).
+    if (r !== null && r.inputLeft === 0 && r.written > 0 && r.written < scratch.length) {
+      return scratch.slice(0, r.written);
+    }
     if (r === null) compressors.delete(level);
   }
   const b = zlib.zstdCompressSync(raw, {
