@@ -9,7 +9,7 @@
  */
 import zlib from "node:zlib";
 import { deflateSync, inflateSync } from "fflate";
-import { zstdCompress, zstdDecompress } from "./zstd_context.ts";
+import { zstdCompress, zstdDecompress, zstdOptions } from "./zstd_context.ts";
 
 /** Codec numbers as stored in pack trailers and index files. Never renumber. */
 export const Codec = { raw: 0, zstd: 1, deflate: 2 } as const;
@@ -71,15 +71,6 @@ export function encodeBlock(raw: Uint8Array, options: CompressionOptions): Encod
   );
 }
 
-function zstdOptions(options: CompressionOptions): zlib.ZstdOptions {
-  return {
-    params: {
-      [zlib.constants.ZSTD_c_compressionLevel]: options.level,
-      [zlib.constants.ZSTD_c_checksumFlag]: 0,
-    },
-  };
-}
-
 /** The compressed form, or the raw block when compression saves too little. */
 function chooseEncoded(
   raw: Uint8Array,
@@ -102,7 +93,7 @@ export function encodeBlockAsync(raw: Uint8Array, options: CompressionOptions): 
     return Promise.resolve(encodeBlock(raw, options));
   }
   return new Promise((resolve, reject) =>
-    zlib.zstdCompress(raw, zstdOptions(options), (e, out) => {
+    zlib.zstdCompress(raw, zstdOptions(options.level), (e, out) => {
       if (e) reject(e);
       else resolve(chooseEncoded(raw, Codec.zstd, view(out), options));
     })

@@ -103,15 +103,24 @@ function run(
   return { written, inputLeft };
 }
 
+/**
+ * The compression settings of every stored zstd block: `level`, no content
+ * checksum (the block's id covers it). One-shot and asynchronous calls use
+ * them too.
+ */
+export function zstdOptions(level: number): zlib.ZstdOptions {
+  return {
+    params: {
+      [zlib.constants.ZSTD_c_compressionLevel]: level,
+      [zlib.constants.ZSTD_c_checksumFlag]: 0,
+    },
+  };
+}
+
 function compressor(level: number): Context | null {
   let c = compressors.get(level) ?? null;
   if (c === null && reusable) {
-    c = contextOf(zlib.createZstdCompress({
-      params: {
-        [zlib.constants.ZSTD_c_compressionLevel]: level,
-        [zlib.constants.ZSTD_c_checksumFlag]: 0,
-      },
-    }));
+    c = contextOf(zlib.createZstdCompress(zstdOptions(level)));
     if (c === null) reusable = false;
     else compressors.set(level, c);
   }
@@ -144,12 +153,7 @@ export function zstdCompress(raw: Uint8Array, level: number): Uint8Array {
     }
     if (r === null) compressors.delete(level);
   }
-  const b = zlib.zstdCompressSync(raw, {
-    params: {
-      [zlib.constants.ZSTD_c_compressionLevel]: level,
-      [zlib.constants.ZSTD_c_checksumFlag]: 0,
-    },
-  });
+  const b = zlib.zstdCompressSync(raw, zstdOptions(level));
   return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 }
 
