@@ -27,10 +27,14 @@ function repositoryFiles(repo: string): string[] {
   );
 }
 
-Deno.test("copy killed with SIGKILL at any point leaves a destination that verifies and restores, and a re-run completes it", async () => {
-  await using t = await tempDir();
-  const src = makeTree(path.join(t.dir, "src"), { largeSize: 1_500_000 });
-  const base = path.join(t.dir, "base");
+/**
+ * Three backups of a tree into `<dir>/base` (packs of 1 MiB, so a copy writes
+ * several), each adding a file: the repository, each backup's expected tree
+ * by name, and the names oldest first.
+ */
+async function threeBackups(dir: string) {
+  const src = makeTree(path.join(dir, "src"), { largeSize: 1_500_000 });
+  const base = path.join(dir, "base");
   const store = await FsStore.open(base, { create: true });
   const expected = new Map<string, string[]>();
   for (let g = 0; g < 3; g++) {
@@ -42,7 +46,12 @@ Deno.test("copy killed with SIGKILL at any point leaves a destination that verif
     });
     expected.set(r.name, describeTree(src));
   }
-  const names = [...expected.keys()];
+  return { base, expected, names: [...expected.keys()] };
+}
+
+Deno.test("copy killed with SIGKILL at any point leaves a destination that verifies and restores, and a re-run completes it", async () => {
+  await using t = await tempDir();
+  const { base, expected, names } = await threeBackups(t.dir);
   // A reference copy, uninterrupted: how many packs a copy writes, and the files it leaves.
   const reference = path.join(t.dir, "reference");
   const ref = await copyCli(["--from", base, "--to", reference, "--json"]);
@@ -115,20 +124,7 @@ Deno.test("copy killed with SIGKILL at any point leaves a destination that verif
 
 Deno.test("copy --encrypt killed with SIGKILL at any point leaves a destination that verifies with the key, and a re-run completes it", async () => {
   await using t = await tempDir();
-  const src = makeTree(path.join(t.dir, "src"), { largeSize: 1_500_000 });
-  const base = path.join(t.dir, "base");
-  const store = await FsStore.open(base, { create: true });
-  const expected = new Map<string, string[]>();
-  for (let g = 0; g < 3; g++) {
-    if (g > 0) fs.writeFileSync(path.join(src, `gen-${g}.bin`), randomBytes(1_200_000, 900 + g));
-    const r = await backup(store, dirSource(src), {
-      workers: 0,
-      now: () => Date.UTC(2026, 0, 10, 12, g),
-      init: { packSize: 1024 * 1024 },
-    });
-    expected.set(r.name, describeTree(src));
-  }
-  const names = [...expected.keys()];
+  const { base, expected, names } = await threeBackups(t.dir);
   const env = { BENDSAVE_PASSWORD: "crash test passphrase" };
   for (const point of ["copy-pack:1", "copy-index:2", "copy-manifest:1", "copy-manifest:3"]) {
     const dest = path.join(t.dir, `dest-${point.replace(":", "-")}`);
