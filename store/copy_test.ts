@@ -17,6 +17,7 @@ import { DEFAULT_FIXED } from "../formats/chunker.ts";
 import { sha256, toHex } from "../formats/hash.ts";
 import { NodeType } from "../formats/tree.ts";
 import { describeTree, filesUnder, makeTree, randomBytes, tempDir } from "../testing/mod.ts";
+import { damageBlock } from "./restore/_damage_test_helper.ts";
 
 const T0 = Date.UTC(2026, 0, 10, 12, 0, 0);
 const CHEAP = { memoryKiB: 64, iterations: 1, parallelism: 1 };
@@ -278,18 +279,7 @@ Deno.test("copy refuses a backup of the same name with other bytes and changes n
 Deno.test("copy stops at a damaged source block, naming it, and never replicates it", async () => {
   await using t = await tempDir();
   const f = await fixture(t.dir);
-  const src = await Repository.open(f.store);
-  await src.loadIndex();
-  const m = await src.loadManifest(f.generations[0]!.name);
-  const root = await src.loadTree(m.manifest.parts[0]!.root);
-  const data = await src.loadTree(root.find((n) => n.name === "data")!.subtree!);
-  const block = data.find((n) => n.name === "large.bin")!.blocks[0]!;
-  const loc = src.locate(block, "test");
-  const hex = toHex(loc.packId);
-  const pack = path.join(f.repo, "packs", hex.slice(0, 2), hex);
-  const bytes = fs.readFileSync(pack);
-  bytes[loc.offset + 10] = bytes[loc.offset + 10]! ^ 0xff;
-  fs.writeFileSync(pack, bytes);
+  const { block, hex } = await damageLargeBin(f, 10, 0xff);
 
   const destDir = path.join(t.dir, "dest");
   const dest = await FsStore.open(destDir, { create: true });
@@ -630,18 +620,7 @@ Deno.test("copy re-encoding one backup without its parent records no parent id, 
 Deno.test("copy re-encoding stops at a sealed source block that does not authenticate and never replicates it", async () => {
   await using t = await tempDir();
   const f = await fixture(t.dir, "p");
-  const src = await Repository.open(f.store);
-  await src.loadIndex();
-  const m = await src.loadManifest(f.generations[0]!.name);
-  const root = await src.loadTree(m.manifest.parts[0]!.root);
-  const data = await src.loadTree(root.find((n) => n.name === "data")!.subtree!);
-  const block = data.find((n) => n.name === "large.bin")!.blocks[0]!;
-  const loc = src.locate(block, "test");
-  const hex = toHex(loc.packId);
-  const pack = path.join(f.repo, "packs", hex.slice(0, 2), hex);
-  const bytes = fs.readFileSync(pack);
-  bytes[loc.offset + 40] = bytes[loc.offset + 40]! ^ 0x01;
-  fs.writeFileSync(pack, bytes);
+  const { block, hex } = await damageLargeBin(f, 40, 0x01);
   const destDir = path.join(t.dir, "dest");
   const dest = await FsStore.open(destDir, { create: true });
   await assert.rejects(
@@ -656,6 +635,25 @@ Deno.test("copy re-encoding stops at a sealed source block that does not authent
   assert.deepEqual(filesUnder(path.join(destDir, "manifests")), []);
   await assertClean(dest, "destination");
 });
+
+/**
+ * Flips `mask` into byte `at` of the stored first block of data/large.bin of
+ * the fixture's first backup; that block's id and its pack's name.
+ */
+async function damageLargeBin(
+  f: Awaited<ReturnType<typeof fixture>>,
+  at: number,
+  mask: number,
+): Promise<{ block: Uint8Array; hex: string }> {
+  const src = await Repository.open(f.store);
+  await src.loadIndex();
+  const m = await src.loadManifest(f.generations[0]!.name);
+  const root = await src.loadTree(m.manifest.parts[0]!.root);
+  const data = await src.loadTree(root.find((n) => n.name === "data")!.subtree!);
+  const block = data.find((n) => n.name === "large.bin")!.blocks[0]!;
+  await damageBlock(src, block, at, mask);
+  return { block, hex: toHex(src.locate(block, "test").packId) };
+}
 
 /** Path -> SHA-256 of the content of every file of every part of a manifest, read block by block. */
 async function contentOf(store: FsStore, name: string): Promise<Map<string, string>> {
