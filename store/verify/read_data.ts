@@ -67,9 +67,14 @@ export class ReadTrees {
     this.#packs.get(packHex)?.resolve();
   }
 
-  /** The read is over (done or failed): nothing more is waited for, and what is left is dropped. */
-  close(): void {
+  /**
+   * The read is over: nothing more is waited for. After a read that failed
+   * what is left is dropped; after one that completed, the trees not taken
+   * yet stay for the walk, which may still be behind the read.
+   */
+  close(completed = false): void {
     for (const p of this.#packs.values()) p.resolve();
+    if (completed) return;
     this.#packs.clear();
     this.#trees.clear();
   }
@@ -142,6 +147,7 @@ export async function readData(
     return await store.load({ kind: "pack", name: hex });
   };
   const trees = options.trees;
+  let completed = false;
   try {
     await checkPacks(selected, loadPack, (check, size) => {
       checks.push({ check, size });
@@ -162,8 +168,9 @@ export async function readData(
       ...(trees ? { keepTrees: scope.treePacks } : {}),
       ...(options.masterKey ? { masterKey: options.masterKey } : {}),
     });
+    completed = true;
   } finally {
-    trees?.close();
+    trees?.close(completed);
   }
   return { checks };
 }

@@ -84,6 +84,21 @@ Deno.test("ReadTrees hands each tree once after its pack is done, and nothing fo
   assert.equal(await pending, undefined);
 });
 
+Deno.test("ReadTrees keeps the trees the walk has not taken yet when the read completes before it", async () => {
+  const trees = new ReadTrees(["p1", "p2"]);
+  const a = new Uint8Array(32).fill(1);
+  const b = new Uint8Array(32).fill(2);
+  trees.packDone("p1", [{ id: a, bytes: new Uint8Array([1]) }]);
+  trees.packDone("p2", [{ id: b, bytes: new Uint8Array([2]) }]);
+  trees.close(true); // the read is done; the walk is still behind it
+  assert.deepEqual(await trees.take("p1", toHex(a)), new Uint8Array([1]));
+  assert.deepEqual(await trees.take("p2", toHex(b)), new Uint8Array([2]));
+  const failed = new ReadTrees(["p1"]);
+  failed.packDone("p1", [{ id: a, bytes: new Uint8Array([1]) }]);
+  failed.close(); // a failed read: what is left is dropped
+  assert.equal(await failed.take("p1", toHex(a)), undefined);
+});
+
 Deno.test("verify --read-data walks the trees the read checked, without reading them again", async () => {
   await using t = await tempDir();
   const f = await oneBackup(t.dir);
