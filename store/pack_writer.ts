@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 import type { BlobStore } from "./drivers/types.ts";
 import { BlockIndex } from "./block_index.ts";
 import { crashPoint } from "./crash_point.ts";
@@ -60,7 +61,7 @@ class OpenPack {
   readonly ids = new BlockIndex(64);
 
   constructor(header: Uint8Array, capacity: number) {
-    this.#bytes = new Uint8Array(Math.max(capacity, header.length));
+    this.#bytes = uninitialized(Math.max(capacity, header.length));
     this.#bytes.set(header);
     this.size = header.length;
   }
@@ -98,9 +99,21 @@ class OpenPack {
 
 /** A copy of the first `used` bytes of `buf` with room for `need` bytes (at least 1.5 times). */
 function grown(buf: Uint8Array, used: number, need: number): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(Math.max(need, Math.ceil(buf.length * 1.5)));
+  const out = uninitialized(Math.max(need, Math.ceil(buf.length * 1.5)));
   out.set(buf.subarray(0, used));
   return out;
+}
+
+/**
+ * A buffer of `length` bytes whose content is undefined: only what is
+ * written to it is ever read (the pack's `size` first bytes, the `count`
+ * first entries). bun zero-fills a new `Uint8Array` at once (5.8 ms for a
+ * pack's 36 MiB, once per WAL push; 0.5 ms uninitialized), where Deno's
+ * pages are zeroed as they are touched.
+ */
+function uninitialized(length: number): Uint8Array<ArrayBuffer> {
+  const b = Buffer.allocUnsafeSlow(length);
+  return new Uint8Array(b.buffer as ArrayBuffer, b.byteOffset, length);
 }
 
 /**

@@ -34,6 +34,8 @@ import { type OpenOptions, Repository } from "./repository.ts";
 import type { PassphraseSource } from "./passphrase_source.ts";
 import { reportStale, RepositoryLock } from "./lock.ts";
 import { PackWriter } from "./pack_writer.ts";
+import type { EncodedBlock, EncodedWalFile } from "./worker_jobs.ts";
+import { readErrorCode, readWholeFile, unreadableWal } from "./wal_file_read.ts";
 import { crashPoint } from "./crash_point.ts";
 import type { EventSink } from "./backup/events.ts";
 import { beforeCommit, type CancelOptions, checkpoint, throwIfCancelled } from "./cancel.ts";
@@ -133,24 +135,18 @@ export interface PushWalOptions extends SystemIdOptions, CancelOptions {
    */
   readonly compressInBackground?: boolean;
   /**
-   * Hashes and compresses a file of one block elsewhere (the background
-   * pusher: on a worker thread, `block.encode`); `raw` is handed over (its
-   * buffer may be transferred) and not read again.
+   * Reads, hashes and compresses a WAL segment of one block elsewhere (the
+   * background pusher: on a worker thread, `wal.encode` of
+   * store/worker_jobs.ts), so that its bytes are read there and never
+   * reach this thread; this thread checks the header in `head`.
    */
-  readonly encodeBlock?: (
-    raw: Uint8Array,
-    compression: CompressionOptions,
-    masterKey?: Uint8Array,
-  ) => Promise<{
-    /** The block's id (keyed when a master key is given). */
-    readonly id: Uint8Array;
-    /** The plain SHA-256 of `raw`. */
-    readonly sha256: Uint8Array;
-    readonly codec: number;
-    /** Compressed; sealed when `sealed`. */
-    readonly data: Uint8Array;
-    readonly sealed: boolean;
-  }>;
+  readonly encodeFile?: (input: {
+    readonly file: string;
+    readonly maxWhole: number;
+    readonly headBytes: number;
+    readonly compression: CompressionOptions;
+    readonly masterKey?: Uint8Array;
+  }) => Promise<EncodedWalFile>;
   readonly now?: () => number;
   readonly onEvent?: EventSink;
 }
@@ -251,13 +247,14 @@ function openOptions(options: { passphrase?: PassphraseSource }): OpenOptions {
 /** The checks of a WAL file's content: its system identifier, segment size and start LSN. */
 function inspect(
   name: WalName,
-  data: Uint8Array,
+  head: Uint8Array,
+  size: number,
   given: string | null,
 ): { systemId: string; startLsn: bigint; segmentSize: number } {
   if (name.type === "segment" || name.type === "partial") {
     let header;
     try {
-      header = parseSegmentHeader(data);
+      header = parseSegmentHeader(head);
     } catch (e) {
       throw new InvalidInput(
         `"${name.name}" is not a WAL segment (${
@@ -275,9 +272,9 @@ function inspect(
     } catch (e) {
       throw new InvalidInput(`WAL segment "${name.name}" is damaged (${(e as Error).message})`);
     }
-    if (data.length !== header.segmentSize) {
+    if (size !== header.segmentSize) {
       throw new InvalidInput(
-        `"${name.name}" is a segment of the wrong size: ${data.length} bytes, its header says ${header.segmentSize}; it is truncated or not a finished segment, so it is not archived`,
+        `"${name.name}" is a segment of the wrong size: ${size} bytes, its header says ${header.segmentSize}; it is truncated or not a finished segment, so it is not archived`,
       );
     }
     const startLsn = segmentStartLsn(name, header.segmentSize);
@@ -298,11 +295,62 @@ function inspect(
   let startLsn = 0n;
   if (name.type === "backup") {
     const m = /START WAL LOCATION: ([0-9A-F]{1,8})\/([0-9A-F]{1,8})/.exec(
-      new TextDecoder().decode(data.subarray(0, 4096)),
+      new TextDecoder().decode(head.subarray(0, HEAD_BYTES)),
     );
     if (m) startLsn = (BigInt(`0x${m[1]}`) << 32n) | BigInt(`0x${m[2]}`);
   }
   return { systemId: given, startLsn, segmentSize: 0 };
+}
+
+/** Bytes of a WAL file's start {@linkcode inspect} looks at (the segment header, a backup label's line). */
+const HEAD_BYTES = 4096;
+
+/** A WAL file as read for a push: its bytes here, or its one block encoded elsewhere. */
+type ReadForPush =
+  | {
+    readonly data: Uint8Array;
+    readonly encoded: null;
+    readonly head: Uint8Array;
+    readonly size: number;
+  }
+  | {
+    readonly data: null;
+    readonly encoded: EncodedBlock;
+    readonly head: Uint8Array;
+    readonly size: number;
+  };
+
+/**
+ * Reads `file` for a push: a segment through `options.encodeFile` when it
+ * is given (read, hashed and compressed there; a file larger than one block
+ * comes back unread and is read here), anything else on this thread.
+ */
+async function readForPush(
+  file: string,
+  name: WalName,
+  repo: Repository,
+  compression: CompressionOptions,
+  options: PushWalOptions,
+): Promise<ReadForPush> {
+  if (options.encodeFile && (name.type === "segment" || name.type === "partial")) {
+    const key = repo.crypto?.key.raw;
+    const r = await options.encodeFile({
+      file,
+      maxWhole: WAL_WHOLE_BLOCK,
+      headBytes: HEAD_BYTES,
+      compression,
+      ...(key ? { masterKey: key } : {}),
+    });
+    if (r.kind === "unreadable") throw unreadableWal(file, r.code);
+    if (r.kind === "block") return { data: null, encoded: r.block, head: r.head, size: r.size };
+  }
+  let data: Uint8Array;
+  try {
+    data = readWholeFile(file);
+  } catch (e) {
+    throw unreadableWal(file, readErrorCode(e));
+  }
+  return { data, encoded: null, head: data.subarray(0, HEAD_BYTES), size: data.length };
 }
 
 function walName(name: string): WalName {
@@ -313,29 +361,6 @@ function walName(name: string): WalName {
     );
   }
   return parsed;
-}
-
-/**
- * The whole content of `file`, read into one buffer of its size: Deno's
- * `fs.readFileSync` takes several times as long for a 16 MiB segment.
- */
-function readWholeFile(file: string): Uint8Array {
-  const fd = fs.openSync(file, "r");
-  try {
-    const size = fs.fstatSync(fd).size;
-    const buf = new Uint8Array(size);
-    let pos = 0;
-    while (pos < size) {
-      const n = fs.readSync(fd, buf, pos, size - pos, pos);
-      if (n === 0) return buf.subarray(0, pos); // shrank meanwhile
-      pos += n;
-    }
-    // Grew meanwhile: read it all as it is now.
-    if (fs.readSync(fd, new Uint8Array(1), 0, 1, size) !== 0) return fs.readFileSync(file);
-    return buf;
-  } finally {
-    fs.closeSync(fd);
-  }
 }
 
 /**
@@ -457,16 +482,9 @@ export async function pushWal(
   }
   // An encrypted repository needs its key: records and blocks are sealed, ids keyed.
   const repo = await Repository.open(store, openOptions(options));
-  let data: Uint8Array;
-  try {
-    data = readWholeFile(file);
-  } catch (e) {
-    throw new InvalidInput(
-      `cannot read WAL file "${file}" (${(e as { code?: string }).code ?? (e as Error).message})`,
-    );
-  }
-  const { systemId, startLsn, segmentSize } = inspect(name, data, resolveSystemId(options));
-  const size = data.length; // data may be handed over to a worker thread below
+  const compression = walCompression(repo.config.compression);
+  const { data, encoded, head, size } = await readForPush(file, name, repo, compression, options);
+  const { systemId, startLsn, segmentSize } = inspect(name, head, size, resolveSystemId(options));
   const h = walHandle(systemId, name.name);
   const result = (
     status: PushWalResult["status"],
@@ -488,8 +506,9 @@ export async function pushWal(
   // index or any block work (one hash of the file, to compare; two when encrypted).
   const existing = await loadRecordOrNull(repo, h);
   if (existing) {
-    const plain = sha256(data);
-    compareExisting(repo, existing, size, repo.crypto ? repo.blockId(data) : plain);
+    const plain = encoded ? encoded.sha256 : sha256(data!);
+    const id = encoded ? encoded.id : repo.crypto ? repo.blockId(data!) : plain;
+    compareExisting(repo, existing, size, id);
     return result("already-archived", existing.blocks.length, plain);
   }
   const lock = await acquire(store, "wal-push", options);
@@ -505,32 +524,28 @@ export async function pushWal(
       targetSize: repo.config.packSize,
       crypto: repo.crypto,
     });
-    const compression = walCompression(repo.config.compression);
     const blocks: Uint8Array[] = [];
     // One pass over the file: each block feeds the file's id as it is cut (a file of one
     // block: its id is the block's). The plain SHA-256 (the result's) is the id without a key.
-    const lengths = walBlockLengths(repo.config.chunker, data);
-    const whole = lengths.length === 1
+    const lengths = data ? walBlockLengths(repo.config.chunker, data) : [];
+    const whole = encoded || lengths.length === 1
       ? null
       : repo.crypto
       ? new KeyedHasher(repo.crypto.key.idKey)
       : new Sha256();
-    const plainWhole = repo.crypto && lengths.length !== 1 ? new Sha256() : null;
+    const plainWhole = repo.crypto && !encoded && lengths.length !== 1 ? new Sha256() : null;
     let plain: Uint8Array | null = null;
-    const elsewhere = options.encodeBlock !== undefined && lengths.length === 1;
     let offset = 0;
-    if (elsewhere) {
-      // The whole file is the block: hashed, compressed (and sealed) off this thread (data is
-      // handed over).
-      const e = await options.encodeBlock!(data, compression, repo.crypto?.key.raw);
-      blocks.push(e.id);
-      plain = e.sha256;
-      if (!writer.has(e.id)) {
-        await writer.add(e.id, BlobKind.data, {
-          codec: e.codec as Codec,
-          data: e.data,
+    if (encoded) {
+      // The whole file is the block, read, hashed, compressed (and sealed) off this thread.
+      blocks.push(encoded.id);
+      plain = encoded.sha256;
+      if (!writer.has(encoded.id)) {
+        await writer.add(encoded.id, BlobKind.data, {
+          codec: encoded.codec as Codec,
+          data: encoded.data,
           rawLength: size,
-          sealed: e.sealed,
+          sealed: encoded.sealed,
         });
       }
       offset = size;
@@ -539,8 +554,8 @@ export async function pushWal(
     // thread hashes the next block (or another push's): added in file order.
     const pending: { id: Uint8Array; rawLength: number; encoded: Promise<Encoded> }[] = [];
     const queued = new Set<string>();
-    for (const length of elsewhere ? [] : lengths) {
-      const raw = data.subarray(offset, offset + length);
+    for (const length of lengths) {
+      const raw = data!.subarray(offset, offset + length);
       offset += length;
       whole?.update(raw);
       plainWhole?.update(raw);

@@ -339,24 +339,24 @@ Deno.test("fetchWal reads a WAL archive staged back from tape in another layout"
   assert.equal(sha256Hex(fs.readFileSync(dest)), sha256Hex(seg.data));
 });
 
-Deno.test("pushWal with encodeBlock on a worker thread stores the record and blocks the in-thread push does", async () => {
+Deno.test("pushWal with encodeFile on a worker thread stores the record and blocks the in-thread push does", async () => {
   await using t = await tempDir();
   const a = await setup(path.join(t.dir, "a"));
   const b = await setup(path.join(t.dir, "b"));
   const pool = await WorkerPool.start(ENGINE_JOBS, { workers: 1 });
   try {
     const seg = makeSegment({ segno: 3, used: 2 * MiB });
-    const handed: number[] = [];
+    const handed: string[] = [];
     const ra = await pushWal(a.store, writeSegment(a.pgData, seg), { pgData: a.pgData });
-    const rb = await pushWal(b.store, writeSegment(b.pgData, seg), {
+    const fileB = writeSegment(b.pgData, seg);
+    const rb = await pushWal(b.store, fileB, {
       pgData: b.pgData,
-      encodeBlock: (raw, compression) => {
-        handed.push(raw.length);
-        const own = raw.slice();
-        return pool.run("block.encode", { raw: own, compression }, { transfer: [own.buffer] });
+      encodeFile: (input) => {
+        handed.push(input.file);
+        return pool.run("wal.encode", input);
       },
     });
-    assert.deepEqual(handed, [16 * MiB]);
+    assert.deepEqual(handed, [fileB]);
     assert.deepEqual(
       [rb.sha256, rb.blocks, rb.newBlocks, rb.size],
       [ra.sha256, ra.blocks, ra.newBlocks, ra.size],
@@ -365,6 +365,13 @@ Deno.test("pushWal with encodeBlock on a worker thread stores the record and blo
     const dest = path.join(b.out, seg.name);
     await fetchWal(b.store, seg.name, dest, { pgData: b.pgData });
     assert.equal(sha256Hex(fs.readFileSync(dest)), sha256Hex(seg.data));
+    // Pushed again: answered from the record with the worker's hash.
+    const again = await pushWal(b.store, fileB, {
+      pgData: b.pgData,
+      encodeFile: (input) => pool.run("wal.encode", input),
+    });
+    assert.equal(again.status, "already-archived");
+    assert.equal(again.sha256, ra.sha256);
   } finally {
     await pool.close();
   }

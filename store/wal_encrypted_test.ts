@@ -239,7 +239,7 @@ Deno.test("verify of an encrypted WAL archive: keyless by hashes, keyed through 
   }
 });
 
-Deno.test("pushWal on an encrypted repository with encodeBlock on a worker thread seals there, and the file reads back", async () => {
+Deno.test("pushWal on an encrypted repository with encodeFile on a worker thread seals there, and the file reads back", async () => {
   await using t = await tempDir();
   const { store, pgData, out, open } = await setup(t.dir);
   const pool = await WorkerPool.start(ENGINE_JOBS, { workers: 1 });
@@ -249,14 +249,9 @@ Deno.test("pushWal on an encrypted repository with encodeBlock on a worker threa
     const r = await pushWal(store, seg.file, {
       pgData,
       ...withKey,
-      encodeBlock: (raw, compression, masterKey) => {
-        keyed = masterKey !== undefined;
-        const own = raw.slice();
-        return pool.run("block.encode", {
-          raw: own,
-          compression,
-          ...(masterKey ? { masterKey } : {}),
-        }, { transfer: [own.buffer] });
+      encodeFile: (input) => {
+        keyed = input.masterKey !== undefined;
+        return pool.run("wal.encode", input);
       },
     });
     assert.equal(keyed, true, "the push hands the worker the master key");

@@ -23,6 +23,7 @@ import type { BlobStore } from "./drivers/types.ts";
 import type { CancelOptions } from "./cancel.ts";
 import { PassphraseError } from "./errors.ts";
 import { pushWal, type PushWalOptions } from "./wal_archive.ts";
+import { readErrorCode, unreadableWal } from "./wal_file_read.ts";
 import { ENGINE_JOBS, type EnginePool } from "./worker_jobs.ts";
 import { WorkerPool } from "./worker_pool.ts";
 import {
@@ -57,7 +58,10 @@ export interface PushDaemonOptions extends CancelOptions {
   readonly push?: Omit<PushWalOptions, "name" | "signal" | "onEvent">;
   /** How many ready files ahead of the requests one pass takes (default 16). */
   readonly queue?: number;
-  /** Pushes at once (default 2, one per core here). */
+  /**
+   * Pushes at once (default 4: two per thread of a 2-core machine, so one
+   * push's flushes to disk overlap another's hashing and compressing).
+   */
   readonly lanes?: number;
   /** Exit after this long without work (default 5 s). */
   readonly idleMs?: number;
@@ -89,7 +93,7 @@ export async function runPushDaemon(options: PushDaemonOptions): Promise<PushDae
   if (!lock) return { ran: false, pushed: 0, failed: 0, threads: 0 };
   const heartbeat = setInterval(() => lock.touch(), SPOOL_HEARTBEAT_MS);
   const queue = options.queue ?? 16;
-  const lanes = Math.max(1, options.lanes ?? 2);
+  const lanes = Math.max(1, options.lanes ?? 4);
   const idleMs = options.idleMs ?? 5_000;
   const statusDir = path.join(options.walDir, "archive_status");
   let store: BlobStore | null = null;
@@ -98,32 +102,21 @@ export async function runPushDaemon(options: PushDaemonOptions): Promise<PushDae
   let pool: Promise<EnginePool> | null = null;
   const threads = new Set<number>();
   /**
-   * The hashing and compressing of push lane `lane`: always on pool thread
-   * `lane`, so the lanes' segments go to different threads (the pool's default,
-   * the first thread with room, queued both on the first).
+   * The reading, hashing and compressing of push lane `lane`: always on pool
+   * thread `lane` (modulo the threads), so the lanes' segments spread over the
+   * threads (the pool's default, the first thread with room, queued two
+   * lanes on the first).
    */
-  const encoderFor =
-    (lane: number): NonNullable<PushWalOptions["encodeBlock"]> =>
-    async (raw, compression, masterKey) => {
-      const p = await (pool ??= WorkerPool.start(ENGINE_JOBS, {
-        ...(options.workers === undefined ? {} : { workers: options.workers }),
-        name: "compressor",
-        fallback: "compressing on the pusher's main thread",
-      }));
-      const own = raw.byteOffset === 0 && raw.byteLength === raw.buffer.byteLength
-        ? raw
-        : raw.slice();
-      const job = await p.submit("block.encode", {
-        raw: own,
-        compression,
-        ...(masterKey ? { masterKey } : {}),
-      }, {
-        transfer: [own.buffer as ArrayBuffer],
-        lane,
-      });
-      threads.add(job.lane);
-      return await job.result;
-    };
+  const encoderFor = (lane: number): NonNullable<PushWalOptions["encodeFile"]> => async (input) => {
+    const p = await (pool ??= WorkerPool.start(ENGINE_JOBS, {
+      ...(options.workers === undefined ? {} : { workers: options.workers }),
+      name: "compressor",
+      fallback: "compressing on the pusher's main thread",
+    }));
+    const job = await p.submit("wal.encode", input, { lane });
+    threads.add(job.lane);
+    return await job.result;
+  };
   let pushed = 0;
   let failed = 0;
   // A passphrase that does not open the repository (or none given) fails every push the
@@ -141,13 +134,18 @@ export async function runPushDaemon(options: PushDaemonOptions): Promise<PushDae
   const pushOne = async (name: string, file: string, requested: boolean, lane: number) => {
     try {
       if (keyError) throw keyError;
-      const identity = fileIdentity(file);
+      let identity;
+      try {
+        identity = fileIdentity(file);
+      } catch (e) {
+        throw unreadableWal(file, readErrorCode(e));
+      }
       store ??= await options.open();
       const r = await pushWal(store, file, {
         ...(options.push ?? {}),
         name,
         compressInBackground: true,
-        encodeBlock: encoderFor(lane),
+        encodeFile: encoderFor(lane),
         ...(options.signal ? { signal: options.signal } : {}),
       });
       const ok: PushOk = {

@@ -101,3 +101,32 @@ Deno.test("runPushDaemon leaves another repository's requests to that repository
   assert.deepEqual(await listWal(await Repository.open(await FsStore.open(repo))), []);
   assert.ok(fs.existsSync(path.join(spool, `${names[0]}.req`)), "left for its own pusher");
 });
+
+Deno.test("runPushDaemon on worker threads reports a damaged segment and a vanished one in their .error, and pushes the rest", async () => {
+  await using t = await tempDir();
+  const { repo, walDir, spool, names, run } = await setup(t.dir, 3, 1);
+  const damaged = path.join(walDir, names[1]!);
+  const bytes = fs.readFileSync(damaged);
+  bytes.fill(0, 0, 64); // no page header
+  fs.writeFileSync(damaged, bytes);
+  fs.rmSync(path.join(walDir, names[2]!)); // gone since it was asked for
+  fs.mkdirSync(spool);
+  for (const name of names) {
+    writeSpoolFile(
+      spool,
+      `${name}.req`,
+      JSON.stringify({ file: path.join(walDir, name), repository: repo }),
+    );
+  }
+  const r = await run();
+  assert.deepEqual([r.pushed, r.failed], [1, 2]);
+  const error = (name: string) =>
+    readSpoolJson<{ exit: number; message: string }>(spool, `${name}.error`);
+  assert.match(error(names[1]!)?.message ?? "", /is not a WAL segment/);
+  assert.match(error(names[2]!)?.message ?? "", /cannot read WAL file .* \(ENOENT\)$/);
+  assert.ok(readSpoolJson<PushOk>(spool, `${names[0]}.ok`));
+  assert.deepEqual(
+    (await listWal(await Repository.open(await FsStore.open(repo)))).map((w) => w.name),
+    [names[0]],
+  );
+});

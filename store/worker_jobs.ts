@@ -3,7 +3,8 @@
  * in-process): reading files for a backup (`backup.read`), cutting bytes
  * read on the main thread for a backup (`backup.chunk`), writing files
  * for a restore (`restore.write`) and checking packs for
- * `verify --read-data` (`verify.pack`). It imports only pure handler
+ * `verify --read-data` (`verify.pack`), and reading, hashing and
+ * compressing WAL files for the background pusher (`wal.encode`). It imports only pure handler
  * modules, so the worker entry (store/worker_entry.ts) loads little.
  *
  * @module
@@ -24,6 +25,8 @@ import type { PackCheck } from "./pack_check.ts";
 import type { JobKind, WorkerPool } from "./worker_pool.ts";
 import { type CompressionOptions, encodeBlock } from "../formats/codec.ts";
 import { ID_LENGTH, sha256 } from "../formats/hash.ts";
+import * as fs from "node:fs";
+import { readErrorCode, readWholeFile } from "./wal_file_read.ts";
 
 /** A batch of files to read, with the backup's settings. */
 export interface ReadBatch {
@@ -224,7 +227,7 @@ export const verifyPack: JobKind<
   },
 };
 
-/** A block hashed and compressed by `block.encode`. */
+/** A block hashed and compressed by `wal.encode`. */
 export interface EncodedBlock {
   /** The block's id: its SHA-256, or with a master key its keyed id. */
   readonly id: Uint8Array;
@@ -237,30 +240,69 @@ export interface EncodedBlock {
 }
 
 /**
- * `block.encode`: hashes one block (its id) and compresses it; the
- * background WAL pusher sends it each WAL file of at most 16 MiB. With an
- * encrypted repository's `masterKey` the id is keyed, the plain SHA-256 is
- * returned beside it (the pusher's spool status) and the block is sealed.
+ * Hashes one block (its id) and compresses it. With an encrypted
+ * repository's `masterKey` the id is keyed, the plain SHA-256 is returned
+ * beside it (the pusher's spool status) and the block is sealed.
  */
-export const blockEncode: JobKind<
+async function encodeOne(
+  raw: Uint8Array,
+  compression: CompressionOptions,
+  masterKey: Uint8Array | undefined,
+): Promise<EncodedBlock> {
+  const plain = sha256(raw);
+  const e = encodeBlock(raw, compression);
+  if (!masterKey) return { id: plain, sha256: plain, codec: e.codec, data: e.data, sealed: false };
+  const id = keyedId(masterKey.subarray(32), raw);
+  const data = await sealBlock(await threadSealKey(masterKey), id, e.data);
+  return { id, sha256: plain, codec: e.codec, data, sealed: true };
+}
+
+/** What `wal.encode` made of a WAL file. */
+export type EncodedWalFile =
+  /** The file as one block: its size, its first bytes (the segment header) and the block. */
+  | {
+    readonly kind: "block";
+    readonly size: number;
+    readonly head: Uint8Array;
+    readonly block: EncodedBlock;
+  }
+  /** Larger than `maxWhole` (not read): the caller reads and cuts it. */
+  | { readonly kind: "large"; readonly size: number }
+  /** It could not be read: the errno code (or the message). */
+  | { readonly kind: "unreadable"; readonly code: string };
+
+/**
+ * `wal.encode`: reads one WAL file of at most `maxWhole` bytes, hashes and
+ * compresses it as one block, and returns its first
+ * `headBytes` bytes beside it for the caller's checks of the segment
+ * header; the background pusher sends it each file to push, so its
+ * 16 MiB are read on this thread and never cross to the caller's.
+ */
+export const walEncode: JobKind<
   {
-    readonly raw: Uint8Array;
+    readonly file: string;
+    readonly maxWhole: number;
+    readonly headBytes: number;
     readonly compression: CompressionOptions;
     readonly masterKey?: Uint8Array;
   },
-  EncodedBlock
+  EncodedWalFile
 > = {
   create() {
     return {
-      async run({ raw, compression, masterKey }) {
-        const plain = sha256(raw);
-        const e = encodeBlock(raw, compression);
-        if (!masterKey) {
-          return { id: plain, sha256: plain, codec: e.codec, data: e.data, sealed: false };
+      async run({ file, maxWhole, headBytes, compression, masterKey }) {
+        let raw: Uint8Array;
+        try {
+          const size = fs.statSync(file).size;
+          if (size > maxWhole) return { kind: "large", size };
+          raw = readWholeFile(file);
+          if (raw.length > maxWhole) return { kind: "large", size: raw.length };
+        } catch (e) {
+          return { kind: "unreadable", code: readErrorCode(e) };
         }
-        const id = keyedId(masterKey.subarray(32), raw);
-        const data = await sealBlock(await threadSealKey(masterKey), id, e.data);
-        return { id, sha256: plain, codec: e.codec, data, sealed: true };
+        const head = raw.slice(0, headBytes);
+        const block = await encodeOne(raw, compression, masterKey);
+        return { kind: "block", size: raw.length, head, block };
       },
     };
   },
@@ -270,7 +312,7 @@ export const blockEncode: JobKind<
 export const ENGINE_JOBS = {
   "backup.read": backupRead,
   "backup.chunk": backupChunk,
-  "block.encode": blockEncode,
+  "wal.encode": walEncode,
   "restore.write": restoreWrite,
   "verify.pack": verifyPack,
 } as const;

@@ -109,22 +109,35 @@ for (const workers of [0, 1]) {
 }
 
 for (const workers of [0, 1]) {
-  Deno.test(`block.encode returns a block's SHA-256 and a compressed copy that decodes to it (workers ${workers})`, async () => {
+  Deno.test(`wal.encode reads a file on the pool and returns its head, SHA-256 and a compressed copy that decodes to it (workers ${workers})`, async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bendsave-walenc-"));
     const pool = await WorkerPool.start(ENGINE_JOBS, { workers });
     try {
       const raw = new Uint8Array(3 << 20);
       raw.set(new TextEncoder().encode("a WAL segment's first records"), 40);
-      const want = toHex(sha256(raw));
-      const copy = raw.slice();
-      const e = await pool.run("block.encode", { raw: copy, compression: DEFAULT_COMPRESSION }, {
-        transfer: [copy.buffer],
+      const file = path.join(dir, "000000010000000000000003");
+      fs.writeFileSync(file, raw);
+      const input = { file, maxWhole: 4 << 20, headBytes: 100, compression: DEFAULT_COMPRESSION };
+      const e = await pool.run("wal.encode", input);
+      if (e.kind !== "block") throw new Error(`not encoded: ${JSON.stringify(e)}`);
+      assert.equal(e.size, raw.length);
+      assert.deepEqual(e.head, raw.subarray(0, 100));
+      assert.equal(toHex(e.block.id), toHex(sha256(raw)));
+      assert.equal(e.block.codec, Codec.zstd);
+      assert.ok(e.block.data.length < raw.length / 100, `compressed: ${e.block.data.length}`);
+      assert.deepEqual(decodeBlock(e.block.codec as Codec, e.block.data, raw.length), raw);
+      // Larger than one block: not read there; missing: the errno code.
+      assert.deepEqual(await pool.run("wal.encode", { ...input, maxWhole: 1 << 20 }), {
+        kind: "large",
+        size: raw.length,
       });
-      assert.equal(toHex(e.id), want);
-      assert.equal(e.codec, Codec.zstd);
-      assert.ok(e.data.length < raw.length / 100, `compressed: ${e.data.length}`);
-      assert.deepEqual(decodeBlock(e.codec as Codec, e.data, raw.length), raw);
+      assert.deepEqual(await pool.run("wal.encode", { ...input, file: `${file}.gone` }), {
+        kind: "unreadable",
+        code: "ENOENT",
+      });
     } finally {
       await pool.close();
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 }

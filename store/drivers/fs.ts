@@ -190,10 +190,11 @@ export class FsStore implements BlobStore {
    * the promise settles; `data` may be reused afterwards.
    */
   save(h: Handle, data: Uint8Array, options: SaveOptions = {}): Promise<void> {
-    return Promise.try(() => this.#saveSync(h, data, options));
+    return Promise.try(() => this.#save(h, data, options));
   }
 
-  #saveSync(h: Handle, data: Uint8Array, options: SaveOptions): void {
+  /** Writes at once (before the first await), then flushes off the main thread. */
+  async #save(h: Handle, data: Uint8Array, options: SaveOptions): Promise<void> {
     const temp = this.#openTemp(h);
     try {
       writeAll(temp.fd, data);
@@ -201,7 +202,7 @@ export class FsStore implements BlobStore {
       this.#discard(temp);
       throw translateError(err, temp.file, "save");
     }
-    this.#commit(h, temp, options);
+    await this.#commit(h, temp, options);
   }
 
   /**
@@ -235,7 +236,7 @@ export class FsStore implements BlobStore {
       this.#discard(temp);
       throw err;
     }
-    this.#commit(h, temp, options);
+    await this.#commit(h, temp, options);
   }
 
   /** Creates the temporary file of a save of `h` (and the directories it needs). */
@@ -264,13 +265,18 @@ export class FsStore implements BlobStore {
     unlinkQuietly(temp.temp);
   }
 
-  /** Flushes the written temporary file and gives it its name; on failure removes it. */
-  #commit(h: Handle, temp: TempFile, options: SaveOptions): void {
+  /**
+   * Flushes the written temporary file and gives it its name; on failure
+   * removes it. The two flushes (the file's, then its directory's) run on
+   * the runtime's blocking threads: a WAL pusher or a backup goes on
+   * hashing and compressing meanwhile.
+   */
+  async #commit(h: Handle, temp: TempFile, options: SaveOptions): Promise<void> {
     const { file, dir } = temp;
     let fd: number | undefined = temp.fd;
     let tempExists = true;
     try {
-      fs.fsyncSync(fd);
+      await fsyncAsync(fd);
       fs.closeSync(fd);
       fd = undefined;
       if (options.exclusive === true) {
@@ -292,7 +298,7 @@ export class FsStore implements BlobStore {
         fs.renameSync(temp.temp, file);
       }
       tempExists = false;
-      syncDirectory(dir);
+      await syncDirectoryAsync(dir);
     } catch (err) {
       if (fd !== undefined) closeQuietly(fd);
       if (tempExists) unlinkQuietly(temp.temp);
@@ -555,6 +561,21 @@ export function syncDirectory(dir: string): void {
   const fd = fs.openSync(dir, "r");
   try {
     fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** `fsync(2)` of `fd` off the main thread. */
+function fsyncAsync(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.fsync(fd, (err) => err ? reject(err) : resolve()));
+}
+
+/** {@linkcode syncDirectory} with the flush off the main thread. */
+async function syncDirectoryAsync(dir: string): Promise<void> {
+  const fd = fs.openSync(dir, "r");
+  try {
+    await fsyncAsync(fd);
   } finally {
     fs.closeSync(fd);
   }
