@@ -270,14 +270,15 @@ export class PackWriter {
   async writeIndex(): Promise<string | null> {
     await this.flush();
     if (this.#writtenLength === EMPTY_INDEX.length) return null;
-    // A view, not a copy (an index file of a million small blocks is 48 MB).
+    // A view, not a copy (an index file of a million small blocks is 48 MB), taken before
+    // the first await: a pack saved meanwhile (another caller's add) goes to the next one.
     const plain = this.#written.subarray(0, this.#writtenLength);
+    this.#written = EMPTY_INDEX.slice();
+    this.#writtenLength = EMPTY_INDEX.length;
     const bytes = this.#crypto ? await this.#crypto.sealIndexFile(plain) : plain;
     const name = toHex(sha256(bytes));
     await this.#store.save({ kind: "index", name }, bytes);
     crashPoint("index");
-    this.#written = EMPTY_INDEX.slice();
-    this.#writtenLength = EMPTY_INDEX.length;
     return name;
   }
 }

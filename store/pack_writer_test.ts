@@ -126,3 +126,32 @@ Deno.test("PackWriter add copies a block's bytes: the caller may reuse its buffe
     );
   }
 });
+
+Deno.test("PackWriter: a pack saved while an index file is being saved goes into the next index file", async () => {
+  const store = new MemStore();
+  const save = store.save.bind(store);
+  let releaseIndex!: () => void;
+  const indexHeld = new Promise<void>((r) => (releaseIndex = r));
+  store.save = async (...args: Parameters<MemStore["save"]>) => {
+    if (args[0].kind === "index") await indexHeld;
+    return await save(...args);
+  };
+  const writer = new PackWriter(store, new BlockIndex(), { targetSize: 1000 });
+  const block = (n: number) => {
+    const data = new Uint8Array(2000).fill(n);
+    return [sha256(data), BlobKind.data, { codec: 0, data, rawLength: data.length }] as const;
+  };
+  await writer.add(...block(1)); // fills the pack: saved at once
+  const first = writer.writeIndex(); // its index save waits
+  await new Promise((r) => setTimeout(r, 10));
+  await writer.add(...block(2)); // another pack, saved while the index file is held
+  releaseIndex();
+  const names = [await first, await writer.writeIndex()];
+  assert.ok(names[1] !== null, "the second pack is listed by a second index file");
+  const listed = [];
+  for (const name of names) {
+    const bytes = await store.load({ kind: "index", name: name! });
+    listed.push(decodeIndexFile(bytes).map((p) => p.entries.length));
+  }
+  assert.deepEqual(listed, [[1], [1]]);
+});

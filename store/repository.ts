@@ -101,6 +101,8 @@ export class Repository {
   /** The key slot (key file name) that unlocked it, or null. */
   readonly keySlot: string | null;
   #indexLoaded = false;
+  /** The index files loaded (or written by this process and noted). */
+  readonly #indexFiles = new Set<string>();
 
   private constructor(
     store: BlobStore,
@@ -222,30 +224,66 @@ export class Repository {
     let files = 0;
     for await (const f of this.store.list("index")) {
       if (!isHexId(f.name)) continue; // not an index file (a stray file someone put there)
-      const bytes = await this.store.load({ kind: "index", name: f.name });
-      let problem: IntegrityError | null = null;
-      if (toHex(sha256(bytes)) !== f.name) {
-        problem = new IntegrityError(
-          `index file ${f.name} does not match its name (damaged): run bendsave repair index`,
-        );
-      } else {
-        try {
-          this.index.loadIndexFile(await this.openIndexFile(bytes, f.name));
-        } catch (e) {
-          problem = new IntegrityError(
-            `index file ${f.name} is damaged (${(e as Error).message}): run bendsave repair index`,
-          );
-        }
-      }
-      if (problem) {
-        if (!onDamaged) throw problem;
-        onDamaged(f.name, problem);
-        continue;
-      }
-      files++;
+      if (await this.#loadIndexFile(f.name, onDamaged)) files++;
     }
     this.#indexLoaded = true;
     return files;
+  }
+
+  /**
+   * Brings a loaded index up to date with the repository: loads the index
+   * files written since (by other writers), and returns their number; or
+   * returns null, loading nothing, when an index file it loaded is gone (a
+   * vacuum or `repair index` rewrote the index, and packs it listed may be
+   * gone too): open the repository again then. The background WAL pusher
+   * calls it under its shared lock, once per pass.
+   */
+  async refreshIndex(
+    onDamaged?: (name: string, error: IntegrityError) => void,
+  ): Promise<number | null> {
+    if (!this.#indexLoaded) return await this.loadIndex(onDamaged);
+    const names = new Set<string>();
+    for await (const f of this.store.list("index")) if (isHexId(f.name)) names.add(f.name);
+    for (const name of this.#indexFiles) if (!names.has(name)) return null;
+    let files = 0;
+    for (const name of names) {
+      if (!this.#indexFiles.has(name) && await this.#loadIndexFile(name, onDamaged)) files++;
+    }
+    return files;
+  }
+
+  /** Records that index file `name`, whose packs this process wrote and indexed, is loaded. */
+  noteIndexFile(name: string): void {
+    this.#indexFiles.add(name);
+  }
+
+  /** Loads one index file; false when it is damaged and `onDamaged` took the error. */
+  async #loadIndexFile(
+    name: string,
+    onDamaged: ((name: string, error: IntegrityError) => void) | undefined,
+  ): Promise<boolean> {
+    const bytes = await this.store.load({ kind: "index", name });
+    let problem: IntegrityError | null = null;
+    if (toHex(sha256(bytes)) !== name) {
+      problem = new IntegrityError(
+        `index file ${name} does not match its name (damaged): run bendsave repair index`,
+      );
+    } else {
+      try {
+        this.index.loadIndexFile(await this.openIndexFile(bytes, name));
+      } catch (e) {
+        problem = new IntegrityError(
+          `index file ${name} is damaged (${(e as Error).message}): run bendsave repair index`,
+        );
+      }
+    }
+    if (problem) {
+      if (!onDamaged) throw problem;
+      onDamaged(name, problem);
+      return false;
+    }
+    this.#indexFiles.add(name);
+    return true;
   }
 
   /**

@@ -35,6 +35,7 @@ import type { PassphraseSource } from "./passphrase_source.ts";
 import { reportStale, RepositoryLock } from "./lock.ts";
 import { PackWriter } from "./pack_writer.ts";
 import type { EncodedBlock, EncodedWalFile } from "./worker_jobs.ts";
+import type { WalPushSession } from "./wal_push_session.ts";
 import { readErrorCode, readWholeFile, unreadableWal } from "./wal_file_read.ts";
 import { crashPoint } from "./crash_point.ts";
 import type { EventSink } from "./backup/events.ts";
@@ -147,6 +148,12 @@ export interface PushWalOptions extends SystemIdOptions, CancelOptions {
     readonly compression: CompressionOptions;
     readonly masterKey?: Uint8Array;
   }) => Promise<EncodedWalFile>;
+  /**
+   * The background pusher's pass (store/wal_push_session.ts): its
+   * repository, lock and index instead of the push's own, and its group
+   * commit of packs and index file.
+   */
+  readonly session?: WalPushSession;
   readonly now?: () => number;
   readonly onEvent?: EventSink;
 }
@@ -435,7 +442,7 @@ function compareExisting(
   );
 }
 
-async function acquire(
+export async function acquireWalLock(
   store: BlobStore,
   operation: string,
   options: { lockWaitMs?: number; onEvent?: EventSink } & CancelOptions,
@@ -472,7 +479,6 @@ export async function pushWal(
 ): Promise<PushWalResult> {
   const started = Date.now();
   const now = options.now ?? Date.now;
-  const emit = options.onEvent ?? (() => {});
   const name = walName(options.name ?? path.basename(file));
   throwIfCancelled(options.signal, "wal-push");
   if (!store.capabilities.writable) {
@@ -480,12 +486,15 @@ export async function pushWal(
       `${store.location} is a read-only (${store.capabilities.name}) repository: archive WAL into a local path or s3:// repository`,
     );
   }
+  const session = options.session ?? null;
   // An encrypted repository needs its key: records and blocks are sealed, ids keyed.
-  const repo = await Repository.open(store, openOptions(options));
+  const repo = session ? session.repo : await Repository.open(store, openOptions(options));
   const compression = walCompression(repo.config.compression);
   const { data, encoded, head, size } = await readForPush(file, name, repo, compression, options);
   const { systemId, startLsn, segmentSize } = inspect(name, head, size, resolveSystemId(options));
   const h = walHandle(systemId, name.name);
+  let newBlocks = 0;
+  let storedBytes = 0;
   const result = (
     status: PushWalResult["status"],
     blocks: number,
@@ -498,8 +507,9 @@ export async function pushWal(
     size,
     sha256: toHex(plain),
     blocks,
-    newBlocks: writer?.stats.blocks ?? 0,
-    packBytes: writer?.stats.packBytes ?? 0,
+    newBlocks,
+    // A session's writer packs several pushes' blocks: their stored bytes then.
+    packBytes: session ? storedBytes : writer?.stats.packBytes ?? 0,
     durationMs: Date.now() - started,
   });
   // Records are never rewritten: an existing one answers without a lock, the
@@ -511,19 +521,20 @@ export async function pushWal(
     compareExisting(repo, existing, size, id);
     return result("already-archived", existing.blocks.length, plain);
   }
-  const lock = await acquire(store, "wal-push", options);
+  // A session holds the lock and an index up to date for all its pushes.
+  const lock = session ? null : await acquireWalLock(store, "wal-push", options);
   try {
-    await repo.loadIndex((indexName, e) =>
-      emit({
-        type: "warning",
-        message: `${e.message} (skipped: its blocks are stored again)`,
-        path: indexName,
-      })
-    );
-    const writer = new PackWriter(store, repo.index, {
+    if (!session) await repo.loadIndex(skippedIndexWarning(options.onEvent));
+    const writer = session ? session.writer : new PackWriter(store, repo.index, {
       targetSize: repo.config.packSize,
       crypto: repo.crypto,
     });
+    const add = async (id: Uint8Array, block: Parameters<PackWriter["add"]>[2]) => {
+      if (await writer.add(id, BlobKind.data, block)) {
+        newBlocks++;
+        storedBytes += block.data.length;
+      }
+    };
     const blocks: Uint8Array[] = [];
     // One pass over the file: each block feeds the file's id as it is cut (a file of one
     // block: its id is the block's). The plain SHA-256 (the result's) is the id without a key.
@@ -540,14 +551,12 @@ export async function pushWal(
       // The whole file is the block, read, hashed, compressed (and sealed) off this thread.
       blocks.push(encoded.id);
       plain = encoded.sha256;
-      if (!writer.has(encoded.id)) {
-        await writer.add(encoded.id, BlobKind.data, {
-          codec: encoded.codec as Codec,
-          data: encoded.data,
-          rawLength: size,
-          sealed: encoded.sealed,
-        });
-      }
+      await add(encoded.id, {
+        codec: encoded.codec as Codec,
+        data: encoded.data,
+        rawLength: size,
+        sealed: encoded.sealed,
+      });
       offset = size;
     }
     // With compressInBackground, zstd runs on the thread pool while this
@@ -575,18 +584,16 @@ export async function pushWal(
         });
         continue;
       }
-      const encoded = encodeBlock(raw, compression);
-      await writer.add(id, BlobKind.data, { ...encoded, rawLength: raw.length });
+      await add(id, { ...encodeBlock(raw, compression), rawLength: raw.length });
     }
-    for (const p of pending) {
-      await writer.add(p.id, BlobKind.data, { ...(await p.encoded), rawLength: p.rawLength });
-    }
+    for (const p of pending) await add(p.id, { ...(await p.encoded), rawLength: p.rawLength });
     if (offset !== size) {
       throw new Error(`the chunker cut ${offset} of ${size} bytes of ${name.name}`);
     }
     const id = whole ? whole.digest() : blocks[0]!;
     plain ??= plainWhole ? plainWhole.digest() : id;
-    await writer.writeIndex();
+    if (session) await session.commit();
+    else await writer.writeIndex();
     await beforeCommit(options.signal, "wal-push");
     const record = await recordBytes(repo, h, {
       name: name.name,
@@ -617,6 +624,18 @@ export async function pushWal(
 }
 
 /** The system identifier of a fetch: given, from pg_control, or the archive's only one. */
+/** The warning of a damaged index file a push skips (its blocks are stored again). */
+export function skippedIndexWarning(
+  emit: EventSink | undefined,
+): (name: string, error: IntegrityError) => void {
+  return (name, e) =>
+    (emit ?? (() => {}))({
+      type: "warning",
+      message: `${e.message} (skipped: its blocks are stored again)`,
+      path: name,
+    });
+}
+
 async function fetchSystemId(store: BlobStore, options: SystemIdOptions): Promise<string> {
   const given = resolveSystemId(options);
   if (given !== null) return given;
@@ -666,7 +685,7 @@ export async function fetchWal(
       `WAL record ${h.name} names ${record.systemId}/${record.name} (damaged or misplaced): run bendsave verify`,
     );
   }
-  const lock = await acquire(store, "wal-fetch", options);
+  const lock = await acquireWalLock(store, "wal-fetch", options);
   const dir = path.dirname(path.resolve(dest));
   const temp = tempBeside(dir);
   let fd: number | null = null;

@@ -5,7 +5,11 @@
  * asking, the WAL files PostgreSQL has marked ready
  * (`pg_wal/archive_status/<wal>.ready`), in name order, several at a time over one open repository, writing each file's
  * `.ok` (after its record is durable: {@linkcode pushWal} resolved) or
- * `.error`. It exits after being idle for a few seconds, or when its spool
+ * `.error`. Each pass over the files asked for is one
+ * {@linkcode WalPushSession}: one shared lock, the index brought up to date
+ * once, and the packs and index files of its pushes written together (a
+ * group commit); each file is read, hashed and compressed on a pool thread
+ * (`wal.encode`). It exits after being idle for a few seconds, or when its spool
  * goes away. On an encrypted repository it runs the KDF once per run (the
  * key stays in memory only, store/keys.ts), where a synchronous `wal-push`
  * runs it for every WAL file.
@@ -23,6 +27,7 @@ import type { BlobStore } from "./drivers/types.ts";
 import type { CancelOptions } from "./cancel.ts";
 import { PassphraseError } from "./errors.ts";
 import { pushWal, type PushWalOptions } from "./wal_archive.ts";
+import { WalPushSession } from "./wal_push_session.ts";
 import { readErrorCode, unreadableWal } from "./wal_file_read.ts";
 import { ENGINE_JOBS, type EnginePool } from "./worker_jobs.ts";
 import { WorkerPool } from "./worker_pool.ts";
@@ -131,21 +136,45 @@ export async function runPushDaemon(options: PushDaemonOptions): Promise<PushDae
       pushOkTrusted(ok, file, false);
   };
 
-  const pushOne = async (name: string, file: string, requested: boolean, lane: number) => {
+  // One session per pass: the lock, the index and the commits of the pass's pushes
+  // (store/wal_push_session.ts); kept from pass to pass unless a commit failed.
+  let session: WalPushSession | null = null;
+  const beginPass = async () => {
+    store ??= await options.open();
+    if (!session || session.spent) {
+      const passphrase = options.push?.passphrase;
+      session = await WalPushSession.open(store, {
+        ...(passphrase ? { open: { passphrase } } : {}),
+        ...(options.push?.lockWaitMs === undefined ? {} : { lockWaitMs: options.push.lockWaitMs }),
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+    }
+    await session.begin();
+    return session;
+  };
+
+  const pushOne = async (
+    name: string,
+    file: string,
+    requested: boolean,
+    lane: number,
+    pass: WalPushSession | Error,
+  ) => {
     try {
       if (keyError) throw keyError;
+      if (pass instanceof Error) throw pass; // the repository could not be opened, or locked
       let identity;
       try {
         identity = fileIdentity(file);
       } catch (e) {
         throw unreadableWal(file, readErrorCode(e));
       }
-      store ??= await options.open();
-      const r = await pushWal(store, file, {
+      const r = await pushWal(store!, file, {
         ...(options.push ?? {}),
         name,
         compressInBackground: true,
         encodeFile: encoderFor(lane),
+        session: pass,
         ...(options.signal ? { signal: options.signal } : {}),
       });
       const ok: PushOk = {
@@ -226,19 +255,24 @@ export async function runPushDaemon(options: PushDaemonOptions): Promise<PushDae
         await sleep(10);
         continue;
       }
+      const pass = await beginPass().catch((e) => e instanceof Error ? e : new Error(String(e)));
       let next = 0;
       const lane = async (index: number) => {
         while (next < work.length) {
           const w = work[next++]!;
           inFlight.add(w.name);
           try {
-            await pushOne(w.name, w.file, w.requested, index);
+            await pushOne(w.name, w.file, w.requested, index, pass);
           } finally {
             inFlight.delete(w.name);
           }
         }
       };
-      await Promise.all(Array.from({ length: Math.min(lanes, work.length) }, (_, i) => lane(i)));
+      try {
+        await Promise.all(Array.from({ length: Math.min(lanes, work.length) }, (_, i) => lane(i)));
+      } finally {
+        if (!(pass instanceof Error)) await pass.end();
+      }
       lastWork = Date.now();
       // The repository cannot be opened, or not unlocked: reported, stop.
       if (store === null || keyError) break;
