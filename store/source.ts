@@ -9,6 +9,8 @@
  * @module
  */
 import type { ChunkerParams } from "../formats/chunker.ts";
+import type { TreeSource } from "./archiver/tree_source.ts";
+import type { BytePath } from "./_byte_path.ts";
 import type { Catalog, Manifest } from "../formats/manifest.ts";
 
 /** Identity and description of a source, with every secret removed. */
@@ -43,6 +45,11 @@ export interface DirPart {
    * WAL replay recreates what the restored server needs.
    */
   readonly vanishedOk?: boolean;
+  /**
+   * The directory's tree as the source read it ahead
+   * ({@linkcode Source.warm}); without it the backup reads the directory.
+   */
+  readonly tree?: TreeSource<BytePath>;
 }
 
 /** A single byte stream, stored as a one-file tree. */
@@ -115,6 +122,14 @@ export interface Source {
    * the first changed file is found.
    */
   readonly readsMost?: boolean;
+  /**
+   * Called once, before the repository is opened, with that opening: what
+   * the source can read ahead without the repository it reads meanwhile
+   * (an encrypted repository's key derivation takes about 0.2 s, off the
+   * main thread). A directory source lists and stats its tree
+   * (store/archiver/prescan.ts) and hands the result to its part.
+   */
+  warm?(until: Promise<unknown>): void;
   /**
    * The catalog to record in the manifest, asked for after every part is
    * backed up (a Databend source derives it from the meta export it streamed).

@@ -8,6 +8,10 @@ import path from "node:path";
 import { hostname } from "node:os";
 import { InvalidInput } from "../../store/errors.ts";
 import type { Source } from "../types.ts";
+import type { BytePath } from "../../store/_byte_path.ts";
+import { dirTree } from "../../store/archiver/dir_tree.ts";
+import { prescanTree } from "../../store/archiver/prescan.ts";
+import type { TreeSource } from "../../store/archiver/tree_source.ts";
 import { type ChunkerParams, DEFAULT_FASTCDC } from "../../formats/chunker.ts";
 
 /**
@@ -48,6 +52,7 @@ export function dirSource(
     throw new InvalidInput(`source "${dir}" is not a directory: give a directory to --from`);
   }
   const host = options.host ?? hostname();
+  let tree: TreeSource<BytePath> | undefined;
   return {
     info: {
       type: "dir",
@@ -57,12 +62,16 @@ export function dirSource(
     },
     // Content-defined chunking by default: an edit inside a large file then
     // adds about one block instead of the rest of the file (bench/CHUNKERS.md).
+    warm(until) {
+      tree = prescanTree(dirTree(real), until).tree;
+    },
     parts: () =>
       Promise.resolve([{
         name: "files",
         kind: "tree",
         path: real,
         chunker: options.chunker ?? DEFAULT_FASTCDC,
+        ...(tree ? { tree } : {}),
       }]),
   };
 }

@@ -103,9 +103,12 @@ export async function backup(
   const exclude = excludeMatcher(options.exclude ?? []);
   throwIfCancelled(options.signal, "backup");
   let created = false;
+  const opening = Repository.open(store);
+  // While the key is derived (an encrypted repository), the source reads ahead.
+  source.warm?.(opening);
   let repo: Repository;
   try {
-    repo = await Repository.open(store);
+    repo = await opening;
   } catch (e) {
     if (!(e instanceof RepositoryNotFound)) throw e;
     repo = await Repository.init(store, options.init ?? {});
@@ -321,7 +324,7 @@ async function backupDir(
   }
   // The part's own exclusions (a PostgreSQL data directory's) come on top of the backup's.
   const own = part.exclude;
-  return await archive(ctx, dirTree(part.path), parentRoot, {
+  return await archive(ctx, part.tree ?? dirTree(part.path), parentRoot, {
     exclude: own ? (rel: string) => ctx.exclude(rel) || own(rel) : ctx.exclude,
     ...(part.vanishedOk ? { vanishedOk: true } : {}),
     settings: readerSettings(ctx, part),
