@@ -538,4 +538,14 @@ Deno.test("copy with a wrong passphrase at either end: exit 4, one line, nothing
     assert.ok(!r.stderr.includes("wrong"), "the passphrase is never printed");
   }
   assert.deepEqual({ src: filesUnder(repo), dst: filesUnder(dest) }, before);
+  // A destination without a readable key file: its own fix, not another passphrase.
+  fs.rmSync(path.join(dest, "keys"), { recursive: true });
+  fs.mkdirSync(path.join(dest, "keys"));
+  const r = await cli(["copy", "--from", repo, "--to", dest], { env: PASS });
+  assert.equal(r.code, 4, r.stderr);
+  assert.match(
+    r.stderr,
+    /copy destination: repository .* has no readable key file .*: restore keys\/ from a copy, or import the paper key\n$/,
+  );
+  assert.ok(!r.stderr.includes("BENDSAVE_TO_PASSWORD"), r.stderr);
 });

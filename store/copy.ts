@@ -234,10 +234,11 @@ async function checkDestination(
 
 /** The destination's passphrase error, with where the destination's passphrase comes from. */
 function destinationPassphrase(e: PassphraseError): PassphraseError {
+  if (e.needsPassphrase === null) {
+    return new PassphraseError(`copy destination: ${e.message}`, { cause: e }); // its own fix
+  }
   return new PassphraseError(
-    `copy destination: ${
-      e.message.replace(/: (check|give) .*$/, "")
-    }: give the destination's passphrase in BENDSAVE_TO_PASSWORD, or with --to-password-file FILE or --to-password-command CMD (without them copy tries the source's)`,
+    `copy destination: ${e.needsPassphrase}: give the destination's passphrase in BENDSAVE_TO_PASSWORD, or with --to-password-file FILE or --to-password-command CMD (without them copy tries the source's)`,
     { cause: e },
   );
 }

@@ -94,6 +94,22 @@ export class TransientError extends BendsaveError {
  */
 export class PassphraseError extends BendsaveError {
   override readonly code = "passphrase";
+  /**
+   * Set when another passphrase is the fix (none was given, or the one
+   * given opens no key slot): what is wrong, without the fix, so a caller
+   * that knows where the passphrase comes from (copy's destination) can
+   * name its own fix.
+   */
+  readonly needsPassphrase: string | null;
+  constructor(message: string, options?: ErrorOptions & { needsPassphrase?: string }) {
+    super(message, options);
+    this.needsPassphrase = options?.needsPassphrase ?? null;
+  }
+
+  /** `problem: fix`, with `problem` kept as {@linkcode needsPassphrase}. */
+  static wanting(problem: string, fix: string): PassphraseError {
+    return new PassphraseError(`${problem}: ${fix}`, { needsPassphrase: problem });
+  }
 }
 
 /** The operating system reported an I/O failure (EIO, EMFILE...) that no other class names. */

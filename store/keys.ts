@@ -139,8 +139,9 @@ export async function unlock(
       `repository ${store.location} is encrypted but has no readable key file (keys/ is empty or damaged): restore keys/ from a copy, or import the paper key`,
     );
   }
-  throw new PassphraseError(
-    `the passphrase does not open repository ${store.location}: check BENDSAVE_PASSWORD, --password-file or --password-command`,
+  throw PassphraseError.wanting(
+    `the passphrase does not open repository ${store.location}`,
+    "check BENDSAVE_PASSWORD, --password-file or --password-command",
   );
 }
 

@@ -531,7 +531,8 @@ export function parseManifestRecord(
 
 /** The error of an encrypted repository opened without a passphrase. */
 function noPassphrase(location: string): PassphraseError {
-  return new PassphraseError(
-    `repository ${location} is encrypted: give its passphrase in BENDSAVE_PASSWORD, or with --password-file FILE or --password-command CMD`,
+  return PassphraseError.wanting(
+    `repository ${location} is encrypted`,
+    "give its passphrase in BENDSAVE_PASSWORD, or with --password-file FILE or --password-command CMD",
   );
 }
