@@ -132,6 +132,8 @@ export class PackWriter {
   readonly #open = new Map<number, OpenPack>();
   /** The saves, one after the other. */
   #saving: Promise<void> = Promise.resolve();
+  /** The first save that failed (the writer is then unusable). */
+  #failure: { readonly error: unknown } | null = null;
   /** The packs not saved yet (open or being saved): their blocks are pending. */
   readonly #unsaved = new Set<OpenPack>();
   /** Hex ids of blocks being sealed before they are added (pending too). */
@@ -183,6 +185,7 @@ export class PackWriter {
     kind: BlobKind,
     block: { codec: number; data: Uint8Array; rawLength: number; sealed?: boolean },
   ): Promise<boolean> {
+    this.#throwIfFailed();
     if (this.has(id)) return false;
     let data = block.data;
     if (this.#crypto && !block.sealed) {
@@ -209,24 +212,43 @@ export class PackWriter {
     this.stats.blocks++;
     this.stats.storedBytes += data.length;
     this.stats.rawBytes += block.rawLength;
-    if (pack.size >= this.#target) await this.#flushPack(key);
+    if (pack.size >= this.#target) await this.#flushPack(key, "previous");
     return true;
   }
 
   /** Saves the pending blocks as packs (if any): data blocks first, then trees. */
   async flush(): Promise<void> {
-    for (const key of [...this.#open.keys()].sort((a, b) => a - b)) await this.#flushPack(key);
+    this.#throwIfFailed();
+    for (const key of [...this.#open.keys()].sort((a, b) => a - b)) {
+      await this.#flushPack(key, "this");
+    }
     await this.#saving;
+    this.#throwIfFailed();
   }
 
-  /** Saves the open pack of `key` after the saves already begun. */
-  async #flushPack(key: number): Promise<void> {
+  /**
+   * Saves the open pack of `key` after the saves already begun, and waits
+   * for `this` save, or only for the `previous` one: an add that fills a pack
+   * goes on filling the next while this one is written (one save in flight,
+   * two packs in memory at most).
+   */
+  async #flushPack(key: number, wait: "this" | "previous"): Promise<void> {
     const pack = this.#open.get(key);
     if (!pack || pack.count === 0) return;
     this.#open.delete(key);
-    const turn = this.#saving.then(() => this.#save(pack));
-    this.#saving = turn.catch(() => {});
-    await turn;
+    const previous = this.#saving;
+    const turn = previous.then(() => this.#save(pack));
+    this.#saving = turn.catch((e) => {
+      this.#failure ??= { error: e };
+    });
+    if (wait === "this") await turn;
+    else await previous;
+    this.#throwIfFailed();
+  }
+
+  /** Throws the first failed save's error: nothing is added or indexed after it. */
+  #throwIfFailed(): void {
+    if (this.#failure) throw this.#failure.error;
   }
 
   async #save(pack: OpenPack): Promise<void> {

@@ -155,3 +155,28 @@ Deno.test("PackWriter: a pack saved while an index file is being saved goes into
   }
   assert.deepEqual(listed, [[1], [1]]);
 });
+
+Deno.test("PackWriter: a pack written while the next one fills fails the next add, flush and writeIndex, and nothing is indexed", async () => {
+  const store = new MemStore();
+  const save = store.save.bind(store);
+  let saves = 0;
+  store.save = async (...args: Parameters<MemStore["save"]>) => {
+    if (args[0].kind === "pack" && saves++ === 0) {
+      await new Promise((r) => setTimeout(r, 5));
+      throw new Error("disk full");
+    }
+    return await save(...args);
+  };
+  const writer = new PackWriter(store, new BlockIndex(), { targetSize: 1000 });
+  const block = (n: number) => {
+    const data = new Uint8Array(2000).fill(n);
+    return [sha256(data), BlobKind.data, { codec: 0, data, rawLength: data.length }] as const;
+  };
+  await writer.add(...block(1)); // fills a pack: its save begins, the add does not wait for it
+  await assert.rejects(writer.add(...block(2)), /disk full/); // waits for the one before
+  await assert.rejects(writer.add(...block(3)), /disk full/);
+  await assert.rejects(writer.writeIndex(), /disk full/);
+  const indexes = [];
+  for await (const f of store.list("index")) indexes.push(f.name);
+  assert.deepEqual(indexes, []);
+});

@@ -193,11 +193,15 @@ export class FsStore implements BlobStore {
     return Promise.try(() => this.#save(h, data, options));
   }
 
-  /** Writes at once (before the first await), then flushes off the main thread. */
+  /**
+   * Writes (a large object off the main thread, a small one at once), then
+   * flushes off the main thread.
+   */
   async #save(h: Handle, data: Uint8Array, options: SaveOptions): Promise<void> {
     const temp = this.#openTemp(h);
     try {
-      writeAll(temp.fd, data);
+      if (data.length >= ASYNC_WRITE_BYTES) await writeAllAsync(temp.fd, data);
+      else writeAll(temp.fd, data);
     } catch (err) {
       this.#discard(temp);
       throw translateError(err, temp.file, "save");
@@ -516,6 +520,22 @@ export class FsStore implements BlobStore {
       return this.#notFound(h, file, err);
     }
     return translateError(err, file, "read");
+  }
+}
+
+/**
+ * Objects at least this large are written on the runtime's blocking
+ * threads: a backup's 32 MiB pack took the main thread about 0.1 s to copy
+ * into the page cache, while the reader threads' results waited.
+ */
+const ASYNC_WRITE_BYTES = 1024 * 1024;
+
+async function writeAllAsync(fd: number, data: Uint8Array): Promise<void> {
+  let done = 0;
+  while (done < data.length) {
+    done += await new Promise<number>((resolve, reject) =>
+      fs.write(fd, data, done, data.length - done, null, (err, n) => err ? reject(err) : resolve(n))
+    );
   }
 }
 
