@@ -10,7 +10,14 @@ import { FsStore } from "./drivers/fs.ts";
 import { IntegrityError, PassphraseError } from "./errors.ts";
 import { Repository } from "./repository.ts";
 import { passphraseSource, setPassphraseSource } from "./passphrase_source.ts";
-import { fetchWal, listWal, pushWal, WalConflict, walLiveBlocks } from "./wal_archive.ts";
+import {
+  fetchWal,
+  listWal,
+  pushWal,
+  WalConflict,
+  walLiveBlocks,
+  WalNotArchived,
+} from "./wal_archive.ts";
 import { vacuum } from "./vacuum.ts";
 import { verify } from "./verify.ts";
 import { filesUnder, tempDir } from "../testing/mod.ts";
@@ -264,4 +271,42 @@ Deno.test("pushWal on an encrypted repository with encodeFile on a worker thread
   } finally {
     await pool.close();
   }
+});
+
+Deno.test("fetchWal of a file an encrypted archive does not hold answers 'not archived' without asking for the passphrase", async () => {
+  await using t = await tempDir();
+  const { store, pgData, out } = await setup(t.dir);
+  const seg = markedSegment(pgData, 4);
+  await pushWal(store, seg.file, { pgData, ...withKey });
+  let asked = 0;
+  const counting = {
+    passphrase: () => {
+      asked++;
+      return Promise.resolve(PASS);
+    },
+  };
+  // Recovery probes the next timeline's history file at every start: no key derivation for it.
+  await assert.rejects(
+    fetchWal(store, "00000002.history", path.join(out, "h"), { pgData, ...counting }),
+    WalNotArchived,
+  );
+  assert.equal(asked, 0);
+  const dest = path.join(out, seg.name);
+  await fetchWal(store, seg.name, dest, { pgData, ...counting });
+  assert.equal(asked, 1);
+  assert.equal(sha256Hex(fs.readFileSync(dest)), sha256Hex(seg.data));
+  assert.deepEqual(fs.readdirSync(out), [seg.name]);
+  // A path that holds no repository is never "not archived".
+  await assert.rejects(
+    fetchWal(
+      await FsStore.open(path.join(t.dir, "empty"), { create: true }),
+      "00000002.history",
+      path.join(out, "h"),
+      {
+        pgData,
+        ...counting,
+      },
+    ),
+    (e: Error) => !(e instanceof WalNotArchived),
+  );
 });
