@@ -109,6 +109,9 @@ export class WalPushSession {
     const writer = this.writer;
     const run = this.#chain.then(async () => {
       this.#next = null; // started: later blocks may miss it, so later calls wait for the next
+      // Blocks added before a failed commit may sit in a saved pack no index file lists: no
+      // later commit may vouch for them.
+      if (this.#spent) throw new Error("an earlier commit of this pass failed");
       try {
         const name = await writer.writeIndex();
         if (name !== null) this.#repo.noteIndexFile(name);

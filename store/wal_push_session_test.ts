@@ -9,7 +9,8 @@ import { vacuum } from "./vacuum.ts";
 import { verify } from "./verify.ts";
 import { tempDir } from "../testing/mod.ts";
 import { makeDataDir, makeSegment } from "../testing/wal_segment.ts";
-import { sha256Hex } from "../formats/hash.ts";
+import { sha256, sha256Hex } from "../formats/hash.ts";
+import { BlobKind } from "../formats/pack.ts";
 
 const MiB = 1024 * 1024;
 
@@ -87,4 +88,73 @@ Deno.test("WalPushSession: each pass loads the index files written since, and op
   assert.equal(r.status, "archived");
   const v = await verify(store, { readData: true });
   assert.equal(v.ok, true, JSON.stringify(v.problems));
+});
+
+Deno.test("WalPushSession: a commit that fails fails its pushes, writes no record, and spends the session; a new one pushes them", async () => {
+  await using t = await tempDir();
+  const { store, pgData, segs, files } = await setup(t.dir);
+  const save = store.save.bind(store);
+  let failIndex = true;
+  store.save = async (...args: Parameters<FsStore["save"]>) => {
+    if (args[0].kind === "index" && failIndex) {
+      failIndex = false;
+      throw new Error("no space left on device");
+    }
+    return await save(...args);
+  };
+  const session = await WalPushSession.open(store);
+  await session.begin();
+  const first = await Promise.allSettled(
+    files.slice(0, 3).map((f) => pushWal(store, f, { pgData, session })),
+  );
+  await session.end();
+  const failed = first.filter((r) => r.status === "rejected");
+  assert.ok(failed.length >= 1, "the push whose commit failed is told");
+  for (const r of failed) assert.match(String(r.reason), /no space left on device/);
+  assert.equal(session.spent, true);
+  // No record points at a pack that no index file lists.
+  const v = await verify(store, { readData: true });
+  assert.equal(v.ok, true, JSON.stringify(v.problems));
+  const again = await WalPushSession.open(store);
+  await again.begin();
+  const second = await Promise.all(files.map((f) => pushWal(store, f, { pgData, session: again })));
+  await again.end();
+  assert.deepEqual(
+    second.map((r) => r.status).filter((s) => s === "archived").length,
+    failed.length + segs.length - 3,
+  );
+  const w = await verify(store, { readData: true });
+  assert.equal(w.ok, true, JSON.stringify(w.problems));
+  assert.equal(w.checked.walFiles, segs.length);
+});
+
+Deno.test("WalPushSession: after a failed commit no later commit succeeds (its blocks may be in the pack that no index lists)", async () => {
+  await using t = await tempDir();
+  const { store } = await setup(t.dir);
+  const save = store.save.bind(store);
+  let releaseIndex!: () => void;
+  const held = new Promise<void>((r) => (releaseIndex = r));
+  store.save = async (...args: Parameters<FsStore["save"]>) => {
+    if (args[0].kind === "index") {
+      await held;
+      throw new Error("no space left on device");
+    }
+    return await save(...args);
+  };
+  const session = await WalPushSession.open(store);
+  await session.begin();
+  const block = (n: number) => {
+    const data = new Uint8Array(1000).fill(n);
+    return [sha256(data), BlobKind.data, { codec: 0, data, rawLength: data.length }] as const;
+  };
+  await session.writer.add(...block(1));
+  await session.writer.add(...block(2)); // both in the pack the first commit saves
+  const first = session.commit();
+  await new Promise((r) => setTimeout(r, 20)); // the first commit is saving its index file
+  const second = session.commit(); // the second block's push asks now
+  releaseIndex();
+  await assert.rejects(first, /no space left on device/);
+  await assert.rejects(second, /an earlier commit of this pass failed/);
+  assert.equal(session.spent, true);
+  await session.end();
 });
