@@ -57,7 +57,7 @@ file identity) it exits 0 at once; otherwise it asks a background pusher for it,
 starting one when none runs (this bendsave, detached, one per spool directory),
 and waits for its .ok (exit 0) or .error (its exit code and reason). The pusher
 pushes the requested file and, ahead of PostgreSQL, the next files marked ready
-in pg_wal/archive_status, two at a time over one open repository, and exits
+in pg_wal/archive_status, four at a time over one open repository, and exits
 after 5 s without work. The contract is the same as without --async: exit 0 only
 once the file is durable; a killed pusher loses nothing (the next command starts
 another, PostgreSQL retries). For PostgreSQL:
