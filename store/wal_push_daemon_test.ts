@@ -34,18 +34,22 @@ async function setup(dir: string, count: number, workers?: number) {
       exitCodeOf: () => 1,
       ...(workers === undefined ? {} : { workers }),
     });
-  return { repo, walDir, spool, names, run };
+  /** Writes the request a foreground `wal-push --async` writes for `name` (spool made when missing). */
+  const ask = (name: string, repository = repo) => {
+    fs.mkdirSync(spool, { recursive: true });
+    writeSpoolFile(
+      spool,
+      `${name}.req`,
+      JSON.stringify({ file: path.join(walDir, name), repository }),
+    );
+  };
+  return { repo, walDir, spool, names, run, ask };
 }
 
 Deno.test("runPushDaemon pushes the request and the ready files after it, writing an .ok for each", async () => {
   await using t = await tempDir();
-  const { repo, walDir, spool, names, run } = await setup(t.dir, 3, 0);
-  fs.mkdirSync(spool);
-  writeSpoolFile(
-    spool,
-    `${names[0]}.req`,
-    JSON.stringify({ file: path.join(walDir, names[0]!), repository: repo }),
-  );
+  const { repo, spool, names, run, ask } = await setup(t.dir, 3, 0);
+  ask(names[0]!);
   const r = await run();
   assert.deepEqual(r, { ran: true, pushed: 3, failed: 0, threads: 1 });
   assert.deepEqual(
@@ -63,13 +67,8 @@ Deno.test("runPushDaemon pushes the request and the ready files after it, writin
 
 Deno.test("runPushDaemon hashes and compresses its two lanes' segments on two threads", async () => {
   await using t = await tempDir();
-  const { repo, walDir, spool, names, run } = await setup(t.dir, 4, 2);
-  fs.mkdirSync(spool);
-  writeSpoolFile(
-    spool,
-    `${names[0]}.req`,
-    JSON.stringify({ file: path.join(walDir, names[0]!), repository: repo }),
-  );
+  const { repo, names, run, ask } = await setup(t.dir, 4, 2);
+  ask(names[0]!);
   // The pool's default placement (the first thread with room for two jobs) put
   // both lanes' segments on the first thread, one after the other.
   assert.deepEqual(await run(), { ran: true, pushed: 4, failed: 0, threads: 2 });
@@ -89,13 +88,8 @@ Deno.test("runPushDaemon leaves ready files alone while nobody asks (archive_com
 
 Deno.test("runPushDaemon leaves another repository's requests to that repository's pusher", async () => {
   await using t = await tempDir();
-  const { repo, walDir, spool, names, run } = await setup(t.dir, 1);
-  fs.mkdirSync(spool);
-  writeSpoolFile(
-    spool,
-    `${names[0]}.req`,
-    JSON.stringify({ file: path.join(walDir, names[0]!), repository: "/elsewhere" }),
-  );
+  const { repo, spool, names, run, ask } = await setup(t.dir, 1);
+  ask(names[0]!, "/elsewhere");
   const r = await run();
   assert.equal(r.pushed, 0);
   assert.deepEqual(await listWal(await Repository.open(await FsStore.open(repo))), []);
@@ -104,20 +98,13 @@ Deno.test("runPushDaemon leaves another repository's requests to that repository
 
 Deno.test("runPushDaemon on worker threads reports a damaged segment and a vanished one in their .error, and pushes the rest", async () => {
   await using t = await tempDir();
-  const { repo, walDir, spool, names, run } = await setup(t.dir, 3, 1);
+  const { repo, walDir, spool, names, run, ask } = await setup(t.dir, 3, 1);
   const damaged = path.join(walDir, names[1]!);
   const bytes = fs.readFileSync(damaged);
   bytes.fill(0, 0, 64); // no page header
   fs.writeFileSync(damaged, bytes);
   fs.rmSync(path.join(walDir, names[2]!)); // gone since it was asked for
-  fs.mkdirSync(spool);
-  for (const name of names) {
-    writeSpoolFile(
-      spool,
-      `${name}.req`,
-      JSON.stringify({ file: path.join(walDir, name), repository: repo }),
-    );
-  }
+  for (const name of names) ask(name);
   const r = await run();
   assert.deepEqual([r.pushed, r.failed], [1, 2]);
   const error = (name: string) =>

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { createHash } from "node:crypto";
@@ -122,6 +123,24 @@ export async function cli(
   }).output();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/**
+ * Runs `bendsave <args>` on an encrypted repository without its passphrase
+ * and with a wrong one: each must exit 4 with one line naming the problem;
+ * `unchanged` then checks that nothing was written.
+ */
+export async function assertRefusedWithoutPassphrase(
+  args: string[],
+  unchanged: () => void,
+): Promise<void> {
+  for (const pw of ["", "wrong"]) {
+    const r = await cli(args, { env: { BENDSAVE_PASSWORD: pw } });
+    assert.equal(r.code, 4, r.stdout + r.stderr);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assert.match(r.stderr, pw ? /does not open/ : /is encrypted: give its passphrase/);
+    unchanged();
+  }
 }
 
 /** Parses NDJSON output and returns the last object of `type`. */
