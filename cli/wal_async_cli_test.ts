@@ -243,3 +243,16 @@ Deno.test("wal-push --async and wal-fetch --prefetch refuse a bad --timeout, --q
     assert.match(r.stderr, what);
   }
 });
+
+Deno.test("wal-push --async of a WAL file that is not there: exit 2, one line with the fix, no pusher started", async () => {
+  await using t = await tempDir();
+  const missing = path.join(t.dir, "pg_wal", "000000010000000000000007");
+  const r = await cli(["wal-push", missing, "--to", path.join(t.dir, "repo"), "--async"]);
+  assert.equal(r.code, 2, r.stderr);
+  assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+  assert.match(
+    r.stderr,
+    /cannot read WAL file ".*" \(ENOENT\): check that archive_command passes %p/,
+  );
+  assert.equal(fs.existsSync(path.join(t.dir, "pg_wal", "bendsave-push")), false);
+});

@@ -40,5 +40,7 @@ export function readErrorCode(e: unknown): string {
 
 /** The error of a push whose WAL file cannot be read (`code`: as {@linkcode readErrorCode} gives it). */
 export function unreadableWal(file: string, code: string): InvalidInput {
-  return new InvalidInput(`cannot read WAL file "${file}" (${code})`);
+  return new InvalidInput(
+    `cannot read WAL file "${file}" (${code}): check that archive_command passes %p and that this user may read pg_wal`,
+  );
 }

@@ -17,6 +17,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { BendsaveError, InvalidInput } from "./errors.ts";
+import { unreadableWal } from "./wal_file_read.ts";
 import { type CancelOptions, throwIfCancelled } from "./cancel.ts";
 import { parseWalName } from "../formats/wal_name.ts";
 import {
@@ -97,7 +98,7 @@ export async function pushWalAsync(
     );
   }
   const abs = path.resolve(file);
-  if (!fs.existsSync(abs)) throw new InvalidInput(`cannot read WAL file "${file}" (ENOENT)`);
+  if (!fs.existsSync(abs)) throw unreadableWal(file, "ENOENT");
   const { spool } = options;
   ensureSpool(spool);
   const result = (status: AsyncPushResult["status"], ok: PushOk, n: number) => ({
