@@ -111,7 +111,11 @@ export class WalPushSession {
       this.#next = null; // started: later blocks may miss it, so later calls wait for the next
       // Blocks added before a failed commit may sit in a saved pack no index file lists: no
       // later commit may vouch for them.
-      if (this.#spent) throw new Error("an earlier commit of this pass failed");
+      if (this.#spent) {
+        throw new Error(
+          "an earlier write of packs and index in this pass of the background pusher failed (see its WAL file's error): PostgreSQL retries, and the next pass opens the repository again",
+        );
+      }
       try {
         const name = await writer.writeIndex();
         if (name !== null) this.#repo.noteIndexFile(name);
