@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { seal, sealContext, type SealKey, unseal } from "./seal.ts";
+import { seal, sealContext, type SealKey, unseal, unsealSync } from "./seal.ts";
 import { keyedId } from "./master_key.ts";
 import { sha256 } from "./hash.ts";
 
@@ -24,6 +24,19 @@ export function openBlock(
   what: string,
 ): Promise<Uint8Array> {
   return unseal(key, sealed, sealContext("bendsave block", id), what);
+}
+
+/**
+ * {@linkcode openBlock} synchronously, under the 32 raw bytes of the seal
+ * key (the first half of the master key).
+ */
+export function openBlockSync(
+  rawSealKey: Uint8Array,
+  id: Uint8Array,
+  sealed: Uint8Array,
+  what: string,
+): Uint8Array {
+  return unsealSync(rawSealKey, sealed, sealContext("bendsave block", id), what);
 }
 
 /**

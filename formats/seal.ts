@@ -126,27 +126,7 @@ export async function unseal(
   what: string,
 ): Promise<Uint8Array> {
   if (sealed.length < SEAL_OVERHEAD) throw new SealError(what);
-  const body = sealed.length - SEAL_OVERHEAD;
-  if (viaNode(body)) {
-    try {
-      const d = nodeCrypto.createDecipheriv(
-        "aes-256-gcm",
-        key.raw,
-        sealed.subarray(0, NONCE_LENGTH),
-        { authTagLength: TAG_LENGTH },
-      );
-      d.setAAD(aad);
-      d.setAuthTag(sealed.subarray(sealed.length - TAG_LENGTH));
-      const out = new Uint8Array(body);
-      const head = d.update(sealed.subarray(NONCE_LENGTH, sealed.length - TAG_LENGTH));
-      out.set(head, 0);
-      const tail = d.final(); // throws unless the tag authenticates
-      out.set(tail, head.length);
-      return out;
-    } catch {
-      throw new SealError(what);
-    }
-  }
+  if (viaNode(sealed.length - SEAL_OVERHEAD)) return unsealSync(key.raw, sealed, aad, what);
   try {
     return new Uint8Array(
       await crypto.subtle.decrypt(
@@ -160,6 +140,38 @@ export async function unseal(
         copy(sealed.subarray(NONCE_LENGTH)),
       ),
     );
+  } catch {
+    throw new SealError(what);
+  }
+}
+
+/**
+ * {@linkcode unseal} through node:crypto, synchronously, under the 32 raw
+ * key bytes: for threads that open objects between other synchronous work
+ * (a restore's writer threads open each block before decompressing it).
+ */
+export function unsealSync(
+  rawKey: Uint8Array,
+  sealed: Uint8Array,
+  aad: Uint8Array,
+  what: string,
+): Uint8Array {
+  if (sealed.length < SEAL_OVERHEAD) throw new SealError(what);
+  try {
+    const d = nodeCrypto.createDecipheriv(
+      "aes-256-gcm",
+      rawKey,
+      sealed.subarray(0, NONCE_LENGTH),
+      { authTagLength: TAG_LENGTH },
+    );
+    d.setAAD(aad);
+    d.setAuthTag(sealed.subarray(sealed.length - TAG_LENGTH));
+    const out = new Uint8Array(sealed.length - SEAL_OVERHEAD);
+    const head = d.update(sealed.subarray(NONCE_LENGTH, sealed.length - TAG_LENGTH));
+    out.set(head, 0);
+    const tail = d.final(); // throws unless the tag authenticates
+    out.set(tail, head.length);
+    return out;
   } catch {
     throw new SealError(what);
   }

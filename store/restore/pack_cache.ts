@@ -81,7 +81,7 @@ export class PackCache {
 
   /**
    * Block `id` (at `loc`) of `what`, its stored bytes (a view: copy it to
-   * keep or transfer it). A pack that is missing or short is an
+   * keep or transfer it; in an encrypted repository still sealed). A pack that is missing or short is an
    * `IntegrityError` naming `what`.
    */
   async block(id: Uint8Array, loc: BlobLocation, what: string): Promise<StoredBlock> {
@@ -97,7 +97,7 @@ export class PackCache {
       this.#roomFor(size, tick));
     if (!whole) {
       const data = await this.#repo.loadPackRange(loc.packId, loc.offset, loc.storedLength, what);
-      return await this.#opened({ ...meta, data }, loc, what);
+      return this.#withKey({ ...meta, data });
     }
     if (pack === undefined) {
       pack = this.#repo.loadPackRange(loc.packId, 0, size, what);
@@ -110,19 +110,19 @@ export class PackCache {
     this.#used.set(loc.packIndex, tick);
     if (left <= 0) this.#drop(loc.packIndex); // its last needed block: readers hold the bytes
     const bytes = await pack;
-    return await this.#opened(
-      { ...meta, data: bytes.subarray(loc.offset, loc.offset + loc.storedLength) },
-      loc,
-      what,
-    );
+    return this.#withKey({
+      ...meta,
+      data: bytes.subarray(loc.offset, loc.offset + loc.storedLength),
+    });
   }
 
-  /** In an encrypted repository, `b` opened (and with the id key to check it); else `b`. */
-  async #opened(b: StoredBlock, loc: BlobLocation, what: string): Promise<StoredBlock> {
+  /**
+   * In an encrypted repository, `b` with the master key: the output opens it
+   * (stored_block.ts), on the writer threads when there are some.
+   */
+  #withKey(b: StoredBlock): StoredBlock {
     const crypto = this.#repo.crypto;
-    if (!crypto) return b;
-    const data = await this.#repo.openStored(b.id, loc, b.data, what);
-    return { ...b, data, idKey: crypto.key.idKey };
+    return crypto ? { ...b, masterKey: crypto.key.raw } : b;
   }
 
   /**

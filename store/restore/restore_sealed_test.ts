@@ -52,22 +52,27 @@ for (const workers of [0, 2]) {
   });
 }
 
-Deno.test("restore of an encrypted repository leaves out a file whose sealed block does not authenticate, and restores the others", async () => {
-  await using t = await tempDir();
-  const f = await fixture(t.dir);
-  const repo = await withPassphrase(() => Repository.open(f.store));
-  await damageFirstBlock(repo, f.manifest, "three", 20, 0x01);
-  const out = path.join(t.dir, "out");
-  const e = await withPassphrase(() => restore(f.store, out, { workers: 2 })).then(
-    () => null,
-    (e: unknown) => e,
-  );
-  assert.ok(e instanceof RestoreIncomplete, String(e));
-  assert.deepEqual(e.failed.map((x) => x.path), ["three"]);
-  assert.match(e.failed[0]!.message, /needed by three does not authenticate: it is damaged/);
-  assert.equal(fs.existsSync(path.join(out, "three")), false);
-  for (const name of ["one", "large"]) {
-    assert.ok(Buffer.compare(fs.readFileSync(path.join(out, name)), f.files.get(name)!) === 0);
-  }
-  assert.deepEqual(fs.readdirSync(out).sort(), ["large", "one"], "no temporary file is left");
-});
+for (const workers of [0, 2]) {
+  Deno.test(`restore of an encrypted repository leaves out a file whose sealed block does not authenticate, and restores the others (${workers} writer threads)`, async () => {
+    await using t = await tempDir();
+    const f = await fixture(t.dir);
+    const repo = await withPassphrase(() => Repository.open(f.store));
+    await damageFirstBlock(repo, f.manifest, "three", 20, 0x01);
+    const out = path.join(t.dir, "out");
+    const e = await withPassphrase(() => restore(f.store, out, { workers })).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    assert.ok(e instanceof RestoreIncomplete, String(e));
+    assert.deepEqual(e.failed.map((x) => x.path), ["three"]);
+    assert.match(
+      e.failed[0]!.message,
+      /needed by file three does not authenticate: it is damaged.*nothing was written/,
+    );
+    assert.equal(fs.existsSync(path.join(out, "three")), false);
+    for (const name of ["one", "large"]) {
+      assert.ok(Buffer.compare(fs.readFileSync(path.join(out, name)), f.files.get(name)!) === 0);
+    }
+    assert.deepEqual(fs.readdirSync(out).sort(), ["large", "one"], "no temporary file is left");
+  });
+}

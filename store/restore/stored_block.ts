@@ -1,14 +1,17 @@
 /**
- * A block of a restored file as read from its pack (still compressed), and
- * the one check every restore output makes before it writes a byte of it:
- * decompressed, it must hash to its id. Pure (no I/O), so it runs on the
- * writer threads of a directory restore as well as on the main thread.
+ * A block of a restored file as read from its pack (still compressed, and
+ * in an encrypted repository still sealed), and the one check every restore
+ * output makes before it writes a byte of it: opened (which authenticates
+ * it) and decompressed, it must hash to its id. Pure (no I/O), so it runs on
+ * the writer threads of a directory restore, which share the cost of
+ * opening and decompressing, as well as on the main thread.
  *
  * @module
  */
 import { decodeBlock } from "../../formats/codec.ts";
 import { equalBytes, toHex } from "../../formats/hash.ts";
-import { blockIdOf } from "../../formats/block_seal.ts";
+import { blockIdOf, openBlockSync } from "../../formats/block_seal.ts";
+import { AES_KEY_LENGTH } from "../../formats/seal.ts";
 import { IntegrityError } from "../errors.ts";
 
 /** A stored block of a file, as read from its pack. */
@@ -19,10 +22,14 @@ export interface StoredBlock {
   readonly pack: string;
   readonly codec: number;
   readonly rawLength: number;
-  /** The stored (compressed) bytes (in an encrypted repository: opened already). */
+  /** The stored (compressed) bytes (in an encrypted repository: sealed). */
   readonly data: Uint8Array;
-  /** An encrypted repository's id key: the id is then the HMAC of the plaintext. */
-  readonly idKey?: Uint8Array;
+  /**
+   * An encrypted repository's master key (64 bytes: seal key, then id key):
+   * `data` is then opened with the first half, and the id is the HMAC of the
+   * plaintext under the second.
+   */
+  readonly masterKey?: Uint8Array;
 }
 
 /**
@@ -36,18 +43,25 @@ export interface StoredBlock {
  * ```
  */
 export function decodeChecked(block: StoredBlock, rel: string): Uint8Array {
+  const key = block.masterKey;
+  const where = `block ${toHex(block.id)} in pack ${block.pack} needed by file ${rel}`;
+  const nothing = "nothing was written under that file's name";
+  let stored = block.data;
+  if (key) {
+    try {
+      stored = openBlockSync(key.subarray(0, AES_KEY_LENGTH), block.id, stored, where);
+    } catch (e) {
+      throw new IntegrityError(`${(e as Error).message}; ${nothing}`);
+    }
+  }
   let raw: Uint8Array;
   try {
-    raw = decodeBlock(block.codec, block.data, block.rawLength);
-    if (!equalBytes(blockIdOf(raw, block.idKey), block.id)) {
+    raw = decodeBlock(block.codec, stored, block.rawLength);
+    if (!equalBytes(blockIdOf(raw, key?.subarray(AES_KEY_LENGTH)), block.id)) {
       throw new SyntaxError("does not match its hash");
     }
   } catch (e) {
-    throw new IntegrityError(
-      `block ${toHex(block.id)} in pack ${block.pack} needed by file ${rel} is damaged (${
-        (e as Error).message
-      }); nothing was written under that file's name`,
-    );
+    throw new IntegrityError(`${where} is damaged (${(e as Error).message}); ${nothing}`);
   }
   return raw;
 }
