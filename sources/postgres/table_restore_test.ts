@@ -24,6 +24,11 @@ import type { FoundTable } from "./relation_map.ts";
 
 const bendsave = bendsaveAsPostgres;
 
+/** The arguments of `restore --from repo --to to --table table`, then `more`. */
+function restoreTable(repo: string, to: string, table: string, ...more: string[]): string[] {
+  return ["restore", "--from", repo, "--to", to, "--table", table, ...more];
+}
+
 async function ok(args: string[]): Promise<string> {
   const r = await bendsave(args);
   assert.equal(r.code, 0, `bendsave ${args.join(" ")}:\n${r.stderr}\n${r.stdout}`);
@@ -128,13 +133,9 @@ Deno.test({
     const target = pg.uri({ db: "shop" });
 
     // 1. One table to a new name in a new schema: the dry run, then the restore.
-    const one = [
-      "restore",
-      "--from",
+    const one = restoreTable(
       repo,
-      "--to",
       target,
-      "--table",
       "shop.billing.invoices",
       "--as-of",
       t1,
@@ -142,7 +143,7 @@ Deno.test({
       "recovered.invoices_t1",
       "--scratch-dir",
       scratch,
-    ];
+    );
     const dry = await ok(one);
     if (Deno.env.get("SHOW_DRY")) console.log(dry);
     assert.match(dry, /dry run: nothing was written/);
@@ -226,37 +227,29 @@ Deno.test({
     assert.ok(next >= 202 && next <= 240, String(next));
 
     // 4. Bad input.
-    const unknown = await bendsave([
-      "restore",
-      "--from",
+    const unknown = await bendsave(restoreTable(
       repo,
-      "--to",
       target,
-      "--table",
       "shop.billing.nope",
       "--scratch-dir",
       scratch,
-    ]);
+    ));
     assert.equal(unknown.code, 2, unknown.stderr);
     assert.match(unknown.stderr, /"shop\.billing\.nope" is not in backup \S+: name a table/);
     fs.writeFileSync(targets, "shop.x.a\n");
     const lengths = await bendsave([...many]);
     assert.equal(lengths.code, 2, lengths.stderr);
     assert.match(lengths.stderr, /--table-list names 2 table\(s\) and --restore-target-list 1/);
-    const unreachable = await bendsave([
-      "restore",
-      "--from",
+    const unreachable = await bendsave(restoreTable(
       repo,
-      "--to",
       `postgresql://postgres@/shop?host=${encodeURIComponent(pg.socketDir)}&port=1`,
-      "--table",
       "shop.billing.invoices",
       "--rename-to",
       "x.y",
       "--confirm",
       "--scratch-dir",
       scratch,
-    ]);
+    ));
     assert.equal(unreachable.code, 1, unreachable.stderr);
     assert.match(unreachable.stderr, /cannot connect to PostgreSQL/);
     assert.deepEqual(fs.readdirSync(scratch), [], "nothing written");
@@ -269,20 +262,16 @@ Deno.test({
     }).output();
     if (mount.success) {
       try {
-        const full = await bendsave([
-          "restore",
-          "--from",
+        const full = await bendsave(restoreTable(
           repo,
-          "--to",
           target,
-          "--table",
           "shop.billing.invoices",
           "--rename-to",
           "recovered.full",
           "--confirm",
           "--scratch-dir",
           tiny,
-        ]);
+        ));
         assert.equal(full.code, 1, full.stderr);
         assert.match(full.stderr, /ran out of space|No space left|ENOSPC/i);
         assert.deepEqual(fs.readdirSync(tiny), [], "the scratch directory is removed");
@@ -365,13 +354,9 @@ Deno.test({
     await pg.sql("TRUNCATE billing.invoices", { db: "shop" });
     await switchWal(pg);
 
-    const done = await ok([
-      "restore",
-      "--from",
+    const done = await ok(restoreTable(
       repo,
-      "--to",
       pg.uri({ db: "shop" }),
-      "--table",
       "shop.billing.invoices",
       "--rename-to",
       "billing.invoices_back",
@@ -380,7 +365,7 @@ Deno.test({
       "--scratch-dir",
       scratch,
       "--confirm",
-    ]);
+    ));
     assert.match(done, /rows {7}shop\.billing\.invoices_back: 300 \(checked\)/);
     assert.equal(await checksum(pg, "billing.invoices_back"), want);
     assert.equal(
@@ -388,17 +373,13 @@ Deno.test({
       await indexes(pg, "billing", "invoices"),
     );
 
-    const notHeld = await bendsave([
-      "restore",
-      "--from",
+    const notHeld = await bendsave(restoreTable(
       repo,
-      "--to",
       pg.uri({ db: "shop" }),
-      "--table",
       "shop.crm.customers",
       "--rename-to",
       "crm.customers_back",
-    ]);
+    ));
     assert.equal(notHeld.code, 2, notHeld.stderr);
     assert.match(notHeld.stderr, /holds only shop\.billing, not shop\.crm\.customers/);
     // A schema-level backup is never the start of a whole-cluster restore.
@@ -453,20 +434,16 @@ Deno.test({
     const live = await checksum(pg, "far");
     const before = fs.readdirSync(space, { recursive: true }).map(String).sort();
     await switchWal(pg);
-    const done = await ok([
-      "restore",
-      "--from",
+    const done = await ok(restoreTable(
       repo,
-      "--to",
       pg.uri({ db: "shop" }),
-      "--table",
       "shop.public.far",
       "--rename-to",
       "public.far_back",
       "--as-of",
       t,
       "--confirm",
-    ]);
+    ));
     assert.match(done, /rows {7}shop\.public\.far_back: 2000 \(checked\)/);
     assert.equal(await checksum(pg, "far_back"), want);
     assert.equal(await checksum(pg, "far"), live);
@@ -517,20 +494,16 @@ Deno.test({
     await new Promise((r) => setTimeout(r, 50));
     await pg.sql("DELETE FROM items WHERE id > 100", { db: "shop" });
     await switchWal(pg);
-    const args = [
-      "restore",
-      "--from",
+    const args = restoreTable(
       repo,
-      "--to",
       pg.uri({ db: "shop" }),
-      "--table",
       "shop.public.items",
       "--rename-to",
       "public.items_back",
       "--as-of",
       t,
       "--confirm",
-    ];
+    );
     // BENDSAVE_PASSWORD alone opens the repository here, but the scratch server could not.
     const refused = await bendsave(args, { BENDSAVE_PASSWORD: "table restore test passphrase" });
     assert.equal(refused.code, 2, refused.stderr);

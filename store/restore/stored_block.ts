@@ -11,7 +11,7 @@
 import { decodeBlock } from "../../formats/codec.ts";
 import { equalBytes, toHex } from "../../formats/hash.ts";
 import { blockIdOf, openBlockSync } from "../../formats/block_seal.ts";
-import { AES_KEY_LENGTH } from "../../formats/seal.ts";
+import { AES_KEY_LENGTH, SealError } from "../../formats/seal.ts";
 import { IntegrityError } from "../errors.ts";
 
 /** A stored block of a file, as read from its pack. */
@@ -44,14 +44,15 @@ export interface StoredBlock {
  */
 export function decodeChecked(block: StoredBlock, rel: string): Uint8Array {
   const key = block.masterKey;
-  const where = `block ${toHex(block.id)} in pack ${block.pack} needed by file ${rel}`;
+  // Built only for a message: not on the path of every good block.
+  const where = () => `block ${toHex(block.id)} in pack ${block.pack} needed by file ${rel}`;
   const nothing = "nothing was written under that file's name";
   let stored = block.data;
   if (key) {
     try {
-      stored = openBlockSync(key.subarray(0, AES_KEY_LENGTH), block.id, stored, where);
-    } catch (e) {
-      throw new IntegrityError(`${(e as Error).message}; ${nothing}`);
+      stored = openBlockSync(key.subarray(0, AES_KEY_LENGTH), block.id, stored, "");
+    } catch {
+      throw new IntegrityError(`${new SealError(where()).message}; ${nothing}`);
     }
   }
   let raw: Uint8Array;
@@ -61,7 +62,7 @@ export function decodeChecked(block: StoredBlock, rel: string): Uint8Array {
       throw new SyntaxError("does not match its hash");
     }
   } catch (e) {
-    throw new IntegrityError(`${where} is damaged (${(e as Error).message}); ${nothing}`);
+    throw new IntegrityError(`${where()} is damaged (${(e as Error).message}); ${nothing}`);
   }
   return raw;
 }
