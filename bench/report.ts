@@ -34,6 +34,8 @@ export interface StepResult {
   detail?: string;
   /** CPU seconds (user + system) of the tool and its descendants. */
   cpuSeconds?: number;
+  /** Peak resident set size in KiB (GNU time's maximum resident set size). */
+  peakRssKb?: number;
   /** Set when other processes or steal time competed with the tool during the step. */
   contended?: string;
   /** Each round's seconds, when several rounds were merged (`seconds` is their median). */
@@ -147,6 +149,42 @@ export function renderCpuTable(results: readonly ToolResult[]): string {
       }
       const cores = s.seconds > 0 ? s.cpuSeconds / s.seconds : 0;
       row.push(`${s.cpuSeconds.toFixed(2)} (${cores.toFixed(2)})`);
+    }
+    lines.push(`| ${row.join(" | ")} |`);
+  }
+  return lines.join("\n");
+}
+
+/**
+ * Renders the memory table: peak resident set size (MB, 10^6 bytes) of each
+ * tool per step, and bendsave's ÷ each peer's when both were measured.
+ */
+export function renderMemoryTable(results: readonly ToolResult[]): string {
+  const mb = (s: StepResult | undefined) =>
+    s?.status === "ok" && s.peakRssKb !== undefined ? s.peakRssKb * 1024 / 1e6 : undefined;
+  const base = results.find((r) => r.name === "bendsave");
+  const peers = results.filter((r) => r !== base);
+  const header = [
+    "step",
+    ...results.map((r) => `${r.name} peak RSS (MB)`),
+    ...(base ? peers.map((p) => `bendsave÷${p.name}`) : []),
+  ];
+  const lines = [
+    `| ${header.join(" | ")} |`,
+    `|${header.map((_, i) => (i === 0 ? "---" : "---:")).join("|")}|`,
+  ];
+  for (const step of STEPS) {
+    const row: string[] = [step.label];
+    for (const r of results) {
+      const v = mb(r.steps[step.id]);
+      row.push(v === undefined ? "—" : v.toFixed(0));
+    }
+    if (base) {
+      const b = mb(base.steps[step.id]);
+      for (const p of peers) {
+        const v = mb(p.steps[step.id]);
+        row.push(b === undefined || v === undefined || v === 0 ? "—" : (b / v).toFixed(2));
+      }
     }
     lines.push(`| ${row.join(" | ")} |`);
   }

@@ -39,6 +39,7 @@ import {
   renderContention,
   renderCpuTable,
   renderFailures,
+  renderMemoryTable,
   renderTable,
   type StepId,
   type StepResult,
@@ -236,7 +237,8 @@ async function step(
   const after = readCpuTimes();
   const contended = contention(r, before, after, quiet);
   if (r.ok) {
-    const cpu = r.cpuSeconds === undefined ? "" : `, ${r.cpuSeconds.toFixed(2)} CPU-s`;
+    const cpu = (r.cpuSeconds === undefined ? "" : `, ${r.cpuSeconds.toFixed(2)} CPU-s`) +
+      (r.peakRssKb === undefined ? "" : `, ${(r.peakRssKb * 1024 / 1e6).toFixed(0)} MB peak RSS`);
     log(
       `${tool.name}: ${label}: ${r.seconds.toFixed(2)} s${cpu}${
         contended ? ` (* ${contended})` : ""
@@ -244,6 +246,7 @@ async function step(
     );
     const result: StepResult = { status: "ok", seconds: r.seconds };
     if (r.cpuSeconds !== undefined) result.cpuSeconds = r.cpuSeconds;
+    if (r.peakRssKb !== undefined) result.peakRssKb = r.peakRssKb;
     if (contended) result.contended = contended;
     return result;
   }
@@ -426,6 +429,8 @@ export function mergeRounds(rounds: readonly ToolResult[][]): ToolResult[] {
         const result: StepResult = { status: "ok", seconds: median(seconds), samples: seconds };
         const cpu = defined.map((x) => x.cpuSeconds).filter((x) => x !== undefined);
         if (cpu.length === defined.length) result.cpuSeconds = median(cpu);
+        const rss = defined.map((x) => x.peakRssKb).filter((x) => x !== undefined);
+        if (rss.length === defined.length) result.peakRssKb = median(rss);
         const contended = defined
           .map((x, k) => (x.contended ? `round ${k + 1}: ${x.contended}` : ""))
           .filter((x) => x !== "");
@@ -657,6 +662,11 @@ async function render(options: BenchOptions, outcome: RoundOutcome): Promise<str
     "CPU seconds (user + system, all threads and child processes) and average cores used:",
     "",
     renderCpuTable(results),
+    "",
+    "Peak memory (maximum resident set size from `/usr/bin/time`, MB = 10^6 bytes; the " +
+    "median of the rounds) and bendsave÷peer:",
+    "",
+    renderMemoryTable(results),
     "",
     "Restore checks (file list and SHA-256 of every file against the source):",
     "",

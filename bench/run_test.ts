@@ -1,6 +1,6 @@
 import { deepStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
 import { mergeRounds, parseBenchArgs } from "./run.ts";
-import { renderTable, type StepResult, type ToolResult } from "./report.ts";
+import { renderMemoryTable, renderTable, type StepResult, type ToolResult } from "./report.ts";
 
 Deno.test("parseBenchArgs applies defaults and skips a leading --", () => {
   const options = parseBenchArgs(["--", "--size-mb", "100", "--only", "borg,restic", "--keep"]);
@@ -68,4 +68,33 @@ Deno.test("mergeRounds takes medians of successful rounds and keeps the first fa
   strictEqual(r.repoBytes, 20);
   deepStrictEqual(r.notes, ["n"]);
   ok(renderTable(merged).includes("| backup (first) | 2.00 (1.00–3.00) |"));
+});
+
+Deno.test("mergeRounds takes the median peak RSS, and renderMemoryTable shows MB and bendsave÷peer", () => {
+  const tool = (name: "bendsave" | "restic", kb: number, restoreKb?: number): ToolResult => ({
+    name,
+    version: "v",
+    steps: {
+      first: { status: "ok", seconds: 1, peakRssKb: kb },
+      restore: restoreKb === undefined
+        ? { status: "ok", seconds: 1 }
+        : { status: "ok", seconds: 1, peakRssKb: restoreKb },
+    },
+    notes: [],
+  });
+  const merged = mergeRounds([
+    [tool("bendsave", 400_000, 50_000), tool("restic", 100_000, 1)],
+    [tool("bendsave", 200_000, 70_000), tool("restic", 140_000)],
+    [tool("bendsave", 300_000, 60_000), tool("restic", 120_000, 3)],
+  ]);
+  strictEqual(merged[0]?.steps.first?.peakRssKb, 300_000);
+  strictEqual(merged[1]?.steps.first?.peakRssKb, 120_000);
+  strictEqual(merged[1]?.steps.restore?.peakRssKb, undefined, "a round without it: no median");
+  const table = renderMemoryTable(merged);
+  // 300,000 KiB = 307 MB, 120,000 KiB = 123 MB, ratio 2.50.
+  ok(table.includes("| backup (first) | 307 | 123 | 2.50 |"), table);
+  ok(table.includes("| restore latest into empty dir | 61 | — | — |"), table);
+  ok(
+    table.startsWith("| step | bendsave peak RSS (MB) | restic peak RSS (MB) | bendsave÷restic |"),
+  );
 });

@@ -46,6 +46,11 @@ export interface RunResult {
   error?: string;
   /** CPU seconds (user + system) of the command and its descendants, when measured. */
   cpuSeconds?: number;
+  /**
+   * Peak resident set size of the command in KiB (GNU time's `%M`, its
+   * largest process), when measured and /usr/bin/time is installed.
+   */
+  peakRssKb?: number;
 }
 
 /** Options of {@linkcode runTimed}. */
@@ -54,18 +59,26 @@ export interface RunOptions {
   signal?: AbortSignal;
   /**
    * Runs the command under `bash` to learn the CPU time (user + system) of
-   * the command and all its descendants, from bash's `times` builtin.
+   * the command and all its descendants, from bash's `times` builtin, and
+   * its peak resident set size from GNU time (when /usr/bin/time exists).
    */
   measureCpu?: boolean;
 }
 
 /**
  * Runs "$@" in the background so a TERM (time-out, Ctrl-C) reaches it, then
- * prints `times` (shell, then children: user and system) to stderr.
+ * prints `times` (shell, then children: user and system) to stderr. With
+ * /usr/bin/time installed the command runs under it, writing its peak RSS
+ * to the file `$BENCH_RSS_FILE`; a TERM then goes to the command too (GNU
+ * time would leave it running).
  */
 const CPU_WRAPPER = [
-  `trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid"; exit 143' TERM INT`,
-  `"$@" &`,
+  `trap 'kill -TERM $(cat /proc/"$pid"/task/*/children 2>/dev/null) "$pid" 2>/dev/null; wait "$pid"; exit 143' TERM INT`,
+  `if [ -x /usr/bin/time ] && [ -n "$BENCH_RSS_FILE" ]; then`,
+  `  /usr/bin/time -f %M -o "$BENCH_RSS_FILE" "$@" &`,
+  `else`,
+  `  "$@" &`,
+  `fi`,
   `pid=$!`,
   `wait "$pid"`,
   `rc=$?`,
@@ -82,6 +95,25 @@ function splitTimes(stderr: string): { stderr: string; cpu?: number } {
   const n = (i: number) => Number(m[i]);
   const cpu = n(5) * 60 + n(6) + n(7) * 60 + n(8);
   return { stderr: stderr.slice(0, m.index), cpu };
+}
+
+/**
+ * The peak RSS (KiB) GNU time wrote to `file` (its last line: after a
+ * killed command it writes a status line first), or undefined; removes it.
+ */
+export function readPeakRss(file: string): number | undefined {
+  let text = "";
+  try {
+    text = Deno.readTextFileSync(file);
+  } catch {
+    return undefined;
+  } finally {
+    try {
+      Deno.removeSync(file);
+    } catch { /* already gone */ }
+  }
+  const last = text.trim().split("\n").at(-1) ?? "";
+  return /^\d+$/.test(last) ? Number(last) : undefined;
 }
 
 /**
@@ -107,6 +139,7 @@ export async function runTimed(
   const args = options.measureCpu
     ? ["-c", CPU_WRAPPER, "bench", spec.cmd, ...spec.args]
     : spec.args;
+  const rssFile = options.measureCpu ? await Deno.makeTempFile({ prefix: "bench-rss-" }) : null;
   const start = performance.now();
   try {
     const commandOptions: Deno.CommandOptions = {
@@ -114,7 +147,7 @@ export async function runTimed(
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
-      env: { NO_COLOR: "1", ...spec.env },
+      env: { NO_COLOR: "1", ...spec.env, ...(rssFile ? { BENCH_RSS_FILE: rssFile } : {}) },
       signal,
     };
     if (spec.cwd !== undefined) commandOptions.cwd = spec.cwd;
@@ -135,8 +168,11 @@ export async function runTimed(
       timedOut,
     };
     if (split.cpu !== undefined) result.cpuSeconds = split.cpu;
+    const rss = rssFile ? readPeakRss(rssFile) : undefined;
+    if (rss !== undefined) result.peakRssKb = rss;
     return result;
   } catch (error) {
+    if (rssFile) readPeakRss(rssFile);
     const seconds = (performance.now() - start) / 1000;
     const timedOut = timeout.aborted;
     return {

@@ -3,6 +3,7 @@ import {
   BendsaveTool,
   BorgTool,
   ENCRYPTED_BENCH_PASSPHRASE,
+  readPeakRss,
   ResticTool,
   runTimed,
 } from "./tools.ts";
@@ -108,4 +109,70 @@ Deno.test("runTimed with CPU measurement keeps the exit code and kills on time-o
   const slow = await runTimed({ cmd: "sleep", args: ["20"] }, 300, { measureCpu: true });
   ok(!slow.ok && slow.timedOut);
   ok(performance.now() - start < 5_000);
+});
+
+const GNU_TIME = (() => {
+  try {
+    return Deno.statSync("/usr/bin/time").isFile;
+  } catch {
+    return false;
+  }
+})();
+
+Deno.test("runTimed measures a command's peak RSS under /usr/bin/time, and none without it", async () => {
+  // A Deno process that touches 150 MB: its peak RSS is above that, and far below 2 GB.
+  const r = await runTimed(
+    {
+      cmd: Deno.execPath(),
+      args: ["eval", "new Uint8Array(150e6).fill(1); console.error('filled')"],
+    },
+    60_000,
+    { measureCpu: true },
+  );
+  ok(r.ok, r.stderr);
+  strictEqual(r.stderr, "filled\n");
+  if (GNU_TIME) {
+    ok(r.peakRssKb !== undefined, "no peak RSS although /usr/bin/time exists");
+    ok(r.peakRssKb * 1024 > 150e6 && r.peakRssKb * 1024 < 2e9, `peak ${r.peakRssKb} KiB`);
+  } else {
+    strictEqual(r.peakRssKb, undefined);
+  }
+  const left = [...Deno.readDirSync(Deno.env.get("TMPDIR") ?? "/tmp")]
+    .filter((e) => e.name.startsWith("bench-rss-"));
+  deepStrictEqual(left, [], "the RSS file is removed");
+});
+
+Deno.test("runTimed's time-out kills the command, not only GNU time", async () => {
+  const marker = `${20 + Math.floor(Math.random() * 1000) / 1000}`;
+  const start = performance.now();
+  const slow = await runTimed({ cmd: "sleep", args: [marker] }, 300, { measureCpu: true });
+  ok(!slow.ok && slow.timedOut);
+  // A command left running keeps the output pipes open: runTimed would wait for it.
+  ok(performance.now() - start < 5_000, `returned after ${performance.now() - start} ms`);
+  await new Promise((r) => setTimeout(r, 200));
+  const alive = [...Deno.readDirSync("/proc")].filter((e) => /^\d+$/.test(e.name)).some((e) => {
+    try {
+      return Deno.readTextFileSync(`/proc/${e.name}/cmdline`) === `sleep\0${marker}\0`;
+    } catch {
+      return false;
+    }
+  });
+  strictEqual(alive, false, `sleep ${marker} still runs after the time-out`);
+});
+
+Deno.test("readPeakRss reads GNU time's last line and removes the file", () => {
+  const ok1 = Deno.makeTempFileSync();
+  Deno.writeTextFileSync(ok1, "Command exited with non-zero status 3\n123456\n");
+  strictEqual(readPeakRss(ok1), 123456);
+  let gone = false;
+  try {
+    Deno.statSync(ok1);
+  } catch {
+    gone = true;
+  }
+  ok(gone, "file removed");
+  const bad = Deno.makeTempFileSync();
+  Deno.writeTextFileSync(bad, "Command terminated by signal 15\n");
+  strictEqual(readPeakRss(bad), undefined);
+  strictEqual(readPeakRss(bad), undefined); // already removed: still no throw
 });
