@@ -100,6 +100,33 @@ export function encodeBlockAsync(raw: Uint8Array, options: CompressionOptions): 
   );
 }
 
+/** This thread's output buffer of {@linkcode decodeBlockTransient}. */
+let transient = new Uint8Array(0);
+
+/**
+ * {@linkcode decodeBlock} into one buffer this thread reuses: the result is
+ * valid only until the next call (for content that is hashed and dropped,
+ * as `verify --read-data` does with every block). A zstd block of a pack
+ * then leaves no garbage behind, where a new buffer per block piled up
+ * between collections.
+ */
+export function decodeBlockTransient(
+  codec: number,
+  data: Uint8Array,
+  rawLength: number,
+): Uint8Array {
+  if (codec !== Codec.zstd) return decodeBlock(codec, data, rawLength);
+  if (transient.length <= rawLength) {
+    transient = new Uint8Array(Math.max(rawLength + 1, 1 << 20));
+  }
+  try {
+    return zstdDecompress(data, rawLength, transient);
+  } catch (e) {
+    if (e instanceof SyntaxError) throw e;
+    throw new SyntaxError(`block does not decompress (${(e as Error).message})`);
+  }
+}
+
 /**
  * Decompresses one stored block. Throws SyntaxError when the bytes cannot be
  * decoded or do not decode to `rawLength` bytes.

@@ -4,6 +4,7 @@ import {
   type CompressionName,
   type CompressionOptions,
   decodeBlock,
+  decodeBlockTransient,
   DEFAULT_COMPRESSION,
   encodeBlock,
   MIN_COMPRESS_SIZE,
@@ -185,4 +186,34 @@ Deno.test("decodeBlock of zstd decodes the first frame and ignores empty frames 
   );
   const skippable = new Uint8Array([0x50, 0x2a, 0x4d, 0x18, 1, 0, 0, 0, 7]);
   assert.throws(() => decodeBlock(Codec.zstd, join(skippable, frame), raw.length), SyntaxError);
+});
+
+Deno.test("decodeBlockTransient decodes as decodeBlock does, into one reused buffer", () => {
+  const a = textBytes(5000);
+  const b = textBytes(3000).map((x) => x ^ 1);
+  const ea = encodeBlock(a, options("zstd"));
+  const eb = encodeBlock(b, options("zstd"));
+  assert.equal(ea.codec, Codec.zstd);
+  const ra = decodeBlockTransient(ea.codec, ea.data, a.length);
+  assert.deepEqual(ra, decodeBlock(ea.codec, ea.data, a.length));
+  const rb = decodeBlockTransient(eb.codec, eb.data, b.length);
+  assert.deepEqual(rb, b);
+  // The same memory: the first result is valid only until the next call.
+  assert.equal(ra.buffer, rb.buffer);
+  assert.notDeepEqual(ra.subarray(0, 16), a.subarray(0, 16));
+  // A block larger than the buffer so far gets a larger one, and decodes right.
+  const big = textBytes(3 << 20);
+  const eg = encodeBlock(big, options("zstd"));
+  assert.deepEqual(decodeBlockTransient(eg.codec, eg.data, big.length), big);
+  // Every codec, and damage reported as decodeBlock reports it.
+  for (const name of CODECS) {
+    const e = encodeBlock(a, options(name));
+    assert.deepEqual(decodeBlockTransient(e.codec, e.data, a.length), a, name);
+    assert.throws(() => decodeBlockTransient(e.codec, e.data, a.length + 1), SyntaxError, name);
+  }
+  assert.throws(() => decodeBlockTransient(Codec.zstd, randomBytes(100, 5), 1000), SyntaxError);
+  assert.throws(
+    () => decodeBlockTransient(ea.codec, ea.data.subarray(0, ea.data.length >> 1), a.length),
+    SyntaxError,
+  );
 });

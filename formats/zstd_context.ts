@@ -158,10 +158,16 @@ export function zstdCompress(raw: Uint8Array, level: number): Uint8Array {
 }
 
 /**
- * Decompresses one zstd frame that must hold exactly `rawLength` bytes.
- * Throws SyntaxError when it does not decode, or decodes to another length.
+ * Decompresses one zstd frame that must hold exactly `rawLength` bytes,
+ * into `into` when it has room for `rawLength + 1` bytes (the result is then
+ * a view of it). Throws SyntaxError when it does not decode, or decodes to
+ * another length.
  */
-export function zstdDecompress(data: Uint8Array, rawLength: number): Uint8Array {
+export function zstdDecompress(
+  data: Uint8Array,
+  rawLength: number,
+  into?: Uint8Array,
+): Uint8Array {
   // A block's bytes start with its frame (FORMAT.md section 7): not with a skippable frame,
   // which some decoders would step over.
   if (data[0] !== 0x28 || data[1] !== 0xb5 || data[2] !== 0x2f || data[3] !== 0xfd) {
@@ -172,7 +178,9 @@ export function zstdDecompress(data: Uint8Array, rawLength: number): Uint8Array 
     if (decompressor === null) reusable = false;
   }
   // One byte more than expected, so that a longer frame shows as a full buffer.
-  const out = new Uint8Array(rawLength + 1);
+  const out = into && into.length > rawLength
+    ? into.subarray(0, rawLength + 1)
+    : new Uint8Array(rawLength + 1);
   if (decompressor !== null) {
     const r = run(decompressor, data, out);
     if (r === null) {

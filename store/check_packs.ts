@@ -1,7 +1,8 @@
 /**
  * Checks packs for `verify --read-data` on the worker pool (`verify.pack`
- * jobs, one thread per core, or in-process when threads cannot start). At
- * most two packs per lane are in flight, so memory stays at a few packs.
+ * jobs, one thread per core, or in-process when threads cannot start). Each
+ * lane checks one pack while its loader reads the next, so memory holds two
+ * packs per lane; a checked pack's buffer is freed at once (worker_jobs.ts).
  *
  * @module
  */
@@ -31,6 +32,9 @@ export async function checkPacks(
   const pool = await WorkerPool.start(ENGINE_JOBS, {
     workers: Math.min(options.workers ?? availableParallelism(), names.length),
     name: "verify",
+    // One pack checked per lane while the next loads: a second in flight held 35 MB more per
+    // lane and read no faster (bench/RESULTS.md, "verify's memory").
+    inFlight: 1,
     fallback: "checking packs on the main thread",
     ...(options.onWarning ? { onWarning: options.onWarning } : {}),
   });
@@ -55,6 +59,7 @@ export async function checkPacks(
           bytes,
           keepTrees,
           ...(mk ? { masterKey: mk } : {}),
+          transferred: pool.threaded,
         }, {
           lane,
           ...(pool.threaded ? { transfer: [bytes.buffer as ArrayBuffer] } : {}),

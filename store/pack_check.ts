@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { decodeBlock } from "../formats/codec.ts";
+import { decodeBlockTransient } from "../formats/codec.ts";
 import { equalBytes, sha256, toHex } from "../formats/hash.ts";
 import { BlobKind, type PackEntry, parsePack } from "../formats/pack.ts";
 import { RepoCrypto } from "./repo_crypto.ts";
@@ -58,7 +58,8 @@ export async function checkPack(
     try {
       let stored = bytes.subarray(e.offset, e.offset + e.storedLength);
       if (crypto) stored = await crypto.openBlock(e.id, stored, "it");
-      const raw = decodeBlock(e.codec, stored, e.rawLength);
+      // Hashed, then dropped (trees are copied): no buffer per block.
+      const raw = decodeBlockTransient(e.codec, stored, e.rawLength);
       if (!equalBytes(crypto ? crypto.blockId(raw) : sha256(raw), e.id)) {
         throw new SyntaxError(`content does not match its ${crypto ? "id" : "hash"}`);
       }

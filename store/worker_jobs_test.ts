@@ -49,6 +49,23 @@ for (const workers of [0, 1]) {
 
         const check = await pool.run("verify.pack", { name: "00".repeat(32), bytes });
         assert.equal(check.nameMatches, false);
+        // A pack transferred to the job is freed once checked (detached), not left to a
+        // collection; one that was not transferred, or a view of a larger buffer, is left alone.
+        const own = bytes.slice();
+        const ownCheck = await pool.run("verify.pack", {
+          name: toHex(sha256(own)),
+          bytes: own,
+          transferred: true,
+        }, pool.threaded ? { transfer: [own.buffer] } : {});
+        assert.equal(ownCheck.nameMatches, true);
+        assert.equal(own.buffer.byteLength, 0, "the pack's buffer is released");
+        const kept = bytes.slice();
+        await pool.run("verify.pack", { name: "00".repeat(32), bytes: kept });
+        assert.equal(kept.byteLength, bytes.length, "not transferred: not released");
+        const wide = new Uint8Array(200_000);
+        const view = wide.subarray(1000, 101_000);
+        await pool.run("verify.pack", { name: "00".repeat(32), bytes: view, transferred: true });
+        assert.equal(wide.byteLength, 200_000, "a view of a larger buffer is not released");
       } finally {
         await pool.close();
         fs.rmSync(dir, { recursive: true, force: true });
