@@ -199,7 +199,19 @@ export const restoreWrite: JobKind<WriteOp[], WriteReport> = {
   create() {
     const writer = new FileWriter();
     return {
-      run: (ops) => writer.apply(ops),
+      run: async (ops) => {
+        try {
+          return await writer.apply(ops);
+        } finally {
+          // Each block's bytes are a copy of their own, made for this job (dir_output.ts) and
+          // written by now: freed at once, not when a collection finds them.
+          for (const op of ops) {
+            if (op.op === "blocks" || op.op === "run") {
+              for (const b of op.blocks) releaseBuffer(b.data);
+            }
+          }
+        }
+      },
       close: () => writer.abort(),
     };
   },

@@ -189,3 +189,35 @@ Deno.test("joinBlocks moves a part's block ids and data into two buffers, bytes 
   );
   assert.deepEqual(joinBlocks([{ job: 4, blocks: [], done: true, bytesRead: 0 }]), []);
 });
+
+Deno.test("ENGINE_JOBS restore.write frees each block's bytes once written, and the file is whole (in-process)", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "worker-jobs-write-"));
+  const pool = await WorkerPool.start(ENGINE_JOBS, { workers: 0 });
+  try {
+    const parts = [new Uint8Array(5000).fill(7), new Uint8Array(3000).fill(9)];
+    const blocks = parts.map((raw) => ({
+      id: sha256(raw),
+      pack: "00".repeat(32),
+      codec: Codec.raw,
+      rawLength: raw.length,
+      data: raw.slice(), // a copy of its own, as dir_output.ts makes for the writer
+    }));
+    const final = path.join(dir, "f");
+    const report = await pool.run("restore.write", [
+      { op: "begin", file: 0, final, rel: "f" },
+      { op: "blocks", file: 0, blocks },
+      { op: "end", file: 0, size: 8000, mode: 0o644, mtimeMs: 1_700_000_000_000 },
+    ]);
+    assert.deepEqual(report.failed, []);
+    assert.deepEqual(
+      new Uint8Array(fs.readFileSync(final)),
+      new Uint8Array([...parts[0]!, ...parts[1]!]),
+    );
+    for (const b of blocks) {
+      assert.equal(b.data.buffer.byteLength, 0, "a written block's bytes are freed");
+    }
+  } finally {
+    await pool.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -153,10 +153,13 @@ export class WriteFailure extends Error {
   }
 }
 
-/** The plaintext of `b`, checked; a damaged block is a {@linkcode WriteFailure} of that file. */
+/**
+ * The plaintext of `b`, checked; a damaged block is a {@linkcode WriteFailure} of that file.
+ * Valid until the next call: every caller writes it (synchronously) before it asks again.
+ */
 function checked(b: StoredBlock, rel: string): Uint8Array {
   try {
-    return decodeChecked(b, rel);
+    return decodeChecked(b, rel, { transient: true });
   } catch (e) {
     if (!(e instanceof IntegrityError)) throw e;
     throw new WriteFailure({ kind: "integrity", message: e.message });

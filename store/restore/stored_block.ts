@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { decodeBlock } from "../../formats/codec.ts";
+import { decodeBlock, decodeBlockTransient } from "../../formats/codec.ts";
 import { equalBytes, toHex } from "../../formats/hash.ts";
 import { blockIdOf, openBlockSync } from "../../formats/block_seal.ts";
 import { AES_KEY_LENGTH, SealError } from "../../formats/seal.ts";
@@ -35,14 +35,20 @@ export interface StoredBlock {
 /**
  * The plaintext of `block`, a block of file `rel`, checked against its id;
  * an {@linkcode IntegrityError} naming the block, its pack and the file when
- * it cannot be decoded or does not match.
+ * it cannot be decoded or does not match. With `transient` the result is
+ * valid only until the next call on this thread (a writer that writes it at
+ * once: no buffer per block).
  *
  * @example
  * ```ts ignore
  * const raw = decodeChecked(block, "db/big.parquet");
  * ```
  */
-export function decodeChecked(block: StoredBlock, rel: string): Uint8Array {
+export function decodeChecked(
+  block: StoredBlock,
+  rel: string,
+  options: { transient?: boolean } = {},
+): Uint8Array {
   const key = block.masterKey;
   // Built only for a message: not on the path of every good block.
   const where = () => `block ${toHex(block.id)} in pack ${block.pack} needed by file ${rel}`;
@@ -57,7 +63,9 @@ export function decodeChecked(block: StoredBlock, rel: string): Uint8Array {
   }
   let raw: Uint8Array;
   try {
-    raw = decodeBlock(block.codec, stored, block.rawLength);
+    raw = options.transient
+      ? decodeBlockTransient(block.codec, stored, block.rawLength)
+      : decodeBlock(block.codec, stored, block.rawLength);
     if (!equalBytes(blockIdOf(raw, key?.subarray(AES_KEY_LENGTH)), block.id)) {
       throw new SyntaxError("does not match its hash");
     }
