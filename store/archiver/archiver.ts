@@ -599,13 +599,16 @@ class Archiver<D> {
             `internal error: block ${toHex(b.id)} of ${read?.where ?? "a file"} has no data`,
           );
         }
-        if (read && r.error === undefined) {
+        // Asked again after the add's await: meanwhile the object may have been found
+        // changed and its attempt given up (#readRanged), and the blocks of that attempt
+        // must not join the list the next attempt fills.
+        if (read && r.error === undefined && this.#reads.get(r.job) === read) {
           (read.section ? read.section.of.blocks[read.section.index]! : read.node.blocks).push(
             keepId(read.frame, b.id),
           );
         }
       }
-      if (!read) continue;
+      if (!read || this.#reads.get(r.job) !== read) continue;
       if (r.error !== undefined) {
         await this.#readFailed(r.job, r.error, { code: r.errorCode });
         continue;
