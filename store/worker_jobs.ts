@@ -20,6 +20,7 @@ import {
 } from "./archiver/file_blocks.ts";
 import { keyedId } from "../formats/master_key.ts";
 import { sealBlock } from "../formats/block_seal.ts";
+import { freeWhole } from "./free_buffer.ts";
 import { FileWriter, type WriteOp, type WriteReport } from "./restore/file_writer.ts";
 import type { PackCheck } from "./pack_check.ts";
 import type { JobKind, WorkerPool } from "./worker_pool.ts";
@@ -155,7 +156,8 @@ export const backupChunk: JobKind<ChunkPiece, void, FileResult[]> = {
  * the results: the receiver gets two buffers per part rather than two per
  * block (small files make tens of thousands of blocks a second, and every
  * small buffer costs its thread a backing store until a full collection;
- * the pack writer copies the data out, the archiver the ids).
+ * the pack writer copies the data out, the archiver the ids). The blocks'
+ * own buffers are freed: nothing but the results may hold them.
  */
 export function joinBlocks(results: FileResult[]): ArrayBuffer[] {
   let count = 0;
@@ -169,6 +171,9 @@ export function joinBlocks(results: FileResult[]): ArrayBuffer[] {
   if (count === 0) return [];
   const ids = new Uint8Array(count * ID_LENGTH);
   const data = new Uint8Array(total);
+  // Each block's own buffer (the encoder's, or the sealed copy) is dead once copied: freed
+  // after the loop, not when a collection finds it.
+  const copied: Uint8Array[] = [];
   let at = 0;
   let pos = 0;
   for (const r of results) {
@@ -182,10 +187,12 @@ export function joinBlocks(results: FileResult[]): ArrayBuffer[] {
         continue;
       }
       data.set(b.data, pos);
+      copied.push(b.data);
       r.blocks[i] = { ...b, id, data: data.subarray(pos, pos + b.data.length) };
       pos += b.data.length;
     }
   }
+  for (const d of copied) freeWhole(d);
   return total > 0 ? [ids.buffer, data.buffer] : [ids.buffer];
 }
 
@@ -207,7 +214,7 @@ export const restoreWrite: JobKind<WriteOp[], WriteReport> = {
           // written by now: freed at once, not when a collection finds them.
           for (const op of ops) {
             if (op.op === "blocks" || op.op === "run") {
-              for (const b of op.blocks) releaseBuffer(b.data);
+              for (const b of op.blocks) freeWhole(b.data);
             }
           }
         }
@@ -243,26 +250,12 @@ export const verifyPack: JobKind<
         try {
           return await m.checkPack(name, bytes, keepTrees === true, masterKey);
         } finally {
-          if (transferred === true) releaseBuffer(bytes);
+          if (transferred === true) freeWhole(bytes);
         }
       },
     };
   },
 };
-
-/**
- * Frees the memory of `bytes` now, when it is a whole buffer (a pack
- * transferred to this job), rather than when a collection finds it: a
- * checked pack is 32 MiB, and several piled up between collections. The
- * buffer is detached (zero bytes) afterwards. `transfer(0)` is ES2024.
- */
-function releaseBuffer(bytes: Uint8Array): void {
-  const b = bytes.buffer;
-  if (!(b instanceof ArrayBuffer) || bytes.byteOffset !== 0 || bytes.byteLength !== b.byteLength) {
-    return;
-  }
-  (b as ArrayBuffer & { transfer?: (length: number) => ArrayBuffer }).transfer?.(0);
-}
 
 /** A block hashed and compressed by `wal.encode`. */
 export interface EncodedBlock {

@@ -172,7 +172,10 @@ Deno.test("joinBlocks moves a part's block ids and data into two buffers, bytes 
   const before = results.map((r) =>
     r.blocks.map((b) => [toHex(b.id), b.data ? [...b.data] : null])
   );
+  const own = results.flatMap((r) => r.blocks.flatMap((b) => (b.data ? [b.data] : [])));
   const transfer = joinBlocks(results);
+  // The blocks' own buffers are freed once copied (detached), not left to a collection.
+  assert.deepEqual(own.map((d) => d.buffer.byteLength), [0, 0]);
   assert.equal(transfer.length, 2, "one buffer of ids, one of data");
   const [ids, data] = transfer as [ArrayBuffer, ArrayBuffer];
   assert.equal(ids.byteLength, 3 * 32);

@@ -17,6 +17,7 @@ import type { FileJob, FileResult, ReaderSettings } from "./file_blocks.ts";
 import { type BackupContext, parentNodes, storeTree, warn } from "../backup/_context.ts";
 import { checkpoint, throwIfCancelled } from "../cancel.ts";
 import { displayPath } from "../_byte_path.ts";
+import { freeBuffer } from "../free_buffer.ts";
 import { BlobKind } from "../../formats/pack.ts";
 import { ID_LENGTH, toHex } from "../../formats/hash.ts";
 import { nameKey, NodeType, type TreeNode } from "../../formats/tree.ts";
@@ -578,8 +579,27 @@ class Archiver<D> {
     }
   }
 
-  /** Handles results from the reader threads (one call at a time, across the pool). */
+  /**
+   * Handles results from the reader threads (one call at a time, across the
+   * pool), then frees the part's buffers (worker_jobs.ts `joinBlocks`): the
+   * pack writer copied the data, the directories the ids.
+   */
   async #results(results: FileResult[]): Promise<void> {
+    try {
+      await this.#takeResults(results);
+    } finally {
+      const buffers = new Set<ArrayBufferLike>();
+      for (const r of results) {
+        for (const b of r.blocks) {
+          buffers.add(b.id.buffer);
+          if (b.data) buffers.add(b.data.buffer);
+        }
+      }
+      for (const b of buffers) freeBuffer(b);
+    }
+  }
+
+  async #takeResults(results: FileResult[]): Promise<void> {
     const ctx = this.#ctx;
     for (const r of results) {
       await checkpoint(ctx.signal, "backup");
