@@ -109,10 +109,7 @@ export function renderTable(results: readonly ToolResult[]): string {
     ...results.map((r) => `${r.name} (s)`),
     ...peers.map((p) => `bendsave÷${p.name}`),
   ];
-  const lines = [
-    `| ${header.join(" | ")} |`,
-    `|${header.map((_, i) => (i === 0 ? "---" : "---:")).join("|")}|`,
-  ];
+  const lines = headLines(header);
   for (const step of STEPS) {
     const row = [step.label, ...results.map((r) => cell(r.steps[step.id]))];
     for (const peer of peers) {
@@ -129,16 +126,21 @@ export function renderTable(results: readonly ToolResult[]): string {
   return lines.join("\n");
 }
 
+/** A markdown table's head: the names, then the step column left-aligned and the others right. */
+function headLines(header: readonly string[]): string[] {
+  return [
+    `| ${header.join(" | ")} |`,
+    `|${header.map((_, i) => (i === 0 ? "---" : "---:")).join("|")}|`,
+  ];
+}
+
 /**
  * Renders the CPU table: CPU seconds (user + system, all threads and child
  * processes) of each tool per step, and CPU÷wall, the average cores it kept busy.
  */
 export function renderCpuTable(results: readonly ToolResult[]): string {
   const header = ["step", ...results.map((r) => `${r.name} CPU s (cores)`)];
-  const lines = [
-    `| ${header.join(" | ")} |`,
-    `|${header.map((_, i) => (i === 0 ? "---" : "---:")).join("|")}|`,
-  ];
+  const lines = headLines(header);
   for (const step of STEPS) {
     const row: string[] = [step.label];
     for (const r of results) {
@@ -169,10 +171,7 @@ export function renderMemoryTable(results: readonly ToolResult[]): string {
     ...results.map((r) => `${r.name} peak RSS (MB)`),
     ...(base ? peers.map((p) => `bendsave÷${p.name}`) : []),
   ];
-  const lines = [
-    `| ${header.join(" | ")} |`,
-    `|${header.map((_, i) => (i === 0 ? "---" : "---:")).join("|")}|`,
-  ];
+  const lines = headLines(header);
   for (const step of STEPS) {
     const row: string[] = [step.label];
     for (const r of results) {

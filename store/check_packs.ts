@@ -33,7 +33,7 @@ export async function checkPacks(
     workers: Math.min(options.workers ?? availableParallelism(), names.length),
     name: "verify",
     // One pack checked per lane while the next loads: a second in flight held 35 MB more per
-    // lane and read no faster (bench/RESULTS.md, "verify's memory").
+    // lane and read no faster (bench/RESULTS.md, "Fifth session of 2026-12-02").
     inFlight: 1,
     fallback: "checking packs on the main thread",
     ...(options.onWarning ? { onWarning: options.onWarning } : {}),

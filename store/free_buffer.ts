@@ -3,9 +3,9 @@
  * collection finds it. The engine's threads pass packs (32 MiB) and parts of
  * files (16 MiB) between them, and blocks by the ten thousand; the runtimes
  * collect a buffer's memory only with the object that owns it, so between
- * collections the dead ones piled up to several times the live memory (bench/RESULTS.md,
- * "What the threads' dead buffers cost"). Only for a buffer nothing else
- * can reach: after the call it is detached (zero bytes long).
+ * collections the dead ones piled up to several times the live memory
+ * (bench/RESULTS.md, "Fifth session of 2026-12-02"). Only for a buffer
+ * nothing else can reach: after the call it is detached (zero bytes long).
  * `ArrayBuffer.prototype.transfer(0)` is ES2024 (V8 and JavaScriptCore).
  *
  * @module
