@@ -157,13 +157,18 @@ export function renderCpuTable(results: readonly ToolResult[]): string {
   return lines.join("\n");
 }
 
+/** A peak RSS of `kb` KiB (GNU time's unit) in MB of 10^6 bytes, as the reports print it. */
+export function rssMB(kb: number): number {
+  return kb * 1024 / 1e6;
+}
+
 /**
  * Renders the memory table: peak resident set size (MB, 10^6 bytes) of each
  * tool per step, and bendsave's ÷ each peer's when both were measured.
  */
 export function renderMemoryTable(results: readonly ToolResult[]): string {
   const mb = (s: StepResult | undefined) =>
-    s?.status === "ok" && s.peakRssKb !== undefined ? s.peakRssKb * 1024 / 1e6 : undefined;
+    s?.status === "ok" && s.peakRssKb !== undefined ? rssMB(s.peakRssKb) : undefined;
   const base = results.find((r) => r.name === "bendsave");
   const peers = results.filter((r) => r !== base);
   const header = [

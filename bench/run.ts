@@ -41,6 +41,7 @@ import {
   renderFailures,
   renderMemoryTable,
   renderTable,
+  rssMB,
   type StepId,
   type StepResult,
   STEPS,
@@ -238,7 +239,7 @@ async function step(
   const contended = contention(r, before, after, quiet);
   if (r.ok) {
     const cpu = (r.cpuSeconds === undefined ? "" : `, ${r.cpuSeconds.toFixed(2)} CPU-s`) +
-      (r.peakRssKb === undefined ? "" : `, ${(r.peakRssKb * 1024 / 1e6).toFixed(0)} MB peak RSS`);
+      (r.peakRssKb === undefined ? "" : `, ${rssMB(r.peakRssKb).toFixed(0)} MB peak RSS`);
     log(
       `${tool.name}: ${label}: ${r.seconds.toFixed(2)} s${cpu}${
         contended ? ` (* ${contended})` : ""

@@ -115,23 +115,24 @@ export function decodeBlockTransient(
   data: Uint8Array,
   rawLength: number,
 ): Uint8Array {
-  if (codec !== Codec.zstd) return decodeBlock(codec, data, rawLength);
-  if (transient.length <= rawLength) {
+  if (codec === Codec.zstd && transient.length <= rawLength) {
     transient = new Uint8Array(Math.max(rawLength + 1, 1 << 20));
   }
-  try {
-    return zstdDecompress(data, rawLength, transient);
-  } catch (e) {
-    if (e instanceof SyntaxError) throw e;
-    throw new SyntaxError(`block does not decompress (${(e as Error).message})`);
-  }
+  return decodeBlock(codec, data, rawLength, transient);
 }
 
 /**
  * Decompresses one stored block. Throws SyntaxError when the bytes cannot be
- * decoded or do not decode to `rawLength` bytes.
+ * decoded or do not decode to `rawLength` bytes. A zstd block decodes into
+ * `into` when it has room for `rawLength + 1` bytes (the result is then a
+ * view of it).
  */
-export function decodeBlock(codec: number, data: Uint8Array, rawLength: number): Uint8Array {
+export function decodeBlock(
+  codec: number,
+  data: Uint8Array,
+  rawLength: number,
+  into?: Uint8Array,
+): Uint8Array {
   let out: Uint8Array;
   try {
     switch (codec) {
@@ -139,7 +140,7 @@ export function decodeBlock(codec: number, data: Uint8Array, rawLength: number):
         out = data;
         break;
       case Codec.zstd:
-        return zstdDecompress(data, rawLength);
+        return zstdDecompress(data, rawLength, into);
       case Codec.deflate:
         // One spare byte: fflate silently drops output past the end of `out`
         // and returns `out` whole for empty input, so only a longer buffer
